@@ -1,0 +1,82 @@
+"""Glue shared by the commands: opening the repository, running a job, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import click
+import structlog
+
+from engine.cli.output import configure_logging
+from engine.cli.render import Renderer
+from engine.models import JobCounts, TaskStatus
+from engine.retry import RetryPolicy
+from engine.s3.client import ClientSettings
+from engine.spec import JobSpec
+from engine.store.repo import JobRecord, Repository
+from engine.worker import RunSettings, Worker, stop_on_signals
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CANNOT_START = 3
+EXIT_INTERRUPTED = 130
+
+log = structlog.get_logger("bulkcopy")
+
+
+def setup(log_format: str, verbose: int, quiet: bool) -> None:
+    configure_logging(log_format, verbose, quiet)
+
+
+def open_repo(db: str | None) -> Repository:
+    repo = Repository(db)
+    structlog.contextvars.bind_contextvars()
+    return repo
+
+
+def client_overrides(spec: JobSpec, **opts: Any) -> ClientSettings:
+    return spec.client.merged(
+        endpoint_url=opts.get("endpoint_url"),
+        region=opts.get("region"),
+        profile=opts.get("profile"),
+        addressing_style=opts.get("addressing_style"),
+    )
+
+
+def exit_code(counts: JobCounts) -> int:
+    """0 when every task succeeded, 130 when some never ran, 1 when some failed."""
+    if counts.remaining:
+        return EXIT_INTERRUPTED
+    if counts.get(TaskStatus.FAILED):
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:
+    """Run ``job`` in this process with the CLI's run options; return the exit code."""
+    spec = JobSpec.from_dict(job.spec)
+    settings = RunSettings(
+        concurrency=opts["concurrency"],
+        retry=RetryPolicy(max_attempts=opts["max_attempts"]),
+        preflight=not opts["no_preflight"],
+    )
+    client = client_overrides(spec, **opts).merged(
+        max_pool_connections=max(10, opts["concurrency"])
+    )
+
+    async def go() -> JobCounts:
+        with Renderer(progress=opts.get("progress")) as renderer:
+            worker = Worker(repo, job, settings, client, renderer)
+            with stop_on_signals(worker):
+                return await worker.run()
+
+    counts = asyncio.run(go())
+    code = exit_code(counts)
+    if code == EXIT_INTERRUPTED:
+        click.echo(
+            f"stopped: {counts.remaining} tasks not finished; "
+            f"resume with: bulkcopy resume {job.id}", err=True,
+        )
+    return code

@@ -1,0 +1,130 @@
+"""Show engine events: a rich progress bar on a terminal, log lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import structlog
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from engine import events
+from engine.models import TaskStatus
+from engine.report import human_bytes
+
+log = structlog.get_logger("bulkcopy")
+
+
+class Renderer:
+    """Observer that turns events into progress and structured log lines."""
+
+    def __init__(self, *, progress: bool | None = None, every: float = 10.0) -> None:
+        self.interactive = sys.stderr.isatty() if progress is None else progress
+        self.every = every
+        self._progress: Progress | None = None
+        self._bar: Any = None
+        self.total = 0
+        self.done = 0
+        self.failed = 0
+        self.bytes = 0
+        self._run_done = 0
+        self._t0 = time.monotonic()
+        self._last_log = self._t0
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop_progress()
+
+    def _stop_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def _start_progress(self) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]copying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[bytes]}"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("[red]{task.fields[failed]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._bar = self._progress.add_task(
+            "copy", total=self.total, completed=self.done, bytes="", rate="", failed=""
+        )
+        self._progress.start()
+
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self._t0
+        return self._run_done / elapsed if elapsed > 0 else 0.0
+
+    def __call__(self, event: events.Event) -> None:
+        match event:
+            case events.RunStarted(job_id=job_id, counts=counts, released=released):
+                self.total = counts.total
+                self.done = counts.finished
+                self.failed = counts.get(TaskStatus.FAILED)
+                self.bytes = counts.bytes_done
+                self._t0 = self._last_log = time.monotonic()
+                log.info("run_started", job_id=job_id, worker=event.worker_id,
+                         tasks=counts.total, already_done=counts.finished,
+                         released_from_crashed_run=released)
+                if self.interactive:
+                    self._start_progress()
+            case events.PreflightWarning(job_id=job_id, message=message):
+                log.warning("preflight_warning", job_id=job_id, detail=message)
+            case events.TaskRetrying():
+                log.debug("task_retry", task=event.task.id, key=event.task.src.key,
+                          attempt=event.attempt, code=event.code, delay=round(event.delay, 3))
+            case events.TaskFinished(task=task, result=result):
+                self.done += 1
+                self._run_done += 1
+                self.bytes += result.bytes or 0
+                if result.status is TaskStatus.FAILED:
+                    self.failed += 1
+                    log.warning("copy_failed", task=task.id, source=task.src.uri(),
+                                code=result.error_code, http_status=result.http_status,
+                                attempts=result.attempts, detail=result.error_message)
+                self._tick()
+            case events.Draining(in_flight=n):
+                log.warning("stopping", detail="finishing requests in flight; "
+                            "interrupt again to stop at once", in_flight=n)
+            case events.Aborting(in_flight=n):
+                log.warning("aborting", in_flight=n)
+            case events.RunFinished(job_id=job_id, counts=counts, stopped=stopped):
+                self._stop_progress()
+                log.info("run_finished", job_id=job_id, stopped=stopped,
+                         succeeded=counts.get(TaskStatus.SUCCEEDED),
+                         failed=counts.get(TaskStatus.FAILED),
+                         remaining=counts.remaining, bytes=counts.bytes_done)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if self._progress is not None:
+            self._progress.update(
+                self._bar, completed=self.done, bytes=human_bytes(self.bytes),
+                rate=f"{self.rate():.0f} obj/s",
+                failed=f"{self.failed} failed" if self.failed else "",
+            )
+        elif now - self._last_log >= self.every:
+            self._last_log = now
+            rate = self.rate()
+            remaining = self.total - self.done
+            log.info("progress", done=self.done, total=self.total, failed=self.failed,
+                     bytes=self.bytes, rate=round(rate, 1),
+                     eta_s=round(remaining / rate) if rate else None)

@@ -1,0 +1,100 @@
+"""``bulkcopy status`` and ``bulkcopy jobs``: what the job table says."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from engine.cli.app import cli, db_option
+from engine.models import JobCounts, TaskStatus
+from engine.report import human_bytes
+from engine.store.repo import JobRecord
+
+
+def status_dict(job: JobRecord, counts: JobCounts, now: float) -> dict[str, Any]:
+    """Everything ``status --json`` prints; rate and ETA from this run's pace."""
+    rate = None
+    bytes_rate = None
+    eta = None
+    since = job.run_started_at or counts.first_started_at
+    if since and counts.last_finished_at:
+        elapsed = max(counts.last_finished_at, now if job.status.value == "running"
+                      else counts.last_finished_at) - since
+        if elapsed > 0:
+            rate = counts.finished / elapsed
+            bytes_rate = counts.bytes_done / elapsed
+            if rate > 0 and counts.remaining:
+                eta = counts.remaining / rate
+    return {
+        "job_id": job.id,
+        "status": job.status.value,
+        "message": job.message,
+        "manifest": job.manifest,
+        "destination": f"s3://{job.dst_bucket}/{job.dst_prefix}",
+        "created_at": datetime.fromtimestamp(job.created_at, UTC).isoformat(),
+        "tasks": counts.total,
+        "counts": {s.value: counts.get(s) for s in TaskStatus},
+        "bytes": counts.bytes_done,
+        "objects_per_second": round(rate, 2) if rate is not None else None,
+        "bytes_per_second": round(bytes_rate) if bytes_rate is not None else None,
+        "eta_seconds": round(eta) if eta is not None else None,
+        "duplicate_rows": job.duplicate_rows,
+        "invalid_rows": job.invalid_rows,
+    }
+
+
+@cli.command("status", help="Counts by status, bytes, rate and ETA of job JOB_ID.")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+@db_option
+def status_cmd(job_id: str, as_json: bool, db: str | None) -> None:
+    from engine.cli.common import open_repo
+
+    repo = open_repo(db)
+    job = repo.get_job(job_id)
+    data = status_dict(job, repo.counts(job.id), time.time())
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    click.echo(f"job        {data['job_id']}  ({data['status']})")
+    if data["message"]:
+        click.echo(f"message    {data['message']}")
+    click.echo(f"manifest   {data['manifest']}")
+    click.echo(f"to         {data['destination']}")
+    click.echo(f"tasks      {data['tasks']}")
+    for name, n in data["counts"].items():
+        click.echo(f"  {name:<10} {n}")
+    click.echo(f"copied     {human_bytes(data['bytes'])}")
+    if data["objects_per_second"] is not None:
+        click.echo(f"rate       {data['objects_per_second']} objects/s, "
+                   f"{human_bytes(data['bytes_per_second'] or 0)}/s")
+    if data["eta_seconds"] is not None:
+        click.echo(f"eta        {data['eta_seconds']} s")
+
+
+@cli.command("jobs", help="List jobs, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, for scripts.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@db_option
+def jobs_cmd(as_json: bool, limit: int, db: str | None) -> None:
+    from engine.cli.common import open_repo
+
+    repo = open_repo(db)
+    for job in repo.list_jobs(limit):
+        row = {
+            "job_id": job.id,
+            "status": job.status.value,
+            "tasks": job.total_tasks,
+            "created_at": datetime.fromtimestamp(job.created_at, UTC).isoformat(),
+            "manifest": job.manifest,
+            "destination": f"s3://{job.dst_bucket}/{job.dst_prefix}",
+        }
+        if as_json:
+            click.echo(json.dumps(row))
+        else:
+            click.echo(f"{row['job_id']}  {row['status']:<9} {row['tasks']:>10} tasks  "
+                       f"{row['manifest']} -> {row['destination']}")

@@ -1,0 +1,93 @@
+"""``bulkcopy submit`` and ``bulkcopy copy``: a manifest in, a job out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import structlog
+
+from engine.cli.app import EXIT_CODES, cli, client_options, db_option, log_options, run_options
+from engine.cli.common import open_repo, run_job, setup
+from engine.models import Destination
+from engine.s3.client import ClientSettings
+from engine.spec import CopyOptions, JobSpec
+from engine.store.repo import JobRecord, Repository
+from engine.submit import submit
+
+log = structlog.get_logger("bulkcopy")
+
+MANIFEST_HELP = """\b
+MANIFEST is an S3 Batch Operations CSV: no header (or the header
+`bucket,key,version_id`), one `bucket,key[,versionId]` row per object, keys
+URL-encoded (`a%2Bb+c` is the key `a+b c`).  Either every row has a version id
+or none does.  Duplicate rows become one task.  A malformed row fails the
+submit with FILE:LINE and writes nothing, unless --skip-invalid records it as
+a failed task.  Each object goes to PREFIX + its source key."""
+
+
+def submit_options(f: Any) -> Any:
+    f = click.argument("manifest", type=click.Path(dir_okay=False))(f)
+    f = click.option("--to", "to", required=True, metavar="s3://BUCKET[/PREFIX]",
+                     help="Destination bucket and key prefix.")(f)
+    f = click.option("--skip-invalid", is_flag=True,
+                     help="Record malformed manifest rows as failed tasks instead "
+                          "of refusing the manifest.")(f)
+    f = click.option("--stat-source/--no-stat-source", default=True, show_default=True,
+                     help="HEAD each source first: records its size and pins the copy "
+                          "to the ETag seen (CopySourceIfMatch).")(f)
+    return f
+
+
+def _submit(repo: Repository, opts: dict[str, Any]) -> JobRecord:
+    spec = JobSpec(
+        client=ClientSettings().merged(
+            endpoint_url=opts.get("endpoint_url"), region=opts.get("region"),
+            profile=opts.get("profile"), addressing_style=opts.get("addressing_style"),
+        ),
+        copy=CopyOptions(stat_source=opts["stat_source"]),
+    )
+    job = submit(repo, opts["manifest"], Destination.parse(opts["to"]), spec,
+                 skip_invalid=opts["skip_invalid"])
+    log.info("job_submitted", job_id=job.id, tasks=job.total_tasks,
+             invalid_rows=job.invalid_rows, duplicate_rows=job.duplicate_rows,
+             destination=f"s3://{job.dst_bucket}/{job.dst_prefix}", db=repo.url)
+    return job
+
+
+@cli.command("submit", help=f"""Load MANIFEST into a new job; print its id.
+
+{MANIFEST_HELP}
+
+Nothing is copied until `bulkcopy run JOB_ID`.
+""")
+@submit_options
+@client_options
+@db_option
+@log_options
+def submit_cmd(**opts: Any) -> None:
+    setup(opts["log_format"], opts["verbose"], opts["quiet"])
+    repo = open_repo(opts["db"])
+    job = _submit(repo, opts)
+    click.echo(job.id)
+
+
+@cli.command("copy", help=f"""Submit MANIFEST and run the job at once.
+
+{MANIFEST_HELP}
+
+The job id is logged first; if the copy is interrupted, `bulkcopy resume JOB_ID`
+continues it.
+
+{EXIT_CODES}""")
+@submit_options
+@run_options
+@client_options
+@db_option
+@log_options
+def copy_cmd(**opts: Any) -> None:
+    setup(opts["log_format"], opts["verbose"], opts["quiet"])
+    repo = open_repo(opts["db"])
+    job = _submit(repo, opts)
+    click.echo(f"job {job.id}", err=True)
+    raise SystemExit(run_job(repo, job, opts))

@@ -1,0 +1,1 @@
+"""Copying objects: pure planning apart from the calls that carry it out."""

@@ -1,0 +1,69 @@
+"""Events the engine emits while it works; the CLI decides how to show them.
+
+An observer is any callable taking one event.  Observers run on the event
+loop and must be quick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.models import JobCounts, Task, TaskResult
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    job_id: str
+    worker_id: str
+    counts: JobCounts
+    released: int  # tasks a crashed run had claimed, given back
+
+
+@dataclass(frozen=True, slots=True)
+class PreflightWarning:
+    job_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRetrying:
+    task: Task
+    attempt: int
+    code: str
+    message: str
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFinished:
+    task: Task
+    result: TaskResult
+
+
+@dataclass(frozen=True, slots=True)
+class Draining:
+    job_id: str
+    in_flight: int
+
+
+@dataclass(frozen=True, slots=True)
+class Aborting:
+    job_id: str
+    in_flight: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    job_id: str
+    counts: JobCounts
+    stopped: bool
+
+
+Event = RunStarted | PreflightWarning | TaskRetrying | TaskFinished | Draining | \
+    Aborting | RunFinished
+Observer = Callable[[Event], None]
+
+
+def ignore(_event: Event) -> None:
+    """The observer that shows nothing."""

@@ -1,0 +1,133 @@
+"""S3 Batch Operations CSV manifests: ``bucket,key[,versionId]``, keys URL-encoded.
+
+The reader works on bytes, line by line, so a 10-million-row file never sits in
+memory and a bad byte is pinned to its line.  It yields one
+:class:`ManifestEntry` per row; a malformed row is yielded with ``error`` set
+and the reader carries on where it safely can.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from urllib.parse import unquote_plus
+
+from engine.models import ManifestEntry, ObjectRef
+
+_BOM = "\ufeff"
+_HEADERS = (
+    ("bucket", "key"),
+    ("bucket", "key", "version_id"),
+    ("bucket", "key", "versionid"),
+)
+
+
+class _Lines:
+    """Iterate decoded lines of a binary file, counting them.
+
+    Undecodable bytes are kept as surrogates (``surrogateescape``) so that the
+    row they belong to can be reported, not the whole file.
+    """
+
+    def __init__(self, fh: object) -> None:
+        self._fh = fh
+        self.number = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        raw = next(self._fh)  # type: ignore[call-overload]
+        self.number += 1
+        text: str = raw.decode("utf-8", "surrogateescape")
+        if self.number == 1 and text.startswith(_BOM):
+            text = text[1:]
+        return text
+
+
+def _has_surrogates(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def decode_key(raw: str) -> str:
+    """Decode one URL-encoded manifest key, as S3 Batch Operations does.
+
+    ``+`` is a space and ``%XX`` a byte: ``a%2Bb+c`` is ``a+b c``.  Raises
+    ``ValueError`` when the decoded bytes are not UTF-8.
+    """
+    return unquote_plus(raw, encoding="utf-8", errors="strict")
+
+
+def parse_row(fields: list[str], width: int | None) -> tuple[ObjectRef, str | None]:
+    """Turn the fields of one row into an object reference, or say what is wrong.
+
+    ``width`` is the column count the manifest settled on (2 or 3) or ``None``
+    for the first row.  Returns the best-effort reference and an error reason
+    (``None`` when the row is good).
+    """
+    bucket = fields[0].strip() if fields else ""
+    raw_key = fields[1] if len(fields) > 1 else ""
+    version = fields[2].strip() if len(fields) > 2 else None
+    partial = ObjectRef(bucket, raw_key, version or None)
+    if len(fields) not in (2, 3):
+        return partial, f"expected 2 or 3 columns (bucket,key[,versionId]), got {len(fields)}"
+    if width is not None and len(fields) != width:
+        return partial, (
+            f"row has {len(fields)} columns but earlier rows have {width}: "
+            "either every row has a version id or none does"
+        )
+    if any("\x00" in f for f in fields):
+        return partial, "contains a NUL byte"
+    if any(_has_surrogates(f) for f in fields):
+        return partial, "is not valid UTF-8"
+    if not bucket:
+        return partial, "empty bucket name"
+    if "/" in bucket:
+        return partial, f"invalid bucket name {bucket!r}"
+    if raw_key == "":
+        return partial, "empty key"
+    try:
+        key = decode_key(raw_key)
+    except UnicodeDecodeError:
+        return partial, f"key {raw_key!r} does not URL-decode to UTF-8"
+    if len(fields) == 3 and not version:
+        return ObjectRef(bucket, key), (
+            "empty version id in a manifest whose rows carry one "
+            "(write 'null' for the null version)"
+        )
+    return ObjectRef(bucket, key, version), None
+
+
+def read_csv_manifest(path: str) -> Iterator[ManifestEntry]:
+    """Stream the entries of an S3 Batch Operations CSV manifest."""
+    with open(path, "rb") as fh:
+        lines = _Lines(fh)
+        reader = csv.reader(lines, strict=True)
+        width: int | None = None
+        first = True
+        while True:
+            start = lines.number + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                reason = str(exc)
+                if "unexpected end of data" in reason or "EOF" in reason:
+                    reason = "unterminated quoted field"
+                yield ManifestEntry(start, ObjectRef("", ""), f"malformed CSV: {reason}")
+                continue
+            if not fields or (len(fields) == 1 and fields[0].strip() == ""):
+                continue  # blank line
+            if first:
+                first = False
+                if tuple(f.strip().lower() for f in fields) in _HEADERS:
+                    continue
+            src, error = parse_row(fields, width)
+            if error is None and width is None:
+                width = len(fields)
+            yield ManifestEntry(start, src, error)

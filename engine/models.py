@@ -1,0 +1,147 @@
+"""Frozen values that flow through bulkcopy: objects, tasks, results, statuses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class TaskStatus(StrEnum):
+    """Where one task is in its life.
+
+    ``pending`` → ``running`` (claimed by a worker, under a lease) →
+    ``succeeded`` | ``failed``.  A ``running`` task whose worker died goes back
+    to ``pending``; only ``succeeded`` and ``failed`` are final.
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def final(self) -> bool:
+        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED)
+
+
+class JobStatus(StrEnum):
+    """Where one job is in its life.
+
+    ``submitted`` → ``running`` → ``complete`` (every task has a final result,
+    some may have failed); ``stopped`` when interrupted before that; ``failed``
+    when the pre-flight checks refused to start it.  ``stopped`` and ``failed``
+    jobs can be run again.
+    """
+
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """One S3 object: bucket, key and, when pinned, a version id."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+
+    def uri(self) -> str:
+        v = f"?versionId={self.version_id}" if self.version_id else ""
+        return f"s3://{self.bucket}/{self.key}{v}"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One row read from a manifest.
+
+    ``error`` is set when the row is malformed; ``src`` then holds whatever
+    could be recovered (possibly empty strings) so the row can still be
+    recorded as a failed task with ``--skip-invalid``.
+    """
+
+    line: int
+    src: ObjectRef
+    error: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a job copies to: a bucket and a key prefix (possibly empty)."""
+
+    bucket: str
+    prefix: str = ""
+
+    @classmethod
+    def parse(cls, uri: str) -> Destination:
+        """Parse ``s3://bucket[/prefix]``; the prefix is kept exactly as given."""
+        from engine.errors import UsageError
+
+        if not uri.startswith("s3://"):
+            raise UsageError(f"--to must be an s3:// URI, got {uri!r}")
+        rest = uri[len("s3://") :]
+        bucket, _, prefix = rest.partition("/")
+        if not bucket:
+            raise UsageError(f"--to has no bucket: {uri!r}")
+        return cls(bucket=bucket, prefix=prefix)
+
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A claimed unit of work: copy ``src`` to ``dst_key`` in the job's bucket."""
+
+    id: int
+    job_id: str
+    src: ObjectRef
+    dst_key: str
+    attempts: int = 0
+    size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """The recorded end of one task (or of one failed row from the manifest)."""
+
+    task_id: int
+    status: TaskStatus
+    attempts: int
+    started_at: float
+    finished_at: float
+    error_code: str | None = None
+    error_message: str | None = None
+    http_status: int | None = None
+    src_version_id: str | None = None
+    dst_version_id: str | None = None
+    etag: str | None = None
+    bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobCounts:
+    """Counts and totals of one job, read from the job table."""
+
+    by_status: dict[str, int] = field(default_factory=dict)
+    bytes_done: int = 0
+    first_started_at: float | None = None
+    last_finished_at: float | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    def get(self, status: TaskStatus) -> int:
+        return self.by_status.get(status.value, 0)
+
+    @property
+    def finished(self) -> int:
+        return self.get(TaskStatus.SUCCEEDED) + self.get(TaskStatus.FAILED)
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.finished

@@ -1,0 +1,97 @@
+"""Checks run before a job starts, so a missing bucket is one clear message
+instead of ten million failed tasks."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from engine.copy.plan import normalize_prefix
+from engine.errors import JobCannotStart, S3Error
+from engine.models import Task
+from engine.s3.call import invoke
+from engine.s3.classify import Disposition
+
+
+def _why(err: S3Error) -> str:
+    return f"{err.code} (HTTP {err.http_status})" if err.http_status else err.code
+
+
+async def check_destination(client: Any, bucket: str, prefix: str) -> None:
+    """The destination bucket exists and we may write to it.
+
+    Writability is probed with CreateMultipartUpload + AbortMultipartUpload,
+    which needs ``s3:PutObject`` and leaves no object (nor version) behind.
+    """
+    try:
+        await invoke("HeadBucket", client.head_bucket, Bucket=bucket)
+    except S3Error as err:
+        if err.http_status == 404 or err.code == "NoSuchBucket":
+            raise JobCannotStart(f"destination bucket {bucket!r} does not exist") from err
+        if err.disposition is not Disposition.FATAL:
+            raise JobCannotStart(
+                f"cannot reach destination bucket {bucket!r}: {_why(err)}: {err.message}"
+            ) from err
+        if err.http_status != 403:
+            raise JobCannotStart(
+                f"destination bucket {bucket!r}: {_why(err)}: {err.message}"
+            ) from err
+        # 403 on HeadBucket only means no s3:ListBucket; the write probe decides.
+    probe = f"{normalize_prefix(prefix)}.bulkcopy-preflight-{uuid.uuid4().hex}"
+    try:
+        up = await invoke(
+            "CreateMultipartUpload", client.create_multipart_upload,
+            Bucket=bucket, Key=probe,
+        )
+    except S3Error as err:
+        raise JobCannotStart(
+            f"cannot write to destination s3://{bucket}/{normalize_prefix(prefix)}: "
+            f"{_why(err)}: {err.message}"
+        ) from err
+    try:
+        await invoke(
+            "AbortMultipartUpload", client.abort_multipart_upload,
+            Bucket=bucket, Key=probe, UploadId=up["UploadId"],
+        )
+    except S3Error:
+        pass  # a stray empty upload is harmless; lifecycle rules and `cleanup` remove it
+
+
+async def check_sources(client: Any, buckets: list[str], first: Task | None) -> list[str]:
+    """Source buckets exist, and the first source object can be read.
+
+    Returns warnings for what could not be checked (no ``s3:ListBucket``).
+    """
+    warnings: list[str] = []
+    for bucket in buckets:
+        try:
+            await invoke("HeadBucket", client.head_bucket, Bucket=bucket)
+        except S3Error as err:
+            if err.http_status == 404 or err.code == "NoSuchBucket":
+                raise JobCannotStart(f"source bucket {bucket!r} does not exist") from err
+            if err.http_status == 403:
+                warnings.append(
+                    f"cannot check source bucket {bucket!r} (HeadBucket: AccessDenied); "
+                    "going on"
+                )
+                continue
+            raise JobCannotStart(
+                f"cannot reach source bucket {bucket!r}: {_why(err)}: {err.message}"
+            ) from err
+    if first is not None:
+        kwargs: dict[str, Any] = {"Bucket": first.src.bucket, "Key": first.src.key}
+        if first.src.version_id:
+            kwargs["VersionId"] = first.src.version_id
+        try:
+            await invoke("HeadObject", client.head_object, **kwargs)
+        except S3Error as err:
+            if err.http_status == 403:
+                raise JobCannotStart(
+                    f"cannot read source {first.src.uri()}: AccessDenied"
+                ) from err
+            if err.disposition is not Disposition.FATAL:
+                raise JobCannotStart(
+                    f"cannot reach source {first.src.uri()}: {_why(err)}: {err.message}"
+                ) from err
+            # 404 and the like are the object's problem, recorded on its task.
+    return warnings

@@ -1,0 +1,1 @@
+"""Everything that speaks S3: the client factory and the one call path."""

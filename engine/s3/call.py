@@ -1,0 +1,73 @@
+"""The one path every S3 call takes: invoke, convert library errors, classify.
+
+``invoke`` returns the parsed response or raises :class:`~engine.errors.S3Error`
+with a code, message, HTTP status and disposition.  Nothing else in bulkcopy
+catches botocore or aiohttp exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError as BotoConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+
+from engine.errors import S3Error
+from engine.s3.classify import Disposition, classify, name_status_code
+
+S3Call = Callable[..., Awaitable[dict[str, Any]]]
+
+
+def from_client_error(exc: ClientError, operation: str) -> S3Error:
+    """Convert a botocore ``ClientError`` (including errors embedded in a 200)."""
+    err = exc.response.get("Error", {}) or {}
+    meta = exc.response.get("ResponseMetadata", {}) or {}
+    status = meta.get("HTTPStatusCode")
+    code = str(err.get("Code") or (status if status is not None else "Unknown"))
+    code = name_status_code(code, status)
+    message = str(err.get("Message") or exc)
+    return S3Error(code, message, status, classify(code, status), operation)
+
+
+def from_exception(exc: BaseException, operation: str) -> S3Error:
+    """Convert any other failure of a call into an ``S3Error``."""
+    if isinstance(exc, ClientError):
+        return from_client_error(exc, operation)
+    if isinstance(exc, ReadTimeoutError | asyncio.TimeoutError | TimeoutError):
+        return S3Error("ReadTimeout", str(exc) or "timed out", None,
+                       Disposition.RETRY, operation)
+    if isinstance(exc, BotoConnectionError | aiohttp.ClientError | ConnectionError):
+        return S3Error("ConnectionError", str(exc) or type(exc).__name__, None,
+                       Disposition.RETRY, operation)
+    if isinstance(exc, ResponseStreamingError):
+        return S3Error("IncompleteBody", str(exc), None, Disposition.RETRY, operation)
+    if isinstance(exc, NoCredentialsError):
+        return S3Error("NoCredentials", str(exc), None, Disposition.FATAL, operation)
+    if isinstance(exc, ParamValidationError):
+        return S3Error("ParamValidation", str(exc), None, Disposition.FATAL, operation)
+    if isinstance(exc, BotoCoreError):
+        return S3Error("ResponseParseError", str(exc), None, Disposition.RETRY,
+                       operation)
+    raise exc
+
+
+async def invoke(operation: str, fn: S3Call, **kwargs: Any) -> dict[str, Any]:
+    """Make one S3 call; every failure comes out as an ``S3Error``."""
+    try:
+        return await fn(**kwargs)
+    except asyncio.CancelledError:
+        raise
+    except S3Error:
+        raise
+    except Exception as exc:  # noqa: BLE001 - converted or re-raised just below
+        raise from_exception(exc, operation) from exc

@@ -1,0 +1,96 @@
+"""Build the one S3 client a process uses, from the standard AWS chain plus overrides.
+
+Endpoint and credentials come from botocore's usual sources (profiles, the
+``AWS_*`` environment including ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``,
+instance and container roles); ``ClientSettings`` overrides what the user set
+on the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import aioboto3
+from aiobotocore.config import AioConfig
+from botocore.exceptions import BotoCoreError, ProfileNotFound
+
+from engine.errors import JobCannotStart, UsageError
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """How to reach S3.  Stored with the job (no secrets in here)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    addressing_style: str | None = None  # "auto" | "path" | "virtual"
+    max_pool_connections: int = 64
+    sdk_max_attempts: int = 3
+    connect_timeout: float = 10.0
+    read_timeout: float = 300.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClientSettings:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def merged(self, **overrides: Any) -> ClientSettings:
+        """These settings with every non-``None`` override applied."""
+        data = self.to_dict()
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return ClientSettings.from_dict(data)
+
+
+def _config(settings: ClientSettings) -> AioConfig:
+    s3: dict[str, Any] = {}
+    if settings.addressing_style:
+        if settings.addressing_style not in ("auto", "path", "virtual"):
+            raise UsageError(
+                f"--addressing-style must be auto, path or virtual, "
+                f"got {settings.addressing_style!r}"
+            )
+        s3["addressing_style"] = settings.addressing_style
+    return AioConfig(
+        max_pool_connections=settings.max_pool_connections,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        retries={"mode": "standard", "max_attempts": settings.sdk_max_attempts},
+        s3=s3 or None,
+        tcp_keepalive=True,
+    )
+
+
+def make_session(settings: ClientSettings) -> aioboto3.Session:
+    try:
+        return aioboto3.Session(profile_name=settings.profile)
+    except ProfileNotFound as exc:
+        raise UsageError(f"--profile: {exc}") from exc
+
+
+@asynccontextmanager
+async def open_client(settings: ClientSettings) -> AsyncIterator[Any]:
+    """An S3 client for the lifetime of the block; fails clearly without credentials."""
+    session = make_session(settings)
+    try:
+        creds = await session.get_credentials()
+    except BotoCoreError as exc:
+        raise JobCannotStart(f"cannot load AWS credentials: {exc}") from exc
+    if creds is None:
+        raise JobCannotStart(
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "use --profile, or run where an instance or container role is available"
+        )
+    kwargs: dict[str, Any] = {"config": _config(settings)}
+    if settings.endpoint_url:
+        kwargs["endpoint_url"] = settings.endpoint_url
+    if settings.region:
+        kwargs["region_name"] = settings.region
+    async with session.client("s3", **kwargs) as client:
+        yield client

@@ -1,0 +1,47 @@
+"""What a job was submitted with, stored beside it so every run uses the same options."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from engine.s3.client import ClientSettings
+
+SPEC_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CopyOptions:
+    """Options that change what each copy does."""
+
+    # HEAD each source first: records its size and pins the copy to its ETag.
+    stat_source: bool = True
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CopyOptions:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything a job needs besides its tasks; no secrets, ever."""
+
+    client: ClientSettings = field(default_factory=ClientSettings)
+    copy: CopyOptions = field(default_factory=CopyOptions)
+    source_buckets: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": SPEC_VERSION,
+            "client": self.client.to_dict(),
+            "copy": asdict(self.copy),
+            "source_buckets": list(self.source_buckets),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobSpec:
+        return cls(
+            client=ClientSettings.from_dict(data.get("client", {})),
+            copy=CopyOptions.from_dict(data.get("copy", {})),
+            source_buckets=tuple(data.get("source_buckets", ())),
+        )

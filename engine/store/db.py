@@ -1,0 +1,106 @@
+"""Open the job database: URL handling, SQLite pragmas, schema migration on open."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy.engine import Engine
+
+from engine.errors import DatabaseError, SchemaTooNew
+
+DEFAULT_DB = "bulkcopy.db"
+
+
+def normalize_url(url: str | None) -> str:
+    """Turn ``--db`` / ``BULKCOPY_DB`` into an SQLAlchemy URL.
+
+    A plain path means an SQLite file; ``None`` means ``bulkcopy.db`` in the
+    working directory.
+    """
+    url = url or os.environ.get("BULKCOPY_DB") or DEFAULT_DB
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        # psycopg 3 is the driver we ship support for.
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden, fit for logs and messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL has nothing to hide but itself
+        return "<unparsable database URL>"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def migrations_dir() -> Path:
+    import migrations
+
+    return Path(migrations.__file__).resolve().parent
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def create(url: str | None = None) -> Engine:
+    """Create the engine for ``url`` and bring its schema to this version's head."""
+    full = normalize_url(url)
+    try:
+        engine = sa.create_engine(full, future=True)
+    except Exception as exc:  # noqa: BLE001 - any failure here is a bad URL or driver
+        raise DatabaseError(f"cannot use database {redact(full)}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    upgrade(engine)
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    """Migrate to head; refuse a schema written by a newer bulkcopy."""
+    cfg = alembic_config(engine)
+    script = ScriptDirectory.from_config(cfg)
+    head = script.get_current_head()
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except sa.exc.SQLAlchemyError as exc:
+        raise DatabaseError(
+            f"cannot open database {redact(str(engine.url))}: {exc.orig or exc}"
+        ) from exc
+    if current == head:
+        return
+    if current is not None:
+        try:
+            script.get_revision(current)
+        except CommandError:
+            raise SchemaTooNew(
+                f"database {redact(str(engine.url))} has schema revision "
+                f"{current!r}, newer than this bulkcopy knows (head {head!r}); "
+                "upgrade bulkcopy to use it"
+            ) from None
+    try:
+        command.upgrade(cfg, "head")
+    except sa.exc.SQLAlchemyError as exc:
+        raise DatabaseError(f"cannot migrate database: {exc}") from exc

@@ -1,0 +1,94 @@
+"""SQLAlchemy table definitions; the migrations in ``migrations/`` build exactly these.
+
+Timestamps are Unix seconds (floats): compact, portable between SQLite and
+PostgreSQL, and cheap to compare on the claim path.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only aliases ROWID (fast inserts, implicit autoincrement) for INTEGER.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("manifest", Text, nullable=False),
+    Column("dst_bucket", Text, nullable=False),
+    Column("dst_prefix", Text, nullable=False),
+    Column("spec", Text, nullable=False),  # JSON: copy and client settings
+    Column("total_tasks", BigInteger, nullable=False, server_default="0"),
+    Column("invalid_rows", BigInteger, nullable=False, server_default="0"),
+    Column("duplicate_rows", BigInteger, nullable=False, server_default="0"),
+    Column("run_started_at", Float),
+    Column("message", Text),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", String(40), ForeignKey("jobs.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("line", BigInteger, nullable=False),
+    Column("src_bucket", Text, nullable=False),
+    Column("src_key", Text, nullable=False),
+    Column("src_version", Text, nullable=False, server_default=""),
+    Column("size", BigInteger),
+    Column("dst_key", Text, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("owner", String(64)),
+    Column("lease_until", Float),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error_code", Text),
+    Column("error_message", Text),
+    Column("http_status", Integer),
+    Column("src_version_id", Text),
+    Column("dst_version_id", Text),
+    Column("etag", Text),
+    Column("bytes", BigInteger),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    UniqueConstraint("job_id", "src_bucket", "src_key", "src_version"),
+    Index("ix_tasks_job_status_id", "job_id", "status", "id"),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("job_id", String(40), ForeignKey("jobs.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("hostname", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("stopped_at", Float),
+)

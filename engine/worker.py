@@ -1,0 +1,300 @@
+"""The async worker pool: claim tasks in batches, copy them, record results in
+group commits, and drain cleanly when asked to stop.
+
+Structure (all inside one ``asyncio.TaskGroup``)::
+
+    feeder ──claims──▶ queue ──▶ N copiers ──results──▶ buffer ──▶ flusher ──▶ DB
+                                                 heartbeat ──leases──▶ DB
+
+Database calls run on one dedicated thread so the event loop never blocks on
+SQLite.  A first stop request (SIGINT/SIGTERM) stops claiming, lets in-flight
+copies finish and records them; a second cancels in-flight copies.  Claimed
+tasks that never started are handed back; tasks whose results were not yet
+committed when the process died stay ``running`` and are released by the next
+run (their worker's pid is gone, or its lease expired).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from engine import events
+from engine.copy.execute import execute
+from engine.errors import JobCannotStart, S3Error
+from engine.models import JobCounts, JobStatus, Task, TaskResult, TaskStatus
+from engine.preflight import check_destination, check_sources
+from engine.retry import RetryPolicy
+from engine.s3.client import ClientSettings, open_client
+from engine.spec import JobSpec
+from engine.store.repo import JobRecord, Repository
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """How a run behaves; unlike the job spec these may change between runs."""
+
+    concurrency: int = 64
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    claim_batch: int = 0  # 0: twice the concurrency, at most 1000
+    lease_seconds: float = 120.0
+    flush_interval: float = 0.25
+    flush_max: int = 1000
+    preflight: bool = True
+
+    @property
+    def batch(self) -> int:
+        return self.claim_batch or min(1000, max(16, 2 * self.concurrency))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def unexpected_failure(task: Task, exc: Exception) -> TaskResult:
+    """A failed result for an error bulkcopy did not expect (a bug): recorded, loud."""
+    now = time.time()
+    return TaskResult(
+        task_id=task.id,
+        status=TaskStatus.FAILED,
+        attempts=1,
+        started_at=now,
+        finished_at=now,
+        error_code="UnexpectedError",
+        error_message=f"{type(exc).__name__}: {exc} (please report this as a bug)",
+    )
+
+
+class Worker:
+    """Runs one job to completion (or until stopped) in this process."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        job: JobRecord,
+        run: RunSettings,
+        client_overrides: ClientSettings | None = None,
+        observer: events.Observer = events.ignore,
+    ) -> None:
+        self.repo = repo
+        self.job = job
+        self.spec = JobSpec.from_dict(job.spec)
+        self.client_settings = client_overrides or self.spec.client
+        self.run_settings = run
+        self.observer = observer
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="bulkcopy-db")
+        self._queue: asyncio.Queue[Task | None] = asyncio.Queue()
+        self._results: list[TaskResult] = []
+        self._unstarted: list[int] = []
+        self._in_flight: dict[int, asyncio.Task[Any]] = {}
+        self._stop = asyncio.Event()
+        self._abort = False
+        self._copiers_done = asyncio.Event()
+        self._flush_now = asyncio.Event()
+        self.stops_requested = 0
+
+    # -- plumbing --------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db, fn, *args)
+
+    def request_stop(self) -> None:
+        """First call: drain (finish in-flight copies).  Second: abort them."""
+        self.stops_requested += 1
+        if self.stops_requested == 1:
+            self._stop.set()
+            self.observer(events.Draining(self.job.id, len(self._in_flight)))
+        else:
+            self._abort = True
+            self.observer(events.Aborting(self.job.id, len(self._in_flight)))
+            for t in list(self._in_flight.values()):
+                t.cancel()
+
+    # -- the run ----------------------------------------------------------------
+
+    async def run(self) -> JobCounts:
+        """Run the job; returns its counts after this run."""
+        try:
+            return await self._run()
+        finally:
+            self._db.shutdown(wait=True)
+
+    async def _run(self) -> JobCounts:
+        job = self.job
+        now = time.time()
+        live = await self._call(
+            self.repo.live_workers, job.id, socket.gethostname(), pid_alive,
+            now - self.run_settings.lease_seconds,
+        )
+        if live:
+            raise JobCannotStart(
+                f"job {job.id} is already being run by {', '.join(live)}; "
+                "stop it first (or wait for its lease to expire)"
+            )
+        released = await self._call(self.repo.release_orphans, job.id, [], now)
+        await self._call(
+            self.repo.register_worker, self.worker_id, job.id, socket.gethostname(),
+            os.getpid(),
+        )
+        try:
+            async with open_client(self.client_settings) as client:
+                if self.run_settings.preflight:
+                    await self._preflight(client)
+                await self._call(
+                    self.repo.set_job_status, job.id, JobStatus.RUNNING, None, time.time()
+                )
+                counts = await self._call(self.repo.counts, job.id)
+                self.observer(events.RunStarted(job.id, self.worker_id, counts, released))
+                await self._pool(client)
+        finally:
+            await self._call(self.repo.stop_worker, self.worker_id)
+        counts = await self._call(self.repo.counts, job.id)
+        stopped = self._stop.is_set() and counts.remaining > 0
+        if counts.remaining == 0:
+            status = JobStatus.COMPLETE
+        elif stopped:
+            status = JobStatus.STOPPED
+        else:
+            status = JobStatus.RUNNING  # others still hold tasks of this job
+        await self._call(self.repo.set_job_status, job.id, status)
+        self.observer(events.RunFinished(job.id, counts, stopped))
+        return counts
+
+    async def _preflight(self, client: Any) -> None:
+        job = self.job
+        try:
+            await check_destination(client, job.dst_bucket, job.dst_prefix)
+            first = await self._call(self.repo.first_tasks, job.id, 1)
+            warnings = await check_sources(
+                client, list(self.spec.source_buckets), first[0] if first else None
+            )
+        except JobCannotStart as exc:
+            await self._call(self.repo.set_job_status, job.id, JobStatus.FAILED, str(exc))
+            raise
+        for w in warnings:
+            self.observer(events.PreflightWarning(job.id, w))
+
+    async def _pool(self, client: Any) -> None:
+        n = self.run_settings.concurrency
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._feeder(n))
+                tg.create_task(self._flusher())
+                heartbeat = tg.create_task(self._heartbeat())
+                copiers = [tg.create_task(self._copier(client)) for _ in range(n)]
+                await asyncio.wait(copiers)
+                self._copiers_done.set()
+                self._flush_now.set()
+                heartbeat.cancel()
+        except BaseExceptionGroup as group:
+            # one failure (a database error, say) ends the run; show it, not the group
+            raise group.exceptions[0] from group
+        await self._call(self.repo.release, self.worker_id, self._unstarted)
+
+    async def _feeder(self, n_copiers: int) -> None:
+        batch = self.run_settings.batch
+        try:
+            while not self._stop.is_set():
+                if self._queue.qsize() >= batch // 2:
+                    await asyncio.sleep(0.01)
+                    continue
+                lease = time.time() + self.run_settings.lease_seconds
+                claimed = await self._call(
+                    self.repo.claim, self.job.id, self.worker_id, batch, lease
+                )
+                for t in claimed:
+                    self._queue.put_nowait(t)
+                if not claimed:
+                    break
+        finally:
+            for _ in range(n_copiers):
+                self._queue.put_nowait(None)
+
+    async def _copier(self, client: Any) -> None:
+        dst = self.job.dst_bucket
+        options = self.spec.copy
+        policy = self.run_settings.retry
+        while True:
+            task = await self._queue.get()
+            if task is None:
+                return
+            if self._stop.is_set():
+                self._unstarted.append(task.id)
+                continue
+            job = asyncio.current_task()
+            assert job is not None
+            self._in_flight[task.id] = job
+            try:
+                result = await execute(client, task, dst, options, policy, self._on_retry)
+            except asyncio.CancelledError:
+                if not self._abort:
+                    raise
+                self._unstarted.append(task.id)
+                continue
+            except Exception as exc:  # noqa: BLE001 - one odd object must not end the job
+                result = unexpected_failure(task, exc)
+            finally:
+                self._in_flight.pop(task.id, None)
+            self._results.append(result)
+            if len(self._results) >= self.run_settings.flush_max:
+                self._flush_now.set()
+            self.observer(events.TaskFinished(task, result))
+
+    def _on_retry(self, task: Task, attempt: int, err: S3Error, delay: float) -> None:
+        self.observer(events.TaskRetrying(task, attempt, err.code, err.message, delay))
+
+    async def _flusher(self) -> None:
+        interval = self.run_settings.flush_interval
+        while True:
+            try:
+                await asyncio.wait_for(self._flush_now.wait(), interval)
+            except TimeoutError:
+                pass
+            self._flush_now.clear()
+            if self._results:
+                batch, self._results = self._results, []
+                await self._call(self.repo.record, self.worker_id, batch)
+            if self._copiers_done.is_set() and not self._results:
+                return
+
+    async def _heartbeat(self) -> None:
+        every = self.run_settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            await self._call(
+                self.repo.heartbeat, self.worker_id,
+                time.time() + self.run_settings.lease_seconds,
+            )
+
+
+@contextmanager
+def stop_on_signals(worker: Worker) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to ``worker.request_stop`` while the block runs."""
+    loop = asyncio.get_running_loop()
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    for s in sigs:
+        loop.add_signal_handler(s, worker.request_stop)
+    try:
+        yield
+    finally:
+        for s in sigs:
+            loop.remove_signal_handler(s)

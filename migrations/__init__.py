@@ -1,0 +1,1 @@
+"""Alembic migrations for the bulkcopy job database (shipped with the package)."""
