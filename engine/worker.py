@@ -92,6 +92,7 @@ class Worker:
         run: RunSettings,
         client_overrides: ClientSettings | None = None,
         observer: events.Observer = events.ignore,
+        on_client: Callable[[Any], None] | None = None,
     ) -> None:
         self.repo = repo
         self.job = job
@@ -99,6 +100,9 @@ class Worker:
         self.client_settings = client_overrides or self.spec.client
         self.run_settings = run
         self.observer = observer
+        # called with the S3 client once it exists: the place to register
+        # botocore event handlers (extra headers, fault injection in tests)
+        self.on_client = on_client
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._db = ThreadPoolExecutor(1, thread_name_prefix="bulkcopy-db")
         self._queue: asyncio.Queue[Task | None] = asyncio.Queue()
@@ -157,6 +161,8 @@ class Worker:
         )
         try:
             async with open_client(self.client_settings) as client:
+                if self.on_client is not None:
+                    self.on_client(client)
                 if self.run_settings.preflight:
                     await self._preflight(client)
                 await self._call(

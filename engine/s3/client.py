@@ -61,7 +61,7 @@ def _config(settings: ClientSettings) -> AioConfig:
         max_pool_connections=settings.max_pool_connections,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
-        retries={"mode": "standard", "max_attempts": settings.sdk_max_attempts},
+        retries={"mode": "standard", "total_max_attempts": settings.sdk_max_attempts},
         s3=s3 or None,
         tcp_keepalive=True,
     )

@@ -1,0 +1,259 @@
+"""The CLI as a user types it: commands, exit codes, messages, crash and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import unquote_plus
+
+import pytest
+
+from tests.acceptance.conftest import REPO_ROOT, Cli
+from tests.helpers import seed, write_manifest
+from tests.servers import S3Server
+
+pytestmark = pytest.mark.acceptance
+
+
+def _report_rows(out: Path, job_id: str) -> list[list[str]]:
+    base = out / f"job-{job_id}"
+    manifest = json.loads((base / "manifest.json").read_text())
+    assert manifest["Format"] == "Report_CSV_20180820"
+    rows: list[list[str]] = []
+    for result in manifest["Results"]:
+        path = out / result["Key"]
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows.extend(csv.reader(fh))
+    return rows
+
+
+def _wait_for(cond: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def test_readme_example_copies_and_reports(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli]
+) -> None:
+    """The README recipe: seed the example, `bulkcopy copy`, `bulkcopy report`."""
+    cli = cli_for(moto)
+    seeded = cli.__class__(cli.cwd, dict(cli.env, AWS_ENDPOINT_URL=moto.endpoint))
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "manifests" / "seed.py"),
+         str(REPO_ROOT / "manifests" / "example.csv"),
+         "--create-bucket", "bulkcopy-example-dst"],
+        env=seeded.env, check=True, capture_output=True,
+    )
+    res = cli("copy", str(REPO_ROOT / "manifests" / "example.csv"),
+              "--to", "s3://bulkcopy-example-dst/copied/")
+    assert res.returncode == 0, res.stderr
+    job_id = json.loads(cli("jobs", "--json").stdout.splitlines()[0])["job_id"]
+
+    rep = cli("report", job_id, "--out", "reports")
+    assert rep.returncode == 0, rep.stderr
+    assert "succeeded  8" in rep.stdout
+    rows = _report_rows(cli.cwd / "reports", job_id)
+    assert len(rows) == 8
+    assert all(r[3] == "succeeded" and r[5] == "200" for r in rows)
+    listed = moto.client().list_objects_v2(Bucket="bulkcopy-example-dst",
+                                           Prefix="copied/")["KeyCount"]
+    assert listed == 8
+
+
+def test_submit_prints_only_the_job_id_and_status_json_counts(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
+) -> None:
+    """`submit` prints the id on stdout for scripts; `run` copies; `status --json` counts."""
+    cli = cli_for(moto)
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    seed(moto, src, ["a", "b", "c"])
+    manifest = write_manifest(tmp_path / "m.csv", [(src, k, None) for k in "abca"])
+
+    sub = cli("submit", str(manifest), "--to", f"s3://{dst}/p")
+    assert sub.returncode == 0, sub.stderr
+    job_id = sub.stdout.strip()
+    assert len(job_id.split()) == 1
+
+    run = cli("run", job_id)
+    assert run.returncode == 0, run.stderr
+    status = json.loads(cli("status", job_id, "--json").stdout)
+    assert status["status"] == "complete"
+    assert status["counts"]["succeeded"] == 3
+    assert status["duplicate_rows"] == 1
+    assert status["bytes"] > 0
+    assert cli("status", job_id).returncode == 0
+    assert job_id in cli("jobs").stdout
+
+
+def test_malformed_manifest_names_file_and_line_and_writes_nothing(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
+) -> None:
+    """A bad row fails submit with exit 2 and `file:line: reason`, no traceback, no job."""
+    cli = cli_for(moto)
+    manifest = tmp_path / "bad.csv"
+    manifest.write_text("b,key1\nb,key2\nb,\nb,key4\n")
+
+    res = cli("submit", str(manifest), "--to", "s3://dst")
+
+    assert res.returncode == 2
+    assert f"{manifest}:3: empty key" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert cli("jobs", "--json").stdout.strip() == ""
+
+    skip = cli("submit", str(manifest), "--to", "s3://dst", "--skip-invalid")
+    assert skip.returncode == 0, skip.stderr
+    status = json.loads(cli("status", skip.stdout.strip(), "--json").stdout)
+    assert status["counts"] == {"pending": 3, "running": 0, "succeeded": 0, "failed": 1}
+
+
+def test_missing_bucket_exits_3_with_one_message(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
+) -> None:
+    """A destination bucket that does not exist: exit 3, one clear line, no traceback."""
+    cli = cli_for(moto)
+    src = moto.new_bucket()
+    seed(moto, src, ["a"])
+    manifest = write_manifest(tmp_path / "m.csv", [(src, "a", None)])
+
+    res = cli("copy", str(manifest), "--to", "s3://bulkcopy-missing-dst/x/")
+
+    assert res.returncode == 3
+    assert "destination bucket 'bulkcopy-missing-dst' does not exist" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_some_failed_tasks_exit_1_and_failed_only_report(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
+) -> None:
+    """Missing source objects: exit 1, and `report --failed-only` lists just them."""
+    cli = cli_for(moto)
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    seed(moto, src, ["here"])
+    manifest = write_manifest(tmp_path / "m.csv", [(src, "here", None),
+                                                  (src, "gone 1", None)])
+    res = cli("copy", str(manifest), "--to", f"s3://{dst}")
+    assert res.returncode == 1, res.stderr
+    job_id = json.loads(cli("jobs", "--json").stdout.splitlines()[0])["job_id"]
+
+    rep = cli("report", job_id, "--out", "out", "--failed-only")
+    assert rep.returncode == 0
+    rows = _report_rows(cli.cwd / "out", job_id)
+    assert [(unquote_plus(r[1]), r[3], r[4], r[5]) for r in rows] == [
+        ("gone 1", "failed", "NoSuchKey", "404")
+    ]
+
+
+def test_unknown_job_and_bad_destination_are_usage_errors(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
+) -> None:
+    """Typos get exit 2 and a message, not a traceback."""
+    cli = cli_for(moto)
+    res = cli("status", "nope")
+    assert res.returncode == 2
+    assert "no job 'nope'" in res.stderr
+    manifest = write_manifest(tmp_path / "m.csv", [("b", "k", None)])
+    res = cli("submit", str(manifest), "--to", "dst-without-scheme")
+    assert res.returncode == 2
+    assert "s3://" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def _big_job(moto: S3Server, cli: Cli, tmp_path: Path, n: int) -> tuple[str, str, list[str]]:
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    keys = [f"dir {i // 50}/obj+{i:04d}.txt" for i in range(n)]
+    seed(moto, src, keys)
+    manifest = write_manifest(tmp_path / "m.csv", [(src, k, None) for k in keys])
+    sub = cli("submit", str(manifest), "--to", f"s3://{dst}/copy/")
+    assert sub.returncode == 0, sub.stderr
+    return sub.stdout.strip(), dst, keys
+
+
+def _assert_exactly_once(moto: S3Server, cli: Cli, job_id: str, dst: str,
+                         keys: list[str]) -> None:
+    rep = cli("report", job_id, "--out", "reports")
+    assert rep.returncode == 0, rep.stderr
+    rows = _report_rows(cli.cwd / "reports", job_id)
+    assert sorted(unquote_plus(r[1]) for r in rows) == sorted(keys)
+    assert {r[3] for r in rows} == {"succeeded"}
+    paginator = moto.client().get_paginator("list_objects_v2")
+    listed = [o["Key"] for page in paginator.paginate(Bucket=dst) for o in
+              page.get("Contents", [])]
+    assert sorted(listed) == sorted("copy/" + k for k in keys)
+
+
+def test_kill_9_mid_run_then_resume_reports_each_object_once(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
+) -> None:
+    """`kill -9` at random moments loses nothing: resume finishes, the report is exact."""
+    cli = cli_for(moto)
+    job_id, dst, keys = _big_job(moto, cli, tmp_path, 300)
+    rng = random.Random()
+    seed_value = rng.randrange(1 << 30)
+    rng.seed(seed_value)
+    print(f"random seed {seed_value}")
+
+    for _round in range(2):
+        target = cli.db_count("succeeded") + rng.randrange(5, 80)
+        proc = cli.popen("run", job_id, "--concurrency", "4")
+        try:
+            _wait_for(lambda t=target: cli.db_count("succeeded") >= t
+                      or proc.poll() is not None)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        assert cli.db_count("succeeded") < len(keys), "killed too late to test resume"
+
+    res = cli("resume", job_id)
+    assert res.returncode == 0, res.stderr
+    status = json.loads(cli("status", job_id, "--json").stdout)
+    assert status["counts"]["succeeded"] == len(keys)
+    _assert_exactly_once(moto, cli, job_id, dst, keys)
+
+
+def test_ctrl_c_drains_and_records_then_resume_finishes(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
+) -> None:
+    """SIGINT stops claiming, records in-flight copies, exits 130; resume completes."""
+    cli = cli_for(moto)
+    job_id, dst, keys = _big_job(moto, cli, tmp_path, 200)
+    proc = cli.popen("run", job_id, "--concurrency", "4")
+    _wait_for(lambda: cli.db_count("succeeded") >= 20 or proc.poll() is not None)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"bulkcopy resume {job_id}" in err
+    status = json.loads(cli("status", job_id, "--json").stdout)
+    assert status["status"] == "stopped"
+    assert status["counts"]["running"] == 0
+    assert 0 < status["counts"]["succeeded"] < len(keys)
+
+    res = cli("resume", job_id)
+    assert res.returncode == 0, res.stderr
+    _assert_exactly_once(moto, cli, job_id, dst, keys)
+
+
+def test_json_logs_when_not_on_a_terminal(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
+) -> None:
+    """Off a terminal, stderr carries one JSON object per line with snake_case events."""
+    cli = cli_for(moto)
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    seed(moto, src, ["a"])
+    manifest = write_manifest(tmp_path / "m.csv", [(src, "a", None)])
+    res = cli("copy", str(manifest), "--to", f"s3://{dst}")
+    assert res.returncode == 0
+    events = [json.loads(line)["event"] for line in res.stderr.splitlines()
+              if line.startswith("{")]
+    assert "job_submitted" in events and "run_finished" in events

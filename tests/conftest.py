@@ -1,0 +1,49 @@
+"""Shared fixtures: a clean AWS environment, and real S3 server processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import ACCESS_KEY, REGION, SECRET_KEY, S3Server, start_moto, start_rclone
+
+
+@pytest.fixture(autouse=True)
+def clean_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never see the developer's AWS settings, profiles or job database."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AWS_") or name.startswith("BULKCOPY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-creds"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A moto_server process on a free port, for the whole session."""
+    server = start_moto(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rclone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An `rclone serve s3` process (a real Go S3 server) on a free port."""
+    server = start_rclone(tmp_path_factory.mktemp("rclone"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["moto", "rclone"])
+def s3(request: pytest.FixtureRequest) -> S3Server:
+    """Each real S3 server in turn."""
+    server: S3Server = request.getfixturevalue(request.param)
+    return server

@@ -1,0 +1,107 @@
+"""Helpers shared by integration and acceptance tests."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from engine import events
+from engine.models import Destination, JobCounts
+from engine.retry import RetryPolicy
+from engine.s3.client import ClientSettings
+from engine.spec import CopyOptions, JobSpec
+from engine.store.repo import JobRecord, Repository
+from engine.submit import submit
+from engine.worker import RunSettings, Worker
+from tests.servers import S3Server
+
+AWKWARD_KEYS = [
+    "plain.txt",
+    "dir/sub/file.bin",
+    "spaces in name.txt",
+    "plus+sign.txt",
+    "percent%25literal%.txt",
+    "question?mark.txt",
+    "hash#tag.txt",
+    "unicode/café/日本語.txt",
+    "dir//double-slash.txt",
+    " leading space.txt",
+    "trailing space.txt ",
+    "a+b c&d=e;f,g.txt",
+]
+
+FAST_RETRY = RetryPolicy(
+    max_attempts=5, base_delay=0.001, throttle_base_delay=0.002, max_delay=0.01
+)
+
+
+def encode(key: str) -> str:
+    return quote(key, safe="/")
+
+
+def write_manifest(path: Path, rows: Iterable[tuple[str, str, str | None]]) -> Path:
+    """Write an S3 Batch Operations CSV manifest (keys URL-encoded)."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        for bucket, key, version in rows:
+            w.writerow([bucket, encode(key)] + ([version] if version is not None else []))
+    return path
+
+
+def seed(server: S3Server, bucket: str, keys: Iterable[str]) -> dict[str, bytes]:
+    """Put one small object per key; returns the bodies by key."""
+    c = server.client()
+    bodies = {}
+    for key in keys:
+        body = f"body of {key!r}".encode()
+        c.put_object(Bucket=bucket, Key=key, Body=body)
+        bodies[key] = body
+    return bodies
+
+
+def client_settings(server: S3Server, sdk_attempts: int = 1) -> ClientSettings:
+    return ClientSettings(
+        endpoint_url=server.endpoint, addressing_style="path",
+        sdk_max_attempts=sdk_attempts, max_pool_connections=16,
+    )
+
+
+def submit_job(
+    repo: Repository, manifest: Path, server: S3Server, dst: str,
+    stat_source: bool = True,
+) -> JobRecord:
+    spec = JobSpec(client=client_settings(server), copy=CopyOptions(stat_source=stat_source))
+    return submit(repo, str(manifest), Destination.parse(dst), spec)
+
+
+def run_job(
+    repo: Repository,
+    job: JobRecord,
+    server: S3Server,
+    *,
+    concurrency: int = 8,
+    retry: RetryPolicy = FAST_RETRY,
+    on_client: Callable[[Any], None] | None = None,
+    observer: events.Observer = events.ignore,
+    worker_hook: Callable[[Worker], None] | None = None,
+    preflight: bool = True,
+) -> JobCounts:
+    settings = RunSettings(concurrency=concurrency, retry=retry, preflight=preflight,
+                           flush_interval=0.05)
+    worker = Worker(repo, repo.get_job(job.id), settings, client_settings(server),
+                    observer, on_client)
+    if worker_hook is not None:
+        worker_hook(worker)
+    return asyncio.run(worker.run())
+
+
+def get_body(server: S3Server, bucket: str, key: str, version: str | None = None) -> bytes:
+    kw: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if version:
+        kw["VersionId"] = version
+    body: bytes = server.client().get_object(**kw)["Body"].read()
+    return body
