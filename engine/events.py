@@ -60,8 +60,15 @@ class RunFinished:
     stopped: bool
 
 
-Event = RunStarted | PreflightWarning | TaskRetrying | TaskFinished | Draining | \
-    Aborting | RunFinished
+Event = (
+    RunStarted
+    | PreflightWarning
+    | TaskRetrying
+    | TaskFinished
+    | Draining
+    | Aborting
+    | RunFinished
+)
 Observer = Callable[[Event], None]
 
 

@@ -3,6 +3,7 @@ instead of ten million failed tasks."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -27,10 +28,13 @@ async def check_destination(client: Any, bucket: str, prefix: str) -> None:
         await invoke("HeadBucket", client.head_bucket, Bucket=bucket)
     except S3Error as err:
         if err.http_status == 404 or err.code == "NoSuchBucket":
-            raise JobCannotStart(f"destination bucket {bucket!r} does not exist") from err
+            raise JobCannotStart(
+                f"destination bucket {bucket!r} does not exist"
+            ) from err
         if err.disposition is not Disposition.FATAL:
             raise JobCannotStart(
-                f"cannot reach destination bucket {bucket!r}: {_why(err)}: {err.message}"
+                f"cannot reach destination bucket {bucket!r}: "
+                f"{_why(err)}: {err.message}"
             ) from err
         if err.http_status != 403:
             raise JobCannotStart(
@@ -40,24 +44,30 @@ async def check_destination(client: Any, bucket: str, prefix: str) -> None:
     probe = f"{normalize_prefix(prefix)}.bulkcopy-preflight-{uuid.uuid4().hex}"
     try:
         up = await invoke(
-            "CreateMultipartUpload", client.create_multipart_upload,
-            Bucket=bucket, Key=probe,
+            "CreateMultipartUpload",
+            client.create_multipart_upload,
+            Bucket=bucket,
+            Key=probe,
         )
     except S3Error as err:
         raise JobCannotStart(
             f"cannot write to destination s3://{bucket}/{normalize_prefix(prefix)}: "
             f"{_why(err)}: {err.message}"
         ) from err
-    try:
+    # a stray empty upload would be harmless (lifecycle rules remove them)
+    with contextlib.suppress(S3Error):
         await invoke(
-            "AbortMultipartUpload", client.abort_multipart_upload,
-            Bucket=bucket, Key=probe, UploadId=up["UploadId"],
+            "AbortMultipartUpload",
+            client.abort_multipart_upload,
+            Bucket=bucket,
+            Key=probe,
+            UploadId=up["UploadId"],
         )
-    except S3Error:
-        pass  # a stray empty upload is harmless; lifecycle rules and `cleanup` remove it
 
 
-async def check_sources(client: Any, buckets: list[str], first: Task | None) -> list[str]:
+async def check_sources(
+    client: Any, buckets: list[str], first: Task | None
+) -> list[str]:
     """Source buckets exist, and the first source object can be read.
 
     Returns warnings for what could not be checked (no ``s3:ListBucket``).
@@ -68,10 +78,13 @@ async def check_sources(client: Any, buckets: list[str], first: Task | None) -> 
             await invoke("HeadBucket", client.head_bucket, Bucket=bucket)
         except S3Error as err:
             if err.http_status == 404 or err.code == "NoSuchBucket":
-                raise JobCannotStart(f"source bucket {bucket!r} does not exist") from err
+                raise JobCannotStart(
+                    f"source bucket {bucket!r} does not exist"
+                ) from err
             if err.http_status == 403:
                 warnings.append(
-                    f"cannot check source bucket {bucket!r} (HeadBucket: AccessDenied); "
+                    f"cannot check source bucket {bucket!r} "
+                    "(HeadBucket: AccessDenied); "
                     "going on"
                 )
                 continue

@@ -106,7 +106,11 @@ def summary_text(
         f"manifest   {job.manifest}",
         f"to         s3://{job.dst_bucket}/{job.dst_prefix}",
         f"tasks      {counts.total}"
-        + (f"  ({job.duplicate_rows} duplicate rows merged)" if job.duplicate_rows else ""),
+        + (
+            f"  ({job.duplicate_rows} duplicate rows merged)"
+            if job.duplicate_rows
+            else ""
+        ),
     ]
     for status in TaskStatus:
         n = counts.get(status)
@@ -153,9 +157,14 @@ def write_report(
     base = out / f"job-{job.id}"
     results_dir = base / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
-    statuses = [TaskStatus.FAILED] if failed_only else [
-        TaskStatus.SUCCEEDED, TaskStatus.FAILED,
-    ]
+    statuses = (
+        [TaskStatus.FAILED]
+        if failed_only
+        else [
+            TaskStatus.SUCCEEDED,
+            TaskStatus.FAILED,
+        ]
+    )
     paths = {s.value: results_dir / f"{s.value}.csv" for s in statuses}
     handles = {s: p.open("w", newline="", encoding="utf-8") for s, p in paths.items()}
     writers = {s: csv.writer(h, lineterminator="\n") for s, h in handles.items()}

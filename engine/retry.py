@@ -39,5 +39,5 @@ class RetryPolicy:
             if disposition is Disposition.THROTTLE
             else self.base_delay
         )
-        ceiling = min(self.max_delay, base * (2 ** (attempt - 1)))
-        return rand() * ceiling
+        ceiling = min(self.max_delay, base * 2.0 ** (attempt - 1))
+        return float(rand()) * ceiling

@@ -1,4 +1,4 @@
-"""What a job was submitted with, stored beside it so every run uses the same options."""
+"""What a job was submitted with, stored beside it so every run uses the same."""
 
 from __future__ import annotations
 

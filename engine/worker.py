@@ -17,6 +17,7 @@ run (their worker's pid is gone, or its lease expired).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -146,7 +147,10 @@ class Worker:
         job = self.job
         now = time.time()
         live = await self._call(
-            self.repo.live_workers, job.id, socket.gethostname(), pid_alive,
+            self.repo.live_workers,
+            job.id,
+            socket.gethostname(),
+            pid_alive,
             now - self.run_settings.lease_seconds,
         )
         if live:
@@ -156,7 +160,10 @@ class Worker:
             )
         released = await self._call(self.repo.release_orphans, job.id, [], now)
         await self._call(
-            self.repo.register_worker, self.worker_id, job.id, socket.gethostname(),
+            self.repo.register_worker,
+            self.worker_id,
+            job.id,
+            socket.gethostname(),
             os.getpid(),
         )
         try:
@@ -166,10 +173,16 @@ class Worker:
                 if self.run_settings.preflight:
                     await self._preflight(client)
                 await self._call(
-                    self.repo.set_job_status, job.id, JobStatus.RUNNING, None, time.time()
+                    self.repo.set_job_status,
+                    job.id,
+                    JobStatus.RUNNING,
+                    None,
+                    time.time(),
                 )
                 counts = await self._call(self.repo.counts, job.id)
-                self.observer(events.RunStarted(job.id, self.worker_id, counts, released))
+                self.observer(
+                    events.RunStarted(job.id, self.worker_id, counts, released)
+                )
                 await self._pool(client)
         finally:
             await self._call(self.repo.stop_worker, self.worker_id)
@@ -194,7 +207,9 @@ class Worker:
                 client, list(self.spec.source_buckets), first[0] if first else None
             )
         except JobCannotStart as exc:
-            await self._call(self.repo.set_job_status, job.id, JobStatus.FAILED, str(exc))
+            await self._call(
+                self.repo.set_job_status, job.id, JobStatus.FAILED, str(exc)
+            )
             raise
         for w in warnings:
             self.observer(events.PreflightWarning(job.id, w))
@@ -250,13 +265,15 @@ class Worker:
             assert job is not None
             self._in_flight[task.id] = job
             try:
-                result = await execute(client, task, dst, options, policy, self._on_retry)
+                result = await execute(
+                    client, task, dst, options, policy, self._on_retry
+                )
             except asyncio.CancelledError:
                 if not self._abort:
                     raise
                 self._unstarted.append(task.id)
                 continue
-            except Exception as exc:  # noqa: BLE001 - one odd object must not end the job
+            except Exception as exc:
                 result = unexpected_failure(task, exc)
             finally:
                 self._in_flight.pop(task.id, None)
@@ -271,10 +288,8 @@ class Worker:
     async def _flusher(self) -> None:
         interval = self.run_settings.flush_interval
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), interval)
-            except TimeoutError:
-                pass
             self._flush_now.clear()
             if self._results:
                 batch, self._results = self._results, []
@@ -287,7 +302,8 @@ class Worker:
         while True:
             await asyncio.sleep(every)
             await self._call(
-                self.repo.heartbeat, self.worker_id,
+                self.repo.heartbeat,
+                self.worker_id,
                 time.time() + self.run_settings.lease_seconds,
             )
 

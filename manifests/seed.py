@@ -1,6 +1,7 @@
 """Seed an S3 endpoint with the objects of a manifest, for trying bulkcopy locally.
 
-    python manifests/seed.py manifests/example.csv --endpoint-url http://127.0.0.1:5000 \\
+    python manifests/seed.py manifests/example.csv \\
+        --endpoint-url http://127.0.0.1:5000 \\
         --create-bucket bulkcopy-example-dst
 
 Creates each source bucket the manifest names, writes a small object for each
@@ -22,19 +23,26 @@ def ensure_bucket(s3: object, name: str) -> None:
     try:
         s3.create_bucket(Bucket=name)  # type: ignore[attr-defined]
     except ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou",
-                                                 "BucketAlreadyExists"):
+        if exc.response["Error"]["Code"] not in (
+            "BucketAlreadyOwnedByYou",
+            "BucketAlreadyExists",
+        ):
             raise
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("manifest")
     p.add_argument("--endpoint-url")
     p.add_argument("--region", default="us-east-1")
-    p.add_argument("--create-bucket", action="append", default=[],
-                   help="also create this (destination) bucket; repeatable")
+    p.add_argument(
+        "--create-bucket",
+        action="append",
+        default=[],
+        help="also create this (destination) bucket; repeatable",
+    )
     args = p.parse_args()
     s3 = boto3.client("s3", endpoint_url=args.endpoint_url, region_name=args.region)
     seen: set[str] = set()
@@ -47,7 +55,9 @@ def main() -> None:
             if bucket not in seen:
                 ensure_bucket(s3, bucket)
                 seen.add(bucket)
-            s3.put_object(Bucket=bucket, Key=key, Body=f"example object {key}\n".encode())
+            s3.put_object(
+                Bucket=bucket, Key=key, Body=f"example object {key}\n".encode()
+            )
             n += 1
     for b in args.create_bucket:
         ensure_bucket(s3, b)

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ACCESS_KEY, REGION, SECRET_KEY, S3Server, start_moto, start_rclone
+from tests.servers import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    S3Server,
+    start_moto,
+    start_rclone,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -76,7 +76,9 @@ class Injector:
         return response(request.url, *fault)
 
 
-def storm(ratio: float, fault: tuple[int, bytes], seed: int = 1) -> Callable[[str, int], Any]:
+def storm(
+    ratio: float, fault: tuple[int, bytes], seed: int = 1
+) -> Callable[[str, int], Any]:
     """Fault a random ``ratio`` of all requests."""
     rng = random.Random(seed)
     return lambda _key, _n: fault if rng.random() < ratio else None

@@ -48,7 +48,9 @@ def write_manifest(path: Path, rows: Iterable[tuple[str, str, str | None]]) -> P
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         for bucket, key, version in rows:
-            w.writerow([bucket, encode(key)] + ([version] if version is not None else []))
+            w.writerow(
+                [bucket, encode(key)] + ([version] if version is not None else [])
+            )
     return path
 
 
@@ -65,16 +67,23 @@ def seed(server: S3Server, bucket: str, keys: Iterable[str]) -> dict[str, bytes]
 
 def client_settings(server: S3Server, sdk_attempts: int = 1) -> ClientSettings:
     return ClientSettings(
-        endpoint_url=server.endpoint, addressing_style="path",
-        sdk_max_attempts=sdk_attempts, max_pool_connections=16,
+        endpoint_url=server.endpoint,
+        addressing_style="path",
+        sdk_max_attempts=sdk_attempts,
+        max_pool_connections=16,
     )
 
 
 def submit_job(
-    repo: Repository, manifest: Path, server: S3Server, dst: str,
+    repo: Repository,
+    manifest: Path,
+    server: S3Server,
+    dst: str,
     stat_source: bool = True,
 ) -> JobRecord:
-    spec = JobSpec(client=client_settings(server), copy=CopyOptions(stat_source=stat_source))
+    spec = JobSpec(
+        client=client_settings(server), copy=CopyOptions(stat_source=stat_source)
+    )
     return submit(repo, str(manifest), Destination.parse(dst), spec)
 
 
@@ -90,16 +99,25 @@ def run_job(
     worker_hook: Callable[[Worker], None] | None = None,
     preflight: bool = True,
 ) -> JobCounts:
-    settings = RunSettings(concurrency=concurrency, retry=retry, preflight=preflight,
-                           flush_interval=0.05)
-    worker = Worker(repo, repo.get_job(job.id), settings, client_settings(server),
-                    observer, on_client)
+    settings = RunSettings(
+        concurrency=concurrency, retry=retry, preflight=preflight, flush_interval=0.05
+    )
+    worker = Worker(
+        repo,
+        repo.get_job(job.id),
+        settings,
+        client_settings(server),
+        observer,
+        on_client,
+    )
     if worker_hook is not None:
         worker_hook(worker)
     return asyncio.run(worker.run())
 
 
-def get_body(server: S3Server, bucket: str, key: str, version: str | None = None) -> bytes:
+def get_body(
+    server: S3Server, bucket: str, key: str, version: str | None = None
+) -> bytes:
     kw: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if version:
         kw["VersionId"] = version

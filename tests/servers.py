@@ -112,13 +112,24 @@ def start_rclone(log_dir: Path) -> S3Server:
     env = dict(os.environ, RCLONE_CONFIG=os.devnull)
     proc = subprocess.Popen(
         [
-            rclone_binary(), "serve", "s3", "--addr", f"127.0.0.1:{port}",
-            "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", ":memory:",
+            rclone_binary(),
+            "serve",
+            "s3",
+            "--addr",
+            f"127.0.0.1:{port}",
+            "--auth-key",
+            f"{ACCESS_KEY},{SECRET_KEY}",
+            ":memory:",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
     )
     _wait_for_port(port, proc, "rclone serve s3")
-    return S3Server("rclone", f"http://127.0.0.1:{port}", proc, supports_versioning=False,
-                    unsupported_key_parts=("//",))
+    return S3Server(
+        "rclone",
+        f"http://127.0.0.1:{port}",
+        proc,
+        supports_versioning=False,
+        unsupported_key_parts=("//",),
+    )

@@ -1,4 +1,4 @@
-"""The ``bulkcopy`` command line: thin commands over the engine, errors to exit codes."""
+"""The ``bulkcopy`` command line: thin commands, errors mapped to exit codes."""
 
 from __future__ import annotations
 

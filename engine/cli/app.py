@@ -39,8 +39,10 @@ AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL_S3, instance roles, ...).
 {EXIT_CODES}"""
 
 
-@click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"],
-                                          "max_content_width": 100})
+@click.group(
+    help=HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="bulkcopy")
 def cli() -> None:
     pass
@@ -48,40 +50,71 @@ def cli() -> None:
 
 def db_option(f: F) -> F:
     return click.option(
-        "--db", "db", envvar="BULKCOPY_DB", metavar="URL",
+        "--db",
+        "db",
+        envvar="BULKCOPY_DB",
+        metavar="URL",
         help="Job database: an SQLite path or an SQLAlchemy URL "
-             "[env BULKCOPY_DB; default ./bulkcopy.db].",
+        "[env BULKCOPY_DB; default ./bulkcopy.db].",
     )(f)
 
 
 def log_options(f: F) -> F:
-    f = click.option("--log-format", type=click.Choice(["auto", "text", "json"]),
-                     default="auto", show_default=True,
-                     help="Log lines on stderr; auto is JSON when not on a terminal.")(f)
+    f = click.option(
+        "--log-format",
+        type=click.Choice(["auto", "text", "json"]),
+        default="auto",
+        show_default=True,
+        help="Log lines on stderr; auto is JSON when not on a terminal.",
+    )(f)
     f = click.option("-v", "--verbose", count=True, help="Also log retries.")(f)
     f = click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")(f)
     return f
 
 
 def client_options(f: F) -> F:
-    f = click.option("--endpoint-url", metavar="URL",
-                     help="S3 endpoint (default: the AWS chain, e.g. AWS_ENDPOINT_URL_S3).")(f)
+    f = click.option(
+        "--endpoint-url",
+        metavar="URL",
+        help="S3 endpoint (default: the AWS chain, e.g. AWS_ENDPOINT_URL_S3).",
+    )(f)
     f = click.option("--region", metavar="NAME", help="AWS region.")(f)
-    f = click.option("--profile", metavar="NAME", help="AWS profile from ~/.aws/config.")(f)
-    f = click.option("--addressing-style", type=click.Choice(["auto", "path", "virtual"]),
-                     help="Bucket addressing; S3-compatible servers often need 'path'.")(f)
+    f = click.option(
+        "--profile", metavar="NAME", help="AWS profile from ~/.aws/config."
+    )(f)
+    f = click.option(
+        "--addressing-style",
+        type=click.Choice(["auto", "path", "virtual"]),
+        help="Bucket addressing; S3-compatible servers often need 'path'.",
+    )(f)
     return f
 
 
 def run_options(f: F) -> F:
-    f = click.option("--concurrency", "-c", type=click.IntRange(1, 4096), default=64,
-                     show_default=True, help="Copy requests in flight.")(f)
-    f = click.option("--max-attempts", type=click.IntRange(1, 100), default=5,
-                     show_default=True,
-                     help="Attempts per object before it is recorded as failed "
-                          "(on top of the SDK's own retries).")(f)
-    f = click.option("--no-preflight", is_flag=True,
-                     help="Skip the bucket existence and access checks.")(f)
-    f = click.option("--progress/--no-progress", default=None,
-                     help="Progress bar (default: on a terminal).")(f)
+    f = click.option(
+        "--concurrency",
+        "-c",
+        type=click.IntRange(1, 4096),
+        default=64,
+        show_default=True,
+        help="Copy requests in flight.",
+    )(f)
+    f = click.option(
+        "--max-attempts",
+        type=click.IntRange(1, 100),
+        default=5,
+        show_default=True,
+        help="Attempts per object before it is recorded as failed "
+        "(on top of the SDK's own retries).",
+    )(f)
+    f = click.option(
+        "--no-preflight",
+        is_flag=True,
+        help="Skip the bucket existence and access checks.",
+    )(f)
+    f = click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Progress bar (default: on a terminal).",
+    )(f)
     return f

@@ -77,6 +77,7 @@ def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:
     if code == EXIT_INTERRUPTED:
         click.echo(
             f"stopped: {counts.remaining} tasks not finished; "
-            f"resume with: bulkcopy resume {job.id}", err=True,
+            f"resume with: bulkcopy resume {job.id}",
+            err=True,
         )
     return code

@@ -34,7 +34,9 @@ def use_json(log_format: str) -> bool:
     return not sys.stderr.isatty()
 
 
-def configure_logging(log_format: str = "auto", verbose: int = 0, quiet: bool = False) -> None:
+def configure_logging(
+    log_format: str = "auto", verbose: int = 0, quiet: bool = False
+) -> None:
     """Configure structlog for the CLI.
 
     ``log_format``: ``json``, ``text`` or ``auto`` (JSON when stderr is not a

@@ -81,43 +81,71 @@ class Renderer:
                 self.failed = counts.get(TaskStatus.FAILED)
                 self.bytes = counts.bytes_done
                 self._t0 = self._last_log = time.monotonic()
-                log.info("run_started", job_id=job_id, worker=event.worker_id,
-                         tasks=counts.total, already_done=counts.finished,
-                         released_from_crashed_run=released)
+                log.info(
+                    "run_started",
+                    job_id=job_id,
+                    worker=event.worker_id,
+                    tasks=counts.total,
+                    already_done=counts.finished,
+                    released_from_crashed_run=released,
+                )
                 if self.interactive:
                     self._start_progress()
             case events.PreflightWarning(job_id=job_id, message=message):
                 log.warning("preflight_warning", job_id=job_id, detail=message)
             case events.TaskRetrying():
-                log.debug("task_retry", task=event.task.id, key=event.task.src.key,
-                          attempt=event.attempt, code=event.code, delay=round(event.delay, 3))
+                log.debug(
+                    "task_retry",
+                    task=event.task.id,
+                    key=event.task.src.key,
+                    attempt=event.attempt,
+                    code=event.code,
+                    delay=round(event.delay, 3),
+                )
             case events.TaskFinished(task=task, result=result):
                 self.done += 1
                 self._run_done += 1
                 self.bytes += result.bytes or 0
                 if result.status is TaskStatus.FAILED:
                     self.failed += 1
-                    log.warning("copy_failed", task=task.id, source=task.src.uri(),
-                                code=result.error_code, http_status=result.http_status,
-                                attempts=result.attempts, detail=result.error_message)
+                    log.warning(
+                        "copy_failed",
+                        task=task.id,
+                        source=task.src.uri(),
+                        code=result.error_code,
+                        http_status=result.http_status,
+                        attempts=result.attempts,
+                        detail=result.error_message,
+                    )
                 self._tick()
             case events.Draining(in_flight=n):
-                log.warning("stopping", detail="finishing requests in flight; "
-                            "interrupt again to stop at once", in_flight=n)
+                log.warning(
+                    "stopping",
+                    detail="finishing requests in flight; "
+                    "interrupt again to stop at once",
+                    in_flight=n,
+                )
             case events.Aborting(in_flight=n):
                 log.warning("aborting", in_flight=n)
             case events.RunFinished(job_id=job_id, counts=counts, stopped=stopped):
                 self._stop_progress()
-                log.info("run_finished", job_id=job_id, stopped=stopped,
-                         succeeded=counts.get(TaskStatus.SUCCEEDED),
-                         failed=counts.get(TaskStatus.FAILED),
-                         remaining=counts.remaining, bytes=counts.bytes_done)
+                log.info(
+                    "run_finished",
+                    job_id=job_id,
+                    stopped=stopped,
+                    succeeded=counts.get(TaskStatus.SUCCEEDED),
+                    failed=counts.get(TaskStatus.FAILED),
+                    remaining=counts.remaining,
+                    bytes=counts.bytes_done,
+                )
 
     def _tick(self) -> None:
         now = time.monotonic()
         if self._progress is not None:
             self._progress.update(
-                self._bar, completed=self.done, bytes=human_bytes(self.bytes),
+                self._bar,
+                completed=self.done,
+                bytes=human_bytes(self.bytes),
                 rate=f"{self.rate():.0f} obj/s",
                 failed=f"{self.failed} failed" if self.failed else "",
             )
@@ -125,6 +153,12 @@ class Renderer:
             self._last_log = now
             rate = self.rate()
             remaining = self.total - self.done
-            log.info("progress", done=self.done, total=self.total, failed=self.failed,
-                     bytes=self.bytes, rate=round(rate, 1),
-                     eta_s=round(remaining / rate) if rate else None)
+            log.info(
+                "progress",
+                done=self.done,
+                total=self.total,
+                failed=self.failed,
+                bytes=self.bytes,
+                rate=round(rate, 1),
+                eta_s=round(remaining / rate) if rate else None,
+            )

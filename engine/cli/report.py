@@ -10,7 +10,9 @@ from engine.cli.app import cli, db_option
 from engine.report import write_report
 
 
-@cli.command("report", help="""Write the completion report of job JOB_ID under --out.
+@cli.command(
+    "report",
+    help="""Write the completion report of job JOB_ID under --out.
 
 \b
 OUT/job-<id>/manifest.json          S3 Batch Operations format Report_CSV_20180820
@@ -18,10 +20,16 @@ OUT/job-<id>/results/succeeded.csv  Bucket, Key, VersionId, TaskStatus, ErrorCod
 OUT/job-<id>/results/failed.csv       HTTPStatusCode, ResultMessage (keys URL-encoded)
 OUT/job-<id>/results.jsonl          every recorded field of every task
 OUT/job-<id>/summary.txt            the summary, also printed here
-""")
+""",
+)
 @click.argument("job_id")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("reports"), show_default=True, help="Report directory.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Report directory.",
+)
 @click.option("--failed-only", is_flag=True, help="Only failed tasks.")
 @db_option
 def report_cmd(job_id: str, out: Path, failed_only: bool, db: str | None) -> None:

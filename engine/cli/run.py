@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from engine.cli.app import EXIT_CODES, cli, client_options, db_option, log_options, run_options
+from engine.cli.app import (
+    EXIT_CODES,
+    cli,
+    client_options,
+    db_option,
+    log_options,
+    run_options,
+)
 from engine.cli.common import open_repo, run_job, setup
 
 RUN_HELP = f"""Run job JOB_ID until every task has a result.

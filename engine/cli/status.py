@@ -22,8 +22,13 @@ def status_dict(job: JobRecord, counts: JobCounts, now: float) -> dict[str, Any]
     eta = None
     since = job.run_started_at or counts.first_started_at
     if since and counts.last_finished_at:
-        elapsed = max(counts.last_finished_at, now if job.status.value == "running"
-                      else counts.last_finished_at) - since
+        elapsed = (
+            max(
+                counts.last_finished_at,
+                now if job.status.value == "running" else counts.last_finished_at,
+            )
+            - since
+        )
         if elapsed > 0:
             rate = counts.finished / elapsed
             bytes_rate = counts.bytes_done / elapsed
@@ -70,8 +75,10 @@ def status_cmd(job_id: str, as_json: bool, db: str | None) -> None:
         click.echo(f"  {name:<10} {n}")
     click.echo(f"copied     {human_bytes(data['bytes'])}")
     if data["objects_per_second"] is not None:
-        click.echo(f"rate       {data['objects_per_second']} objects/s, "
-                   f"{human_bytes(data['bytes_per_second'] or 0)}/s")
+        click.echo(
+            f"rate       {data['objects_per_second']} objects/s, "
+            f"{human_bytes(data['bytes_per_second'] or 0)}/s"
+        )
     if data["eta_seconds"] is not None:
         click.echo(f"eta        {data['eta_seconds']} s")
 
@@ -96,5 +103,7 @@ def jobs_cmd(as_json: bool, limit: int, db: str | None) -> None:
         if as_json:
             click.echo(json.dumps(row))
         else:
-            click.echo(f"{row['job_id']}  {row['status']:<9} {row['tasks']:>10} tasks  "
-                       f"{row['manifest']} -> {row['destination']}")
+            click.echo(
+                f"{row['job_id']}  {row['status']:<9} {row['tasks']:>10} tasks  "
+                f"{row['manifest']} -> {row['destination']}"
+            )

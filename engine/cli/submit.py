@@ -7,7 +7,14 @@ from typing import Any
 import click
 import structlog
 
-from engine.cli.app import EXIT_CODES, cli, client_options, db_option, log_options, run_options
+from engine.cli.app import (
+    EXIT_CODES,
+    cli,
+    client_options,
+    db_option,
+    log_options,
+    run_options,
+)
 from engine.cli.common import open_repo, run_job, setup
 from engine.models import Destination
 from engine.s3.client import ClientSettings
@@ -28,39 +35,67 @@ a failed task.  Each object goes to PREFIX + its source key."""
 
 def submit_options(f: Any) -> Any:
     f = click.argument("manifest", type=click.Path(dir_okay=False))(f)
-    f = click.option("--to", "to", required=True, metavar="s3://BUCKET[/PREFIX]",
-                     help="Destination bucket and key prefix.")(f)
-    f = click.option("--skip-invalid", is_flag=True,
-                     help="Record malformed manifest rows as failed tasks instead "
-                          "of refusing the manifest.")(f)
-    f = click.option("--stat-source/--no-stat-source", default=True, show_default=True,
-                     help="HEAD each source first: records its size and pins the copy "
-                          "to the ETag seen (CopySourceIfMatch).")(f)
+    f = click.option(
+        "--to",
+        "to",
+        required=True,
+        metavar="s3://BUCKET[/PREFIX]",
+        help="Destination bucket and key prefix.",
+    )(f)
+    f = click.option(
+        "--skip-invalid",
+        is_flag=True,
+        help="Record malformed manifest rows as failed tasks instead "
+        "of refusing the manifest.",
+    )(f)
+    f = click.option(
+        "--stat-source/--no-stat-source",
+        default=True,
+        show_default=True,
+        help="HEAD each source first: records its size and pins the copy "
+        "to the ETag seen (CopySourceIfMatch).",
+    )(f)
     return f
 
 
 def _submit(repo: Repository, opts: dict[str, Any]) -> JobRecord:
     spec = JobSpec(
         client=ClientSettings().merged(
-            endpoint_url=opts.get("endpoint_url"), region=opts.get("region"),
-            profile=opts.get("profile"), addressing_style=opts.get("addressing_style"),
+            endpoint_url=opts.get("endpoint_url"),
+            region=opts.get("region"),
+            profile=opts.get("profile"),
+            addressing_style=opts.get("addressing_style"),
         ),
         copy=CopyOptions(stat_source=opts["stat_source"]),
     )
-    job = submit(repo, opts["manifest"], Destination.parse(opts["to"]), spec,
-                 skip_invalid=opts["skip_invalid"])
-    log.info("job_submitted", job_id=job.id, tasks=job.total_tasks,
-             invalid_rows=job.invalid_rows, duplicate_rows=job.duplicate_rows,
-             destination=f"s3://{job.dst_bucket}/{job.dst_prefix}", db=repo.url)
+    job = submit(
+        repo,
+        opts["manifest"],
+        Destination.parse(opts["to"]),
+        spec,
+        skip_invalid=opts["skip_invalid"],
+    )
+    log.info(
+        "job_submitted",
+        job_id=job.id,
+        tasks=job.total_tasks,
+        invalid_rows=job.invalid_rows,
+        duplicate_rows=job.duplicate_rows,
+        destination=f"s3://{job.dst_bucket}/{job.dst_prefix}",
+        db=repo.url,
+    )
     return job
 
 
-@cli.command("submit", help=f"""Load MANIFEST into a new job; print its id.
+@cli.command(
+    "submit",
+    help=f"""Load MANIFEST into a new job; print its id.
 
 {MANIFEST_HELP}
 
 Nothing is copied until `bulkcopy run JOB_ID`.
-""")
+""",
+)
 @submit_options
 @client_options
 @db_option
@@ -72,14 +107,17 @@ def submit_cmd(**opts: Any) -> None:
     click.echo(job.id)
 
 
-@cli.command("copy", help=f"""Submit MANIFEST and run the job at once.
+@cli.command(
+    "copy",
+    help=f"""Submit MANIFEST and run the job at once.
 
 {MANIFEST_HELP}
 
 The job id is logged first; if the copy is interrupted, `bulkcopy resume JOB_ID`
 continues it.
 
-{EXIT_CODES}""")
+{EXIT_CODES}""",
+)
 @submit_options
 @run_options
 @client_options

@@ -62,12 +62,22 @@ def check_copy_response(resp: dict[str, Any]) -> tuple[str, int]:
     status = int(resp.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
     result = resp.get("CopyObjectResult")
     if not result:
-        raise S3Error("EmptyResponse", "CopyObject answered without a result body",
-                      status, Disposition.RETRY, "CopyObject")
+        raise S3Error(
+            "EmptyResponse",
+            "CopyObject answered without a result body",
+            status,
+            Disposition.RETRY,
+            "CopyObject",
+        )
     etag = result.get("ETag")
     if not etag:
-        raise S3Error("MissingETag", "CopyObject answered without an ETag",
-                      status, Disposition.RETRY, "CopyObject")
+        raise S3Error(
+            "MissingETag",
+            "CopyObject answered without an ETag",
+            status,
+            Disposition.RETRY,
+            "CopyObject",
+        )
     return etag, status
 
 
@@ -89,7 +99,9 @@ async def copy_once(
             "EntityTooLarge",
             f"source is {size} bytes, over the 5 GiB CopyObject limit "
             "(multipart copy comes with a later version)",
-            None, Disposition.FATAL, "CopyObject",
+            None,
+            Disposition.FATAL,
+            "CopyObject",
         )
     kwargs: dict[str, Any] = {
         "Bucket": dst_bucket,

@@ -20,8 +20,9 @@ __all__ = ["open_manifest"]
 def open_manifest(path: str) -> Iterator[ManifestEntry]:
     """Stream the entries of the manifest at ``path`` (a local file)."""
     if path.startswith("s3://"):
-        raise ManifestError(path, None, "manifests in S3 are not supported yet; "
-                            "download it first")
+        raise ManifestError(
+            path, None, "manifests in S3 are not supported yet; download it first"
+        )
     if not os.path.exists(path):
         raise ManifestError(path, None, "no such file")
     if os.path.isdir(path):

@@ -74,7 +74,10 @@ def parse_row(fields: list[str], width: int | None) -> tuple[ObjectRef, str | No
     version = fields[2].strip() if len(fields) > 2 else None
     partial = ObjectRef(bucket, raw_key, version or None)
     if len(fields) not in (2, 3):
-        return partial, f"expected 2 or 3 columns (bucket,key[,versionId]), got {len(fields)}"
+        return (
+            partial,
+            f"expected 2 or 3 columns (bucket,key[,versionId]), got {len(fields)}",
+        )
     if width is not None and len(fields) != width:
         return partial, (
             f"row has {len(fields)} columns but earlier rows have {width}: "
@@ -119,7 +122,9 @@ def read_csv_manifest(path: str) -> Iterator[ManifestEntry]:
                 reason = str(exc)
                 if "unexpected end of data" in reason or "EOF" in reason:
                     reason = "unterminated quoted field"
-                yield ManifestEntry(start, ObjectRef("", ""), f"malformed CSV: {reason}")
+                yield ManifestEntry(
+                    start, ObjectRef("", ""), f"malformed CSV: {reason}"
+                )
                 continue
             if not fields or (len(fields) == 1 and fields[0].strip() == ""):
                 continue  # blank line

@@ -15,11 +15,13 @@ import aiohttp
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError as BotoConnectionError,
     NoCredentialsError,
     ParamValidationError,
     ReadTimeoutError,
     ResponseStreamingError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
 )
 
 from engine.errors import S3Error
@@ -44,11 +46,17 @@ def from_exception(exc: BaseException, operation: str) -> S3Error:
     if isinstance(exc, ClientError):
         return from_client_error(exc, operation)
     if isinstance(exc, ReadTimeoutError | asyncio.TimeoutError | TimeoutError):
-        return S3Error("ReadTimeout", str(exc) or "timed out", None,
-                       Disposition.RETRY, operation)
+        return S3Error(
+            "ReadTimeout", str(exc) or "timed out", None, Disposition.RETRY, operation
+        )
     if isinstance(exc, BotoConnectionError | aiohttp.ClientError | ConnectionError):
-        return S3Error("ConnectionError", str(exc) or type(exc).__name__, None,
-                       Disposition.RETRY, operation)
+        return S3Error(
+            "ConnectionError",
+            str(exc) or type(exc).__name__,
+            None,
+            Disposition.RETRY,
+            operation,
+        )
     if isinstance(exc, ResponseStreamingError):
         return S3Error("IncompleteBody", str(exc), None, Disposition.RETRY, operation)
     if isinstance(exc, NoCredentialsError):
@@ -56,8 +64,9 @@ def from_exception(exc: BaseException, operation: str) -> S3Error:
     if isinstance(exc, ParamValidationError):
         return S3Error("ParamValidation", str(exc), None, Disposition.FATAL, operation)
     if isinstance(exc, BotoCoreError):
-        return S3Error("ResponseParseError", str(exc), None, Disposition.RETRY,
-                       operation)
+        return S3Error(
+            "ResponseParseError", str(exc), None, Disposition.RETRY, operation
+        )
     raise exc
 
 
@@ -69,5 +78,5 @@ async def invoke(operation: str, fn: S3Call, **kwargs: Any) -> dict[str, Any]:
         raise
     except S3Error:
         raise
-    except Exception as exc:  # noqa: BLE001 - converted or re-raised just below
+    except Exception as exc:
         raise from_exception(exc, operation) from exc

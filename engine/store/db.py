@@ -38,7 +38,7 @@ def redact(url: str) -> str:
     """The URL with its password hidden, fit for logs and messages."""
     try:
         return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL has nothing to hide but itself
+    except Exception:
         return "<unparsable database URL>"
 
 
@@ -69,7 +69,7 @@ def create(url: str | None = None) -> Engine:
     full = normalize_url(url)
     try:
         engine = sa.create_engine(full, future=True)
-    except Exception as exc:  # noqa: BLE001 - any failure here is a bad URL or driver
+    except Exception as exc:
         raise DatabaseError(f"cannot use database {redact(full)}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
@@ -86,8 +86,9 @@ def upgrade(engine: Engine) -> None:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
     except sa.exc.SQLAlchemyError as exc:
+        detail = getattr(exc, "orig", None) or exc
         raise DatabaseError(
-            f"cannot open database {redact(str(engine.url))}: {exc.orig or exc}"
+            f"cannot open database {redact(str(engine.url))}: {detail}"
         ) from exc
     if current == head:
         return

@@ -142,7 +142,8 @@ class Repository:
         """Create a job and its tasks in one transaction.
 
         ``spec`` is called once every task is read, so it can report what the
-        manifest contained.  Rows are inserted in batches; duplicates (same bucket, key, version)
+        manifest contained.  Rows are inserted in batches; duplicates (same
+        bucket, key, version)
         collapse into one task.  Anything ``new_tasks`` raises (a malformed
         manifest) rolls the whole submit back: no job, no tasks.
         """
@@ -285,9 +286,12 @@ class Repository:
         """Workers of this job that still look alive (recent heartbeat, live pid)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(workers.c.id, workers.c.hostname, workers.c.pid,
-                          workers.c.heartbeat_at)
-                .where(workers.c.job_id == job_id, workers.c.stopped_at.is_(None))
+                sa.select(
+                    workers.c.id,
+                    workers.c.hostname,
+                    workers.c.pid,
+                    workers.c.heartbeat_at,
+                ).where(workers.c.job_id == job_id, workers.c.stopped_at.is_(None))
             ).fetchall()
         alive = []
         for wid, host, pid, beat in rows:
@@ -364,7 +368,9 @@ class Repository:
         stmt = (
             tasks.update()
             .where(tasks.c.id.in_(sub))
-            .values(status=TaskStatus.RUNNING.value, owner=owner, lease_until=lease_until)
+            .values(
+                status=TaskStatus.RUNNING.value, owner=owner, lease_until=lease_until
+            )
             .returning(
                 tasks.c.id,
                 tasks.c.src_bucket,
@@ -376,8 +382,7 @@ class Repository:
             )
         )
         with self.engine.begin() as conn:
-            rows = conn.execute(stmt).fetchall()
-        rows.sort(key=lambda r: r[0])
+            rows = sorted(conn.execute(stmt).fetchall(), key=lambda r: r[0])
         return [
             Task(
                 id=r[0],
@@ -504,7 +509,9 @@ class Repository:
             ).fetchall()
         return [(code or "", int(n)) for code, n in rows]
 
-    def iter_results(self, job_id: str, failed_only: bool = False) -> Iterator[ResultRow]:
+    def iter_results(
+        self, job_id: str, failed_only: bool = False
+    ) -> Iterator[ResultRow]:
         """Stream every task of the job in manifest order, without loading them all."""
         job = self.get_job(job_id)
         q = sa.select(tasks).where(tasks.c.job_id == job_id).order_by(tasks.c.id)
@@ -517,7 +524,9 @@ class Repository:
                 yield ResultRow(
                     id=m["id"],
                     line=m["line"],
-                    src=ObjectRef(m["src_bucket"], m["src_key"], m["src_version"] or None),
+                    src=ObjectRef(
+                        m["src_bucket"], m["src_key"], m["src_version"] or None
+                    ),
                     dst_bucket=job.dst_bucket,
                     dst_key=m["dst_key"],
                     status=TaskStatus(m["status"]),
@@ -537,15 +546,27 @@ class Repository:
         """The first few pending tasks, read without claiming (for pre-flight)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(tasks.c.id, tasks.c.src_bucket, tasks.c.src_key,
-                          tasks.c.src_version, tasks.c.dst_key, tasks.c.size)
-                .where(tasks.c.job_id == job_id,
-                       tasks.c.status == TaskStatus.PENDING.value)
+                sa.select(
+                    tasks.c.id,
+                    tasks.c.src_bucket,
+                    tasks.c.src_key,
+                    tasks.c.src_version,
+                    tasks.c.dst_key,
+                    tasks.c.size,
+                )
+                .where(
+                    tasks.c.job_id == job_id, tasks.c.status == TaskStatus.PENDING.value
+                )
                 .order_by(tasks.c.id)
                 .limit(limit)
             ).fetchall()
         return [
-            Task(id=r[0], job_id=job_id, src=ObjectRef(r[1], r[2], r[3] or None),
-                 dst_key=r[4], size=r[5])
+            Task(
+                id=r[0],
+                job_id=job_id,
+                src=ObjectRef(r[1], r[2], r[3] or None),
+                dst_key=r[4],
+                size=r[5],
+            )
             for r in rows
         ]

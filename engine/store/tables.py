@@ -55,8 +55,9 @@ tasks = Table(
     "tasks",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("job_id", String(40), ForeignKey("jobs.id", ondelete="CASCADE"),
-           nullable=False),
+    Column(
+        "job_id", String(40), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
     Column("line", BigInteger, nullable=False),
     Column("src_bucket", Text, nullable=False),
     Column("src_key", Text, nullable=False),
@@ -84,8 +85,9 @@ workers = Table(
     "workers",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("job_id", String(40), ForeignKey("jobs.id", ondelete="CASCADE"),
-           nullable=False),
+    Column(
+        "job_id", String(40), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
     Column("hostname", Text, nullable=False),
     Column("pid", Integer, nullable=False),
     Column("started_at", Float, nullable=False),

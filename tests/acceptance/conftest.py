@@ -25,13 +25,27 @@ class Cli:
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "engine", *args]
 
-    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.argv(*args), cwd=self.cwd, env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+    def __call__(
+        self, *args: str, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.argv(*args),
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.argv(*args), cwd=self.cwd, env=self.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            self.argv(*args),
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def db_count(self, status: str) -> int:
         db = self.cwd / "bulkcopy.db"
@@ -39,8 +53,11 @@ class Cli:
             return 0
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
         try:
-            return int(con.execute("SELECT count(*) FROM tasks WHERE status = ?",
-                                   (status,)).fetchone()[0])
+            return int(
+                con.execute(
+                    "SELECT count(*) FROM tasks WHERE status = ?", (status,)
+                ).fetchone()[0]
+            )
         except sqlite3.OperationalError:
             return 0
         finally:

@@ -50,13 +50,23 @@ def test_readme_example_copies_and_reports(
     import sys
 
     subprocess.run(
-        [sys.executable, str(REPO_ROOT / "manifests" / "seed.py"),
-         str(REPO_ROOT / "manifests" / "example.csv"),
-         "--create-bucket", "bulkcopy-example-dst"],
-        env=seeded.env, check=True, capture_output=True,
+        [
+            sys.executable,
+            str(REPO_ROOT / "manifests" / "seed.py"),
+            str(REPO_ROOT / "manifests" / "example.csv"),
+            "--create-bucket",
+            "bulkcopy-example-dst",
+        ],
+        env=seeded.env,
+        check=True,
+        capture_output=True,
     )
-    res = cli("copy", str(REPO_ROOT / "manifests" / "example.csv"),
-              "--to", "s3://bulkcopy-example-dst/copied/")
+    res = cli(
+        "copy",
+        str(REPO_ROOT / "manifests" / "example.csv"),
+        "--to",
+        "s3://bulkcopy-example-dst/copied/",
+    )
     assert res.returncode == 0, res.stderr
     job_id = json.loads(cli("jobs", "--json").stdout.splitlines()[0])["job_id"]
 
@@ -66,15 +76,16 @@ def test_readme_example_copies_and_reports(
     rows = _report_rows(cli.cwd / "reports", job_id)
     assert len(rows) == 8
     assert all(r[3] == "succeeded" and r[5] == "200" for r in rows)
-    listed = moto.client().list_objects_v2(Bucket="bulkcopy-example-dst",
-                                           Prefix="copied/")["KeyCount"]
+    listed = moto.client().list_objects_v2(
+        Bucket="bulkcopy-example-dst", Prefix="copied/"
+    )["KeyCount"]
     assert listed == 8
 
 
 def test_submit_prints_only_the_job_id_and_status_json_counts(
     moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
 ) -> None:
-    """`submit` prints the id on stdout for scripts; `run` copies; `status --json` counts."""
+    """`submit` prints the id for scripts; `run` copies; `status --json` counts."""
     cli = cli_for(moto)
     src, dst = moto.new_bucket(), moto.new_bucket()
     seed(moto, src, ["a", "b", "c"])
@@ -99,7 +110,7 @@ def test_submit_prints_only_the_job_id_and_status_json_counts(
 def test_malformed_manifest_names_file_and_line_and_writes_nothing(
     moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
 ) -> None:
-    """A bad row fails submit with exit 2 and `file:line: reason`, no traceback, no job."""
+    """A bad row fails submit: exit 2, `file:line: reason`, no traceback, no job."""
     cli = cli_for(moto)
     manifest = tmp_path / "bad.csv"
     manifest.write_text("b,key1\nb,key2\nb,\nb,key4\n")
@@ -120,7 +131,7 @@ def test_malformed_manifest_names_file_and_line_and_writes_nothing(
 def test_missing_bucket_exits_3_with_one_message(
     moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
 ) -> None:
-    """A destination bucket that does not exist: exit 3, one clear line, no traceback."""
+    """A missing destination bucket: exit 3, one clear line, no traceback."""
     cli = cli_for(moto)
     src = moto.new_bucket()
     seed(moto, src, ["a"])
@@ -140,8 +151,9 @@ def test_some_failed_tasks_exit_1_and_failed_only_report(
     cli = cli_for(moto)
     src, dst = moto.new_bucket(), moto.new_bucket()
     seed(moto, src, ["here"])
-    manifest = write_manifest(tmp_path / "m.csv", [(src, "here", None),
-                                                  (src, "gone 1", None)])
+    manifest = write_manifest(
+        tmp_path / "m.csv", [(src, "here", None), (src, "gone 1", None)]
+    )
     res = cli("copy", str(manifest), "--to", f"s3://{dst}")
     assert res.returncode == 1, res.stderr
     job_id = json.loads(cli("jobs", "--json").stdout.splitlines()[0])["job_id"]
@@ -169,7 +181,9 @@ def test_unknown_job_and_bad_destination_are_usage_errors(
     assert "Traceback" not in res.stderr
 
 
-def _big_job(moto: S3Server, cli: Cli, tmp_path: Path, n: int) -> tuple[str, str, list[str]]:
+def _big_job(
+    moto: S3Server, cli: Cli, tmp_path: Path, n: int
+) -> tuple[str, str, list[str]]:
     src, dst = moto.new_bucket(), moto.new_bucket()
     keys = [f"dir {i // 50}/obj+{i:04d}.txt" for i in range(n)]
     seed(moto, src, keys)
@@ -179,23 +193,27 @@ def _big_job(moto: S3Server, cli: Cli, tmp_path: Path, n: int) -> tuple[str, str
     return sub.stdout.strip(), dst, keys
 
 
-def _assert_exactly_once(moto: S3Server, cli: Cli, job_id: str, dst: str,
-                         keys: list[str]) -> None:
+def _assert_exactly_once(
+    moto: S3Server, cli: Cli, job_id: str, dst: str, keys: list[str]
+) -> None:
     rep = cli("report", job_id, "--out", "reports")
     assert rep.returncode == 0, rep.stderr
     rows = _report_rows(cli.cwd / "reports", job_id)
     assert sorted(unquote_plus(r[1]) for r in rows) == sorted(keys)
     assert {r[3] for r in rows} == {"succeeded"}
     paginator = moto.client().get_paginator("list_objects_v2")
-    listed = [o["Key"] for page in paginator.paginate(Bucket=dst) for o in
-              page.get("Contents", [])]
+    listed = [
+        o["Key"]
+        for page in paginator.paginate(Bucket=dst)
+        for o in page.get("Contents", [])
+    ]
     assert sorted(listed) == sorted("copy/" + k for k in keys)
 
 
 def test_kill_9_mid_run_then_resume_reports_each_object_once(
     moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
 ) -> None:
-    """`kill -9` at random moments loses nothing: resume finishes, the report is exact."""
+    """`kill -9` at random moments loses nothing; resume finishes; report is exact."""
     cli = cli_for(moto)
     job_id, dst, keys = _big_job(moto, cli, tmp_path, 300)
     rng = random.Random()
@@ -207,8 +225,11 @@ def test_kill_9_mid_run_then_resume_reports_each_object_once(
         target = cli.db_count("succeeded") + rng.randrange(5, 80)
         proc = cli.popen("run", job_id, "--concurrency", "4")
         try:
-            _wait_for(lambda t=target: cli.db_count("succeeded") >= t
-                      or proc.poll() is not None)
+            _wait_for(
+                lambda t=target, p=proc: (
+                    cli.db_count("succeeded") >= t or p.poll() is not None
+                )
+            )
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=30)
@@ -247,13 +268,17 @@ def test_ctrl_c_drains_and_records_then_resume_finishes(
 def test_json_logs_when_not_on_a_terminal(
     moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
 ) -> None:
-    """Off a terminal, stderr carries one JSON object per line with snake_case events."""
+    """Off a terminal, stderr carries one JSON object per line, snake_case events."""
     cli = cli_for(moto)
     src, dst = moto.new_bucket(), moto.new_bucket()
     seed(moto, src, ["a"])
     manifest = write_manifest(tmp_path / "m.csv", [(src, "a", None)])
     res = cli("copy", str(manifest), "--to", f"s3://{dst}")
     assert res.returncode == 0
-    events = [json.loads(line)["event"] for line in res.stderr.splitlines()
-              if line.startswith("{")]
-    assert "job_submitted" in events and "run_finished" in events
+    events = [
+        json.loads(line)["event"]
+        for line in res.stderr.splitlines()
+        if line.startswith("{")
+    ]
+    assert "job_submitted" in events
+    assert "run_finished" in events

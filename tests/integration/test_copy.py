@@ -9,14 +9,21 @@ import pytest
 from engine.errors import JobCannotStart
 from engine.models import JobStatus, TaskStatus
 from engine.store.repo import Repository
-from tests.helpers import AWKWARD_KEYS, get_body, run_job, seed, submit_job, write_manifest
+from tests.helpers import (
+    AWKWARD_KEYS,
+    get_body,
+    run_job,
+    seed,
+    submit_job,
+    write_manifest,
+)
 from tests.servers import S3Server
 
 pytestmark = pytest.mark.integration
 
 
 def test_copies_awkward_keys_byte_for_byte(s3: S3Server, tmp_path: Path) -> None:
-    """Every manifest object, whatever its key, lands under the prefix with its bytes."""
+    """Every manifest object, whatever its key, lands under the prefix intact."""
     keys = [k for k in AWKWARD_KEYS if s3.supports_key(k)]
     src, dst = s3.new_bucket(), s3.new_bucket()
     bodies = seed(s3, src, keys)
@@ -34,15 +41,19 @@ def test_copies_awkward_keys_byte_for_byte(s3: S3Server, tmp_path: Path) -> None
     rows = list(repo.iter_results(job.id))
     assert sorted(r.src.key for r in rows) == sorted(keys)
     for r in rows:
-        assert r.etag and r.etag.strip('"')
+        assert r.etag
+        assert r.etag.strip('"')
         assert r.bytes == len(bodies[r.src.key])
         assert r.http_status == 200
         assert r.attempts == 1
-        assert r.started_at is not None and r.finished_at is not None
+        assert r.started_at is not None
+        assert r.finished_at is not None
         assert r.finished_at >= r.started_at
 
 
-def test_versioned_source_copies_the_named_version(moto: S3Server, tmp_path: Path) -> None:
+def test_versioned_source_copies_the_named_version(
+    moto: S3Server, tmp_path: Path
+) -> None:
     """A manifest version id copies that version, and both version ids are recorded."""
     src, dst = moto.new_bucket(versioned=True), moto.new_bucket(versioned=True)
     c = moto.client()
@@ -63,7 +74,9 @@ def test_versioned_source_copies_the_named_version(moto: S3Server, tmp_path: Pat
     assert row.bytes == 3
 
 
-def test_missing_source_object_fails_only_its_task(s3: S3Server, tmp_path: Path) -> None:
+def test_missing_source_object_fails_only_its_task(
+    s3: S3Server, tmp_path: Path
+) -> None:
     """A missing object is a failed task with NoSuchKey/404; the others succeed."""
     src, dst = s3.new_bucket(), s3.new_bucket()
     seed(s3, src, ["a", "c"])
@@ -148,7 +161,9 @@ def test_preflight_leaves_no_upload_or_object(s3: S3Server, tmp_path: Path) -> N
         assert not c.list_multipart_uploads(Bucket=dst).get("Uploads")
 
 
-def test_stop_then_run_again_finishes_each_task_once(moto: S3Server, tmp_path: Path) -> None:
+def test_stop_then_run_again_finishes_each_task_once(
+    moto: S3Server, tmp_path: Path
+) -> None:
     """A drained stop leaves the rest pending; running again finishes exactly those."""
     src, dst = moto.new_bucket(), moto.new_bucket()
     keys = [f"k{i:03d}" for i in range(60)]
@@ -167,8 +182,14 @@ def test_stop_then_run_again_finishes_each_task_once(moto: S3Server, tmp_path: P
             if len(finished) == 10:
                 holder["worker"].request_stop()  # type: ignore[attr-defined]
 
-    counts = run_job(repo, job, moto, concurrency=2, observer=observer,
-                     worker_hook=lambda w: holder.update(worker=w))
+    counts = run_job(
+        repo,
+        job,
+        moto,
+        concurrency=2,
+        observer=observer,
+        worker_hook=lambda w: holder.update(worker=w),
+    )
     assert repo.get_job(job.id).status is JobStatus.STOPPED
     first_run = counts.get(TaskStatus.SUCCEEDED)
     assert 10 <= first_run < 60

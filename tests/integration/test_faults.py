@@ -10,13 +10,22 @@ from engine.models import TaskStatus
 from engine.retry import RetryPolicy
 from engine.store.repo import Repository
 from tests.faults import EMBEDDED_ERROR, NO_ETAG, SLOW_DOWN, Injector, storm
-from tests.helpers import FAST_RETRY, get_body, run_job, seed, submit_job, write_manifest
+from tests.helpers import (
+    FAST_RETRY,
+    get_body,
+    run_job,
+    seed,
+    submit_job,
+    write_manifest,
+)
 from tests.servers import S3Server
 
 pytestmark = pytest.mark.integration
 
 
-def _job(moto: S3Server, tmp_path: Path, keys: list[str]) -> tuple[Repository, str, str]:
+def _job(
+    moto: S3Server, tmp_path: Path, keys: list[str]
+) -> tuple[Repository, str, str]:
     src, dst = moto.new_bucket(), moto.new_bucket()
     seed(moto, src, keys)
     manifest = write_manifest(tmp_path / "m.csv", [(src, k, None) for k in keys])
@@ -39,12 +48,18 @@ def test_a_fault_that_persists_is_a_failure_never_a_success(
     moto: S3Server, tmp_path: Path, fault: tuple[int, bytes], code: str
 ) -> None:
     """When every CopyObject answer is faulty, the task fails with the fault's code."""
-    repo, job_id, dst = _job(moto, tmp_path, ["bad", "good"])
+    repo, job_id, _dst = _job(moto, tmp_path, ["bad", "good"])
     inj = Injector("CopyObject", lambda key, _n: fault if key == "bad" else None)
 
-    run_job(repo, repo.get_job(job_id), moto, on_client=inj.install,
-            retry=RetryPolicy(max_attempts=3, base_delay=0.001,
-                              throttle_base_delay=0.001, max_delay=0.01))
+    run_job(
+        repo,
+        repo.get_job(job_id),
+        moto,
+        on_client=inj.install,
+        retry=RetryPolicy(
+            max_attempts=3, base_delay=0.001, throttle_base_delay=0.001, max_delay=0.01
+        ),
+    )
 
     rows = {r.src.key: r for r in repo.iter_results(job_id)}
     assert rows["good"].status is TaskStatus.SUCCEEDED
@@ -76,15 +91,23 @@ def test_a_transient_fault_is_retried_to_success(
     assert get_body(moto, dst, "flaky") == b"body of 'flaky'"
 
 
-def test_a_503_storm_ends_with_every_object_copied(moto: S3Server, tmp_path: Path) -> None:
+def test_a_503_storm_ends_with_every_object_copied(
+    moto: S3Server, tmp_path: Path
+) -> None:
     """Half of all CopyObject answers are 503 SlowDown; every object still arrives."""
     keys = [f"obj-{i:03d}" for i in range(80)]
     repo, job_id, dst = _job(moto, tmp_path, keys)
     inj = Injector("CopyObject", storm(0.5, (503, SLOW_DOWN)))
 
-    counts = run_job(repo, repo.get_job(job_id), moto, on_client=inj.install,
-                     retry=RetryPolicy(max_attempts=20, base_delay=0.001,
-                                       throttle_base_delay=0.002, max_delay=0.01))
+    counts = run_job(
+        repo,
+        repo.get_job(job_id),
+        moto,
+        on_client=inj.install,
+        retry=RetryPolicy(
+            max_attempts=20, base_delay=0.001, throttle_base_delay=0.002, max_delay=0.01
+        ),
+    )
 
     assert inj.injected > 20
     assert counts.get(TaskStatus.SUCCEEDED) == 80
@@ -101,8 +124,14 @@ def test_head_errors_go_through_the_same_classification(
     repo, job_id, _dst = _job(moto, tmp_path, ["x"])
     inj = Injector("HeadObject", lambda _key, n: (500, b"") if n == 1 else None)
 
-    run_job(repo, repo.get_job(job_id), moto, on_client=inj.install, retry=FAST_RETRY,
-            preflight=False)
+    run_job(
+        repo,
+        repo.get_job(job_id),
+        moto,
+        on_client=inj.install,
+        retry=FAST_RETRY,
+        preflight=False,
+    )
 
     [row] = list(repo.iter_results(job_id))
     assert row.status is TaskStatus.SUCCEEDED
