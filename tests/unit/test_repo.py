@@ -195,7 +195,18 @@ def test_record_accepts_only_the_tasks_the_owner_holds(repo: Repository) -> None
 
 
 def test_attempts_add_up_across_runs(repo: Repository) -> None:
-    """Attempts recorded after a resume add to those of the run that crashed."""
+    """Attempts recorded add to those already stored for the task by earlier runs."""
+    job = make_job(repo, 1)
+    with repo.engine.begin() as conn:
+        conn.execute(tables.tasks.update().values(attempts=3))
+    (task,) = repo.claim(job, "w1", limit=1, lease_until=LEASE)
+    assert task.attempts == 3
+    assert repo.record("w1", [failed(task, attempts=2)]) == 1
+    assert results(repo, job)[task.id].attempts == 5
+
+
+def test_a_crashed_attempt_does_not_count(repo: Repository) -> None:
+    """A claim lost in a crash records no attempt; the resumed run's attempts stand."""
     job = make_job(repo, 1)
     (task,) = repo.claim(job, "w1", limit=1, lease_until=LEASE)
     repo.release_orphans(job, live=[], now=0.0)
