@@ -1,0 +1,123 @@
+"""The worker pool's guarantees: group commits, a hard stop, one run per job."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.errors import JobCannotStart
+from engine.events import Event, TaskFinished
+from engine.models import JobStatus, TaskResult, TaskStatus
+from engine.store.repo import Repository
+from engine.worker import Worker
+from tests.helpers import run_job, seed, submit_job, write_manifest
+from tests.servers import S3Server
+
+pytestmark = pytest.mark.integration
+
+
+class CountingRepository(Repository):
+    """A repository that counts the commits of results."""
+
+    record_calls: list[int]
+
+    def record(self, owner: str, results: list[TaskResult]) -> int:
+        self.record_calls.append(len(results))
+        return super().record(owner, results)
+
+
+def test_results_are_group_committed(moto: S3Server, tmp_path: Path) -> None:
+    """Results reach the database in batches, not one commit per object."""
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    keys = [f"k{i}" for i in range(120)]
+    seed(moto, src, keys)
+    manifest = write_manifest(tmp_path / "m.csv", [(src, k, None) for k in keys])
+    repo = CountingRepository(str(tmp_path / "db.sqlite"))
+    repo.record_calls = []
+    job = submit_job(repo, manifest, moto, f"s3://{dst}")
+
+    counts = run_job(repo, job, moto, concurrency=16)
+
+    assert counts.get(TaskStatus.SUCCEEDED) == 120
+    assert sum(repo.record_calls) == 120
+    assert len(repo.record_calls) < 120 / 4, repo.record_calls
+
+
+def test_second_stop_cancels_in_flight_copies(moto: S3Server, tmp_path: Path) -> None:
+    """A second stop request does not wait for slow requests; their tasks stay to do."""
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    keys = [f"slow{i}" for i in range(6)]
+    seed(moto, src, keys)
+    manifest = write_manifest(tmp_path / "m.csv", [(src, k, None) for k in keys])
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    job = submit_job(repo, manifest, moto, f"s3://{dst}")
+    holder: dict[str, Worker] = {}
+    started = asyncio.Event()
+
+    async def hang(**_: Any) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    def install(client: Any) -> None:
+        client.meta.events.register("before-send.s3.CopyObject", hang)
+
+        async def stop_twice() -> None:
+            await started.wait()
+            holder["w"].request_stop()
+            await asyncio.sleep(0.2)
+            holder["w"].request_stop()
+
+        holder["stopper"] = asyncio.get_running_loop().create_task(stop_twice())  # type: ignore[assignment]
+
+    t0 = time.monotonic()
+    counts = run_job(
+        repo,
+        job,
+        moto,
+        concurrency=3,
+        on_client=install,
+        worker_hook=lambda w: holder.update(w=w),
+    )
+
+    assert time.monotonic() - t0 < 30
+    assert counts.get(TaskStatus.PENDING) == 6
+    assert counts.get(TaskStatus.RUNNING) == 0
+    assert repo.get_job(job.id).status is JobStatus.STOPPED
+
+
+def test_a_job_runs_in_one_place_at_a_time(moto: S3Server, tmp_path: Path) -> None:
+    """A run refuses to start while another live worker holds the job."""
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    seed(moto, src, ["a"])
+    manifest = write_manifest(tmp_path / "m.csv", [(src, "a", None)])
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    job = submit_job(repo, manifest, moto, f"s3://{dst}")
+    repo.register_worker("other-run", job.id, socket.gethostname(), os.getpid())
+
+    with pytest.raises(JobCannotStart, match="already being run by other-run"):
+        run_job(repo, job, moto)
+
+
+def test_a_dead_runs_claims_are_taken_back(moto: S3Server, tmp_path: Path) -> None:
+    """Tasks claimed by a worker whose process is gone are copied by the next run."""
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    seed(moto, src, ["a", "b", "c"])
+    manifest = write_manifest(tmp_path / "m.csv", [(src, k, None) for k in "abc"])
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    job = submit_job(repo, manifest, moto, f"s3://{dst}")
+    dead_pid = 2**22 + 12345  # above pid_max: no such process
+    repo.register_worker("crashed", job.id, socket.gethostname(), dead_pid)
+    claimed = repo.claim(job.id, "crashed", 2, time.time() + 3600)
+    assert len(claimed) == 2
+    seen: list[Event] = []
+
+    counts = run_job(repo, job, moto, observer=seen.append)
+
+    assert counts.get(TaskStatus.SUCCEEDED) == 3
+    assert len([e for e in seen if isinstance(e, TaskFinished)]) == 3
