@@ -66,6 +66,9 @@ class ManifestEntry:
     src: ObjectRef
     error: str | None = None
     size: int | None = None
+    # the rest of the manifest cannot be read safely (an unterminated quote):
+    # fails the submit even with --skip-invalid
+    fatal: bool = False
 
 
 @dataclass(frozen=True, slots=True)

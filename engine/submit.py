@@ -34,7 +34,7 @@ def submit(
 
     def new_tasks() -> Iterator[NewTask]:
         for entry in entries:
-            if entry.error is not None and not skip_invalid:
+            if entry.error is not None and (entry.fatal or not skip_invalid):
                 raise ManifestError(manifest, entry.line, entry.error)
             if entry.error is None and len(buckets) < MAX_TRACKED_SOURCE_BUCKETS:
                 buckets.setdefault(entry.src.bucket)

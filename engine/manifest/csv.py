@@ -121,7 +121,15 @@ def read_csv_manifest(path: str) -> Iterator[ManifestEntry]:
             except csv.Error as exc:
                 reason = str(exc)
                 if "unexpected end of data" in reason or "EOF" in reason:
-                    reason = "unterminated quoted field"
+                    # the quote swallowed every line after it: nothing more to trust
+                    yield ManifestEntry(
+                        start,
+                        ObjectRef("", ""),
+                        "malformed CSV: unterminated quoted field "
+                        "(every line after it was read as part of this row)",
+                        fatal=True,
+                    )
+                    return
                 yield ManifestEntry(
                     start, ObjectRef("", ""), f"malformed CSV: {reason}"
                 )

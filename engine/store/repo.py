@@ -177,6 +177,7 @@ class Repository:
                             "src_bucket": t.src.bucket,
                             "src_key": t.src.key,
                             "src_version": t.src.version_id or "",
+                            "invalid_line": 0,
                             "size": t.size,
                             "dst_key": t.dst_key,
                             "status": TaskStatus.PENDING.value,
@@ -189,6 +190,7 @@ class Repository:
                             invalid += 1
                             row.update(
                                 status=TaskStatus.FAILED.value,
+                                invalid_line=t.line,
                                 error_code=INVALID_ROW,
                                 error_message=t.error,
                                 finished_at=now,

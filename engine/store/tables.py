@@ -62,6 +62,9 @@ tasks = Table(
     Column("src_bucket", Text, nullable=False),
     Column("src_key", Text, nullable=False),
     Column("src_version", Text, nullable=False, server_default=""),
+    # 0 for a good row; the manifest line for a malformed one, so that bad rows
+    # never merge with each other or with a good row naming the same object
+    Column("invalid_line", BigInteger, nullable=False, server_default="0"),
     Column("size", BigInteger),
     Column("dst_key", Text, nullable=False),
     Column("status", String(12), nullable=False),
@@ -77,7 +80,7 @@ tasks = Table(
     Column("bytes", BigInteger),
     Column("started_at", Float),
     Column("finished_at", Float),
-    UniqueConstraint("job_id", "src_bucket", "src_key", "src_version"),
+    UniqueConstraint("job_id", "src_bucket", "src_key", "src_version", "invalid_line"),
     Index("ix_tasks_job_status_id", "job_id", "status", "id"),
 )
 

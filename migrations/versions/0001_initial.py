@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column("src_bucket", sa.Text(), nullable=False),
         sa.Column("src_key", sa.Text(), nullable=False),
         sa.Column("src_version", sa.Text(), server_default="", nullable=False),
+        sa.Column("invalid_line", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=True),
         sa.Column("dst_key", sa.Text(), nullable=False),
         sa.Column("status", sa.String(12), nullable=False),
@@ -71,7 +72,8 @@ def upgrade() -> None:
             "src_bucket",
             "src_key",
             "src_version",
-            name="uq_tasks_job_id_src_bucket_src_key_src_version",
+            "invalid_line",
+            name="uq_tasks_job_id_src_bucket_src_key_src_version_invalid_line",
         ),
     )
     op.create_index("ix_tasks_job_status_id", "tasks", ["job_id", "status", "id"])

@@ -87,7 +87,9 @@ def test_claim_moves_pending_tasks_to_running_under_the_owner(
 def test_claim_returns_tasks_in_id_order_with_their_fields(repo: Repository) -> None:
     """A claim hands out the oldest tasks first, each with source and destination."""
     job = make_job(repo, 4)
-    claimed = repo.claim(job, "w1", limit=4, lease_until=LEASE)
+    first = repo.claim(job, "w1", limit=2, lease_until=LEASE)
+    second = repo.claim(job, "w1", limit=2, lease_until=LEASE)
+    claimed = first + second
     assert [t.id for t in claimed] == sorted(t.id for t in claimed)
     assert [(t.src, t.dst_key) for t in claimed] == [
         (ObjectRef("src", f"k{i}"), f"p/k{i}") for i in range(4)

@@ -85,11 +85,6 @@ def test_skip_invalid_records_bad_row_as_failed_task(
     assert (job.total_tasks, job.invalid_rows) == (3, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: invalid rows collapse as duplicates of each other "
-    "(tasks unique on bucket/key/version)",
-)
 def test_skip_invalid_keeps_every_bad_row(
     repo: Repository, write_manifest: WriteManifest
 ) -> None:
@@ -101,11 +96,6 @@ def test_skip_invalid_keeps_every_bad_row(
     assert (job.total_tasks, job.invalid_rows, job.duplicate_rows) == (4, 2, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: an invalid row collapses into a valid row with the same "
-    "bucket/key/version",
-)
 @pytest.mark.parametrize(
     "content",
     [
@@ -228,3 +218,16 @@ def test_large_manifest_is_inserted_fully(
     rows = list(repo.iter_results(job.id))
     assert (rows[0].line, rows[0].src.key) == (2, "dir/k000000")
     assert (rows[-1].line, rows[-1].src.key) == (n + 1, f"dir/k{n - 1:06d}")
+
+
+def test_unterminated_quote_fails_the_submit_even_with_skip_invalid(
+    tmp_path: Path,
+) -> None:
+    """An unclosed quote hides every later row, so it is never skipped quietly."""
+    path = tmp_path / "m.csv"
+    path.write_text('b,k1\nb,"k2\nb,k3\nb,k4\n')
+    repo = Repository(str(tmp_path / "db.sqlite"))
+
+    with pytest.raises(ManifestError, match=r"m\.csv:2: .*unterminated quoted field"):
+        submit(repo, str(path), Destination("dst"), JobSpec(), skip_invalid=True)
+    assert repo.list_jobs() == []
