@@ -22,6 +22,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
+    HTTPClientError,
 )
 
 from engine.errors import S3Error
@@ -49,7 +50,10 @@ def from_exception(exc: BaseException, operation: str) -> S3Error:
         return S3Error(
             "ReadTimeout", str(exc) or "timed out", None, Disposition.RETRY, operation
         )
-    if isinstance(exc, BotoConnectionError | aiohttp.ClientError | ConnectionError):
+    if isinstance(
+        exc,
+        BotoConnectionError | HTTPClientError | aiohttp.ClientError | ConnectionError,
+    ):
         return S3Error(
             "ConnectionError",
             str(exc) or type(exc).__name__,

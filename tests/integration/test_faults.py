@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 
 from engine.models import TaskStatus
 from engine.retry import RetryPolicy
@@ -136,3 +138,42 @@ def test_head_errors_go_through_the_same_classification(
     [row] = list(repo.iter_results(job_id))
     assert row.status is TaskStatus.SUCCEEDED
     assert row.attempts == 2
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (ConnectionClosedError(endpoint_url="http://s3"), "ConnectionError"),
+        (ReadTimeoutError(endpoint_url="http://s3"), "ReadTimeout"),
+    ],
+    ids=["connection-reset", "read-timeout"],
+)
+def test_dropped_connections_are_retried_then_recorded(
+    moto: S3Server, tmp_path: Path, exc: Exception, code: str
+) -> None:
+    """A reset or timed-out CopyObject is retried; if it persists the task fails."""
+    repo, job_id, dst = _job(moto, tmp_path, ["flaky", "dead"])
+
+    def drop(request: Any, **_: Any) -> None:
+        key = request.url.split("?", 1)[0].rsplit("/", 1)[-1]
+        seen[key] = seen.get(key, 0) + 1
+        if key == "dead" or seen[key] == 1:
+            raise exc
+
+    seen: dict[str, int] = {}
+    run_job(
+        repo,
+        repo.get_job(job_id),
+        moto,
+        on_client=lambda c: c.meta.events.register("before-send.s3.CopyObject", drop),
+        retry=RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.01),
+    )
+
+    rows = {r.src.key: r for r in repo.iter_results(job_id)}
+    assert rows["flaky"].status is TaskStatus.SUCCEEDED
+    assert rows["flaky"].attempts == 2
+    assert get_body(moto, dst, "flaky") == b"body of 'flaky'"
+    assert rows["dead"].status is TaskStatus.FAILED
+    assert rows["dead"].error_code == code
+    assert rows["dead"].http_status is None
+    assert rows["dead"].attempts == 3
