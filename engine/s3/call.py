@@ -15,6 +15,7 @@ import aiohttp
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    HTTPClientError,
     NoCredentialsError,
     ParamValidationError,
     ReadTimeoutError,
@@ -22,7 +23,6 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
-    HTTPClientError,
 )
 
 from engine.errors import S3Error
