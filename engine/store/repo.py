@@ -88,6 +88,29 @@ def new_job_id(now: float | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
+_TASK_COLUMNS = (
+    tasks.c.id,
+    tasks.c.src_bucket,
+    tasks.c.src_key,
+    tasks.c.src_version,
+    tasks.c.dst_key,
+    tasks.c.attempts,
+    tasks.c.size,
+)
+
+
+def _task(job_id: str, r: Any) -> Task:
+    """A :class:`Task` from a row of ``_TASK_COLUMNS``."""
+    return Task(
+        id=r[0],
+        job_id=job_id,
+        src=ObjectRef(r[1], r[2], r[3] or None),
+        dst_key=r[4],
+        attempts=r[5],
+        size=r[6],
+    )
+
+
 def _job(row: sa.Row[Any]) -> JobRecord:
     m = row._mapping
     return JobRecord(
@@ -373,29 +396,11 @@ class Repository:
             .values(
                 status=TaskStatus.RUNNING.value, owner=owner, lease_until=lease_until
             )
-            .returning(
-                tasks.c.id,
-                tasks.c.src_bucket,
-                tasks.c.src_key,
-                tasks.c.src_version,
-                tasks.c.dst_key,
-                tasks.c.attempts,
-                tasks.c.size,
-            )
+            .returning(*_TASK_COLUMNS)
         )
         with self.engine.begin() as conn:
             rows = sorted(conn.execute(stmt).fetchall(), key=lambda r: r[0])
-        return [
-            Task(
-                id=r[0],
-                job_id=job_id,
-                src=ObjectRef(r[1], r[2], r[3] or None),
-                dst_key=r[4],
-                attempts=r[5],
-                size=r[6],
-            )
-            for r in rows
-        ]
+        return [_task(job_id, r) for r in rows]
 
     def record(self, owner: str, results: list[TaskResult]) -> int:
         """Record final results in one commit; returns how many were accepted.
@@ -548,27 +553,11 @@ class Repository:
         """The first few pending tasks, read without claiming (for pre-flight)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(
-                    tasks.c.id,
-                    tasks.c.src_bucket,
-                    tasks.c.src_key,
-                    tasks.c.src_version,
-                    tasks.c.dst_key,
-                    tasks.c.size,
-                )
+                sa.select(*_TASK_COLUMNS)
                 .where(
                     tasks.c.job_id == job_id, tasks.c.status == TaskStatus.PENDING.value
                 )
                 .order_by(tasks.c.id)
                 .limit(limit)
             ).fetchall()
-        return [
-            Task(
-                id=r[0],
-                job_id=job_id,
-                src=ObjectRef(r[1], r[2], r[3] or None),
-                dst_key=r[4],
-                size=r[5],
-            )
-            for r in rows
-        ]
+        return [_task(job_id, r) for r in rows]
