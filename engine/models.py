@@ -105,6 +105,10 @@ class Task:
     dst_key: str
     attempts: int = 0
     size: int | None = None
+    # set when an earlier run started a multipart copy of this task
+    upload_id: str | None = None
+    src_etag: str | None = None
+    part_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,18 @@ class TaskResult:
     dst_version_id: str | None = None
     etag: str | None = None
     bytes: int | None = None
+    method: str | None = None  # "copy" or "multipart"
+    part_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartRecord:
+    """One finished part of a multipart copy, as recorded."""
+
+    number: int
+    etag: str
+    size: int
+    checksum: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,8 @@ def jsonl_record(job_id: str, row: ResultRow) -> dict[str, Any]:
         "destination_version_id": row.dst_version_id,
         "etag": row.etag,
         "bytes": row.bytes,
+        "method": row.method,
+        "part_count": row.part_count,
         "started_at": _iso(row.started_at),
         "finished_at": _iso(row.finished_at),
         "duration_s": duration,

@@ -16,6 +16,13 @@ class CopyOptions:
 
     # HEAD each source first: records its size and pins the copy to its ETag.
     stat_source: bool = True
+    # objects over this many bytes are copied part by part (at most 5 GiB)
+    multipart_threshold: int = 5 * 1024**3
+    part_size: int | None = None  # None: the planner's choice
+    match_source_parts: bool = False
+    # what a multipart copy reads from the source and carries over
+    preserve_tags: bool = True
+    preserve_object_lock: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CopyOptions:

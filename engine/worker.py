@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from engine import events
-from engine.copy.execute import execute
+from engine.copy.execute import CopyContext, Interrupted, execute
+from engine.copy.multipart import Upload
 from engine.errors import JobCannotStart, S3Error
-from engine.models import JobCounts, JobStatus, Task, TaskResult, TaskStatus
+from engine.models import JobCounts, JobStatus, PartRecord, Task, TaskResult, TaskStatus
 from engine.preflight import check_destination, check_sources
 from engine.retry import RetryPolicy
 from engine.s3.client import ClientSettings, open_client
@@ -47,6 +48,7 @@ class RunSettings:
     """How a run behaves; unlike the job spec these may change between runs."""
 
     concurrency: int = 64
+    part_concurrency: int = 16  # UploadPartCopy requests in flight, all objects
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     claim_batch: int = 0  # 0: twice the concurrency, at most 1000
     lease_seconds: float = 120.0
@@ -115,6 +117,7 @@ class Worker:
         self._copiers_done = asyncio.Event()
         self._flush_now = asyncio.Event()
         self.stops_requested = 0
+        self._uploads: dict[int, Upload | None] = {}  # None: ended this run
 
     # -- plumbing --------------------------------------------------------------
 
@@ -216,6 +219,7 @@ class Worker:
 
     async def _pool(self, client: Any) -> None:
         n = self.run_settings.concurrency
+        self._part_slots = asyncio.Semaphore(self.run_settings.part_concurrency)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._feeder(n))
@@ -250,9 +254,47 @@ class Worker:
             for _ in range(n_copiers):
                 self._queue.put_nowait(None)
 
+    # -- PartLog: where multipart copies record their uploads and parts --------
+
+    def current(self, task: Task) -> Upload | None:
+        if task.id in self._uploads:
+            return self._uploads[task.id]
+        if task.upload_id and task.src_etag is not None and task.part_size:
+            return Upload(task.upload_id, task.src_etag, task.part_size)
+        return None
+
+    async def started(self, task: Task, upload: Upload) -> None:
+        await self._call(
+            self.repo.upload_started,
+            task.id,
+            self.worker_id,
+            upload.upload_id,
+            upload.src_etag,
+            upload.part_size,
+        )
+        self._uploads[task.id] = upload
+
+    async def part_done(self, task: Task, upload: Upload, part: PartRecord) -> None:
+        await self._call(self.repo.part_done, task.id, upload.upload_id, part)
+
+    async def recorded(self, task: Task, upload: Upload) -> list[PartRecord]:
+        return await self._call(self.repo.recorded_parts, task.id, upload.upload_id)
+
+    async def ended(self, task: Task) -> None:
+        await self._call(self.repo.upload_ended, task.id)
+        self._uploads[task.id] = None
+
+    # -- copiers ----------------------------------------------------------------
+
     async def _copier(self, client: Any) -> None:
-        dst = self.job.dst_bucket
-        options = self.spec.copy
+        ctx = CopyContext(
+            client=client,
+            dst_bucket=self.job.dst_bucket,
+            options=self.spec.copy,
+            part_log=self,
+            part_slots=self._part_slots,
+            stopping=self._stop,
+        )
         policy = self.run_settings.retry
         while True:
             task = await self._queue.get()
@@ -265,12 +307,13 @@ class Worker:
             assert job is not None
             self._in_flight[task.id] = job
             try:
-                result = await execute(
-                    client, task, dst, options, policy, self._on_retry
-                )
+                result = await execute(ctx, task, policy, self._on_retry)
             except asyncio.CancelledError:
                 if not self._abort:
                     raise
+                self._unstarted.append(task.id)
+                continue
+            except Interrupted:  # a multipart copy kept for the next run
                 self._unstarted.append(task.id)
                 continue
             except Exception as exc:

@@ -80,9 +80,11 @@ def submit_job(
     server: S3Server,
     dst: str,
     stat_source: bool = True,
+    **copy: Any,
 ) -> JobRecord:
     spec = JobSpec(
-        client=client_settings(server), copy=CopyOptions(stat_source=stat_source)
+        client=client_settings(server),
+        copy=CopyOptions(stat_source=stat_source, **copy),
     )
     return submit(repo, str(manifest), Destination.parse(dst), spec)
 
@@ -98,9 +100,14 @@ def run_job(
     observer: events.Observer = events.ignore,
     worker_hook: Callable[[Worker], None] | None = None,
     preflight: bool = True,
+    part_concurrency: int = 4,
 ) -> JobCounts:
     settings = RunSettings(
-        concurrency=concurrency, retry=retry, preflight=preflight, flush_interval=0.05
+        concurrency=concurrency,
+        part_concurrency=part_concurrency,
+        retry=retry,
+        preflight=preflight,
+        flush_interval=0.05,
     )
     worker = Worker(
         repo,

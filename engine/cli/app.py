@@ -48,6 +48,47 @@ def cli() -> None:
     pass
 
 
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1024**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
+
+
+class Size(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2
+    """A byte count: ``5242880``, ``5MiB``, ``128M``, ``5GB`` (K/M/G/T are binary)."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower().replace(" ", "")
+        digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = text[len(digits) :]
+        try:
+            number = float(digits)
+        except ValueError:
+            self.fail(f"{value!r} is not a size like 5MiB or 128M", param, ctx)
+        if unit not in _UNITS:
+            self.fail(f"unknown unit {unit!r} in {value!r}", param, ctx)
+        return int(number * _UNITS[unit])
+
+
+SIZE = Size()
+
+
 def db_option(f: F) -> F:
     return click.option(
         "--db",
@@ -106,6 +147,15 @@ def run_options(f: F) -> F:
         show_default=True,
         help="Attempts per object before it is recorded as failed "
         "(on top of the SDK's own retries).",
+    )(f)
+    f = click.option(
+        "--part-concurrency",
+        type=click.IntRange(1, 1024),
+        default=16,
+        show_default=True,
+        help="UploadPartCopy requests in flight across all large objects; "
+        "capped apart from --concurrency so one huge object cannot starve "
+        "small ones, nor the reverse.",
     )(f)
     f = click.option(
         "--no-preflight",

@@ -59,6 +59,7 @@ def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:
     spec = JobSpec.from_dict(job.spec)
     settings = RunSettings(
         concurrency=opts["concurrency"],
+        part_concurrency=opts["part_concurrency"],
         retry=RetryPolicy(max_attempts=opts["max_attempts"]),
         preflight=not opts["no_preflight"],
     )

@@ -9,6 +9,7 @@ import structlog
 
 from engine.cli.app import (
     EXIT_CODES,
+    SIZE,
     cli,
     client_options,
     db_option,
@@ -16,6 +17,8 @@ from engine.cli.app import (
     run_options,
 )
 from engine.cli.common import open_repo, run_job, setup
+from engine.copy.plan import MAX_COPY_OBJECT, MAX_PART_SIZE, MIN_PART_SIZE
+from engine.errors import UsageError
 from engine.models import Destination
 from engine.s3.client import ClientSettings
 from engine.spec import CopyOptions, JobSpec
@@ -55,7 +58,51 @@ def submit_options(f: Any) -> Any:
         help="HEAD each source first: records its size and pins the copy "
         "to the ETag seen (CopySourceIfMatch).",
     )(f)
+    f = click.option(
+        "--multipart-threshold",
+        type=SIZE,
+        default="5GiB",
+        show_default=True,
+        help="Objects larger than this are copied part by part "
+        "(UploadPartCopy); 5MiB to 5GiB.",
+    )(f)
+    f = click.option(
+        "--part-size",
+        type=SIZE,
+        default=None,
+        help="Part size for multipart copies, 5MiB to 5GiB [default: 128MiB, "
+        "raised when an object would need more than 10,000 parts].",
+    )(f)
+    f = click.option(
+        "--preserve-tags/--no-preserve-tags",
+        default=True,
+        show_default=True,
+        help="Multipart copies read the source's tags (s3:GetObjectTagging) "
+        "and set them on the destination.",
+    )(f)
+    f = click.option(
+        "--preserve-object-lock",
+        is_flag=True,
+        help="Multipart copies carry the source's object-lock mode, "
+        "retain-until date and legal hold.",
+    )(f)
     return f
+
+
+def _copy_options(opts: dict[str, Any]) -> CopyOptions:
+    threshold = opts["multipart_threshold"]
+    if not MIN_PART_SIZE <= threshold <= MAX_COPY_OBJECT:
+        raise UsageError("--multipart-threshold must be between 5MiB and 5GiB")
+    part_size = opts["part_size"]
+    if part_size is not None and not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
+        raise UsageError("--part-size must be between 5MiB and 5GiB")
+    return CopyOptions(
+        stat_source=opts["stat_source"],
+        multipart_threshold=threshold,
+        part_size=part_size,
+        preserve_tags=opts["preserve_tags"],
+        preserve_object_lock=opts["preserve_object_lock"],
+    )
 
 
 def _submit(repo: Repository, opts: dict[str, Any]) -> JobRecord:
@@ -66,7 +113,7 @@ def _submit(repo: Repository, opts: dict[str, Any]) -> JobRecord:
             profile=opts.get("profile"),
             addressing_style=opts.get("addressing_style"),
         ),
-        copy=CopyOptions(stat_source=opts["stat_source"]),
+        copy=_copy_options(opts),
     )
     job = submit(
         repo,

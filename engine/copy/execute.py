@@ -1,51 +1,165 @@
-"""Carry one task to a final result: attempts, backoff between them, the record."""
+"""Carry one task to a final result: choose the method, retry, record.
+
+One attempt HEADs the source (when asked, or when the size decides the
+method), then copies with CopyObject or part by part.  Attempts repeat with
+backoff on transient errors; this retry sits on top of the SDK's own, because
+a throttling storm empties the shared client's retry budget.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from engine.copy.single import copy_once
+from engine.copy.multipart import Interrupted, MultipartCopy, PartLog
+from engine.copy.plan import MAX_COPY_OBJECT, use_multipart
+from engine.copy.single import check_copy_response, copy_object, head_source, too_large
 from engine.errors import S3Error
 from engine.models import Task, TaskResult, TaskStatus
 from engine.retry import RetryPolicy
+from engine.s3.classify import Disposition
 from engine.spec import CopyOptions
 
 OnRetry = Callable[[Task, int, S3Error, float], None]
+
+__all__ = ["CopyContext", "Interrupted", "execute"]
 
 
 def _no_retry_hook(_t: Task, _a: int, _e: S3Error, _d: float) -> None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class CopyContext:
+    """What every copy in a run shares."""
+
+    client: Any
+    dst_bucket: str
+    options: CopyOptions
+    part_log: PartLog
+    part_slots: asyncio.Semaphore
+    stopping: asyncio.Event
+
+
+@dataclass(frozen=True, slots=True)
+class Copied:
+    etag: str
+    dst_version_id: str | None
+    src_version_id: str | None
+    bytes: int | None
+    http_status: int
+    method: str
+    part_count: int | None = None
+
+
+async def copy_once(ctx: CopyContext, task: Task) -> Copied:
+    """One attempt at copying ``task``."""
+    threshold = ctx.options.multipart_threshold
+    head: dict[str, Any] | None = None
+    size = task.size
+    if ctx.options.stat_source or task.upload_id or use_multipart(size, threshold):
+        head = await head_source(ctx.client, task)
+        size = int(head.get("ContentLength", 0))
+    if head is not None and use_multipart(size, threshold):
+        return await _multipart(ctx, task, head)
+    try:
+        resp = await copy_object(
+            ctx.client, task, ctx.dst_bucket, head.get("ETag") if head else None
+        )
+    except S3Error as err:
+        if head is None and too_large(err):  # size was unknown: now we know
+            head = await head_source(ctx.client, task)
+            if int(head.get("ContentLength", 0)) > MAX_COPY_OBJECT:
+                return await _multipart(ctx, task, head)
+        raise
+    etag, status = check_copy_response(resp)
+    return Copied(
+        etag=etag,
+        dst_version_id=resp.get("VersionId"),
+        src_version_id=resp.get("CopySourceVersionId"),
+        bytes=size,
+        http_status=status,
+        method="copy",
+    )
+
+
+async def _multipart(ctx: CopyContext, task: Task, head: dict[str, Any]) -> Copied:
+    mp = MultipartCopy(
+        ctx.client,
+        task,
+        ctx.dst_bucket,
+        head,
+        ctx.options,
+        ctx.part_log,
+        ctx.part_slots,
+        ctx.stopping,
+    )
+    done = await mp.run()
+    return Copied(
+        etag=done.etag,
+        dst_version_id=done.dst_version_id,
+        src_version_id=done.src_version_id,
+        bytes=done.size,
+        http_status=done.http_status,
+        method="multipart",
+        part_count=done.part_count,
+    )
+
+
+async def abandon(ctx: CopyContext, task: Task) -> None:
+    """A task failed for good: abort the multipart upload it may have left."""
+    upload = ctx.part_log.current(task)
+    if upload is None:
+        return
+    mp = MultipartCopy(
+        ctx.client,
+        task,
+        ctx.dst_bucket,
+        {"ContentLength": 0},
+        ctx.options,
+        ctx.part_log,
+        ctx.part_slots,
+        ctx.stopping,
+    )
+    await mp.abort(upload)
+
+
 async def execute(
-    client: Any,
+    ctx: CopyContext,
     task: Task,
-    dst_bucket: str,
-    options: CopyOptions,
     policy: RetryPolicy,
     on_retry: OnRetry = _no_retry_hook,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> TaskResult:
     """Copy ``task`` until it succeeds, fails for good, or runs out of attempts.
 
-    This retry sits on top of the SDK's own: a throttling storm empties the
-    shared client's retry budget, and a task must not fail because of that.
+    Raises :class:`Interrupted` when the run stops in the middle of a
+    multipart copy; the upload is kept for the next run.
     """
     started = time.time()
     attempt = 0
     while True:
         attempt += 1
         try:
-            done = await copy_once(client, task, dst_bucket, stat=options.stat_source)
+            done = await copy_once(ctx, task)
         except S3Error as err:
-            if policy.should_retry(attempt, err.disposition):
+            if policy.should_retry(attempt, err.disposition) and not (
+                ctx.stopping.is_set() and ctx.part_log.current(task) is not None
+            ):
                 delay = policy.delay(attempt, err.disposition)
                 on_retry(task, attempt, err, delay)
                 await sleep(delay)
                 continue
+            if (
+                ctx.stopping.is_set()
+                and err.disposition is not Disposition.FATAL
+                and ctx.part_log.current(task) is not None
+            ):
+                raise Interrupted() from err
+            await abandon(ctx, task)
             return TaskResult(
                 task_id=task.id,
                 status=TaskStatus.FAILED,
@@ -69,4 +183,6 @@ async def execute(
             dst_version_id=done.dst_version_id,
             etag=done.etag,
             bytes=done.bytes,
+            method=done.method,
+            part_count=done.part_count,
         )

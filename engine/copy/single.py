@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import S3Error
 from engine.models import Task
 from engine.s3.call import invoke
 from engine.s3.classify import Disposition
-
-MAX_COPY_OBJECT = 5 * 1024**3
-
-
-@dataclass(frozen=True, slots=True)
-class SourceStat:
-    """What a HEAD of the source told us."""
-
-    size: int
-    etag: str | None
-    version_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CopyDone:
-    """A successful CopyObject, as far as its response proves."""
-
-    etag: str
-    dst_version_id: str | None
-    src_version_id: str | None
-    bytes: int | None
-    http_status: int
 
 
 def copy_source(task: Task) -> dict[str, str]:
@@ -40,17 +17,12 @@ def copy_source(task: Task) -> dict[str, str]:
     return src
 
 
-async def stat_source(client: Any, task: Task) -> SourceStat:
+async def head_source(client: Any, task: Task) -> dict[str, Any]:
     """HEAD the source object (that exact version when pinned)."""
     kwargs: dict[str, Any] = {"Bucket": task.src.bucket, "Key": task.src.key}
     if task.src.version_id:
         kwargs["VersionId"] = task.src.version_id
-    head = await invoke("HeadObject", client.head_object, **kwargs)
-    return SourceStat(
-        size=int(head.get("ContentLength", 0)),
-        etag=head.get("ETag"),
-        version_id=head.get("VersionId"),
-    )
+    return await invoke("HeadObject", client.head_object, **kwargs)
 
 
 def check_copy_response(resp: dict[str, Any]) -> tuple[str, int]:
@@ -81,28 +53,15 @@ def check_copy_response(resp: dict[str, Any]) -> tuple[str, int]:
     return etag, status
 
 
-async def copy_once(
-    client: Any, task: Task, dst_bucket: str, *, stat: bool
-) -> CopyDone:
-    """Copy ``task`` once: HEAD the source when asked, then CopyObject.
+def too_large(err: S3Error) -> bool:
+    """CopyObject refused the source for being over 5 GiB."""
+    return err.code == "InvalidRequest" and "maximum allowable size" in err.message
 
-    With ``stat`` the copy is pinned to the ETag the HEAD saw
-    (``CopySourceIfMatch``), so the recorded size is the size copied.
-    """
-    size = task.size
-    src_etag: str | None = None
-    if stat:
-        st = await stat_source(client, task)
-        size, src_etag = st.size, st.etag
-    if size is not None and size > MAX_COPY_OBJECT:
-        raise S3Error(
-            "EntityTooLarge",
-            f"source is {size} bytes, over the 5 GiB CopyObject limit "
-            "(multipart copy comes with a later version)",
-            None,
-            Disposition.FATAL,
-            "CopyObject",
-        )
+
+async def copy_object(
+    client: Any, task: Task, dst_bucket: str, src_etag: str | None
+) -> dict[str, Any]:
+    """CopyObject, pinned to ``src_etag`` when known; returns the checked answer."""
     kwargs: dict[str, Any] = {
         "Bucket": dst_bucket,
         "Key": task.dst_key,
@@ -111,11 +70,5 @@ async def copy_once(
     if src_etag:
         kwargs["CopySourceIfMatch"] = src_etag
     resp = await invoke("CopyObject", client.copy_object, **kwargs)
-    etag, status = check_copy_response(resp)
-    return CopyDone(
-        etag=etag,
-        dst_version_id=resp.get("VersionId"),
-        src_version_id=resp.get("CopySourceVersionId"),
-        bytes=size,
-        http_status=status,
-    )
+    check_copy_response(resp)
+    return resp

@@ -22,9 +22,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from engine.errors import DatabaseError, JobNotFound
-from engine.models import JobCounts, JobStatus, ObjectRef, Task, TaskResult, TaskStatus
+from engine.models import (
+    JobCounts,
+    JobStatus,
+    ObjectRef,
+    PartRecord,
+    Task,
+    TaskResult,
+    TaskStatus,
+)
 from engine.store import db
-from engine.store.tables import jobs, tasks, workers
+from engine.store.tables import jobs, parts, tasks, workers
 
 INSERT_BATCH = 5000
 INVALID_ROW = "InvalidManifestRow"
@@ -80,6 +88,8 @@ class ResultRow:
     bytes: int | None
     started_at: float | None
     finished_at: float | None
+    method: str | None = None
+    part_count: int | None = None
 
 
 def new_job_id(now: float | None = None) -> str:
@@ -96,6 +106,9 @@ _TASK_COLUMNS = (
     tasks.c.dst_key,
     tasks.c.attempts,
     tasks.c.size,
+    tasks.c.upload_id,
+    tasks.c.src_etag,
+    tasks.c.part_size,
 )
 
 
@@ -108,6 +121,9 @@ def _task(job_id: str, r: Any) -> Task:
         dst_key=r[4],
         attempts=r[5],
         size=r[6],
+        upload_id=r[7],
+        src_etag=r[8],
+        part_size=r[9],
     )
 
 
@@ -430,6 +446,8 @@ class Repository:
                 bytes=sa.bindparam("b_bytes"),
                 started_at=sa.bindparam("b_started_at"),
                 finished_at=sa.bindparam("b_finished_at"),
+                method=sa.bindparam("b_method"),
+                part_count=sa.bindparam("b_part_count"),
             )
         )
         params = [
@@ -447,12 +465,84 @@ class Repository:
                 "b_bytes": r.bytes,
                 "b_started_at": r.started_at,
                 "b_finished_at": r.finished_at,
+                "b_method": r.method,
+                "b_part_count": r.part_count,
             }
             for r in results
         ]
         with self.engine.begin() as conn:
             res = conn.execute(stmt, params)
         return int(res.rowcount or 0)
+
+    # -- multipart uploads ------------------------------------------------------
+
+    def upload_started(
+        self, task_id: int, owner: str, upload_id: str, src_etag: str, part_size: int
+    ) -> bool:
+        """Record a new multipart upload of a task before its first part.
+
+        Forgets the parts of any earlier upload.  Returns ``False`` (and
+        records nothing) if ``owner`` no longer holds the task.
+        """
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id, tasks.c.owner == owner)
+                .values(upload_id=upload_id, src_etag=src_etag, part_size=part_size)
+            )
+            if not res.rowcount:
+                return False
+            conn.execute(parts.delete().where(parts.c.task_id == task_id))
+        return True
+
+    def part_done(self, task_id: int, upload_id: str, part: PartRecord) -> None:
+        """Record one finished part (idempotent)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                parts.delete().where(
+                    parts.c.task_id == task_id, parts.c.part_number == part.number
+                )
+            )
+            conn.execute(
+                parts.insert().values(
+                    task_id=task_id,
+                    part_number=part.number,
+                    upload_id=upload_id,
+                    etag=part.etag,
+                    size=part.size,
+                    checksum=part.checksum,
+                )
+            )
+
+    def recorded_parts(self, task_id: int, upload_id: str) -> list[PartRecord]:
+        """The finished parts recorded for this upload, by part number."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    parts.c.part_number, parts.c.etag, parts.c.size, parts.c.checksum
+                )
+                .where(parts.c.task_id == task_id, parts.c.upload_id == upload_id)
+                .order_by(parts.c.part_number)
+            ).fetchall()
+        return [PartRecord(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def upload_ended(self, task_id: int) -> None:
+        """The task's upload was completed or aborted: forget it and its parts."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                tasks.update().where(tasks.c.id == task_id).values(upload_id=None)
+            )
+            conn.execute(parts.delete().where(parts.c.task_id == task_id))
+
+    def open_uploads(self, job_id: str) -> list[tuple[int, str, str]]:
+        """``(task_id, dst_key, upload_id)`` of uploads recorded and not ended."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(tasks.c.id, tasks.c.dst_key, tasks.c.upload_id).where(
+                    tasks.c.job_id == job_id, tasks.c.upload_id.is_not(None)
+                )
+            ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def release(self, owner: str, task_ids: list[int]) -> None:
         """Give claimed tasks that were never started back to the job."""
@@ -547,6 +637,8 @@ class Repository:
                     bytes=m["bytes"],
                     started_at=m["started_at"],
                     finished_at=m["finished_at"],
+                    method=m["method"],
+                    part_count=m["part_count"],
                 )
 
     def first_tasks(self, job_id: str, limit: int) -> list[Task]:

@@ -80,8 +80,27 @@ tasks = Table(
     Column("bytes", BigInteger),
     Column("started_at", Float),
     Column("finished_at", Float),
+    # how it was copied: "copy" (CopyObject) or "multipart"
+    Column("method", String(16)),
+    Column("part_count", Integer),
+    # an unfinished multipart copy: its upload, the source ETag it is pinned to
+    # and its part size, so a resume continues it (see the parts table)
+    Column("upload_id", Text),
+    Column("src_etag", Text),
+    Column("part_size", BigInteger),
     UniqueConstraint("job_id", "src_bucket", "src_key", "src_version", "invalid_line"),
     Index("ix_tasks_job_status_id", "job_id", "status", "id"),
+)
+
+parts = Table(
+    "parts",
+    metadata,
+    Column("task_id", Id, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("part_number", Integer, primary_key=True),
+    Column("upload_id", Text, nullable=False),
+    Column("etag", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("checksum", Text),
 )
 
 workers = Table(

@@ -1,0 +1,327 @@
+"""Multipart copy: CreateMultipartUpload → UploadPartCopy x N → Complete.
+
+The upload is recorded (``PartLog.started``) before the first part, and each
+finished part as it lands, so a resumed run continues the same upload and
+copies only the parts that are missing.  Every part is pinned to the source
+ETag seen when the copy began (``CopySourceIfMatch``); a source that changes
+mid-copy ends the task with ``PreconditionFailed`` and the upload aborted.
+Part concurrency is capped by a semaphore shared by every copy in the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from engine.copy.plan import Part, part_size_for, plan_parts
+from engine.copy.properties import create_upload_args
+from engine.errors import S3Error
+from engine.models import PartRecord, Task
+from engine.s3.call import invoke
+from engine.s3.classify import Disposition
+from engine.spec import CopyOptions
+
+
+class Interrupted(Exception):
+    """The run is stopping: the copy was left to resume later (not a failure)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """An upload in progress for one task."""
+
+    upload_id: str
+    src_etag: str
+    part_size: int
+
+
+class PartLog(Protocol):
+    """Where a multipart copy records its upload and parts (the job table)."""
+
+    def current(self, task: Task) -> Upload | None: ...
+    async def started(self, task: Task, upload: Upload) -> None: ...
+    async def part_done(self, task: Task, upload: Upload, part: PartRecord) -> None: ...
+    async def recorded(self, task: Task, upload: Upload) -> list[PartRecord]: ...
+    async def ended(self, task: Task) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartDone:
+    etag: str
+    dst_version_id: str | None
+    src_version_id: str | None
+    size: int
+    part_count: int
+    http_status: int
+
+
+def expected_etag(etags: list[str]) -> str:
+    """The ETag S3 gives a completed multipart object with these part ETags."""
+    digest = hashlib.md5(usedforsecurity=False)
+    for etag in etags:
+        digest.update(bytes.fromhex(etag.strip('"')))
+    return f'"{digest.hexdigest()}-{len(etags)}"'
+
+
+def _source(task: Task) -> dict[str, str]:
+    src = {"Bucket": task.src.bucket, "Key": task.src.key}
+    if task.src.version_id:
+        src["VersionId"] = task.src.version_id
+    return src
+
+
+class MultipartCopy:
+    """Copies one large object part by part; one instance per attempt."""
+
+    def __init__(
+        self,
+        client: Any,
+        task: Task,
+        dst_bucket: str,
+        head: dict[str, Any],
+        settings: CopyOptions,
+        log: PartLog,
+        part_slots: asyncio.Semaphore,
+        stopping: asyncio.Event,
+    ) -> None:
+        self.client = client
+        self.task = task
+        self.dst = {"Bucket": dst_bucket, "Key": task.dst_key}
+        self.head = head
+        self.size = int(head["ContentLength"])
+        self.src_etag = str(head.get("ETag") or "")
+        self.settings = settings
+        self.log = log
+        self.slots = part_slots
+        self.stopping = stopping
+        self.src_version_id: str | None = head.get("VersionId")
+
+    async def run(self) -> MultipartDone:
+        upload, done = await self._resume_or_start()
+        plan = plan_parts(self.size, upload.part_size)
+        todo = [p for p in plan if p.number not in done]
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for part in todo:
+                    tg.create_task(self._copy_part(upload, part, done))
+        except BaseExceptionGroup as group:
+            err = _first(group)
+            if isinstance(err, S3Error) and err.disposition is Disposition.FATAL:
+                await self.abort(upload)
+            raise err from None
+        return await self._complete(upload, [done[p.number] for p in plan])
+
+    async def _resume_or_start(self) -> tuple[Upload, dict[int, PartRecord]]:
+        upload = self.log.current(self.task)
+        if upload is not None:
+            if upload.src_etag != self.src_etag:
+                await self.abort(upload)
+                raise S3Error(
+                    "PreconditionFailed",
+                    f"source changed since its multipart copy began "
+                    f"(ETag {upload.src_etag} is now {self.src_etag})",
+                    412,
+                    Disposition.FATAL,
+                    "UploadPartCopy",
+                )
+            try:
+                listed = await self._list_parts(upload)
+            except S3Error as err:
+                if err.code != "NoSuchUpload":
+                    raise
+                await self.log.ended(self.task)  # gone (aborted, expired): start over
+            else:
+                recorded = await self.log.recorded(self.task, upload)
+                done = {p.number: p for p in recorded if listed.get(p.number) == p.etag}
+                return upload, done
+        return await self._start(), {}
+
+    async def _start(self) -> Upload:
+        tags = await self._source_tags() if self.settings.preserve_tags else None
+        args = create_upload_args(
+            self.head, tags, object_lock=self.settings.preserve_object_lock
+        )
+        resp = await invoke(
+            "CreateMultipartUpload",
+            self.client.create_multipart_upload,
+            **self.dst,
+            **args,
+        )
+        upload = Upload(
+            upload_id=resp["UploadId"],
+            src_etag=self.src_etag,
+            part_size=part_size_for(self.size, self.settings.part_size),
+        )
+        await self.log.started(self.task, upload)
+        return upload
+
+    async def _source_tags(self) -> list[dict[str, str]]:
+        kwargs = _source(self.task)
+        try:
+            resp = await invoke(
+                "GetObjectTagging", self.client.get_object_tagging, **kwargs
+            )
+        except S3Error as err:
+            if err.code == "AccessDenied":
+                raise S3Error(
+                    "AccessDenied",
+                    "cannot read the source's tags to carry them over "
+                    "(s3:GetObjectTagging); grant it or copy without tags "
+                    "(--no-preserve-tags)",
+                    err.http_status,
+                    Disposition.FATAL,
+                    "GetObjectTagging",
+                ) from err
+            raise
+        tag_set: list[dict[str, str]] = resp.get("TagSet", [])
+        return tag_set
+
+    async def _list_parts(self, upload: Upload) -> dict[int, str]:
+        found: dict[int, str] = {}
+        marker = 0
+        while True:
+            resp = await invoke(
+                "ListParts",
+                self.client.list_parts,
+                **self.dst,
+                UploadId=upload.upload_id,
+                PartNumberMarker=marker,
+            )
+            for p in resp.get("Parts", []):
+                found[int(p["PartNumber"])] = p["ETag"]
+            if not resp.get("IsTruncated"):
+                return found
+            marker = int(resp["NextPartNumberMarker"])
+
+    async def _copy_part(
+        self, upload: Upload, part: Part, done: dict[int, PartRecord]
+    ) -> None:
+        async with self.slots:
+            if self.stopping.is_set():
+                raise Interrupted()
+            kwargs: dict[str, Any] = {
+                **self.dst,
+                "UploadId": upload.upload_id,
+                "PartNumber": part.number,
+                "CopySource": _source(self.task),
+                "CopySourceRange": part.range,
+            }
+            if self.src_etag:
+                kwargs["CopySourceIfMatch"] = self.src_etag
+            resp = await invoke(
+                "UploadPartCopy", self.client.upload_part_copy, **kwargs
+            )
+        result = resp.get("CopyPartResult") or {}
+        etag = result.get("ETag")
+        if not etag:
+            status = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = "MissingETag" if result else "EmptyResponse"
+            raise S3Error(
+                code,
+                f"UploadPartCopy of part {part.number} answered without a part ETag",
+                status,
+                Disposition.RETRY,
+                "UploadPartCopy",
+            )
+        if resp.get("CopySourceVersionId"):
+            self.src_version_id = resp["CopySourceVersionId"]
+        checksum = next((result[k] for k in result if k.startswith("Checksum")), None)
+        record = PartRecord(part.number, etag, part.size, checksum)
+        await self.log.part_done(self.task, upload, record)
+        done[part.number] = record
+
+    async def _complete(self, upload: Upload, parts: list[PartRecord]) -> MultipartDone:
+        body = [{"PartNumber": p.number, "ETag": p.etag} for p in parts]
+        want = expected_etag([p.etag for p in parts])
+        try:
+            resp = await invoke(
+                "CompleteMultipartUpload",
+                self.client.complete_multipart_upload,
+                **self.dst,
+                UploadId=upload.upload_id,
+                MultipartUpload={"Parts": body},
+            )
+            if not resp.get("ETag"):
+                raise S3Error(
+                    "MissingETag",
+                    "CompleteMultipartUpload answered without an ETag",
+                    None,
+                    Disposition.RETRY,
+                    "CompleteMultipartUpload",
+                )
+        except S3Error as err:
+            # S3 may have completed it and lost the answer: the destination says
+            found = await self._completed_already(want)
+            if found is not None:
+                await self.log.ended(self.task)
+                return found
+            if err.code == "NoSuchUpload":
+                await self.log.ended(self.task)  # next attempt starts over
+            raise
+        await self.log.ended(self.task)
+        return MultipartDone(
+            etag=resp["ETag"],
+            dst_version_id=resp.get("VersionId"),
+            src_version_id=self.src_version_id,
+            size=self.size,
+            part_count=len(parts),
+            http_status=int(
+                resp.get("ResponseMetadata", {}).get("HTTPStatusCode", 200)
+            ),
+        )
+
+    async def _completed_already(self, want: str) -> MultipartDone | None:
+        try:
+            head = await invoke("HeadObject", self.client.head_object, **self.dst)
+        except S3Error:
+            return None
+        if head.get("ETag") != want or int(head.get("ContentLength", -1)) != self.size:
+            return None
+        return MultipartDone(
+            etag=want,
+            dst_version_id=head.get("VersionId"),
+            src_version_id=self.src_version_id,
+            size=self.size,
+            part_count=int(want.strip('"').rsplit("-", 1)[1]),
+            http_status=200,
+        )
+
+    async def abort(self, upload: Upload | None = None) -> None:
+        """Abort the task's upload (if any) and forget it; never raises for S3."""
+        upload = upload or self.log.current(self.task)
+        if upload is None:
+            return
+        with contextlib.suppress(S3Error):
+            await invoke(
+                "AbortMultipartUpload",
+                self.client.abort_multipart_upload,
+                **self.dst,
+                UploadId=upload.upload_id,
+            )
+        await self.log.ended(self.task)
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The error to act on from a failed group of part copies.
+
+    ``Interrupted`` wins (the run is stopping), then a fatal S3 error (it
+    decides whether to abort), then whatever came first.
+    """
+    flat: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, BaseExceptionGroup):
+            stack.extend(e.exceptions)
+        else:
+            flat.append(e)
+    for e in flat:
+        if isinstance(e, Interrupted):
+            return e
+    for e in flat:
+        if isinstance(e, S3Error) and e.disposition is Disposition.FATAL:
+            return e
+    return flat[0]

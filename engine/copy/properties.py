@@ -1,0 +1,76 @@
+"""What a copy carries over from its source: pure mappings from a HEAD answer.
+
+CopyObject copies metadata, content headers and tags by itself (``COPY``
+directives).  A multipart copy starts from an empty upload, so everything has
+to be read from the source and set on ``CreateMultipartUpload``; these
+functions decide what.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+CONTENT_HEADERS = (
+    "ContentType",
+    "CacheControl",
+    "ContentDisposition",
+    "ContentEncoding",
+    "ContentLanguage",
+    "Expires",
+    "WebsiteRedirectLocation",
+)
+CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+OBJECT_LOCK = (
+    "ObjectLockMode",
+    "ObjectLockRetainUntilDate",
+    "ObjectLockLegalHoldStatus",
+)
+
+
+def tagging_value(tag_set: list[dict[str, str]]) -> str:
+    """A TagSet as the URL-encoded ``Tagging`` value CreateMultipartUpload takes."""
+    return urlencode([(t["Key"], t["Value"]) for t in tag_set])
+
+
+def create_upload_args(
+    head: dict[str, Any],
+    tag_set: list[dict[str, str]] | None,
+    *,
+    object_lock: bool = False,
+) -> dict[str, Any]:
+    """``CreateMultipartUpload`` arguments that reproduce the source's properties.
+
+    Carries user metadata, content headers, storage class, server-side
+    encryption (SSE-S3 and SSE-KMS with its key), the checksum algorithm, tags
+    when given, and the object-lock settings when ``object_lock``.
+    """
+    args: dict[str, Any] = {}
+    for name in CONTENT_HEADERS:
+        value = head.get(name)
+        if value not in (None, ""):
+            args[name] = value
+    if head.get("Metadata"):
+        args["Metadata"] = dict(head["Metadata"])
+    if head.get("StorageClass"):
+        args["StorageClass"] = head["StorageClass"]
+    sse = head.get("ServerSideEncryption")
+    if sse in ("aws:kms", "aws:kms:dsse"):
+        args["ServerSideEncryption"] = sse
+        if head.get("SSEKMSKeyId"):
+            args["SSEKMSKeyId"] = head["SSEKMSKeyId"]
+        if head.get("BucketKeyEnabled"):
+            args["BucketKeyEnabled"] = True
+    elif sse == "AES256":
+        args["ServerSideEncryption"] = "AES256"
+    for alg in CHECKSUM_ALGORITHMS:
+        if head.get(f"Checksum{alg}"):
+            args["ChecksumAlgorithm"] = alg
+            break
+    if tag_set:
+        args["Tagging"] = tagging_value(tag_set)
+    if object_lock:
+        for name in OBJECT_LOCK:
+            if head.get(name) is not None:
+                args[name] = head[name]
+    return args
