@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from engine.cli import report, run, status, submit  # noqa: F401 - registers commands
+from engine.cli import cleanup, report, run, status, submit  # noqa: F401 - registers commands
 from engine.cli.app import cli
 from engine.errors import BulkcopyError
 
