@@ -112,6 +112,8 @@ class MultipartCopy:
             if isinstance(err, S3Error) and err.disposition is Disposition.FATAL:
                 await self.abort(upload)
             raise err from None
+        if len(done) < len(plan):  # stopping: parts in flight finished, rest later
+            raise Interrupted()
         return await self._complete(upload, [done[p.number] for p in plan])
 
     async def _resume_or_start(self) -> tuple[Upload, dict[int, PartRecord]]:
@@ -201,7 +203,7 @@ class MultipartCopy:
     ) -> None:
         async with self.slots:
             if self.stopping.is_set():
-                raise Interrupted()
+                return  # the run is stopping: leave this part for the resume
             kwargs: dict[str, Any] = {
                 **self.dst,
                 "UploadId": upload.upload_id,

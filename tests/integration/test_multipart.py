@@ -354,3 +354,42 @@ def test_expected_etag_matches_the_server(moto: S3Server, tmp_path: Path) -> Non
     )
     [row] = list(repo.iter_results(job.id))
     assert expected_etag(etags) == row.etag
+
+
+def test_a_drained_stop_keeps_the_upload_and_its_finished_parts(
+    moto: S3Server, tmp_path: Path
+) -> None:
+    """Ctrl-C mid-parts lets the part in flight finish, records it, keeps the upload."""
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    body = _big(moto, src, "drain.bin")
+    manifest = write_manifest(tmp_path / "m.csv", [(src, "drain.bin", None)])
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    job = submit_job(repo, manifest, moto, f"s3://{dst}", **MP)
+    holder: dict[str, Worker] = {}
+    sent = Counter[str]()
+
+    def stop_during_part_two(request: Any, **_: Any) -> None:
+        sent["n"] += 1
+        if sent["n"] == 2:
+            holder["w"].request_stop()  # once: drain
+
+    run_job(
+        repo,
+        job,
+        moto,
+        part_concurrency=1,
+        worker_hook=lambda w: holder.update(w=w),
+        on_client=lambda c: c.meta.events.register(
+            "before-send.s3.UploadPartCopy", stop_during_part_two
+        ),
+    )
+
+    assert repo.get_job(job.id).status is JobStatus.STOPPED
+    [(task_id, _key, upload_id)] = repo.open_uploads(job.id)
+    assert [p.number for p in repo.recorded_parts(task_id, upload_id)] == [1, 2]
+    assert sent["n"] == 2
+
+    seen = Requests()
+    run_job(repo, repo.get_job(job.id), moto, on_client=seen.install)
+    assert seen.count["UploadPartCopy"] == 2
+    assert get_body(moto, dst, "drain.bin") == body
