@@ -74,6 +74,12 @@ def submit_options(f: Any) -> Any:
         "raised when an object would need more than 10,000 parts].",
     )(f)
     f = click.option(
+        "--match-source-parts",
+        is_flag=True,
+        help="Copy a multipart source with its own part boundaries (read with "
+        "HeadObject PartNumber) so the destination's ETag equals the source's.",
+    )(f)
+    f = click.option(
         "--preserve-tags/--no-preserve-tags",
         default=True,
         show_default=True,
@@ -100,6 +106,7 @@ def _copy_options(opts: dict[str, Any]) -> CopyOptions:
         stat_source=opts["stat_source"],
         multipart_threshold=threshold,
         part_size=part_size,
+        match_source_parts=opts["match_source_parts"],
         preserve_tags=opts["preserve_tags"],
         preserve_object_lock=opts["preserve_object_lock"],
     )

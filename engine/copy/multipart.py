@@ -16,7 +16,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine.copy.plan import Part, part_size_for, plan_parts
+from engine.copy.plan import (
+    Part,
+    layout_is_copyable,
+    part_size_for,
+    parts_from_layout,
+    plan_parts,
+)
 from engine.copy.properties import create_upload_args
 from engine.errors import S3Error
 from engine.models import PartRecord, Task
@@ -100,8 +106,11 @@ class MultipartCopy:
         self.src_version_id: str | None = head.get("VersionId")
 
     async def run(self) -> MultipartDone:
-        upload, done = await self._resume_or_start()
-        plan = plan_parts(self.size, upload.part_size)
+        layout = (
+            await self._source_layout() if self.settings.match_source_parts else None
+        )
+        upload, done = await self._resume_or_start(layout)
+        plan = layout or plan_parts(self.size, upload.part_size)
         todo = [p for p in plan if p.number not in done]
         try:
             async with asyncio.TaskGroup() as tg:
@@ -116,7 +125,40 @@ class MultipartCopy:
             raise Interrupted()
         return await self._complete(upload, [done[p.number] for p in plan])
 
-    async def _resume_or_start(self) -> tuple[Upload, dict[int, PartRecord]]:
+    async def _source_layout(self) -> list[Part] | None:
+        """The source's own parts (``--match-source-parts``), if it has usable ones.
+
+        Copying with the same part boundaries gives the destination the same
+        multipart ETag as the source.  Single-part sources, and layouts S3
+        would refuse for UploadPartCopy, fall back to the planner.
+        """
+        kwargs: dict[str, Any] = {
+            "Bucket": self.task.src.bucket,
+            "Key": self.task.src.key,
+        }
+        if self.task.src.version_id:
+            kwargs["VersionId"] = self.task.src.version_id
+        # no If-Match here: the parts themselves are pinned (CopySourceIfMatch),
+        # so a source that changes after this read still fails the copy
+        first = await invoke(
+            "HeadObject", self.client.head_object, **kwargs, PartNumber=1
+        )
+        count = int(first.get("PartsCount") or 0)
+        if count <= 1:
+            return None
+        sizes = [int(first["ContentLength"])]
+        for n in range(2, count + 1):
+            h = await invoke(
+                "HeadObject", self.client.head_object, **kwargs, PartNumber=n
+            )
+            sizes.append(int(h["ContentLength"]))
+        if not layout_is_copyable(sizes, self.size):
+            return None
+        return parts_from_layout(sizes)
+
+    async def _resume_or_start(
+        self, layout: list[Part] | None
+    ) -> tuple[Upload, dict[int, PartRecord]]:
         upload = self.log.current(self.task)
         if upload is not None:
             if upload.src_etag != self.src_etag:
@@ -139,9 +181,9 @@ class MultipartCopy:
                 recorded = await self.log.recorded(self.task, upload)
                 done = {p.number: p for p in recorded if listed.get(p.number) == p.etag}
                 return upload, done
-        return await self._start(), {}
+        return await self._start(layout[0].size if layout else None), {}
 
-    async def _start(self) -> Upload:
+    async def _start(self, part_size: int | None) -> Upload:
         tags = await self._source_tags() if self.settings.preserve_tags else None
         args = create_upload_args(
             self.head, tags, object_lock=self.settings.preserve_object_lock
@@ -155,7 +197,7 @@ class MultipartCopy:
         upload = Upload(
             upload_id=resp["UploadId"],
             src_etag=self.src_etag,
-            part_size=part_size_for(self.size, self.settings.part_size),
+            part_size=part_size or part_size_for(self.size, self.settings.part_size),
         )
         await self.log.started(self.task, upload)
         return upload

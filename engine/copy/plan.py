@@ -98,6 +98,20 @@ def parts_from_layout(sizes: list[int]) -> list[Part]:
     return parts
 
 
+def layout_is_copyable(sizes: list[int], total: int) -> bool:
+    """Whether part sizes can be reproduced with UploadPartCopy.
+
+    They must add up to the object, number at most 10,000, be at most 5 GiB
+    each, and at least 5 MiB each except the last.
+    """
+    return (
+        0 < len(sizes) <= MAX_PARTS
+        and sum(sizes) == total
+        and all(0 < s <= MAX_PART_SIZE for s in sizes)
+        and all(s >= MIN_PART_SIZE for s in sizes[:-1])
+    )
+
+
 def use_multipart(size: int | None, threshold: int) -> bool:
     """Whether an object of ``size`` bytes is copied part by part.
 

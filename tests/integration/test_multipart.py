@@ -393,3 +393,45 @@ def test_a_drained_stop_keeps_the_upload_and_its_finished_parts(
     run_job(repo, repo.get_job(job.id), moto, on_client=seen.install)
     assert seen.count["UploadPartCopy"] == 2
     assert get_body(moto, dst, "drain.bin") == body
+
+
+def _multipart_source(
+    server: S3Server, bucket: str, key: str, sizes: list[int]
+) -> bytes:
+    c = server.client()
+    up = c.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    chunks, parts = [], []
+    for n, size in enumerate(sizes, 1):
+        chunk = os.urandom(size)
+        chunks.append(chunk)
+        etag = c.upload_part(
+            Bucket=bucket, Key=key, UploadId=up, PartNumber=n, Body=chunk
+        )["ETag"]
+        parts.append({"PartNumber": n, "ETag": etag})
+    c.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=up, MultipartUpload={"Parts": parts}
+    )
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("match", [True, False], ids=["matched", "planned"])
+def test_match_source_parts_reproduces_the_source_etag(
+    moto: S3Server, tmp_path: Path, match: bool
+) -> None:
+    """With --match-source-parts the destination ETag equals the source's."""
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    body = _multipart_source(moto, src, "mp.bin", [6 * MiB, 5 * MiB, 7 * MiB + 5])
+    manifest = write_manifest(tmp_path / "m.csv", [(src, "mp.bin", None)])
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    job = submit_job(
+        repo, manifest, moto, f"s3://{dst}", **MP, match_source_parts=match
+    )
+
+    run_job(repo, job, moto)
+
+    [row] = list(repo.iter_results(job.id))
+    src_etag = moto.client().head_object(Bucket=src, Key="mp.bin")["ETag"]
+    assert row.status is TaskStatus.SUCCEEDED, (row.error_code, row.error_message)
+    assert (row.etag == src_etag) is match
+    assert row.part_count == (3 if match else 4)
+    assert get_body(moto, dst, "mp.bin") == body
