@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -83,6 +84,8 @@ class Size(click.ParamType):  # type: ignore[type-arg]  # generic only in click>
             self.fail(f"{value!r} is not a size like 5MiB or 128M", param, ctx)
         if unit not in _UNITS:
             self.fail(f"unknown unit {unit!r} in {value!r}", param, ctx)
+        if not math.isfinite(number) or number < 0:
+            self.fail(f"{value!r} is not a size like 5MiB or 128M", param, ctx)
         return int(number * _UNITS[unit])
 
 

@@ -80,6 +80,8 @@ def plan_parts(size: int, part_size: int) -> list[Part]:
         return []
     if part_size < MIN_PART_SIZE and part_size < size:
         raise ValueError(f"part size {part_size} is under the 5 MiB minimum")
+    if part_size > MAX_PART_SIZE:
+        raise ValueError(f"part size {part_size} is over the 5 GiB maximum")
     count = -(-size // part_size)
     if count > MAX_PARTS:
         raise ValueError(f"{count} parts is over the 10,000-part limit")

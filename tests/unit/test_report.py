@@ -142,6 +142,8 @@ def test_jsonl_record_carries_every_field() -> None:
         "destination_version_id": "dv1",
         "etag": '"abc"',
         "bytes": 1234,
+        "method": None,
+        "part_count": None,
         "started_at": "2023-11-14T22:13:20.000+00:00",
         "finished_at": "2023-11-14T22:13:21.500+00:00",
         "duration_s": 1.5,
