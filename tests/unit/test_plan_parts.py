@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from engine.copy.plan import (
     Part,
+    layout_is_copyable,
     part_size_for,
     parts_from_layout,
     plan_parts,
@@ -313,3 +314,22 @@ def test_the_threshold_is_capped_at_the_copyobject_limit(threshold: int) -> None
     """Over 5 GiB is multipart even when the threshold is larger; 5 GiB is not."""
     assert use_multipart(MAX_PART + 1, threshold) is True
     assert use_multipart(MAX_PART, threshold) is False
+
+
+@pytest.mark.parametrize(
+    ("sizes", "total", "ok"),
+    [
+        ([6 * MiB, 5 * MiB, 100], 11 * MiB + 100, True),
+        ([5 * MiB, 5 * MiB], 10 * MiB, True),
+        ([4 * MiB, 5 * MiB], 9 * MiB, False),  # a non-last part under 5 MiB
+        ([6 * MiB, 100], 6 * MiB + 101, False),  # does not add up to the object
+        ([5 * GiB + 1, 1], 5 * GiB + 2, False),  # a part over 5 GiB
+        ([], 0, False),
+        ([5 * MiB] * 10_001, 5 * MiB * 10_001, False),  # too many parts
+    ],
+)
+def test_a_source_layout_is_reused_only_when_s3_would_accept_it(
+    sizes: list[int], total: int, ok: bool
+) -> None:
+    """--match-source-parts falls back to the planner for layouts S3 would refuse."""
+    assert layout_is_copyable(sizes, total) is ok
