@@ -6,7 +6,14 @@ import sys
 
 import click
 
-from engine.cli import cleanup, report, run, status, submit  # noqa: F401 - registers commands
+from engine.cli import (  # noqa: F401 - registers the commands
+    cleanup,
+    report,
+    run,
+    status,
+    submit,
+    verify,
+)
 from engine.cli.app import cli
 from engine.errors import BulkcopyError
 

@@ -74,6 +74,13 @@ def submit_options(f: Any) -> Any:
         "raised when an object would need more than 10,000 parts].",
     )(f)
     f = click.option(
+        "--verify",
+        is_flag=True,
+        help="Check each copy right after it is made: size, ETag (or checksum "
+        "where ETags are not comparable), metadata and tags. A mismatch fails "
+        "the task with VerificationFailed.",
+    )(f)
+    f = click.option(
         "--match-source-parts",
         is_flag=True,
         help="Copy a multipart source with its own part boundaries (read with "
@@ -107,6 +114,7 @@ def _copy_options(opts: dict[str, Any]) -> CopyOptions:
         multipart_threshold=threshold,
         part_size=part_size,
         match_source_parts=opts["match_source_parts"],
+        verify=opts["verify"],
         preserve_tags=opts["preserve_tags"],
         preserve_object_lock=opts["preserve_object_lock"],
     )

@@ -22,6 +22,7 @@ from engine.models import Task, TaskResult, TaskStatus
 from engine.retry import RetryPolicy
 from engine.s3.classify import Disposition
 from engine.spec import CopyOptions
+from engine.verify import verify_copy
 
 OnRetry = Callable[[Task, int, S3Error, float], None]
 
@@ -76,7 +77,7 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
                 return await _multipart(ctx, task, head)
         raise
     etag, status = check_copy_response(resp)
-    return Copied(
+    copied = Copied(
         etag=etag,
         dst_version_id=resp.get("VersionId"),
         src_version_id=resp.get("CopySourceVersionId"),
@@ -84,6 +85,8 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
         http_status=status,
         method="copy",
     )
+    await _verify(ctx, task, copied)
+    return copied
 
 
 async def _multipart(ctx: CopyContext, task: Task, head: dict[str, Any]) -> Copied:
@@ -98,7 +101,7 @@ async def _multipart(ctx: CopyContext, task: Task, head: dict[str, Any]) -> Copi
         ctx.stopping,
     )
     done = await mp.run()
-    return Copied(
+    copied = Copied(
         etag=done.etag,
         dst_version_id=done.dst_version_id,
         src_version_id=done.src_version_id,
@@ -107,6 +110,20 @@ async def _multipart(ctx: CopyContext, task: Task, head: dict[str, Any]) -> Copi
         method="multipart",
         part_count=done.part_count,
     )
+    await _verify(ctx, task, copied)
+    return copied
+
+
+async def _verify(ctx: CopyContext, task: Task, copied: Copied) -> None:
+    if not ctx.options.verify:
+        return
+    src: dict[str, Any] = {"Bucket": task.src.bucket, "Key": task.src.key}
+    if task.src.version_id or copied.src_version_id:
+        src["VersionId"] = task.src.version_id or copied.src_version_id
+    dst: dict[str, Any] = {"Bucket": ctx.dst_bucket, "Key": task.dst_key}
+    if copied.dst_version_id:
+        dst["VersionId"] = copied.dst_version_id
+    await verify_copy(ctx.client, src, dst, tags=ctx.options.preserve_tags)
 
 
 async def abandon(ctx: CopyContext, task: Task) -> None:

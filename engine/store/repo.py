@@ -544,6 +544,33 @@ class Repository:
             ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def fail_succeeded(self, failures: list[tuple[int, str, str]]) -> int:
+        """Turn succeeded tasks into failures ``(task_id, code, message)``.
+
+        Used by ``bulkcopy verify`` when a recorded copy turns out not to
+        match its source.
+        """
+        if not failures:
+            return 0
+        stmt = (
+            tasks.update()
+            .where(
+                tasks.c.id == sa.bindparam("b_id"),
+                tasks.c.status == TaskStatus.SUCCEEDED.value,
+            )
+            .values(
+                status=TaskStatus.FAILED.value,
+                error_code=sa.bindparam("b_code"),
+                error_message=sa.bindparam("b_message"),
+            )
+        )
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                stmt,
+                [{"b_id": i, "b_code": c, "b_message": m} for i, c, m in failures],
+            )
+        return int(res.rowcount or 0)
+
     def release(self, owner: str, task_ids: list[int]) -> None:
         """Give claimed tasks that were never started back to the job."""
         if not task_ids:
@@ -607,13 +634,18 @@ class Repository:
         return [(code or "", int(n)) for code, n in rows]
 
     def iter_results(
-        self, job_id: str, failed_only: bool = False
+        self,
+        job_id: str,
+        failed_only: bool = False,
+        status: TaskStatus | None = None,
     ) -> Iterator[ResultRow]:
         """Stream every task of the job in manifest order, without loading them all."""
         job = self.get_job(job_id)
         q = sa.select(tasks).where(tasks.c.job_id == job_id).order_by(tasks.c.id)
         if failed_only:
-            q = q.where(tasks.c.status == TaskStatus.FAILED.value)
+            status = TaskStatus.FAILED
+        if status is not None:
+            q = q.where(tasks.c.status == status.value)
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=2000).execute(q)
             for row in result:

@@ -1,0 +1,58 @@
+"""Deciding whether a copy matches its source, from two HEAD answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.verify import compare, etags_comparable
+
+
+def head(**kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"ContentLength": 10, "ETag": '"aaa"', "Metadata": {}}
+    base.update(kw)
+    return base
+
+
+def test_identical_objects_match() -> None:
+    """Same size, ETag, metadata, headers and tags: nothing differs."""
+    tags = [{"Key": "a", "Value": "1"}]
+    assert compare(head(ContentType="x"), head(ContentType="x"), tags, tags) == []
+
+
+def test_size_etag_metadata_header_and_tag_differences_are_named() -> None:
+    """Each kind of difference is reported by name."""
+    diffs = compare(
+        head(Metadata={"o": "1"}, ContentType="a"),
+        head(ContentLength=11, ETag='"bbb"', Metadata={"o": "2"}, ContentType="b"),
+        [{"Key": "t", "Value": "1"}],
+        [],
+    )
+    text = "; ".join(diffs)
+    for word in ("size", "ETag", "metadata", "ContentType", "tags"):
+        assert word in text
+
+
+def test_etags_of_different_methods_are_not_compared() -> None:
+    """A single-part source copied in parts has another ETag but may be equal."""
+    src, dst = head(ETag='"aaa"'), head(ETag='"bbb-3"')
+    assert not etags_comparable(src, dst)
+    assert compare(src, dst) == []
+
+
+def test_kms_etags_are_not_md5s() -> None:
+    """SSE-KMS ETags are not content hashes, so they are not compared."""
+    src = head(ServerSideEncryption="aws:kms")
+    dst = head(ETag='"zzz"', ServerSideEncryption="aws:kms")
+    assert compare(src, dst) == []
+
+
+def test_multipart_etags_with_the_same_part_count_are_compared() -> None:
+    """Same part count, different ETag: the content differs."""
+    assert compare(head(ETag='"a-2"'), head(ETag='"b-2"')) != []
+
+
+def test_checksums_decide_when_etags_cannot() -> None:
+    """A checksum both carry is compared when the ETags are not comparable."""
+    src = head(ETag='"aaa"', ChecksumCRC32="AAAA")
+    assert compare(src, head(ETag='"x-2"', ChecksumCRC32="AAAA")) == []
+    assert "checksum CRC32" in compare(src, head(ETag='"x-2"', ChecksumCRC32="BBBB"))[0]
