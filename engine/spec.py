@@ -23,6 +23,8 @@ class CopyOptions:
     # what a multipart copy reads from the source and carries over
     preserve_tags: bool = True
     preserve_object_lock: bool = False
+    # copy the source's ACL onto the destination (GetObjectAcl/PutObjectAcl)
+    preserve_acl: bool = False
     # check each copy after it is made (size, ETag or checksum, metadata, tags)
     verify: bool = False
 

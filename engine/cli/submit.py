@@ -74,6 +74,15 @@ def submit_options(f: Any) -> Any:
         "raised when an object would need more than 10,000 parts].",
     )(f)
     f = click.option(
+        "--preserve",
+        "preserve",
+        type=click.Choice(["acl"]),
+        multiple=True,
+        help="Also carry this property over, for CopyObject and multipart "
+        "copies alike: 'acl' copies the source ACL (GetObjectAcl/PutObjectAcl). "
+        "Repeatable.",
+    )(f)
+    f = click.option(
         "--verify",
         is_flag=True,
         help="Check each copy right after it is made: size, ETag (or checksum "
@@ -115,6 +124,7 @@ def _copy_options(opts: dict[str, Any]) -> CopyOptions:
         part_size=part_size,
         match_source_parts=opts["match_source_parts"],
         verify=opts["verify"],
+        preserve_acl="acl" in opts["preserve"],
         preserve_tags=opts["preserve_tags"],
         preserve_object_lock=opts["preserve_object_lock"],
     )

@@ -16,10 +16,12 @@ from typing import Any
 
 from engine.copy.multipart import Interrupted, MultipartCopy, PartLog
 from engine.copy.plan import MAX_COPY_OBJECT, use_multipart
+from engine.copy.properties import grant_args
 from engine.copy.single import check_copy_response, copy_object, head_source, too_large
 from engine.errors import S3Error
 from engine.models import Task, TaskResult, TaskStatus
 from engine.retry import RetryPolicy
+from engine.s3.call import invoke
 from engine.s3.classify import Disposition
 from engine.spec import CopyOptions
 from engine.verify import verify_copy
@@ -85,6 +87,7 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
         http_status=status,
         method="copy",
     )
+    await _carry_acl(ctx, task, copied)
     await _verify(ctx, task, copied)
     return copied
 
@@ -110,8 +113,40 @@ async def _multipart(ctx: CopyContext, task: Task, head: dict[str, Any]) -> Copi
         method="multipart",
         part_count=done.part_count,
     )
+    await _carry_acl(ctx, task, copied)
     await _verify(ctx, task, copied)
     return copied
+
+
+async def _carry_acl(ctx: CopyContext, task: Task, copied: Copied) -> None:
+    """``--preserve acl``: the source's grants and owner, set on the copy."""
+    if not ctx.options.preserve_acl:
+        return
+    src: dict[str, Any] = {"Bucket": task.src.bucket, "Key": task.src.key}
+    if task.src.version_id:
+        src["VersionId"] = task.src.version_id
+    try:
+        acl = await invoke("GetObjectAcl", ctx.client.get_object_acl, **src)
+    except S3Error as err:
+        if err.code == "AccessDenied":
+            raise S3Error(
+                "AccessDenied",
+                "cannot read the source's ACL to carry it over "
+                "(s3:GetObjectAcl); grant it or copy without --preserve acl",
+                err.http_status,
+                Disposition.FATAL,
+                "GetObjectAcl",
+            ) from err
+        raise
+    dst: dict[str, Any] = {"Bucket": ctx.dst_bucket, "Key": task.dst_key}
+    if copied.dst_version_id and copied.dst_version_id != "null":
+        dst["VersionId"] = copied.dst_version_id
+    await invoke(
+        "PutObjectAcl",
+        ctx.client.put_object_acl,
+        **dst,
+        **grant_args(acl.get("Grants", [])),
+    )
 
 
 async def _verify(ctx: CopyContext, task: Task, copied: Copied) -> None:

@@ -33,6 +33,38 @@ def tagging_value(tag_set: list[dict[str, str]]) -> str:
     return urlencode([(t["Key"], t["Value"]) for t in tag_set])
 
 
+GRANT_PARAMS = {
+    "READ": "GrantRead",
+    "READ_ACP": "GrantReadACP",
+    "WRITE_ACP": "GrantWriteACP",
+    "FULL_CONTROL": "GrantFullControl",
+}
+
+
+def grant_args(grants: list[dict[str, Any]]) -> dict[str, str]:
+    """A GetObjectAcl grant list as PutObjectAcl ``Grant*`` arguments.
+
+    The copy's owner is whoever made it, so only the grants are carried;
+    ``WRITE`` means nothing on an object and is dropped.
+    """
+    by_param: dict[str, list[str]] = {}
+    for grant in grants:
+        param = GRANT_PARAMS.get(grant.get("Permission", ""))
+        grantee = grant.get("Grantee", {})
+        if param is None:
+            continue
+        if grantee.get("ID"):
+            who = f'id="{grantee["ID"]}"'
+        elif grantee.get("URI"):
+            who = f'uri="{grantee["URI"]}"'
+        elif grantee.get("EmailAddress"):
+            who = f'emailAddress="{grantee["EmailAddress"]}"'
+        else:
+            continue
+        by_param.setdefault(param, []).append(who)
+    return {param: ", ".join(who) for param, who in by_param.items()}
+
+
 def create_upload_args(
     head: dict[str, Any],
     tag_set: list[dict[str, str]] | None,

@@ -486,3 +486,31 @@ def test_verify_passes_good_copies_and_catches_tampering(
     assert "size" in (rows["a"].error_message or "")
     assert "metadata" in (rows["b"].error_message or "")
     assert "NoSuchKey" in (rows["c"].error_message or "")
+
+
+@pytest.mark.parametrize("size", [1000, SIZE], ids=["copyobject", "multipart"])
+def test_preserve_acl_copies_the_source_grants(
+    moto: S3Server, tmp_path: Path, size: int
+) -> None:
+    """`--preserve acl` gives small and large copies the source's ACL."""
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    c = moto.client()
+    c.put_object(Bucket=src, Key="obj", Body=os.urandom(size), ACL="public-read")
+    manifest = write_manifest(tmp_path / "m.csv", [(src, "obj", None)])
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    job = submit_job(repo, manifest, moto, f"s3://{dst}", **MP, preserve_acl=True)
+
+    run_job(repo, job, moto)
+
+    [row] = list(repo.iter_results(job.id))
+    assert row.status is TaskStatus.SUCCEEDED, row.error_message
+
+    def grants(bucket: str) -> list[tuple[str, str]]:
+        acl = c.get_object_acl(Bucket=bucket, Key="obj")["Grants"]
+        return sorted(
+            (g["Grantee"].get("URI", g["Grantee"].get("ID", "")), g["Permission"])
+            for g in acl
+        )
+
+    assert grants(dst) == grants(src)
+    assert any("AllUsers" in g for g, _p in grants(dst))

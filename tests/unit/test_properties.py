@@ -228,3 +228,32 @@ def test_a_full_head_carries_everything_at_once() -> None:
         "ChecksumAlgorithm": "CRC32C",
         "Tagging": tagging,
     }
+
+
+def test_grants_become_put_object_acl_headers() -> None:
+    """Each grant lands in its Grant* argument; WRITE and unknown grantees drop."""
+    from engine.copy.properties import grant_args
+
+    grants = [
+        {
+            "Grantee": {"ID": "owner-id", "Type": "CanonicalUser"},
+            "Permission": "FULL_CONTROL",
+        },
+        {
+            "Grantee": {
+                "URI": "http://acs.amazonaws.com/groups/global/AllUsers",
+                "Type": "Group",
+            },
+            "Permission": "READ",
+        },
+        {"Grantee": {"ID": "other", "Type": "CanonicalUser"}, "Permission": "READ"},
+        {"Grantee": {"EmailAddress": "a@example.com"}, "Permission": "READ_ACP"},
+        {"Grantee": {"ID": "x"}, "Permission": "WRITE"},
+        {"Grantee": {}, "Permission": "WRITE_ACP"},
+    ]
+    assert grant_args(grants) == {
+        "GrantFullControl": 'id="owner-id"',
+        "GrantRead": 'uri="http://acs.amazonaws.com/groups/global/AllUsers", '
+        'id="other"',
+        "GrantReadACP": 'emailAddress="a@example.com"',
+    }
