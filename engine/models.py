@@ -48,6 +48,17 @@ class ObjectRef:
     key: str
     version_id: str | None = None
 
+    def params(self, version_id: str | None = None) -> dict[str, str]:
+        """``Bucket``, ``Key`` and (when known) ``VersionId`` for an S3 call.
+
+        ``version_id`` is used when the reference itself names no version.
+        """
+        out = {"Bucket": self.bucket, "Key": self.key}
+        version = self.version_id or version_id
+        if version:
+            out["VersionId"] = version
+        return out
+
     def uri(self) -> str:
         v = f"?versionId={self.version_id}" if self.version_id else ""
         return f"s3://{self.bucket}/{self.key}{v}"

@@ -92,11 +92,8 @@ async def check_sources(
                 f"cannot reach source bucket {bucket!r}: {_why(err)}: {err.message}"
             ) from err
     if first is not None:
-        kwargs: dict[str, Any] = {"Bucket": first.src.bucket, "Key": first.src.key}
-        if first.src.version_id:
-            kwargs["VersionId"] = first.src.version_id
         try:
-            await invoke("HeadObject", client.head_object, **kwargs)
+            await invoke("HeadObject", client.head_object, **first.src.params())
         except S3Error as err:
             if err.http_status == 403:
                 raise JobCannotStart(

@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.copy.properties import CHECKSUM_ALGORITHMS, CONTENT_HEADERS
 from engine.errors import S3Error
-from engine.models import TaskStatus
+from engine.models import ObjectRef, TaskStatus
 from engine.s3.call import invoke
 from engine.s3.classify import Disposition
 from engine.store.repo import Repository, ResultRow
@@ -129,13 +129,8 @@ async def verify_job(
     checked = 0
 
     async def one(row: ResultRow) -> None:
-        src: dict[str, Any] = {"Bucket": row.src.bucket, "Key": row.src.key}
-        version = row.src.version_id or row.src_version_id
-        if version:
-            src["VersionId"] = version
-        dst: dict[str, Any] = {"Bucket": row.dst_bucket, "Key": row.dst_key}
-        if row.dst_version_id:
-            dst["VersionId"] = row.dst_version_id
+        src = row.src.params(row.src_version_id)
+        dst = ObjectRef(row.dst_bucket, row.dst_key).params(row.dst_version_id)
         async with slots:
             try:
                 await verify_copy(client, src, dst, tags=preserve_tags)

@@ -19,7 +19,7 @@ from engine.copy.plan import MAX_COPY_OBJECT, use_multipart
 from engine.copy.properties import grant_args
 from engine.copy.single import check_copy_response, copy_object, head_source, too_large
 from engine.errors import S3Error
-from engine.models import Task, TaskResult, TaskStatus
+from engine.models import ObjectRef, Task, TaskResult, TaskStatus
 from engine.retry import RetryPolicy
 from engine.s3.call import invoke
 from engine.s3.classify import Disposition
@@ -122,11 +122,10 @@ async def _carry_acl(ctx: CopyContext, task: Task, copied: Copied) -> None:
     """``--preserve acl``: the source's grants and owner, set on the copy."""
     if not ctx.options.preserve_acl:
         return
-    src: dict[str, Any] = {"Bucket": task.src.bucket, "Key": task.src.key}
-    if task.src.version_id:
-        src["VersionId"] = task.src.version_id
     try:
-        acl = await invoke("GetObjectAcl", ctx.client.get_object_acl, **src)
+        acl = await invoke(
+            "GetObjectAcl", ctx.client.get_object_acl, **task.src.params()
+        )
     except S3Error as err:
         if err.code == "AccessDenied":
             raise S3Error(
@@ -152,12 +151,8 @@ async def _carry_acl(ctx: CopyContext, task: Task, copied: Copied) -> None:
 async def _verify(ctx: CopyContext, task: Task, copied: Copied) -> None:
     if not ctx.options.verify:
         return
-    src: dict[str, Any] = {"Bucket": task.src.bucket, "Key": task.src.key}
-    if task.src.version_id or copied.src_version_id:
-        src["VersionId"] = task.src.version_id or copied.src_version_id
-    dst: dict[str, Any] = {"Bucket": ctx.dst_bucket, "Key": task.dst_key}
-    if copied.dst_version_id:
-        dst["VersionId"] = copied.dst_version_id
+    src = task.src.params(copied.src_version_id)
+    dst = ObjectRef(ctx.dst_bucket, task.dst_key).params(copied.dst_version_id)
     await verify_copy(ctx.client, src, dst, tags=ctx.options.preserve_tags)
 
 

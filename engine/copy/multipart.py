@@ -72,13 +72,6 @@ def expected_etag(etags: list[str]) -> str:
     return f'"{digest.hexdigest()}-{len(etags)}"'
 
 
-def _source(task: Task) -> dict[str, str]:
-    src = {"Bucket": task.src.bucket, "Key": task.src.key}
-    if task.src.version_id:
-        src["VersionId"] = task.src.version_id
-    return src
-
-
 class MultipartCopy:
     """Copies one large object part by part; one instance per attempt."""
 
@@ -132,12 +125,7 @@ class MultipartCopy:
         multipart ETag as the source.  Single-part sources, and layouts S3
         would refuse for UploadPartCopy, fall back to the planner.
         """
-        kwargs: dict[str, Any] = {
-            "Bucket": self.task.src.bucket,
-            "Key": self.task.src.key,
-        }
-        if self.task.src.version_id:
-            kwargs["VersionId"] = self.task.src.version_id
+        kwargs = self.task.src.params()
         # no If-Match here: the parts themselves are pinned (CopySourceIfMatch),
         # so a source that changes after this read still fails the copy
         first = await invoke(
@@ -203,7 +191,7 @@ class MultipartCopy:
         return upload
 
     async def _source_tags(self) -> list[dict[str, str]]:
-        kwargs = _source(self.task)
+        kwargs = self.task.src.params()
         try:
             resp = await invoke(
                 "GetObjectTagging", self.client.get_object_tagging, **kwargs
@@ -250,7 +238,7 @@ class MultipartCopy:
                 **self.dst,
                 "UploadId": upload.upload_id,
                 "PartNumber": part.number,
-                "CopySource": _source(self.task),
+                "CopySource": self.task.src.params(),
                 "CopySourceRange": part.range,
             }
             if self.src_etag:

@@ -10,19 +10,9 @@ from engine.s3.call import invoke
 from engine.s3.classify import Disposition
 
 
-def copy_source(task: Task) -> dict[str, str]:
-    src = {"Bucket": task.src.bucket, "Key": task.src.key}
-    if task.src.version_id:
-        src["VersionId"] = task.src.version_id
-    return src
-
-
 async def head_source(client: Any, task: Task) -> dict[str, Any]:
     """HEAD the source object (that exact version when pinned)."""
-    kwargs: dict[str, Any] = {"Bucket": task.src.bucket, "Key": task.src.key}
-    if task.src.version_id:
-        kwargs["VersionId"] = task.src.version_id
-    return await invoke("HeadObject", client.head_object, **kwargs)
+    return await invoke("HeadObject", client.head_object, **task.src.params())
 
 
 def check_copy_response(resp: dict[str, Any]) -> tuple[str, int]:
@@ -65,7 +55,7 @@ async def copy_object(
     kwargs: dict[str, Any] = {
         "Bucket": dst_bucket,
         "Key": task.dst_key,
-        "CopySource": copy_source(task),
+        "CopySource": task.src.params(),
     }
     if src_etag:
         kwargs["CopySourceIfMatch"] = src_etag
