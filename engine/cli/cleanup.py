@@ -10,7 +10,7 @@ import structlog
 
 from engine.cleanup import abort_upload, parse_age, stale_uploads
 from engine.cli.app import cli, client_options, log_options
-from engine.cli.common import setup
+from engine.cli.common import client_overrides, setup
 from engine.errors import S3Error, UsageError
 from engine.models import Destination
 from engine.s3.client import ClientSettings, open_client
@@ -42,12 +42,7 @@ def cleanup_cmd(**opts: Any) -> None:
         age = parse_age(opts["older_than"])
     except ValueError as exc:
         raise UsageError(f"--older-than: {exc}") from exc
-    settings = ClientSettings().merged(
-        endpoint_url=opts.get("endpoint_url"),
-        region=opts.get("region"),
-        profile=opts.get("profile"),
-        addressing_style=opts.get("addressing_style"),
-    )
+    settings = client_overrides(ClientSettings(), **opts)
 
     async def go() -> int:
         failed = 0

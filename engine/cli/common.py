@@ -31,13 +31,12 @@ def setup(log_format: str, verbose: int, quiet: bool) -> None:
 
 
 def open_repo(db: str | None) -> Repository:
-    repo = Repository(db)
-    structlog.contextvars.bind_contextvars()
-    return repo
+    return Repository(db)
 
 
-def client_overrides(spec: JobSpec, **opts: Any) -> ClientSettings:
-    return spec.client.merged(
+def client_overrides(base: ClientSettings, **opts: Any) -> ClientSettings:
+    """``base`` with the client options the user gave on the command line."""
+    return base.merged(
         endpoint_url=opts.get("endpoint_url"),
         region=opts.get("region"),
         profile=opts.get("profile"),
@@ -63,7 +62,7 @@ def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:
         retry=RetryPolicy(max_attempts=opts["max_attempts"]),
         preflight=not opts["no_preflight"],
     )
-    client = client_overrides(spec, **opts).merged(
+    client = client_overrides(spec.client, **opts).merged(
         max_pool_connections=max(10, opts["concurrency"])
     )
 

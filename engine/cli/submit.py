@@ -16,7 +16,7 @@ from engine.cli.app import (
     log_options,
     run_options,
 )
-from engine.cli.common import open_repo, run_job, setup
+from engine.cli.common import client_overrides, open_repo, run_job, setup
 from engine.copy.plan import MAX_COPY_OBJECT, MAX_PART_SIZE, MIN_PART_SIZE
 from engine.errors import UsageError
 from engine.models import Destination
@@ -132,12 +132,7 @@ def _copy_options(opts: dict[str, Any]) -> CopyOptions:
 
 def _submit(repo: Repository, opts: dict[str, Any]) -> JobRecord:
     spec = JobSpec(
-        client=ClientSettings().merged(
-            endpoint_url=opts.get("endpoint_url"),
-            region=opts.get("region"),
-            profile=opts.get("profile"),
-            addressing_style=opts.get("addressing_style"),
-        ),
+        client=client_overrides(ClientSettings(), **opts),
         copy=_copy_options(opts),
     )
     job = submit(

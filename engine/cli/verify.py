@@ -45,7 +45,7 @@ def verify_cmd(**opts: Any) -> None:
     setup(opts["log_format"], opts["verbose"], opts["quiet"])
     repo = open_repo(opts["db"])
     job = repo.get_job(opts["job_id"])
-    settings = client_overrides(JobSpec.from_dict(job.spec), **opts)
+    settings = client_overrides(JobSpec.from_dict(job.spec).client, **opts)
 
     async def go() -> tuple[int, list[tuple[int, str, str]]]:
         async with open_client(settings) as client:

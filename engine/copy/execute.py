@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.copy.multipart import Interrupted, MultipartCopy, PartLog
+from engine.copy.multipart import Interrupted, MultipartCopy, PartLog, abort_upload
 from engine.copy.plan import MAX_COPY_OBJECT, use_multipart
 from engine.copy.properties import grant_args
-from engine.copy.single import check_copy_response, copy_object, head_source, too_large
+from engine.copy.single import copy_object, head_source, too_large
 from engine.errors import S3Error
 from engine.models import ObjectRef, Task, TaskResult, TaskStatus
 from engine.retry import RetryPolicy
@@ -69,7 +69,7 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
     if head is not None and use_multipart(size, threshold):
         return await _multipart(ctx, task, head)
     try:
-        resp = await copy_object(
+        resp, answer = await copy_object(
             ctx.client, task, ctx.dst_bucket, head.get("ETag") if head else None
         )
     except S3Error as err:
@@ -78,7 +78,7 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
             if int(head.get("ContentLength", 0)) > MAX_COPY_OBJECT:
                 return await _multipart(ctx, task, head)
         raise
-    etag, status = check_copy_response(resp)
+    etag, status = answer
     copied = Copied(
         etag=etag,
         dst_version_id=resp.get("VersionId"),
@@ -159,19 +159,8 @@ async def _verify(ctx: CopyContext, task: Task, copied: Copied) -> None:
 async def abandon(ctx: CopyContext, task: Task) -> None:
     """A task failed for good: abort the multipart upload it may have left."""
     upload = ctx.part_log.current(task)
-    if upload is None:
-        return
-    mp = MultipartCopy(
-        ctx.client,
-        task,
-        ctx.dst_bucket,
-        {"ContentLength": 0},
-        ctx.options,
-        ctx.part_log,
-        ctx.part_slots,
-        ctx.stopping,
-    )
-    await mp.abort(upload)
+    if upload is not None:
+        await abort_upload(ctx.client, ctx.dst_bucket, task, upload, ctx.part_log)
 
 
 async def execute(
@@ -193,19 +182,18 @@ async def execute(
         try:
             done = await copy_once(ctx, task)
         except S3Error as err:
-            if policy.should_retry(attempt, err.disposition) and not (
-                ctx.stopping.is_set() and ctx.part_log.current(task) is not None
-            ):
-                delay = policy.delay(attempt, err.disposition)
-                on_retry(task, attempt, err, delay)
-                await sleep(delay)
-                continue
+            # stopping in the middle of a multipart copy: keep it for the resume
             if (
                 ctx.stopping.is_set()
                 and err.disposition is not Disposition.FATAL
                 and ctx.part_log.current(task) is not None
             ):
                 raise Interrupted() from err
+            if policy.should_retry(attempt, err.disposition):
+                delay = policy.delay(attempt, err.disposition)
+                on_retry(task, attempt, err, delay)
+                await sleep(delay)
+                continue
             await abandon(ctx, task)
             return TaskResult(
                 task_id=task.id,

@@ -321,19 +321,27 @@ class MultipartCopy:
             http_status=200,
         )
 
-    async def abort(self, upload: Upload | None = None) -> None:
-        """Abort the task's upload (if any) and forget it; never raises for S3."""
-        upload = upload or self.log.current(self.task)
-        if upload is None:
-            return
-        with contextlib.suppress(S3Error):
-            await invoke(
-                "AbortMultipartUpload",
-                self.client.abort_multipart_upload,
-                **self.dst,
-                UploadId=upload.upload_id,
-            )
-        await self.log.ended(self.task)
+    async def abort(self, upload: Upload) -> None:
+        await abort_upload(self.client, self.dst["Bucket"], self.task, upload, self.log)
+
+
+async def abort_upload(
+    client: Any, dst_bucket: str, task: Task, upload: Upload, log: PartLog
+) -> None:
+    """Abort a task's upload and forget it; an S3 error here is not raised.
+
+    (An upload that cannot be aborted now is left to ``bulkcopy cleanup`` or a
+    lifecycle rule.)
+    """
+    with contextlib.suppress(S3Error):
+        await invoke(
+            "AbortMultipartUpload",
+            client.abort_multipart_upload,
+            Bucket=dst_bucket,
+            Key=task.dst_key,
+            UploadId=upload.upload_id,
+        )
+    await log.ended(task)
 
 
 def _first(group: BaseExceptionGroup[Any]) -> BaseException:

@@ -50,8 +50,11 @@ def too_large(err: S3Error) -> bool:
 
 async def copy_object(
     client: Any, task: Task, dst_bucket: str, src_etag: str | None
-) -> dict[str, Any]:
-    """CopyObject, pinned to ``src_etag`` when known; returns the checked answer."""
+) -> tuple[dict[str, Any], tuple[str, int]]:
+    """CopyObject, pinned to ``src_etag`` when known.
+
+    Returns the answer and its checked ``(ETag, HTTP status)``.
+    """
     kwargs: dict[str, Any] = {
         "Bucket": dst_bucket,
         "Key": task.dst_key,
@@ -60,5 +63,4 @@ async def copy_object(
     if src_etag:
         kwargs["CopySourceIfMatch"] = src_etag
     resp = await invoke("CopyObject", client.copy_object, **kwargs)
-    check_copy_response(resp)
-    return resp
+    return resp, check_copy_response(resp)

@@ -282,3 +282,36 @@ def test_json_logs_when_not_on_a_terminal(
     ]
     assert "job_submitted" in events
     assert "run_finished" in events
+
+
+def test_profile_option_picks_credentials_from_the_aws_config(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
+) -> None:
+    """`--profile` reads that profile's keys; an unknown profile is a usage error."""
+    cli = cli_for(moto)
+    creds = tmp_path / "credentials"
+    creds.write_text(
+        "[mover]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+    )
+    env = {
+        k: v
+        for k, v in cli.env.items()
+        if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    env["AWS_SHARED_CREDENTIALS_FILE"] = str(creds)
+    profiled = Cli(cli.cwd, env)
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    seed(moto, src, ["a"])
+    manifest = write_manifest(tmp_path / "m.csv", [(src, "a", None)])
+
+    no_creds = profiled("copy", str(manifest), "--to", f"s3://{dst}")
+    assert no_creds.returncode == 3
+    assert "no AWS credentials" in no_creds.stderr
+
+    ok = profiled("copy", str(manifest), "--to", f"s3://{dst}", "--profile", "mover")
+    assert ok.returncode == 0, ok.stderr
+
+    bad = profiled("copy", str(manifest), "--to", f"s3://{dst}", "--profile", "nope")
+    assert bad.returncode == 2
+    assert "--profile" in bad.stderr
+    assert "Traceback" not in bad.stderr
