@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class TaskStatus(StrEnum):
@@ -77,6 +78,8 @@ class ManifestEntry:
     src: ObjectRef
     error: str | None = None
     size: int | None = None
+    # per-object overrides from named manifest columns (dst_key, storage_class, …)
+    overrides: dict[str, Any] | None = None
     # the rest of the manifest cannot be read safely (an unterminated quote):
     # fails the submit even with --skip-invalid
     fatal: bool = False
@@ -120,6 +123,8 @@ class Task:
     upload_id: str | None = None
     src_etag: str | None = None
     part_size: int | None = None
+    # per-object overrides from the manifest (storage class, metadata, …)
+    overrides: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ import contextlib
 import uuid
 from typing import Any
 
-from engine.copy.plan import normalize_prefix
+from engine.copy.keys import normalize_prefix
+from engine.copy.request import Requests
 from engine.errors import JobCannotStart, S3Error
 from engine.models import Task
 from engine.s3.call import invoke
@@ -18,14 +19,19 @@ def _why(err: S3Error) -> str:
     return f"{err.code} (HTTP {err.http_status})" if err.http_status else err.code
 
 
-async def check_destination(client: Any, bucket: str, prefix: str) -> None:
+async def check_destination(
+    client: Any, bucket: str, prefix: str, requests: Requests | None = None
+) -> None:
     """The destination bucket exists and we may write to it.
 
     Writability is probed with CreateMultipartUpload + AbortMultipartUpload,
-    which needs ``s3:PutObject`` and leaves no object (nor version) behind.
+    which needs ``s3:PutObject`` and leaves no object (nor version) behind;
+    ``--expected-bucket-owner`` is checked on both calls.
     """
+    access = (requests or Requests()).destination()
+    owner = {k: v for k, v in access.items() if k == "ExpectedBucketOwner"}
     try:
-        await invoke("HeadBucket", client.head_bucket, Bucket=bucket)
+        await invoke("HeadBucket", client.head_bucket, Bucket=bucket, **owner)
     except S3Error as err:
         if err.http_status == 404 or err.code == "NoSuchBucket":
             raise JobCannotStart(
@@ -48,6 +54,7 @@ async def check_destination(client: Any, bucket: str, prefix: str) -> None:
             client.create_multipart_upload,
             Bucket=bucket,
             Key=probe,
+            **access,
         )
     except S3Error as err:
         raise JobCannotStart(
@@ -62,11 +69,15 @@ async def check_destination(client: Any, bucket: str, prefix: str) -> None:
             Bucket=bucket,
             Key=probe,
             UploadId=up["UploadId"],
+            **access,
         )
 
 
 async def check_sources(
-    client: Any, buckets: list[str], first: Task | None
+    client: Any,
+    buckets: list[str],
+    first: Task | None,
+    requests: Requests | None = None,
 ) -> list[str]:
     """Source buckets exist, and the first source object can be read.
 
@@ -93,7 +104,12 @@ async def check_sources(
             ) from err
     if first is not None:
         try:
-            await invoke("HeadObject", client.head_object, **first.src.params())
+            await invoke(
+                "HeadObject",
+                client.head_object,
+                **first.src.params(),
+                **(requests or Requests()).head_source(),
+            )
         except S3Error as err:
             if err.http_status == 403:
                 raise JobCannotStart(

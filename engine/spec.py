@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.copy.keys import KeyMapping
+from engine.options import ObjectOptions
 from engine.s3.client import ClientSettings
 
 SPEC_VERSION = 1
@@ -39,6 +41,10 @@ class JobSpec:
 
     client: ClientSettings = field(default_factory=ClientSettings)
     copy: CopyOptions = field(default_factory=CopyOptions)
+    object: ObjectOptions = field(default_factory=ObjectOptions)
+    keys: KeyMapping = field(default_factory=KeyMapping)
+    # extra request headers (--header), signed like the rest
+    headers: dict[str, str] = field(default_factory=dict)
     source_buckets: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,6 +52,9 @@ class JobSpec:
             "version": SPEC_VERSION,
             "client": self.client.to_dict(),
             "copy": asdict(self.copy),
+            "object": self.object.to_dict(),
+            "keys": self.keys.to_dict(),
+            "headers": dict(self.headers),
             "source_buckets": list(self.source_buckets),
         }
 
@@ -54,5 +63,8 @@ class JobSpec:
         return cls(
             client=ClientSettings.from_dict(data.get("client", {})),
             copy=CopyOptions.from_dict(data.get("copy", {})),
+            object=ObjectOptions.from_dict(data.get("object", {})),
+            keys=KeyMapping.from_dict(data.get("keys", {})),
+            headers=dict(data.get("headers", {})),
             source_buckets=tuple(data.get("source_buckets", ())),
         )

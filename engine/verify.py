@@ -12,10 +12,13 @@ import asyncio
 from typing import Any
 
 from engine.copy.properties import CHECKSUM_ALGORITHMS, CONTENT_HEADERS
+from engine.copy.request import Requests
 from engine.errors import S3Error
 from engine.models import ObjectRef, TaskStatus
 from engine.s3.call import invoke
 from engine.s3.classify import Disposition
+from engine.secrets import Keys
+from engine.spec import JobSpec
 from engine.store.repo import Repository, ResultRow
 
 VERIFICATION_FAILED = "VerificationFailed"
@@ -85,24 +88,58 @@ async def verify_copy(
     dst: dict[str, Any],
     *,
     tags: bool = True,
+    requests: Requests | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> None:
     """HEAD both ends (and read tags); raise ``VerificationFailed`` on a mismatch.
 
-    ``src`` and ``dst`` are ``Bucket``/``Key``[/``VersionId``] dicts.
+    ``src`` and ``dst`` are ``Bucket``/``Key``[/``VersionId``] dicts.  What the
+    job's options (``requests``) or the task's ``overrides`` changed on
+    purpose is expected to differ from the source, and checked against them.
     """
+    req = requests or Requests()
+    overrides = overrides or {}
     src, dst = _without_null_version(src), _without_null_version(dst)
+    dst_access = {**req.destination(), **req.destination_sse_c()}
     src_head, dst_head = await asyncio.gather(
-        invoke("HeadObject", client.head_object, **src, ChecksumMode="ENABLED"),
-        invoke("HeadObject", client.head_object, **dst, ChecksumMode="ENABLED"),
+        invoke(
+            "HeadObject",
+            client.head_object,
+            **src,
+            **req.head_source(),
+            ChecksumMode="ENABLED",
+        ),
+        invoke(
+            "HeadObject",
+            client.head_object,
+            **dst,
+            **dst_access,
+            ChecksumMode="ENABLED",
+        ),
     )
+    want = req.expected(src_head, overrides)
+    if "ContentType" not in want:  # REPLACE without one: the server's default
+        want["ContentType"] = dst_head.get("ContentType")
     src_tags = dst_tags = None
-    if tags:
+    if tags or req.replaces_tags(overrides):
         s, d = await asyncio.gather(
-            invoke("GetObjectTagging", client.get_object_tagging, **src),
-            invoke("GetObjectTagging", client.get_object_tagging, **dst),
+            invoke(
+                "GetObjectTagging",
+                client.get_object_tagging,
+                **src,
+                **req.read_source(),
+            ),
+            invoke(
+                "GetObjectTagging",
+                client.get_object_tagging,
+                **dst,
+                **req.destination(),
+            ),
         )
-        src_tags, dst_tags = s.get("TagSet", []), d.get("TagSet", [])
-    diffs = compare(src_head, dst_head, src_tags, dst_tags)
+        wanted = req.expected_tags(s.get("TagSet", []), overrides)
+        src_tags = [{"Key": k, "Value": v} for k, v in wanted.items()]
+        dst_tags = d.get("TagSet", [])
+    diffs = compare(want, dst_head, src_tags, dst_tags)
     if diffs:
         raise S3Error(
             VERIFICATION_FAILED,
@@ -114,7 +151,11 @@ async def verify_copy(
 
 
 async def verify_job(
-    client: Any, repo: Repository, job_id: str, concurrency: int = 32
+    client: Any,
+    repo: Repository,
+    job_id: str,
+    concurrency: int = 32,
+    keys: Keys | None = None,
 ) -> tuple[int, list[tuple[int, str, str]]]:
     """Verify every succeeded task of a job; record mismatches as failures.
 
@@ -123,7 +164,8 @@ async def verify_job(
     too: its copy cannot be vouched for.
     """
     job = repo.get_job(job_id)
-    preserve_tags = bool(job.spec.get("copy", {}).get("preserve_tags", True))
+    spec = JobSpec.from_dict(job.spec)
+    requests = Requests(spec.object, keys or Keys())
     slots = asyncio.Semaphore(concurrency)
     failures: list[tuple[int, str, str]] = []
     checked = 0
@@ -133,7 +175,14 @@ async def verify_job(
         dst = ObjectRef(row.dst_bucket, row.dst_key).params(row.dst_version_id)
         async with slots:
             try:
-                await verify_copy(client, src, dst, tags=preserve_tags)
+                await verify_copy(
+                    client,
+                    src,
+                    dst,
+                    tags=spec.copy.preserve_tags,
+                    requests=requests,
+                    overrides=row.overrides or {},
+                )
             except S3Error as err:
                 failures.append(
                     (

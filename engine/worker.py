@@ -32,11 +32,13 @@ from typing import Any, TypeVar
 from engine import events
 from engine.copy.execute import CopyContext, Interrupted, execute
 from engine.copy.multipart import Upload
+from engine.copy.request import Requests
 from engine.errors import JobCannotStart, S3Error
+from engine.jobclient import open_job_client
 from engine.models import JobCounts, JobStatus, PartRecord, Task, TaskResult, TaskStatus
 from engine.preflight import check_destination, check_sources
 from engine.retry import RetryPolicy
-from engine.s3.client import ClientSettings, open_client
+from engine.s3.client import ClientSettings
 from engine.spec import JobSpec
 from engine.store.repo import JobRecord, Repository
 
@@ -118,6 +120,7 @@ class Worker:
         self._flush_now = asyncio.Event()
         self.stops_requested = 0
         self._uploads: dict[int, Upload | None] = {}  # None: ended this run
+        self.requests = Requests()  # the job's, once its client is open
 
     # -- plumbing --------------------------------------------------------------
 
@@ -170,7 +173,11 @@ class Worker:
             os.getpid(),
         )
         try:
-            async with open_client(self.client_settings) as client:
+            async with open_job_client(self.spec, self.client_settings) as (
+                client,
+                requests,
+            ):
+                self.requests = requests
                 if self.on_client is not None:
                     self.on_client(client)
                 if self.run_settings.preflight:
@@ -204,10 +211,15 @@ class Worker:
     async def _preflight(self, client: Any) -> None:
         job = self.job
         try:
-            await check_destination(client, job.dst_bucket, job.dst_prefix)
+            await check_destination(
+                client, job.dst_bucket, job.dst_prefix, self.requests
+            )
             first = await self._call(self.repo.first_tasks, job.id, 1)
             warnings = await check_sources(
-                client, list(self.spec.source_buckets), first[0] if first else None
+                client,
+                list(self.spec.source_buckets),
+                first[0] if first else None,
+                self.requests,
             )
         except JobCannotStart as exc:
             await self._call(
@@ -294,6 +306,7 @@ class Worker:
             part_log=self,
             part_slots=self._part_slots,
             stopping=self._stop,
+            requests=self.requests,
         )
         policy = self.run_settings.retry
         while True:

@@ -10,7 +10,7 @@ import structlog
 
 from engine.cli.app import cli, client_options, db_option, log_options
 from engine.cli.common import client_overrides, open_repo, setup
-from engine.s3.client import open_client
+from engine.jobclient import open_job_client
 from engine.spec import JobSpec
 from engine.verify import verify_job
 
@@ -45,11 +45,14 @@ def verify_cmd(**opts: Any) -> None:
     setup(opts["log_format"], opts["verbose"], opts["quiet"])
     repo = open_repo(opts["db"])
     job = repo.get_job(opts["job_id"])
-    settings = client_overrides(JobSpec.from_dict(job.spec).client, **opts)
+    spec = JobSpec.from_dict(job.spec)
+    settings = client_overrides(spec.client, **opts)
 
     async def go() -> tuple[int, list[tuple[int, str, str]]]:
-        async with open_client(settings) as client:
-            return await verify_job(client, repo, job.id, opts["concurrency"])
+        async with open_job_client(spec, settings) as (client, requests):
+            return await verify_job(
+                client, repo, job.id, opts["concurrency"], requests.keys
+            )
 
     checked, failures = asyncio.run(go())
     for task_id, _code, message in failures[:20]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.copy.multipart import Interrupted, MultipartCopy, PartLog, abort_upload
 from engine.copy.plan import MAX_COPY_OBJECT, use_multipart
 from engine.copy.properties import grant_args
+from engine.copy.request import Requests
 from engine.copy.single import copy_object, head_source, too_large
 from engine.errors import S3Error
 from engine.models import ObjectRef, Task, TaskResult, TaskStatus
@@ -45,6 +46,7 @@ class CopyContext:
     part_log: PartLog
     part_slots: asyncio.Semaphore
     stopping: asyncio.Event
+    requests: Requests = field(default_factory=Requests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,23 +60,48 @@ class Copied:
     part_count: int | None = None
 
 
+def _check_if_match(ctx: CopyContext, head: dict[str, Any] | None) -> None:
+    """``--if-match``: refuse a source whose ETag is not the one given."""
+    want = ctx.requests.options.if_match
+    if want and head is not None and head.get("ETag") not in (want, f'"{want}"'):
+        raise S3Error(
+            "PreconditionFailed",
+            f"source ETag {head.get('ETag')} does not match --if-match {want}",
+            412,
+            Disposition.FATAL,
+            "CopyObject",
+        )
+
+
 async def copy_once(ctx: CopyContext, task: Task) -> Copied:
     """One attempt at copying ``task``."""
     threshold = ctx.options.multipart_threshold
+    overrides = task.overrides or {}
+    in_place = task.src.bucket == ctx.dst_bucket and task.src.key == task.dst_key
+    req = ctx.requests
     head: dict[str, Any] | None = None
     size = task.size
-    if ctx.options.stat_source or task.upload_id or use_multipart(size, threshold):
-        head = await head_source(ctx.client, task)
+    if (
+        ctx.options.stat_source
+        or task.upload_id
+        or use_multipart(size, threshold)
+        or req.needs_head(overrides, in_place=in_place)
+    ):
+        head = await head_source(ctx.client, task, req.head_source())
         size = int(head.get("ContentLength", 0))
+        _check_if_match(ctx, head)
     if head is not None and use_multipart(size, threshold):
         return await _multipart(ctx, task, head)
+    pinned = head.get("ETag") if head else None
+    extra = {
+        **req.copy_source(pinned),
+        **req.copy_object(head, overrides, in_place=in_place),
+    }
     try:
-        resp, answer = await copy_object(
-            ctx.client, task, ctx.dst_bucket, head.get("ETag") if head else None
-        )
+        resp, answer = await copy_object(ctx.client, task, ctx.dst_bucket, extra)
     except S3Error as err:
         if head is None and too_large(err):  # size was unknown: now we know
-            head = await head_source(ctx.client, task)
+            head = await head_source(ctx.client, task, req.head_source())
             if int(head.get("ContentLength", 0)) > MAX_COPY_OBJECT:
                 return await _multipart(ctx, task, head)
         raise
@@ -102,6 +129,7 @@ async def _multipart(ctx: CopyContext, task: Task, head: dict[str, Any]) -> Copi
         ctx.part_log,
         ctx.part_slots,
         ctx.stopping,
+        ctx.requests,
     )
     done = await mp.run()
     copied = Copied(
@@ -124,7 +152,10 @@ async def _carry_acl(ctx: CopyContext, task: Task, copied: Copied) -> None:
         return
     try:
         acl = await invoke(
-            "GetObjectAcl", ctx.client.get_object_acl, **task.src.params()
+            "GetObjectAcl",
+            ctx.client.get_object_acl,
+            **task.src.params(),
+            **ctx.requests.read_source(),
         )
     except S3Error as err:
         if err.code == "AccessDenied":
@@ -144,6 +175,7 @@ async def _carry_acl(ctx: CopyContext, task: Task, copied: Copied) -> None:
         "PutObjectAcl",
         ctx.client.put_object_acl,
         **dst,
+        **ctx.requests.destination(),
         **grant_args(acl.get("Grants", [])),
     )
 
@@ -153,14 +185,28 @@ async def _verify(ctx: CopyContext, task: Task, copied: Copied) -> None:
         return
     src = task.src.params(copied.src_version_id)
     dst = ObjectRef(ctx.dst_bucket, task.dst_key).params(copied.dst_version_id)
-    await verify_copy(ctx.client, src, dst, tags=ctx.options.preserve_tags)
+    await verify_copy(
+        ctx.client,
+        src,
+        dst,
+        tags=ctx.options.preserve_tags,
+        requests=ctx.requests,
+        overrides=task.overrides or {},
+    )
 
 
 async def abandon(ctx: CopyContext, task: Task) -> None:
     """A task failed for good: abort the multipart upload it may have left."""
     upload = ctx.part_log.current(task)
     if upload is not None:
-        await abort_upload(ctx.client, ctx.dst_bucket, task, upload, ctx.part_log)
+        await abort_upload(
+            ctx.client,
+            ctx.dst_bucket,
+            task,
+            upload,
+            ctx.part_log,
+            ctx.requests.destination(),
+        )
 
 
 async def execute(

@@ -23,7 +23,7 @@ from engine.copy.plan import (
     parts_from_layout,
     plan_parts,
 )
-from engine.copy.properties import create_upload_args
+from engine.copy.request import Requests
 from engine.errors import S3Error
 from engine.models import PartRecord, Task
 from engine.s3.call import invoke
@@ -85,8 +85,10 @@ class MultipartCopy:
         log: PartLog,
         part_slots: asyncio.Semaphore,
         stopping: asyncio.Event,
+        requests: Requests | None = None,
     ) -> None:
         self.client = client
+        self.requests = requests or Requests()
         self.task = task
         self.dst = {"Bucket": dst_bucket, "Key": task.dst_key}
         self.head = head
@@ -125,7 +127,7 @@ class MultipartCopy:
         multipart ETag as the source.  Single-part sources, and layouts S3
         would refuse for UploadPartCopy, fall back to the planner.
         """
-        kwargs = self.task.src.params()
+        kwargs = {**self.task.src.params(), **self.requests.head_source()}
         # no If-Match here: the parts themselves are pinned (CopySourceIfMatch),
         # so a source that changes after this read still fails the copy
         first = await invoke(
@@ -172,9 +174,18 @@ class MultipartCopy:
         return await self._start(layout[0].size if layout else None), {}
 
     async def _start(self, part_size: int | None) -> Upload:
-        tags = await self._source_tags() if self.settings.preserve_tags else None
-        args = create_upload_args(
-            self.head, tags, object_lock=self.settings.preserve_object_lock
+        overrides = self.task.overrides or {}
+        tags = (
+            await self._source_tags()
+            if self.settings.preserve_tags
+            and not self.requests.replaces_tags(overrides)
+            else None
+        )
+        args = self.requests.create_upload(
+            self.head,
+            tags,
+            overrides,
+            object_lock=self.settings.preserve_object_lock,
         )
         resp = await invoke(
             "CreateMultipartUpload",
@@ -191,7 +202,7 @@ class MultipartCopy:
         return upload
 
     async def _source_tags(self) -> list[dict[str, str]]:
-        kwargs = self.task.src.params()
+        kwargs = {**self.task.src.params(), **self.requests.read_source()}
         try:
             resp = await invoke(
                 "GetObjectTagging", self.client.get_object_tagging, **kwargs
@@ -219,6 +230,8 @@ class MultipartCopy:
                 "ListParts",
                 self.client.list_parts,
                 **self.dst,
+                **self.requests.destination(),
+                **self.requests.destination_sse_c(),
                 UploadId=upload.upload_id,
                 PartNumberMarker=marker,
             )
@@ -235,14 +248,13 @@ class MultipartCopy:
             if self.stopping.is_set():
                 return  # the run is stopping: leave this part for the resume
             kwargs: dict[str, Any] = {
+                **self.requests.copy_source(self.src_etag or None),
                 **self.dst,
                 "UploadId": upload.upload_id,
                 "PartNumber": part.number,
                 "CopySource": self.task.src.params(),
                 "CopySourceRange": part.range,
             }
-            if self.src_etag:
-                kwargs["CopySourceIfMatch"] = self.src_etag
             resp = await invoke(
                 "UploadPartCopy", self.client.upload_part_copy, **kwargs
             )
@@ -260,19 +272,24 @@ class MultipartCopy:
             )
         if resp.get("CopySourceVersionId"):
             self.src_version_id = resp["CopySourceVersionId"]
-        checksum = next((result[k] for k in result if k.startswith("Checksum")), None)
+        # kept as "ChecksumCRC32=<value>": Complete must repeat it under its name
+        checksum = next(
+            (f"{k}={result[k]}" for k in result if k.startswith("Checksum")), None
+        )
         record = PartRecord(part.number, etag, part.size, checksum)
         await self.log.part_done(self.task, upload, record)
         done[part.number] = record
 
     async def _complete(self, upload: Upload, parts: list[PartRecord]) -> MultipartDone:
-        body = [{"PartNumber": p.number, "ETag": p.etag} for p in parts]
+        body = [_part_entry(p) for p in parts]
         want = expected_etag([p.etag for p in parts])
         try:
             resp = await invoke(
                 "CompleteMultipartUpload",
                 self.client.complete_multipart_upload,
                 **self.dst,
+                **self.requests.destination(),
+                **self.requests.destination_sse_c(),
                 UploadId=upload.upload_id,
                 MultipartUpload={"Parts": body},
             )
@@ -307,7 +324,13 @@ class MultipartCopy:
 
     async def _completed_already(self, want: str) -> MultipartDone | None:
         try:
-            head = await invoke("HeadObject", self.client.head_object, **self.dst)
+            head = await invoke(
+                "HeadObject",
+                self.client.head_object,
+                **self.dst,
+                **self.requests.destination(),
+                **self.requests.destination_sse_c(),
+            )
         except S3Error:
             return None
         if head.get("ETag") != want or int(head.get("ContentLength", -1)) != self.size:
@@ -322,11 +345,23 @@ class MultipartCopy:
         )
 
     async def abort(self, upload: Upload) -> None:
-        await abort_upload(self.client, self.dst["Bucket"], self.task, upload, self.log)
+        await abort_upload(
+            self.client,
+            self.dst["Bucket"],
+            self.task,
+            upload,
+            self.log,
+            self.requests.destination(),
+        )
 
 
 async def abort_upload(
-    client: Any, dst_bucket: str, task: Task, upload: Upload, log: PartLog
+    client: Any,
+    dst_bucket: str,
+    task: Task,
+    upload: Upload,
+    log: PartLog,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Abort a task's upload and forget it; an S3 error here is not raised.
 
@@ -340,8 +375,18 @@ async def abort_upload(
             Bucket=dst_bucket,
             Key=task.dst_key,
             UploadId=upload.upload_id,
+            **(extra or {}),
         )
     await log.ended(task)
+
+
+def _part_entry(part: PartRecord) -> dict[str, Any]:
+    """One part in CompleteMultipartUpload's list, with its checksum if any."""
+    entry: dict[str, Any] = {"PartNumber": part.number, "ETag": part.etag}
+    name, sep, value = (part.checksum or "").partition("=")
+    if sep and name.startswith("Checksum"):
+        entry[name] = value
+    return entry
 
 
 def _first(group: BaseExceptionGroup[Any]) -> BaseException:

@@ -10,9 +10,17 @@ from engine.s3.call import invoke
 from engine.s3.classify import Disposition
 
 
-async def head_source(client: Any, task: Task) -> dict[str, Any]:
-    """HEAD the source object (that exact version when pinned)."""
-    return await invoke("HeadObject", client.head_object, **task.src.params())
+async def head_source(
+    client: Any, task: Task, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """HEAD the source object (that exact version when pinned).
+
+    ``extra`` carries what the job's options add (SSE-C key, expected owner,
+    requester pays).
+    """
+    return await invoke(
+        "HeadObject", client.head_object, **task.src.params(), **(extra or {})
+    )
 
 
 def check_copy_response(resp: dict[str, Any]) -> tuple[str, int]:
@@ -49,18 +57,17 @@ def too_large(err: S3Error) -> bool:
 
 
 async def copy_object(
-    client: Any, task: Task, dst_bucket: str, src_etag: str | None
+    client: Any, task: Task, dst_bucket: str, extra: dict[str, Any]
 ) -> tuple[dict[str, Any], tuple[str, int]]:
-    """CopyObject, pinned to ``src_etag`` when known.
+    """CopyObject with ``extra`` arguments (conditions, what the copy gets).
 
     Returns the answer and its checked ``(ETag, HTTP status)``.
     """
     kwargs: dict[str, Any] = {
+        **extra,
         "Bucket": dst_bucket,
         "Key": task.dst_key,
         "CopySource": task.src.params(),
     }
-    if src_etag:
-        kwargs["CopySourceIfMatch"] = src_etag
     resp = await invoke("CopyObject", client.copy_object, **kwargs)
     return resp, check_copy_response(resp)

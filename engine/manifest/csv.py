@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import unquote_plus
 
+from engine.manifest.overrides import header_columns, parse_overrides
 from engine.models import ManifestEntry, ObjectRef
 
 _BOM = "\ufeff"
-_HEADERS = (
-    ("bucket", "key"),
-    ("bucket", "key", "version_id"),
-    ("bucket", "key", "versionid"),
-)
 
 
 class _Lines:
@@ -105,12 +102,49 @@ def parse_row(fields: list[str], width: int | None) -> tuple[ObjectRef, str | No
     return ObjectRef(bucket, key, version), None
 
 
+def parse_named_row(
+    fields: list[str], columns: tuple[str, ...]
+) -> tuple[ObjectRef, dict[str, Any] | None, str | None]:
+    """A row of a manifest with a header: the object, its overrides, an error.
+
+    An empty ``version_id`` cell means the latest version.
+    """
+    cells = dict(zip(columns, fields, strict=False))
+    version = cells.pop("version_id", "").strip()
+    plain = [cells.pop("bucket", ""), cells.pop("key", "")] + (
+        [version] if version else []
+    )
+    src, error = parse_row(plain, None)
+    if len(fields) != len(columns):
+        return (
+            src,
+            None,
+            (f"row has {len(fields)} columns but the header names {len(columns)}"),
+        )
+    if error is not None:
+        return src, None, error
+    try:
+        if cells.get("dst_key"):  # URL-encoded, like the source key
+            cells["dst_key"] = decode_key(cells["dst_key"])
+        overrides = parse_overrides(cells)
+    except UnicodeDecodeError:
+        return src, None, "dst_key does not URL-decode to UTF-8"
+    except ValueError as exc:
+        return src, None, str(exc)
+    return src, overrides or None, None
+
+
 def read_csv_manifest(path: str) -> Iterator[ManifestEntry]:
-    """Stream the entries of an S3 Batch Operations CSV manifest."""
+    """Stream the entries of an S3 Batch Operations CSV manifest.
+
+    A first line naming columns (``bucket,key[,version_id][,override…]``) is a
+    header; see :mod:`engine.manifest.overrides` for the override columns.
+    """
     with open(path, "rb") as fh:
         lines = _Lines(fh)
         reader = csv.reader(lines, strict=True)
         width: int | None = None
+        columns: tuple[str, ...] | None = None
         first = True
         while True:
             start = lines.number + 1
@@ -138,8 +172,17 @@ def read_csv_manifest(path: str) -> Iterator[ManifestEntry]:
                 continue  # blank line
             if first:
                 first = False
-                if tuple(f.strip().lower() for f in fields) in _HEADERS:
+                try:
+                    columns = header_columns(fields)
+                except ValueError as exc:
+                    yield ManifestEntry(start, ObjectRef("", ""), str(exc), fatal=True)
+                    return
+                if columns is not None:
                     continue
+            if columns is not None:
+                src, overrides, error = parse_named_row(fields, columns)
+                yield ManifestEntry(start, src, error, overrides=overrides)
+                continue
             src, error = parse_row(fields, width)
             if error is None and width is None:
                 width = len(fields)

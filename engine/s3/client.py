@@ -19,6 +19,8 @@ from botocore.exceptions import BotoCoreError, ProfileNotFound
 
 from engine.errors import JobCannotStart, UsageError
 
+SIGNATURE_VERSIONS = ("s3v4", "s3")
+
 
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
@@ -28,6 +30,7 @@ class ClientSettings:
     region: str | None = None
     profile: str | None = None
     addressing_style: str | None = None  # "auto" | "path" | "virtual"
+    signature_version: str | None = None  # "s3v4" (default) | "s3" (V2)
     max_pool_connections: int = 64
     sdk_max_attempts: int = 3
     connect_timeout: float = 10.0
@@ -57,7 +60,16 @@ def _config(settings: ClientSettings) -> AioConfig:
                 f"got {settings.addressing_style!r}"
             )
         s3["addressing_style"] = settings.addressing_style
+    extra: dict[str, Any] = {}
+    if settings.signature_version:
+        if settings.signature_version not in SIGNATURE_VERSIONS:
+            raise UsageError(
+                f"--signature-version must be one of {', '.join(SIGNATURE_VERSIONS)}, "
+                f"got {settings.signature_version!r}"
+            )
+        extra["signature_version"] = settings.signature_version
     return AioConfig(
+        **extra,
         max_pool_connections=settings.max_pool_connections,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,

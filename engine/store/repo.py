@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from engine.errors import DatabaseError, JobNotFound
+from engine.errors import DatabaseError, JobNotFound, ManifestError
 from engine.models import (
     JobCounts,
     JobStatus,
@@ -47,6 +47,7 @@ class NewTask:
     dst_key: str
     size: int | None = None
     error: str | None = None
+    overrides: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ class ResultRow:
     finished_at: float | None
     method: str | None = None
     part_count: int | None = None
+    overrides: dict[str, Any] | None = None
 
 
 def new_job_id(now: float | None = None) -> str:
@@ -109,6 +111,7 @@ _TASK_COLUMNS = (
     tasks.c.upload_id,
     tasks.c.src_etag,
     tasks.c.part_size,
+    tasks.c.overrides,
 )
 
 
@@ -124,6 +127,42 @@ def _task(job_id: str, r: Any) -> Task:
         upload_id=r[7],
         src_etag=r[8],
         part_size=r[9],
+        overrides=json.loads(r[10]) if r[10] else None,
+    )
+
+
+def _refuse_collisions(conn: sa.Connection, job_id: str, manifest: str) -> None:
+    """Raise when two source objects of a job map to one destination key.
+
+    Versions of one object share a key on purpose (their history is copied in
+    order); distinct objects must not, or one copy would overwrite another.
+    """
+    source = tasks.c.src_bucket + "/" + tasks.c.src_key  # '/' is not in bucket names
+    good = sa.and_(tasks.c.job_id == job_id, tasks.c.invalid_line == 0)
+    clashing = conn.execute(
+        sa.select(tasks.c.dst_key, sa.func.count(sa.distinct(source)))
+        .where(good)
+        .group_by(tasks.c.dst_key)
+        .having(sa.func.count(sa.distinct(source)) > 1)
+        .limit(6)
+    ).fetchall()
+    if not clashing:
+        return
+    key = clashing[0][0]
+    sources = conn.execute(
+        sa.select(tasks.c.line, tasks.c.src_bucket, tasks.c.src_key)
+        .where(good, tasks.c.dst_key == key)
+        .order_by(tasks.c.line)
+        .limit(3)
+    ).fetchall()
+    listed = ", ".join(f"s3://{b}/{k} (line {n})" for n, b, k in sources)
+    more = " (and more keys)" if len(clashing) > 5 else ""
+    raise ManifestError(
+        manifest,
+        None,
+        f"{len(clashing[:5])} destination key(s) would each receive more than one "
+        f"source object{more}, e.g. {key!r} from {listed}; "
+        "change --key-template / --strip-prefix or the manifest's dst_key",
     )
 
 
@@ -177,8 +216,12 @@ class Repository:
         spec: Callable[[], dict[str, Any]],
         new_tasks: Iterable[NewTask],
         job_id: str | None = None,
+        check_collisions: Callable[[], bool] = lambda: False,
     ) -> JobRecord:
         """Create a job and its tasks in one transaction.
+
+        When ``check_collisions()`` says so (called once every task is read),
+        two source objects mapped to one destination key refuse the submit.
 
         ``spec`` is called once every task is read, so it can report what the
         manifest contained.  Rows are inserted in batches; duplicates (same
@@ -219,6 +262,9 @@ class Repository:
                             "invalid_line": 0,
                             "size": t.size,
                             "dst_key": t.dst_key,
+                            "overrides": json.dumps(t.overrides)
+                            if t.overrides
+                            else None,
                             "status": TaskStatus.PENDING.value,
                             "attempts": 0,
                             "error_code": None,
@@ -239,6 +285,8 @@ class Repository:
                 total = conn.execute(
                     sa.select(sa.func.count()).where(tasks.c.job_id == job_id)
                 ).scalar_one()
+                if check_collisions():
+                    _refuse_collisions(conn, job_id, manifest)
                 conn.execute(
                     jobs.update()
                     .where(jobs.c.id == job_id)
@@ -671,6 +719,7 @@ class Repository:
                     finished_at=m["finished_at"],
                     method=m["method"],
                     part_count=m["part_count"],
+                    overrides=json.loads(m["overrides"]) if m["overrides"] else None,
                 )
 
     def first_tasks(self, job_id: str, limit: int) -> list[Task]:

@@ -88,6 +88,8 @@ tasks = Table(
     Column("upload_id", Text),
     Column("src_etag", Text),
     Column("part_size", BigInteger),
+    # JSON: per-object overrides from the manifest (storage class, metadata, …)
+    Column("overrides", Text),
     UniqueConstraint("job_id", "src_bucket", "src_key", "src_version", "invalid_line"),
     Index("ix_tasks_job_status_id", "job_id", "status", "id"),
 )

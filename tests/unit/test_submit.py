@@ -177,7 +177,7 @@ def test_spec_lists_distinct_source_buckets(
     repo: Repository, write_manifest: WriteManifest
 ) -> None:
     """The job spec names each source bucket once, in first-seen order."""
-    path = write_manifest("b1,k1\nb2,k1\nb1,k2\nb3,k1\nb2,k2\n")
+    path = write_manifest("b1,k1\nb2,k2\nb1,k3\nb3,k4\nb2,k5\n")
     job = do_submit(repo, path)
     assert job.spec["source_buckets"] == ["b1", "b2", "b3"]
 
