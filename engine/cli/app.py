@@ -131,6 +131,12 @@ def client_options(f: F) -> F:
         type=click.Choice(["auto", "path", "virtual"]),
         help="Bucket addressing; S3-compatible servers often need 'path'.",
     )(f)
+    f = click.option(
+        "--signature-version",
+        type=click.Choice(["s3v4", "s3"]),
+        help="Request signing: s3v4 (default) or s3 (V2, for old S3-compatible "
+        "stores).",
+    )(f)
     return f
 
 

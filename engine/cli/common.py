@@ -41,6 +41,7 @@ def client_overrides(base: ClientSettings, **opts: Any) -> ClientSettings:
         region=opts.get("region"),
         profile=opts.get("profile"),
         addressing_style=opts.get("addressing_style"),
+        signature_version=opts.get("signature_version"),
     )
 
 

@@ -17,11 +17,16 @@ from engine.cli.app import (
     run_options,
 )
 from engine.cli.common import client_overrides, open_repo, run_job, setup
+from engine.cli.object_options import given_object_options, object_options
+from engine.copy.keys import KeyMapping, check_template
 from engine.copy.plan import MAX_COPY_OBJECT, MAX_PART_SIZE, MIN_PART_SIZE
 from engine.errors import UsageError
 from engine.models import Destination
+from engine.options import ObjectOptions, parse_headers, validate, validate_headers
 from engine.s3.client import ClientSettings
+from engine.secrets import load_keys
 from engine.spec import CopyOptions, JobSpec
+from engine.specfile import load_spec_file
 from engine.store.repo import JobRecord, Repository
 from engine.submit import submit
 
@@ -33,112 +38,209 @@ MANIFEST is an S3 Batch Operations CSV: no header (or the header
 URL-encoded (`a%2Bb+c` is the key `a+b c`).  Either every row has a version id
 or none does.  Duplicate rows become one task.  A malformed row fails the
 submit with FILE:LINE and writes nothing, unless --skip-invalid records it as
-a failed task.  Each object goes to PREFIX + its source key."""
+a failed task.  Each object goes to PREFIX + its source key (see
+--key-template, --strip-prefix).
+
+A header row may name more columns, each overriding one thing for its row's
+object: dst_key, storage_class, metadata (JSON), tags (JSON), content_type,
+cache_control, content_disposition, content_encoding, content_language,
+expires, acl (see the README).
+
+Every CopyObject option has a flag below, and all of them can also be set in a
+--spec file (manifests/job.toml is a commented example).  The options are
+stored with the job: `resume` copies with exactly the same ones."""
 
 
 def submit_options(f: Any) -> Any:
-    f = click.argument("manifest", type=click.Path(dir_okay=False))(f)
-    f = click.option(
-        "--to",
-        "to",
-        required=True,
-        metavar="s3://BUCKET[/PREFIX]",
-        help="Destination bucket and key prefix.",
-    )(f)
-    f = click.option(
-        "--skip-invalid",
-        is_flag=True,
-        help="Record malformed manifest rows as failed tasks instead "
-        "of refusing the manifest.",
-    )(f)
-    f = click.option(
-        "--stat-source/--no-stat-source",
-        default=True,
-        show_default=True,
-        help="HEAD each source first: records its size and pins the copy "
-        "to the ETag seen (CopySourceIfMatch).",
-    )(f)
-    f = click.option(
-        "--multipart-threshold",
-        type=SIZE,
-        default="5GiB",
-        show_default=True,
-        help="Objects larger than this are copied part by part "
-        "(UploadPartCopy); 5MiB to 5GiB.",
-    )(f)
-    f = click.option(
-        "--part-size",
-        type=SIZE,
-        default=None,
-        help="Part size for multipart copies, 5MiB to 5GiB [default: 128MiB, "
-        "raised when an object would need more than 10,000 parts].",
-    )(f)
-    f = click.option(
-        "--preserve",
-        "preserve",
-        type=click.Choice(["acl"]),
-        multiple=True,
-        help="Also carry this property over, for CopyObject and multipart "
-        "copies alike: 'acl' copies the source ACL (GetObjectAcl/PutObjectAcl). "
-        "Repeatable.",
-    )(f)
-    f = click.option(
-        "--verify",
-        is_flag=True,
-        help="Check each copy right after it is made: size, ETag (or checksum "
-        "where ETags are not comparable), metadata and tags. A mismatch fails "
-        "the task with VerificationFailed.",
-    )(f)
-    f = click.option(
-        "--match-source-parts",
-        is_flag=True,
-        help="Copy a multipart source with its own part boundaries (read with "
-        "HeadObject PartNumber) so the destination's ETag equals the source's.",
-    )(f)
-    f = click.option(
-        "--preserve-tags/--no-preserve-tags",
-        default=True,
-        show_default=True,
-        help="Multipart copies read the source's tags (s3:GetObjectTagging) "
-        "and set them on the destination.",
-    )(f)
-    f = click.option(
-        "--preserve-object-lock",
-        is_flag=True,
-        help="Multipart copies carry the source's object-lock mode, "
-        "retain-until date and legal hold.",
-    )(f)
+    """The options of ``submit`` and ``copy``, listed in --help in this order."""
+    decorators = [
+        click.argument("manifest", type=click.Path(dir_okay=False)),
+        click.option(
+            "--to",
+            "to",
+            metavar="s3://BUCKET[/PREFIX]",
+            help="Destination bucket and key prefix (required here or in --spec).",
+        ),
+        click.option(
+            "--spec",
+            "spec_file",
+            metavar="FILE.toml",
+            type=click.Path(dir_okay=False),
+            help="Job spec file with any of these options (see "
+            "manifests/job.toml); flags given here win over it.",
+        ),
+        click.option(
+            "--key-template",
+            metavar="TEMPLATE",
+            help="Destination key under the prefix, from {key} {basename} "
+            "{dirname} {stem} {ext} {bucket} {version_id}  [default: {key}].",
+        ),
+        click.option(
+            "--strip-prefix",
+            metavar="PREFIX",
+            help="Remove PREFIX from each source key before mapping it.",
+        ),
+        click.option(
+            "--skip-invalid",
+            is_flag=True,
+            help="Record malformed manifest rows as failed tasks instead "
+            "of refusing the manifest.",
+        ),
+        click.option(
+            "--stat-source/--no-stat-source",
+            default=True,
+            show_default=True,
+            help="HEAD each source first: records its size and pins the copy "
+            "to the ETag seen (CopySourceIfMatch).",
+        ),
+        click.option(
+            "--multipart-threshold",
+            type=SIZE,
+            default="5GiB",
+            show_default=True,
+            help="Objects larger than this are copied part by part "
+            "(UploadPartCopy); 5MiB to 5GiB.",
+        ),
+        click.option(
+            "--part-size",
+            type=SIZE,
+            default=None,
+            help="Part size for multipart copies, 5MiB to 5GiB [default: 128MiB, "
+            "raised when an object would need more than 10,000 parts].",
+        ),
+        click.option(
+            "--match-source-parts",
+            is_flag=True,
+            help="Copy a multipart source with its own part boundaries (read "
+            "with HeadObject PartNumber) so the destination's ETag equals the "
+            "source's.",
+        ),
+        click.option(
+            "--preserve-tags/--no-preserve-tags",
+            default=True,
+            show_default=True,
+            help="Multipart copies read the source's tags (s3:GetObjectTagging) "
+            "and set them on the destination.",
+        ),
+        click.option(
+            "--preserve-object-lock",
+            is_flag=True,
+            help="Multipart copies carry the source's object-lock mode, "
+            "retain-until date and legal hold.",
+        ),
+        click.option(
+            "--preserve",
+            "preserve",
+            type=click.Choice(["acl"]),
+            multiple=True,
+            help="Also carry this property over, for CopyObject and multipart "
+            "copies alike: 'acl' copies the source ACL "
+            "(GetObjectAcl/PutObjectAcl). Repeatable.",
+        ),
+        click.option(
+            "--verify",
+            is_flag=True,
+            help="Check each copy right after it is made: size, ETag (or "
+            "checksum where ETags are not comparable), metadata and tags. A "
+            "mismatch fails the task with VerificationFailed.",
+        ),
+        object_options,
+        click.option(
+            "--header",
+            "header",
+            metavar="NAME:VALUE",
+            multiple=True,
+            help="Extra request header sent (and signed) with every S3 request, "
+            "for S3-compatible stores. Repeatable.",
+        ),
+    ]
+    for decorate in reversed(decorators):
+        f = decorate(f)
     return f
 
 
-def _copy_options(opts: dict[str, Any]) -> CopyOptions:
-    threshold = opts["multipart_threshold"]
+COPY_FIELDS = (
+    "stat_source",
+    "multipart_threshold",
+    "part_size",
+    "match_source_parts",
+    "preserve_tags",
+    "preserve_object_lock",
+    "verify",
+)
+
+
+def _given(name: str) -> bool:
+    """Whether option ``name`` was typed on the command line (not a default)."""
+    ctx = click.get_current_context()
+    return ctx.get_parameter_source(name) not in (
+        None,
+        click.core.ParameterSource.DEFAULT,
+        click.core.ParameterSource.DEFAULT_MAP,
+    )
+
+
+def _copy_options(opts: dict[str, Any], file: dict[str, Any]) -> CopyOptions:
+    values: dict[str, Any] = {}
+    for name in COPY_FIELDS:
+        values[name] = opts[name] if _given(name) else file.get(name, opts[name])
+    for name in ("multipart_threshold", "part_size"):
+        if values[name] is not None:
+            values[name] = SIZE.convert(values[name], None, None)
+    preserve = opts["preserve"] if _given("preserve") else file.get("preserve", ())
+    threshold = values["multipart_threshold"]
     if not MIN_PART_SIZE <= threshold <= MAX_COPY_OBJECT:
         raise UsageError("--multipart-threshold must be between 5MiB and 5GiB")
-    part_size = opts["part_size"]
+    part_size = values["part_size"]
     if part_size is not None and not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
         raise UsageError("--part-size must be between 5MiB and 5GiB")
-    return CopyOptions(
-        stat_source=opts["stat_source"],
-        multipart_threshold=threshold,
-        part_size=part_size,
-        match_source_parts=opts["match_source_parts"],
-        verify=opts["verify"],
-        preserve_acl="acl" in opts["preserve"],
-        preserve_tags=opts["preserve_tags"],
-        preserve_object_lock=opts["preserve_object_lock"],
+    unknown = set(preserve) - {"acl"}
+    if unknown:
+        raise UsageError(f"--preserve: unknown property {sorted(unknown)[0]!r}")
+    return CopyOptions(**values, preserve_acl="acl" in preserve)
+
+
+def _object_options(opts: dict[str, Any], file: dict[str, Any]) -> ObjectOptions:
+    values = {**file, **given_object_options(opts)}
+    obj = ObjectOptions.from_dict(values)
+    validate(obj)
+    # read the keys now so a wrong one fails the submit; they are not kept
+    load_keys(obj.sse_c_key, obj.source_sse_c_key)
+    return obj
+
+
+def build_spec(opts: dict[str, Any]) -> tuple[Destination, JobSpec]:
+    """The destination and spec of a new job, from --spec and the flags."""
+    file = load_spec_file(opts["spec_file"]) if opts.get("spec_file") else {}
+    to = opts["to"] or file.get("to")
+    if not to:
+        raise UsageError("--to is required (on the command line or in --spec)")
+    client_file = {k: v for k, v in file.get("client", {}).items() if v is not None}
+    client = client_overrides(ClientSettings.from_dict(client_file), **opts)
+    template = opts["key_template"] or file.get("key_template") or "{key}"
+    check_template(template)
+    keys = KeyMapping(
+        strip_prefix=opts["strip_prefix"] or file.get("strip_prefix") or "",
+        template=template,
     )
+    headers = {**file.get("headers", {}), **parse_headers(opts["header"])}
+    validate_headers(headers)
+    spec = JobSpec(
+        client=client,
+        copy=_copy_options(opts, file.get("copy", {})),
+        object=_object_options(opts, file.get("object", {})),
+        keys=keys,
+        headers=headers,
+    )
+    return Destination.parse(to), spec
 
 
 def _submit(repo: Repository, opts: dict[str, Any]) -> JobRecord:
-    spec = JobSpec(
-        client=client_overrides(ClientSettings(), **opts),
-        copy=_copy_options(opts),
-    )
+    destination, spec = build_spec(opts)
     job = submit(
         repo,
         opts["manifest"],
-        Destination.parse(opts["to"]),
+        destination,
         spec,
         skip_invalid=opts["skip_invalid"],
     )

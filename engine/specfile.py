@@ -1,0 +1,81 @@
+"""A job spec file (``--spec job.toml``): every option of a job, in one place.
+
+The file has top-level keys and three tables, each key named like its command
+line option (``storage_class`` for ``--storage-class``); see
+``manifests/job.toml`` for a commented example::
+
+    to = "s3://dst-bucket/prefix/"        # --to
+    key_template = "{key}"                # --key-template
+    strip_prefix = ""                     # --strip-prefix
+    headers = { "x-tenant" = "blue" }     # --header
+
+    [client]   endpoint_url, region, profile, addressing_style, signature_version
+    [copy]     stat_source, multipart_threshold, part_size, match_source_parts,
+               preserve_tags, preserve_object_lock, preserve (["acl"]), verify
+    [object]   acl, grant_*, metadata_directive, metadata (a table), content
+               headers, tagging_directive, tags (a table), storage_class, sse,
+               sse_kms_key_id, sse_kms_encryption_context (a table),
+               bucket_key_enabled, sse_c_key, source_sse_c_key,
+               checksum_algorithm, object_lock_*, if_*, expected_*_owner,
+               request_payer, retention_* (IBM COS)
+
+Options given on the command line win over the file.  Parsing is pure; the
+values are checked where the command-line values are.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import fields
+from typing import Any
+
+from engine.errors import UsageError
+from engine.options import ObjectOptions
+
+TOP_LEVEL = ("to", "key_template", "strip_prefix", "headers")
+CLIENT = ("endpoint_url", "region", "profile", "addressing_style", "signature_version")
+COPY = (
+    "stat_source",
+    "multipart_threshold",
+    "part_size",
+    "match_source_parts",
+    "preserve_tags",
+    "preserve_object_lock",
+    "preserve",
+    "verify",
+)
+OBJECT = tuple(f.name for f in fields(ObjectOptions))
+TABLES = {"client": CLIENT, "copy": COPY, "object": OBJECT}
+
+
+def load_spec_file(path: str) -> dict[str, Any]:
+    """The file's values: top-level keys, and the tables as dicts."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise UsageError(f"--spec {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"--spec {path}: not valid TOML: {exc}") from None
+    return check_spec_data(data, path)
+
+
+def check_spec_data(data: dict[str, Any], path: str) -> dict[str, Any]:
+    """Refuse unknown keys and tables, naming them; return the data."""
+    for key, value in data.items():
+        if key in TABLES:
+            if not isinstance(value, dict):
+                raise UsageError(f"--spec {path}: [{key}] must be a table")
+            for name in value:
+                if name not in TABLES[key]:
+                    raise UsageError(
+                        f"--spec {path}: unknown option {name!r} in [{key}]"
+                    )
+        elif key not in TOP_LEVEL:
+            raise UsageError(f"--spec {path}: unknown option {key!r}")
+    headers = data.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+        isinstance(v, str) for v in headers.values()
+    ):
+        raise UsageError(f"--spec {path}: headers must be a table of strings")
+    return data
