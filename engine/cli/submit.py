@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -53,7 +54,7 @@ stored with the job: `resume` copies with exactly the same ones."""
 
 def submit_options(f: Any) -> Any:
     """The options of ``submit`` and ``copy``, listed in --help in this order."""
-    decorators = [
+    decorators: list[Callable[[Any], Any]] = [
         click.argument("manifest", type=click.Path(dir_okay=False)),
         click.option(
             "--to",
