@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.copy.request import Requests
 from engine.s3.client import ClientSettings, open_client
-from engine.s3.headers import install_headers
+from engine.s3.headers import install_content_md5, install_headers
 from engine.secrets import load_keys
 from engine.spec import JobSpec
 
@@ -29,6 +29,9 @@ async def open_job_client(
 ) -> AsyncIterator[tuple[Any, Requests]]:
     """An S3 client for ``spec`` (``settings`` override its client settings)."""
     requests = job_requests(spec)
-    async with open_client(settings or spec.client) as client:
+    settings = settings or spec.client
+    async with open_client(settings) as client:
         install_headers(client, spec.headers, requests.retention_headers())
+        if settings.content_md5:
+            install_content_md5(client)
         yield client, requests

@@ -9,7 +9,8 @@ line option (``storage_class`` for ``--storage-class``); see
     strip_prefix = ""                     # --strip-prefix
     headers = { "x-tenant" = "blue" }     # --header
 
-    [client]   endpoint_url, region, profile, addressing_style, signature_version
+    [client]   endpoint_url, region, profile, addressing_style,
+               signature_version, content_md5
     [copy]     stat_source, multipart_threshold, part_size, match_source_parts,
                preserve_tags, preserve_object_lock, preserve (["acl"]), verify
     [object]   acl, grant_*, metadata_directive, metadata (a table), content
@@ -33,7 +34,14 @@ from engine.errors import UsageError
 from engine.options import ObjectOptions
 
 TOP_LEVEL = ("to", "key_template", "strip_prefix", "headers")
-CLIENT = ("endpoint_url", "region", "profile", "addressing_style", "signature_version")
+CLIENT = (
+    "endpoint_url",
+    "region",
+    "profile",
+    "addressing_style",
+    "signature_version",
+    "content_md5",
+)
 COPY = (
     "stat_source",
     "multipart_threshold",

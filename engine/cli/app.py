@@ -137,6 +137,13 @@ def client_options(f: F) -> F:
         help="Request signing: s3v4 (default) or s3 (V2, for old S3-compatible "
         "stores).",
     )(f)
+    f = click.option(
+        "--content-md5",
+        is_flag=True,
+        default=None,
+        help="Send Content-MD5 on requests with a body (IBM COS buckets with "
+        "Immutable Object Storage require it).",
+    )(f)
     return f
 
 

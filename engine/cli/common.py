@@ -42,6 +42,7 @@ def client_overrides(base: ClientSettings, **opts: Any) -> ClientSettings:
         profile=opts.get("profile"),
         addressing_style=opts.get("addressing_style"),
         signature_version=opts.get("signature_version"),
+        content_md5=opts.get("content_md5") or None,
     )
 
 

@@ -31,6 +31,7 @@ class ClientSettings:
     profile: str | None = None
     addressing_style: str | None = None  # "auto" | "path" | "virtual"
     signature_version: str | None = None  # "s3v4" (default) | "s3" (V2)
+    content_md5: bool = False  # Content-MD5 on bodies (IBM COS protected buckets)
     max_pool_connections: int = 64
     sdk_max_attempts: int = 3
     connect_timeout: float = 10.0

@@ -11,7 +11,12 @@ the request when SigV4 signs it: they are signed like the rest.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
+
+# calls of a copy that carry a body (the part list)
+BODY_OPERATIONS = ("CompleteMultipartUpload",)
 
 
 def _adder(headers: dict[str, str]) -> Any:
@@ -36,3 +41,22 @@ def install_headers(
     for operation, headers in (by_operation or {}).items():
         if headers:
             events.register(f"before-sign.s3.{operation}", _adder(dict(headers)))
+
+
+def _content_md5(request: Any, **_: Any) -> None:
+    body = request.body
+    if isinstance(body, str):
+        body = body.encode()
+    if isinstance(body, bytes) and "Content-MD5" not in request.headers:
+        digest = hashlib.md5(body, usedforsecurity=False).digest()
+        request.headers["Content-MD5"] = base64.b64encode(digest).decode()
+
+
+def install_content_md5(client: Any) -> None:
+    """Send ``Content-MD5`` with every copy call that has a body.
+
+    IBM COS buckets with Immutable Object Storage require it; botocore no
+    longer computes it by default (it sends a CRC32 checksum instead).
+    """
+    for operation in BODY_OPERATIONS:
+        client.meta.events.register(f"before-sign.s3.{operation}", _content_md5)
