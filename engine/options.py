@@ -121,7 +121,9 @@ class ObjectOptions:
     retention_legal_hold_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, False)}
+        """The options that differ from their defaults (what the job stores)."""
+        defaults = {f.name: f.default for f in fields(self)}
+        return {k: v for k, v in asdict(self).items() if v != defaults[k]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ObjectOptions:

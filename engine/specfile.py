@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import fields
+from datetime import date, datetime, time
 from typing import Any
 
 from engine.errors import UsageError
@@ -68,22 +69,68 @@ def load_spec_file(path: str) -> dict[str, Any]:
     return check_spec_data(data, path)
 
 
+# the type each value must have; anything else is a string
+BOOLS = {
+    "content_md5",
+    "stat_source",
+    "match_source_parts",
+    "preserve_tags",
+    "preserve_object_lock",
+    "verify",
+    "bucket_key_enabled",
+    "request_payer",
+}
+TABLES_OF_STRINGS = {"headers", "metadata", "tags", "sse_kms_encryption_context"}
+SIZES = {"multipart_threshold", "part_size"}
+
+
+def _value(name: str, value: Any, where: str) -> Any:
+    """``value`` checked for option ``name``; TOML dates become ISO 8601 text."""
+    if isinstance(value, datetime | date | time):
+        value = value.isoformat()
+    if name in BOOLS:
+        ok = isinstance(value, bool)
+        want = "true or false"
+    elif name in TABLES_OF_STRINGS:
+        ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        want = "a table of strings"
+    elif name in SIZES:
+        ok = isinstance(value, str | int) and not isinstance(value, bool)
+        want = 'a size like "5GiB" or a number of bytes'
+    elif name == "retention_period":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        want = "a whole number of seconds"
+    elif name == "preserve":
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        want = 'a list like ["acl"]'
+    else:
+        ok = isinstance(value, str)
+        want = "a string"
+    if not ok:
+        raise UsageError(f"{where}: {name} must be {want}, got {value!r}")
+    return value
+
+
 def check_spec_data(data: dict[str, Any], path: str) -> dict[str, Any]:
-    """Refuse unknown keys and tables, naming them; return the data."""
+    """Refuse unknown keys and values of the wrong type, naming them.
+
+    Returns the data with TOML dates turned into ISO 8601 strings.
+    """
+    out: dict[str, Any] = {}
     for key, value in data.items():
         if key in TABLES:
             if not isinstance(value, dict):
                 raise UsageError(f"--spec {path}: [{key}] must be a table")
-            for name in value:
+            table = {}
+            for name, item in value.items():
                 if name not in TABLES[key]:
                     raise UsageError(
                         f"--spec {path}: unknown option {name!r} in [{key}]"
                     )
-        elif key not in TOP_LEVEL:
+                table[name] = _value(name, item, f"--spec {path} [{key}]")
+            out[key] = table
+        elif key in TOP_LEVEL:
+            out[key] = _value(key, value, f"--spec {path}")
+        else:
             raise UsageError(f"--spec {path}: unknown option {key!r}")
-    headers = data.get("headers", {})
-    if not isinstance(headers, dict) or not all(
-        isinstance(v, str) for v in headers.values()
-    ):
-        raise UsageError(f"--spec {path}: headers must be a table of strings")
-    return data
+    return out

@@ -60,17 +60,11 @@ class Copied:
     part_count: int | None = None
 
 
-def _check_if_match(ctx: CopyContext, head: dict[str, Any] | None) -> None:
-    """``--if-match``: refuse a source whose ETag is not the one given."""
-    want = ctx.requests.options.if_match
-    if want and head is not None and head.get("ETag") not in (want, f'"{want}"'):
-        raise S3Error(
-            "PreconditionFailed",
-            f"source ETag {head.get('ETag')} does not match --if-match {want}",
-            412,
-            Disposition.FATAL,
-            "CopyObject",
-        )
+def _check_conditions(ctx: CopyContext, head: dict[str, Any]) -> None:
+    """The ``--if-*`` conditions, against the source's HEAD."""
+    why = ctx.requests.unmet_condition(head)
+    if why is not None:
+        raise S3Error("PreconditionFailed", why, 412, Disposition.FATAL, "CopyObject")
 
 
 async def copy_once(ctx: CopyContext, task: Task) -> Copied:
@@ -89,7 +83,7 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
     ):
         head = await head_source(ctx.client, task, req.head_source())
         size = int(head.get("ContentLength", 0))
-        _check_if_match(ctx, head)
+        _check_conditions(ctx, head)
     if head is not None and use_multipart(size, threshold):
         return await _multipart(ctx, task, head)
     pinned = head.get("ETag") if head else None
@@ -102,6 +96,7 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
     except S3Error as err:
         if head is None and too_large(err):  # size was unknown: now we know
             head = await head_source(ctx.client, task, req.head_source())
+            _check_conditions(ctx, head)
             if int(head.get("ContentLength", 0)) > MAX_COPY_OBJECT:
                 return await _multipart(ctx, task, head)
         raise

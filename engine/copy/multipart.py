@@ -231,7 +231,6 @@ class MultipartCopy:
                 self.client.list_parts,
                 **self.dst,
                 **self.requests.destination(),
-                **self.requests.destination_sse_c(),
                 UploadId=upload.upload_id,
                 PartNumberMarker=marker,
             )

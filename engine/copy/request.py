@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from engine.copy.properties import CONTENT_HEADERS, create_upload_args, tagging_value
@@ -127,7 +128,10 @@ class Requests:
         return out
 
     def destination_sse_c(self) -> dict[str, Any]:
-        """The destination's SSE-C key, for calls that read or extend it."""
+        """The destination's SSE-C key, for the calls that read or extend it:
+        HeadObject, CopyObject, CreateMultipartUpload, UploadPartCopy and
+        CompleteMultipartUpload (botocore encodes the key for these; ListParts
+        needs none)."""
         return _sse_c(self.keys.dst)
 
     # -- copying --------------------------------------------------------------
@@ -156,6 +160,31 @@ class Requests:
                 o.if_unmodified_since, "if_unmodified_since"
             )
         return out
+
+    def unmet_condition(self, head: dict[str, Any]) -> str | None:
+        """Which ``if_*`` condition the source's HEAD fails, if any.
+
+        Checked before copying because the copy is pinned to the HEAD's ETag
+        (``CopySourceIfMatch``), and S3 skips If-Unmodified-Since when If-Match
+        holds; the conditions are still sent, for S3 to check at copy time.
+        """
+        o = self.options
+        etag = str(head.get("ETag") or "")
+        modified = head.get("LastModified")
+        if o.if_match and etag not in (o.if_match, f'"{o.if_match}"'):
+            return f"source ETag {etag} does not match --if-match {o.if_match}"
+        if o.if_none_match and etag in (o.if_none_match, f'"{o.if_none_match}"'):
+            return f"source ETag {etag} matches --if-none-match"
+        if isinstance(modified, datetime):
+            if o.if_modified_since and modified <= parse_time(
+                o.if_modified_since, "if_modified_since"
+            ):
+                return f"source not modified since {o.if_modified_since}"
+            if o.if_unmodified_since and modified > parse_time(
+                o.if_unmodified_since, "if_unmodified_since"
+            ):
+                return f"source modified since {o.if_unmodified_since}"
+        return None
 
     def _written(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """What the new object gets besides metadata and tags: ACL, storage
@@ -326,7 +355,7 @@ class Requests:
             if value is None:
                 continue
             if name == "retention_expiration_date":
-                when = parse_time(value, name)
+                when = parse_time(value, name).astimezone(UTC)
                 value = when.strftime("%Y-%m-%dT%H:%M:%SZ")
             out[header] = str(value)
         if not out:

@@ -49,6 +49,12 @@ class NewTask:
     error: str | None = None
     overrides: dict[str, Any] | None = None
 
+    @property
+    def kept_apart(self) -> bool:
+        """Never merged with another row naming the same object: a malformed
+        row, or one that names its own destination key."""
+        return self.error is not None or bool((self.overrides or {}).get("dst_key"))
+
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
@@ -138,7 +144,7 @@ def _refuse_collisions(conn: sa.Connection, job_id: str, manifest: str) -> None:
     order); distinct objects must not, or one copy would overwrite another.
     """
     source = tasks.c.src_bucket + "/" + tasks.c.src_key  # '/' is not in bucket names
-    good = sa.and_(tasks.c.job_id == job_id, tasks.c.invalid_line == 0)
+    good = sa.and_(tasks.c.job_id == job_id, tasks.c.error_code.is_(None))
     clashing = conn.execute(
         sa.select(tasks.c.dst_key, sa.func.count(sa.distinct(source)))
         .where(good)
@@ -259,7 +265,7 @@ class Repository:
                             "src_bucket": t.src.bucket,
                             "src_key": t.src.key,
                             "src_version": t.src.version_id or "",
-                            "invalid_line": 0,
+                            "invalid_line": t.line if t.kept_apart else 0,
                             "size": t.size,
                             "dst_key": t.dst_key,
                             "overrides": json.dumps(t.overrides)
@@ -275,7 +281,6 @@ class Repository:
                             invalid += 1
                             row.update(
                                 status=TaskStatus.FAILED.value,
-                                invalid_line=t.line,
                                 error_code=INVALID_ROW,
                                 error_message=t.error,
                                 finished_at=now,

@@ -62,8 +62,10 @@ tasks = Table(
     Column("src_bucket", Text, nullable=False),
     Column("src_key", Text, nullable=False),
     Column("src_version", Text, nullable=False, server_default=""),
-    # 0 for a good row; the manifest line for a malformed one, so that bad rows
-    # never merge with each other or with a good row naming the same object
+    # 0 merges duplicate rows naming one object into one task; a row's line
+    # number keeps it apart: malformed rows (so they never merge with each other
+    # or with a good row) and rows naming their own dst_key (one source may be
+    # copied to several keys)
     Column("invalid_line", BigInteger, nullable=False, server_default="0"),
     Column("size", BigInteger),
     Column("dst_key", Text, nullable=False),
