@@ -1,0 +1,1 @@
+"""Benchmarks anyone can run, and the fake S3 endpoint they run against."""
