@@ -10,7 +10,9 @@ from typing import Any
 from urllib.parse import quote
 
 from engine import events
+from engine.copy.keys import KeyMapping
 from engine.models import Destination, JobCounts
+from engine.options import ObjectOptions, validate
 from engine.retry import RetryPolicy
 from engine.s3.client import ClientSettings
 from engine.spec import CopyOptions, JobSpec
@@ -80,11 +82,21 @@ def submit_job(
     server: S3Server,
     dst: str,
     stat_source: bool = True,
+    *,
+    object_options: ObjectOptions | None = None,
+    headers: dict[str, str] | None = None,
+    key_mapping: KeyMapping | None = None,
     **copy: Any,
 ) -> JobRecord:
+    """Submit ``manifest`` in-process; object options are validated as the CLI does."""
+    if object_options is not None:
+        validate(object_options)
     spec = JobSpec(
         client=client_settings(server),
         copy=CopyOptions(stat_source=stat_source, **copy),
+        object=object_options or ObjectOptions(),
+        keys=key_mapping or KeyMapping(),
+        headers=dict(headers or {}),
     )
     return submit(repo, str(manifest), Destination.parse(dst), spec)
 

@@ -5,7 +5,8 @@ out.  The template names parts of the source::
 
     {key}         the source key, after --strip-prefix        photos/2024/a.jpg
     {basename}    its last path segment                       a.jpg
-    {dirname}     everything before the last '/' (or empty)   photos/2024
+    {dirname}     everything before the last '/' (or empty;   photos/2024
+                  "{dirname}/" then disappears)
     {stem}        basename without its last extension         a
     {ext}         the last extension, with its dot (or empty) .jpg
     {bucket}      the source bucket                           src-bucket
@@ -99,13 +100,16 @@ class KeyMapping:
         if self.template == "{key}":
             name = key
         else:
-            dirname, _, basename = key.rpartition("/")
+            dirname, slash, basename = key.rpartition("/")
             stem, dot, ext = basename.rpartition(".")
             if not dot or not stem:  # no extension, or a dotfile like ".env"
                 stem, ext = basename, ""
             else:
                 ext = "." + ext
-            name = self.template.format(
+            template = self.template
+            if not slash:  # "{dirname}/…" of a key without a directory
+                template = template.replace("{dirname}/", "")
+            name = template.format(
                 key=key,
                 basename=basename,
                 dirname=dirname,

@@ -65,6 +65,27 @@ def grant_args(grants: list[dict[str, Any]]) -> dict[str, str]:
     return {param: ", ".join(who) for param, who in by_param.items()}
 
 
+def storage_and_encryption(head: dict[str, Any]) -> dict[str, Any]:
+    """The source's storage class and SSE-S3 / SSE-KMS settings, as arguments.
+
+    S3 gives a copy STANDARD and the bucket's default encryption unless told
+    otherwise; bulkcopy carries the source's on both copy paths.
+    """
+    args: dict[str, Any] = {}
+    if head.get("StorageClass"):
+        args["StorageClass"] = head["StorageClass"]
+    sse = head.get("ServerSideEncryption")
+    if sse in ("aws:kms", "aws:kms:dsse"):
+        args["ServerSideEncryption"] = sse
+        if head.get("SSEKMSKeyId"):
+            args["SSEKMSKeyId"] = head["SSEKMSKeyId"]
+        if head.get("BucketKeyEnabled"):
+            args["BucketKeyEnabled"] = True
+    elif sse == "AES256":
+        args["ServerSideEncryption"] = "AES256"
+    return args
+
+
 def create_upload_args(
     head: dict[str, Any],
     tag_set: list[dict[str, str]] | None,
@@ -84,17 +105,7 @@ def create_upload_args(
             args[name] = value
     if head.get("Metadata"):
         args["Metadata"] = dict(head["Metadata"])
-    if head.get("StorageClass"):
-        args["StorageClass"] = head["StorageClass"]
-    sse = head.get("ServerSideEncryption")
-    if sse in ("aws:kms", "aws:kms:dsse"):
-        args["ServerSideEncryption"] = sse
-        if head.get("SSEKMSKeyId"):
-            args["SSEKMSKeyId"] = head["SSEKMSKeyId"]
-        if head.get("BucketKeyEnabled"):
-            args["BucketKeyEnabled"] = True
-    elif sse == "AES256":
-        args["ServerSideEncryption"] = "AES256"
+    args.update(storage_and_encryption(head))
     for alg in CHECKSUM_ALGORITHMS:
         if head.get(f"Checksum{alg}"):
             args["ChecksumAlgorithm"] = alg

@@ -15,6 +15,10 @@ Metadata rules, the same for CopyObject and for multipart copies:
 - A per-object override from the manifest, and an in-place copy (same bucket
   and key, which S3 refuses without a change), change only what they name:
   everything else is carried from the source's HEAD.
+
+Storage class and encryption (SSE-S3, SSE-KMS with its key) are carried from
+the source's HEAD on both paths, unless an option sets them; CopyObject
+without a HEAD (``--no-stat-source``) leaves them to S3's defaults.
 """
 
 from __future__ import annotations
@@ -25,7 +29,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.copy.properties import CONTENT_HEADERS, create_upload_args, tagging_value
+from engine.copy.properties import (
+    CONTENT_HEADERS,
+    create_upload_args,
+    storage_and_encryption,
+    tagging_value,
+)
 from engine.options import ObjectOptions, parse_time
 from engine.secrets import Keys
 
@@ -249,7 +258,8 @@ class Requests:
         it exists) when :meth:`needs_head` says so.
         """
         o = self.options
-        out = self._written(overrides)
+        out = self._kept_from_source(head)
+        out.update(self._written(overrides))
         if o.replaces_metadata():
             props = self._replaced_properties()
         elif changes_properties(overrides) or in_place:
@@ -271,6 +281,15 @@ class Requests:
         elif o.tagging_directive:
             out["TaggingDirective"] = o.tagging_directive
         return out
+
+    def _kept_from_source(self, head: dict[str, Any] | None) -> dict[str, Any]:
+        """The source's storage class and encryption, unless the options set
+        encryption (or SSE-C) themselves; nothing without a HEAD."""
+        kept = storage_and_encryption(head or {})
+        if self.options.sse or self.keys.dst is not None:
+            for name in _SSE_PARAMS:
+                kept.pop(name, None)
+        return kept
 
     def needs_head(self, overrides: dict[str, Any], *, in_place: bool) -> bool:
         """Whether a CopyObject needs the source's HEAD to carry its properties."""

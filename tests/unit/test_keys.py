@@ -253,3 +253,15 @@ def test_unknown_field_message_lists_every_field() -> None:
         check_template("{path}")
     for name in ("key", "basename", "dirname", "stem", "ext", "bucket", "version_id"):
         assert "{" + name + "}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [("a.jpg", "out/a-copy.jpg"), ("d/e/a.jpg", "out/d/e/a-copy.jpg")],
+)
+def test_dirname_slash_disappears_for_keys_without_a_directory(
+    key: str, expected: str
+) -> None:
+    """'{dirname}/…' gives no leading slash when the key has no directory."""
+    mapping = KeyMapping("out", template="{dirname}/{stem}-copy{ext}")
+    assert mapping.destination(ObjectRef("b", key)) == expected
