@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1024,
-    "kb": 1000,
-    "kib": 1024,
-    "m": 1024**2,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "g": 1024**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-    "t": 1024**4,
-    "tb": 1000**4,
-    "tib": 1024**4,
-}
+from engine.units import parse_size as _parse_size
 
 
 def parse_size(text: str) -> int:
-    """A byte count; K/M/G/T and KiB/MiB/GiB/TiB are binary, KB/MB/GB/TB decimal.
-
-    A trailing ``/s`` is accepted so rates read naturally (``2GiB/s``).
-    """
-    t = text.strip().lower().replace(" ", "").removesuffix("/s")
-    digits = t.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = t[len(digits) :]
-    try:
-        number = float(digits)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a size like 8MiB or 20GiB") from None
-    if unit not in _UNITS or not math.isfinite(number) or number < 0:
-        raise ValueError(f"{text!r} is not a size like 8MiB or 20GiB")
-    return int(number * _UNITS[unit])
+    """A byte count (see :func:`engine.units.parse_size`); a trailing ``/s`` is
+    accepted so rates read naturally (``2GiB/s``)."""
+    return _parse_size(text.strip().removesuffix("/s").removesuffix("/S"))
 
 
 def format_size(n: float) -> str:

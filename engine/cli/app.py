@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from engine import __version__
+from engine.units import parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,24 +49,6 @@ def cli() -> None:
     pass
 
 
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1024,
-    "kb": 1000,
-    "kib": 1024,
-    "m": 1024**2,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "g": 1024**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-    "t": 1024**4,
-    "tb": 1000**4,
-    "tib": 1024**4,
-}
-
-
 class Size(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2
     """A byte count: ``5242880``, ``5MiB``, ``128M``, ``5GB`` (K/M/G/T are binary)."""
 
@@ -75,18 +57,10 @@ class Size(click.ParamType):  # type: ignore[type-arg]  # generic only in click>
     def convert(self, value: Any, param: Any, ctx: Any) -> int:
         if isinstance(value, int):
             return value
-        text = str(value).strip().lower().replace(" ", "")
-        digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
-        unit = text[len(digits) :]
         try:
-            number = float(digits)
-        except ValueError:
-            self.fail(f"{value!r} is not a size like 5MiB or 128M", param, ctx)
-        if unit not in _UNITS:
-            self.fail(f"unknown unit {unit!r} in {value!r}", param, ctx)
-        if not math.isfinite(number) or number < 0:
-            self.fail(f"{value!r} is not a size like 5MiB or 128M", param, ctx)
-        return int(number * _UNITS[unit])
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 SIZE = Size()

@@ -30,6 +30,7 @@ from engine.spec import CopyOptions, JobSpec
 from engine.specfile import load_spec_file
 from engine.store.repo import JobRecord, Repository
 from engine.submit import submit
+from engine.units import parse_size
 
 log = structlog.get_logger("bulkcopy")
 
@@ -186,8 +187,11 @@ def _copy_options(opts: dict[str, Any], file: dict[str, Any]) -> CopyOptions:
     for name in COPY_FIELDS:
         values[name] = opts[name] if _given(name) else file.get(name, opts[name])
     for name in ("multipart_threshold", "part_size"):
-        if values[name] is not None:
-            values[name] = SIZE.convert(values[name], None, None)
+        if isinstance(values[name], str):
+            try:
+                values[name] = parse_size(values[name])
+            except ValueError as exc:
+                raise UsageError(f"--{name.replace('_', '-')}: {exc}") from None
     preserve = opts["preserve"] if _given("preserve") else file.get("preserve", ())
     threshold = values["multipart_threshold"]
     if not MIN_PART_SIZE <= threshold <= MAX_COPY_OBJECT:
