@@ -35,17 +35,16 @@ from engine.copy.properties import (
     storage_and_encryption,
     tagging_value,
 )
+from engine.options import CONTENT_HEADERS as OPTION_HEADERS
 from engine.options import ObjectOptions, parse_time
 from engine.secrets import Keys
 
-# per-object override columns of a manifest -> S3 parameter names
+# per-object override columns of a manifest -> S3 parameter names: the
+# content headers (a website redirect is not a per-object column)
 OVERRIDE_HEADERS = {
-    "content_type": "ContentType",
-    "cache_control": "CacheControl",
-    "content_disposition": "ContentDisposition",
-    "content_encoding": "ContentEncoding",
-    "content_language": "ContentLanguage",
-    "expires": "Expires",
+    name: param
+    for name, param in OPTION_HEADERS.items()
+    if name != "website_redirect_location"
 }
 _SSE_PARAMS = ("ServerSideEncryption", "SSEKMSKeyId", "BucketKeyEnabled")
 
@@ -105,13 +104,7 @@ class Requests:
 
     def head_source(self) -> dict[str, Any]:
         """HeadObject of the source (an SSE-C source needs its key even here)."""
-        o = self.options
-        out = _sse_c(self.keys.src)
-        if o.expected_source_bucket_owner:
-            out["ExpectedBucketOwner"] = o.expected_source_bucket_owner
-        if o.request_payer:
-            out["RequestPayer"] = "requester"
-        return out
+        return {**self.read_source(), **_sse_c(self.keys.src)}
 
     def read_source(self) -> dict[str, Any]:
         """GetObjectTagging / GetObjectAcl of the source."""
