@@ -11,29 +11,39 @@ class TaskStatus(StrEnum):
     """Where one task is in its life.
 
     ``pending`` → ``running`` (claimed by a worker, under a lease) →
-    ``succeeded`` | ``failed``.  A ``running`` task whose worker died goes back
-    to ``pending``; only ``succeeded`` and ``failed`` are final.
+    ``succeeded`` | ``failed`` | ``skipped``.  A ``running`` task whose worker
+    died goes back to ``pending``.  ``skipped`` is final and carries its reason
+    (e.g. an archived object that was not restored): nothing was copied, and
+    nothing went wrong.
     """
 
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    SKIPPED = "skipped"
 
     @property
     def final(self) -> bool:
-        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED)
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED}
+)
 
 
 class JobStatus(StrEnum):
     """Where one job is in its life.
 
-    ``submitted`` → ``running`` → ``complete`` (every task has a final result,
+    ``ingesting`` (its manifest is being read; an interrupted ingest resumes)
+    → ``submitted`` → ``running`` → ``complete`` (every task has a final result,
     some may have failed); ``stopped`` when interrupted before that; ``failed``
     when the pre-flight checks refused to start it.  ``stopped`` and ``failed``
     jobs can be run again.
     """
 
+    INGESTING = "ingesting"
     SUBMITTED = "submitted"
     RUNNING = "running"
     STOPPED = "stopped"
@@ -125,6 +135,8 @@ class Task:
     part_size: int | None = None
     # per-object overrides from the manifest (storage class, metadata, …)
     overrides: dict[str, Any] | None = None
+    # None: copy the object; "delete_marker": recreate a delete marker
+    kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +187,7 @@ class JobCounts:
 
     @property
     def finished(self) -> int:
-        return self.get(TaskStatus.SUCCEEDED) + self.get(TaskStatus.FAILED)
+        return sum(self.get(s) for s in FINAL_STATUSES)
 
     @property
     def remaining(self) -> int:

@@ -1,18 +1,78 @@
-"""Submit: read a manifest into a new job, all or nothing."""
+"""Submit: read a manifest into a job, batch by batch, resumably.
+
+A job is created ``ingesting``; each batch of rows goes in with the reader's
+checkpoint in one transaction, so a killed submit loses at most the batch it
+was writing and the same command (or ``run``/``resume`` of the job) carries
+on after the last stored batch.  The manifest's identity is checked first: a
+manifest that changed under an interrupted ingest is refused.  When every row
+is in, collisions are checked, versions numbered, and the job becomes
+``submitted``.
+
+A malformed row (unless ``--skip-invalid``) or a collision fails the submit
+with the file and line, and removes the job: nothing of it stays behind.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import replace
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from functools import partial
+from itertools import repeat
+from typing import Any
 
-from engine.copy.keys import normalize_prefix
-from engine.errors import ManifestError
-from engine.manifest import open_manifest
-from engine.models import Destination
+from engine.copy.keys import KeyMapping, normalize_prefix
+from engine.errors import ManifestError, UsageError
+from engine.estimate import Estimate
+from engine.manifest.rows import BATCH_ROWS, Rows
+from engine.manifest.sources import Reader, Source, detect_kind
+from engine.models import Destination, JobStatus, TaskStatus
 from engine.spec import JobSpec
-from engine.store.repo import JobRecord, NewTask, Repository
+from engine.store.repo import INVALID_ROW, IngestTotals, JobRecord, Repository
 
 MAX_TRACKED_SOURCE_BUCKETS = 100
+
+PENDING = TaskStatus.PENDING.value
+FAILED = TaskStatus.FAILED.value
+
+
+@dataclass(slots=True)
+class _State:
+    """What the ingest has done so far; stored with each batch."""
+
+    position: dict[str, Any] = field(default_factory=dict)
+    totals: IngestTotals = field(default_factory=IngestTotals)
+    buckets: list[str] = field(default_factory=list)
+    own_keys: bool = False  # some row names its own dst_key
+    started: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "totals": self.totals.to_dict(),
+            "buckets": self.buckets,
+            "own_keys": self.own_keys,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> _State:
+        return cls(
+            position=dict(data.get("position", {})),
+            totals=IngestTotals.from_dict(data.get("totals", {})),
+            buckets=list(data.get("buckets", [])),
+            own_keys=bool(data.get("own_keys")),
+            started=bool(data),
+        )
+
+
+OpenClient = Callable[[JobSpec], Any]  # -> async context manager of a client
+
+
+def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k != "source_buckets"}
 
 
 def submit(
@@ -23,54 +83,322 @@ def submit(
     *,
     skip_invalid: bool = False,
 ) -> JobRecord:
-    """Create a job from ``manifest``: one task per distinct object.
+    """Create a job from the local manifest file ``manifest`` (a CSV, an
+    inventory manifest.json or a completion report), all at once."""
+    source = Source(detect_kind(manifest), manifest, skip_invalid=skip_invalid)
+    return asyncio.run(submit_source(repo, source, destination, spec))
 
-    A malformed row, or one whose destination key cannot be made, fails the
-    whole submit with ``file:line: reason`` and nothing is written, unless
-    ``skip_invalid``: then the row becomes a failed task carrying that reason.
-    Two source objects mapped to one destination key fail the submit.
-    """
-    entries = open_manifest(manifest)
+
+async def submit_source(
+    repo: Repository,
+    source: Source,
+    destination: Destination,
+    spec: JobSpec,
+    *,
+    restart: bool = False,
+    open_client: OpenClient | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> JobRecord:
+    """Create a job from ``source`` (or finish the interrupted ingest of the
+    same manifest into the same destination) and return it."""
     mapping = replace(spec.keys, prefix=destination.prefix)
-    buckets: dict[str, None] = {}
-    own_keys = False  # some row names its own dst_key
-
-    def new_tasks() -> Iterator[NewTask]:
-        nonlocal own_keys
-        for entry in entries:
-            error = entry.error
-            dst_key = normalize_prefix(destination.prefix) + entry.src.key
-            if error is None:
-                given = (entry.overrides or {}).get("dst_key")
-                own_keys = own_keys or given is not None
-                try:
-                    dst_key = given or mapping.destination(entry.src)
-                except ValueError as exc:
-                    error = str(exc)
-            if error is not None and (entry.fatal or not skip_invalid):
-                raise ManifestError(manifest, entry.line, error)
-            if error is None and len(buckets) < MAX_TRACKED_SOURCE_BUCKETS:
-                buckets.setdefault(entry.src.bucket)
-            yield NewTask(
-                line=entry.line,
-                src=entry.src,
-                dst_key=dst_key,
-                size=entry.size,
-                error=error,
-                overrides=entry.overrides,
+    spec = replace(spec, keys=mapping)
+    prefix = normalize_prefix(destination.prefix)
+    async with _reader(source, spec, open_client, repo) as reader:
+        identity = await reader.identity()
+        job = repo.interrupted_ingest(source.location, destination.bucket, prefix)
+        if job is not None and restart:
+            repo.drop_job(job.id)
+            job = None
+        if job is not None:
+            _check_resumable(job, source, spec, identity)
+        else:
+            job_id = repo.start_ingest(
+                manifest=source.location,
+                dst_bucket=destination.bucket,
+                dst_prefix=prefix,
+                spec=spec.to_dict(),
+                source=source.to_dict(),
+                identity=identity,
             )
+            job = repo.get_job(job_id)
+        return await _ingest(repo, job, reader, on_batch)
 
-    def final_spec() -> dict[str, object]:
-        return replace(spec, keys=mapping, source_buckets=tuple(buckets)).to_dict()
 
-    def may_collide() -> bool:
-        return own_keys or len(buckets) > 1 or not mapping.injective
+async def finish_ingest(
+    repo: Repository,
+    job: JobRecord,
+    *,
+    open_client: OpenClient | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> JobRecord:
+    """Read the rest of the manifest of a job whose ingest was interrupted."""
+    if job.status is not JobStatus.INGESTING:
+        return job
+    source = Source.from_dict(job.source)
+    spec = JobSpec.from_dict(job.spec)
+    async with _reader(source, spec, open_client, repo) as reader:
+        identity = await reader.identity()
+        _check_resumable(job, source, spec, identity)
+        return await _ingest(repo, job, reader, on_batch)
 
-    return repo.create_job(
-        manifest=manifest,
-        dst_bucket=destination.bucket,
-        dst_prefix=normalize_prefix(destination.prefix),
-        spec=final_spec,
-        new_tasks=new_tasks(),
-        check_collisions=may_collide,
+
+def _check_resumable(
+    job: JobRecord, source: Source, spec: JobSpec, identity: str | None
+) -> None:
+    if job.manifest_identity != identity:
+        raise ManifestError(
+            source.location,
+            None,
+            f"changed since job {job.id} started reading it "
+            f"({job.manifest_identity} then, {identity} now); the job cannot be "
+            "finished from it: submit again with --restart to start over",
+        )
+    if job.source != source.to_dict() or _comparable(job.spec) != _comparable(
+        spec.to_dict()
+    ):
+        raise UsageError(
+            f"job {job.id} was reading {source.location} into this destination "
+            "with other options when it was interrupted; repeat its submit "
+            "command as it was to finish it, or add --restart to start over"
+        )
+
+
+@asynccontextmanager
+async def _reader(
+    source: Source,
+    spec: JobSpec,
+    open_client: OpenClient | None,
+    repo: Repository | None = None,
+) -> AsyncIterator[Reader]:
+    if not source.needs_s3:
+        job_rows = None
+        if source.kind == "job":
+            if repo is None:
+                raise UsageError("an earlier job's results need its database")
+            job_rows = partial(_job_rows, repo, source)
+        reader = Reader(source, job_results=job_rows)
+        try:
+            yield reader
+        finally:
+            reader.close()
+        return
+    if open_client is None:
+        raise UsageError(f"{source.describe()} needs S3 access")
+    async with open_client(spec) as (client, requests):
+        reader = Reader(source, client, list_args=requests.read_source())
+        try:
+            yield reader
+        finally:
+            reader.close()
+
+
+async def _ingest(
+    repo: Repository,
+    job: JobRecord,
+    reader: Reader,
+    on_batch: Callable[[int], None] | None,
+) -> JobRecord:
+    source = reader.source
+    spec = JobSpec.from_dict(job.spec)
+    state = _State.from_dict(job.ingest_state or {})
+    build = _RowBuilder(job.id, spec.keys, job.dst_prefix, source)
+    buckets = dict.fromkeys(state.buckets)
+    try:
+        first = True
+        async for rows in reader.batches(state.position or None):
+            if first:
+                source.filters.check(rows, source.location)
+                first = False
+            state.totals.read += len(rows)
+            keep = source.filters.keep(rows)
+            if keep is not None:
+                state.totals.filtered += len(rows) - len(keep)
+                rows = rows.take(keep)
+            task_rows, invalid, own = build.rows(rows, state.totals.read - len(rows))
+            if len(buckets) < MAX_TRACKED_SOURCE_BUCKETS:
+                named = rows.buckets
+                if rows.errors:
+                    named = [b for i, b in enumerate(named) if i not in rows.errors]
+                for b in dict.fromkeys(named):  # first-seen order
+                    if len(buckets) < MAX_TRACKED_SOURCE_BUCKETS:
+                        buckets.setdefault(b)
+            state.totals.invalid += invalid
+            state.own_keys = state.own_keys or own
+            state.position = rows.position
+            state.buckets = [b for b in buckets if b]
+            repo.add_tasks(job.id, task_rows, state.to_dict())
+            if on_batch is not None:
+                on_batch(state.totals.read)
+        final = replace(spec, source_buckets=tuple(state.buckets))
+        return repo.finish_ingest(
+            job.id,
+            spec=final.to_dict(),
+            totals=state.totals,
+            check_collisions=state.own_keys
+            or len(buckets) > 1
+            or not spec.keys.injective,
+            order_versions=source.all_versions,
+        )
+    except (ManifestError, UsageError):
+        repo.drop_job(job.id)  # a bad manifest leaves nothing behind
+        raise
+
+
+class _RowBuilder:
+    """Turns rows into task tuples (``INGEST_COLUMNS`` order): the hot loop."""
+
+    def __init__(
+        self, job_id: str, mapping: KeyMapping, prefix: str, source: Source
+    ) -> None:
+        self.job_id = job_id
+        self.mapping = mapping
+        self.prefix = prefix
+        self.source = source
+        self.plain = mapping.template == "{key}" and not mapping.strip_prefix
+
+    def rows(self, rows: Rows, before: int) -> tuple[list[tuple[Any, ...]], int, bool]:
+        """The task tuples of ``rows`` (``before`` rows of the manifest came
+        earlier), how many are malformed, and whether any names its own key."""
+        job_id, prefix = self.job_id, self.prefix
+        sizes: Iterator[Any] = iter(rows.sizes) if rows.sizes else repeat(None)
+        modified: Iterator[Any] = iter(rows.modified) if rows.modified else repeat(None)
+        dst = [prefix + k for k in rows.keys] if self.plain else self._mapped(rows)
+        out = [
+            (
+                job_id,
+                n,
+                b,
+                k,
+                v or "",
+                0,
+                s,
+                d,
+                None,
+                PENDING,
+                None,
+                None,
+                None,
+                m,
+                None,
+            )
+            for n, b, k, v, s, d, m in zip(
+                rows.lines,
+                rows.buckets,
+                rows.keys,
+                rows.versions,
+                sizes,
+                dst,
+                modified,
+                strict=False,
+            )
+        ]
+        if not (rows.errors or rows.overrides or rows.kinds):
+            return out, 0, False
+        return self._extras(rows, out, before)
+
+    def _mapped(self, rows: Rows) -> list[str]:
+        out = []
+        for i, key in enumerate(rows.keys):
+            try:
+                out.append(self.mapping.destination(rows.src(i)))
+            except ValueError as exc:
+                rows.errors.setdefault(i, str(exc))
+                out.append(self.prefix + key)
+        return out
+
+    def _extras(
+        self, rows: Rows, out: list[tuple[Any, ...]], before: int
+    ) -> tuple[list[tuple[Any, ...]], int, bool]:
+        own = False
+        now = time.time()
+        for i, kind in rows.kinds.items():
+            t = list(out[i])
+            t[14] = kind
+            out[i] = tuple(t)
+        for i, overrides in rows.overrides.items():
+            t = list(out[i])
+            t[8] = json.dumps(overrides)
+            given = overrides.get("dst_key")
+            if given:
+                own = True
+                t[7] = given
+                t[5] = before + i + 1  # one source may go to several keys
+            out[i] = tuple(t)
+        for i, error in rows.errors.items():
+            if rows.fatal == i or not self.source.skip_invalid:
+                raise ManifestError(self.source.location, rows.lines[i], error)
+            t = list(out[i])
+            t[5] = before + i + 1  # never merged with another row
+            t[9], t[10], t[11], t[12] = FAILED, INVALID_ROW, error, now
+            t[2], t[3], t[7] = _clean(t[2]), _clean(t[3]), _clean(t[7])
+            out[i] = tuple(t)
+        return out, len(rows.errors), own
+
+
+def _clean(value: str) -> str:
+    """A malformed row's text as the database can store it (no lone surrogates)."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8", "replace")
+
+
+async def dry_run(
+    source: Source,
+    spec: JobSpec,
+    *,
+    open_client: OpenClient | None = None,
+    repo: Repository | None = None,
+) -> Estimate:
+    """Read ``source`` with its filters and count what a job would hold;
+    nothing is written (duplicate rows are counted as objects)."""
+    estimate = Estimate()
+    async with _reader(source, spec, open_client, repo) as reader:
+        first = True
+        async for rows in reader.batches(None):
+            if first:
+                source.filters.check(rows, source.location)
+                first = False
+            estimate.rows += len(rows)
+            keep = source.filters.keep(rows)
+            if keep is not None:
+                estimate.filtered += len(rows) - len(keep)
+                rows = rows.take(keep)
+            for i, error in rows.errors.items():
+                if rows.fatal == i or not source.skip_invalid:
+                    raise ManifestError(source.location, rows.lines[i], error)
+            estimate.add(rows, spec.copy)
+    return estimate
+
+
+def job_source(job_id: str, statuses: tuple[TaskStatus, ...]) -> Source:
+    """The source of a job re-running an earlier job's tasks of ``statuses``."""
+    return Source(
+        kind="job", location=f"job:{job_id}", statuses=tuple(s.value for s in statuses)
     )
+
+
+def _job_rows(repo: Repository, source: Source, after_id: int) -> Iterator[Rows]:
+    """The tasks of an earlier job to run again, in its order: same source
+    objects and overrides (so the same destination keys); rows that were
+    malformed in its manifest are not objects and are left out."""
+    job_id = source.location.removeprefix("job:")
+    statuses = tuple(TaskStatus(s) for s in source.statuses)
+    rows = Rows(sizes=[])
+    assert rows.sizes is not None
+    for r in repo.iter_results(job_id, statuses=statuses, after_id=after_id):
+        if r.error_code == INVALID_ROW:
+            continue
+        if r.overrides:
+            rows.overrides[len(rows)] = r.overrides
+        if r.kind:
+            rows.kinds[len(rows)] = r.kind
+        rows.add(r.line, r.src.bucket, r.src.key, r.src.version_id)
+        rows.sizes.append(r.bytes)
+        if len(rows) >= BATCH_ROWS:
+            rows.position = {"after_id": r.id}
+            yield rows
+            rows = Rows(sizes=[])
+            assert rows.sizes is not None
+        last = r.id
+    if len(rows):
+        rows.position = {"after_id": last}
+        yield rows

@@ -9,6 +9,7 @@ import click
 from engine.cli import (  # noqa: F401 - registers the commands
     cleanup,
     report,
+    retry,
     run,
     status,
     submit,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -10,11 +12,13 @@ import structlog
 
 from engine.cli.output import configure_logging
 from engine.cli.render import Renderer
-from engine.models import JobCounts, TaskStatus
+from engine.jobclient import open_job_client
+from engine.models import JobCounts, JobStatus, TaskStatus
 from engine.retry import RetryPolicy
 from engine.s3.client import ClientSettings
 from engine.spec import JobSpec
 from engine.store.repo import JobRecord, Repository
+from engine.submit import finish_ingest
 from engine.worker import RunSettings, Worker, stop_on_signals
 
 EXIT_OK = 0
@@ -55,8 +59,48 @@ def exit_code(counts: JobCounts) -> int:
     return EXIT_OK
 
 
+def client_opener(opts: dict[str, Any]) -> Callable[[JobSpec], Any]:
+    """Opens a job's S3 client with the command line's client options, for
+    the S3 calls of a submit (listing, manifest download)."""
+
+    def open_(spec: JobSpec) -> Any:
+        return open_job_client(spec, client_overrides(spec.client, **opts))
+
+    return open_
+
+
+def ingest_progress(location: str, every: float = 10.0) -> Callable[[int], None]:
+    """Logs how many manifest rows a long submit has read, every ``every`` s."""
+    last = time.monotonic()
+
+    def progress(rows: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= every:
+            last = now
+            log.info("ingest_progress", manifest=location, rows_read=rows)
+
+    return progress
+
+
+def finish_submit(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> JobRecord:
+    """Finish reading the manifest of a job whose submit was interrupted."""
+    if job.status is not JobStatus.INGESTING:
+        return job
+    log.info("ingest_resumed", job_id=job.id, manifest=job.manifest)
+    return asyncio.run(
+        finish_ingest(
+            repo,
+            job,
+            open_client=client_opener(opts),
+            on_batch=ingest_progress(job.manifest),
+        )
+    )
+
+
 def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:
     """Run ``job`` in this process with the CLI's run options; return the exit code."""
+    job = finish_submit(repo, job, opts)
     spec = JobSpec.from_dict(job.spec)
     settings = RunSettings(
         concurrency=opts["concurrency"],

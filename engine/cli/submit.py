@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -17,25 +18,50 @@ from engine.cli.app import (
     log_options,
     run_options,
 )
-from engine.cli.common import client_overrides, open_repo, run_job, setup
+from engine.cli.common import (
+    client_opener,
+    client_overrides,
+    ingest_progress,
+    open_repo,
+    run_job,
+    setup,
+)
+from engine.cli.estimate import print_estimate
 from engine.cli.object_options import given_object_options, object_options
 from engine.copy.keys import KeyMapping, check_template
 from engine.copy.plan import MAX_COPY_OBJECT, MAX_PART_SIZE, MIN_PART_SIZE
 from engine.errors import UsageError
+from engine.manifest.filters import Filters
+from engine.manifest.sources import Source, detect_kind
 from engine.models import Destination
-from engine.options import ObjectOptions, parse_headers, validate, validate_headers
+from engine.options import (
+    ObjectOptions,
+    parse_headers,
+    parse_time,
+    validate,
+    validate_headers,
+)
 from engine.s3.client import ClientSettings
 from engine.secrets import load_keys
 from engine.spec import CopyOptions, JobSpec
 from engine.specfile import load_spec_file
 from engine.store.repo import JobRecord, Repository
-from engine.submit import submit
+from engine.submit import dry_run, submit_source
 from engine.units import parse_size
 
 log = structlog.get_logger("bulkcopy")
 
 MANIFEST_HELP = """\b
-MANIFEST is an S3 Batch Operations CSV: no header (or the header
+MANIFEST is a local path or an s3:// URI of one of:
+  - an S3 Batch Operations CSV (see below);
+  - an S3 Inventory report's manifest.json (CSV, ORC or Parquet; each data
+    file's MD5 is checked; latest versions only unless --all-versions);
+  - a completion report of an earlier job (bulkcopy's or S3 Batch
+    Operations'; --only-status picks its rows).
+Or, instead of a MANIFEST, --from s3://BUCKET/PREFIX lists the source.
+
+\b
+The CSV has no header (or the header
 `bucket,key,version_id`), one `bucket,key[,versionId]` row per object, keys
 URL-encoded (`a%2Bb+c` is the key `a+b c`).  Either every row has a version id
 or none does.  Duplicate rows become one task.  A malformed row fails the
@@ -56,7 +82,14 @@ stored with the job: `resume` copies with exactly the same ones."""
 def submit_options(f: Any) -> Any:
     """The options of ``submit`` and ``copy``, listed in --help in this order."""
     decorators: list[Callable[[Any], Any]] = [
-        click.argument("manifest", type=click.Path(dir_okay=False)),
+        click.argument("manifest", required=False, metavar="[MANIFEST]"),
+        click.option(
+            "--from",
+            "from_",
+            metavar="s3://BUCKET[/PREFIX]",
+            help="List the source instead of reading a manifest (ListObjectsV2, "
+            "or ListObjectVersions with --all-versions); resumable.",
+        ),
         click.option(
             "--to",
             "to",
@@ -81,6 +114,75 @@ def submit_options(f: Any) -> Any:
             "--strip-prefix",
             metavar="PREFIX",
             help="Remove PREFIX from each source key before mapping it.",
+        ),
+        click.option(
+            "--all-versions",
+            is_flag=True,
+            help="Copy every version, not only the latest: each key's versions "
+            "are copied oldest first, so the destination's history has the "
+            "source's order (the destination bucket should be versioned).",
+        ),
+        click.option(
+            "--delete-markers",
+            is_flag=True,
+            help="With --all-versions: recreate delete markers, in order.",
+        ),
+        click.option(
+            "--include-prefix",
+            metavar="PREFIX",
+            multiple=True,
+            help="Only keys starting with PREFIX (repeatable: any of them).",
+        ),
+        click.option(
+            "--exclude-prefix",
+            metavar="PREFIX",
+            multiple=True,
+            help="Leave out keys starting with PREFIX (repeatable).",
+        ),
+        click.option(
+            "--min-size", type=SIZE, help="Only objects of at least SIZE bytes."
+        ),
+        click.option(
+            "--max-size", type=SIZE, help="Only objects of at most SIZE bytes."
+        ),
+        click.option(
+            "--modified-after",
+            metavar="DATE",
+            help="Only objects last modified at or after DATE (ISO 8601, UTC "
+            "unless a zone is given).",
+        ),
+        click.option(
+            "--modified-before",
+            metavar="DATE",
+            help="Only objects last modified before DATE.",
+        ),
+        click.option(
+            "--source-storage-class",
+            "storage_classes",
+            metavar="CLASS",
+            multiple=True,
+            help="Only objects the manifest lists in this storage class "
+            "(repeatable; --storage-class sets the copies' class).",
+        ),
+        click.option(
+            "--only-status",
+            "only_status",
+            type=click.Choice(["succeeded", "failed", "skipped"]),
+            multiple=True,
+            help="With a completion report as MANIFEST: only its rows of this "
+            "status (repeatable) [default: all rows].",
+        ),
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Read the manifest and print what the job would hold (objects, "
+            "bytes, multipart copies, requests); write nothing.",
+        ),
+        click.option(
+            "--restart",
+            is_flag=True,
+            help="Discard an interrupted submit of the same manifest and "
+            "destination and start over (otherwise it is resumed).",
         ),
         click.option(
             "--skip-invalid",
@@ -240,25 +342,79 @@ def build_spec(opts: dict[str, Any]) -> tuple[Destination, JobSpec]:
     return Destination.parse(to), spec
 
 
+def build_source(opts: dict[str, Any]) -> Source:
+    """Where the job's rows come from, from MANIFEST / --from and the filters."""
+    manifest: str = opts.get("manifest") or ""
+    listing: str = opts.get("from_") or ""
+    if bool(manifest) == bool(listing):
+        raise UsageError("give either a MANIFEST or --from s3://BUCKET[/PREFIX]")
+    if opts.get("delete_markers") and not opts.get("all_versions"):
+        raise UsageError("--delete-markers needs --all-versions")
+    after, before = opts.get("modified_after"), opts.get("modified_before")
+    filters = Filters(
+        include_prefixes=tuple(opts.get("include_prefix") or ()),
+        exclude_prefixes=tuple(opts.get("exclude_prefix") or ()),
+        min_size=opts.get("min_size"),
+        max_size=opts.get("max_size"),
+        modified_after=parse_time(after, "modified_after").timestamp()
+        if after
+        else None,
+        modified_before=parse_time(before, "modified_before").timestamp()
+        if before
+        else None,
+        storage_classes=tuple(c.upper() for c in opts.get("storage_classes") or ()),
+    )
+    kind = "listing" if listing else detect_kind(manifest)
+    if opts.get("only_status") and kind != "report":
+        raise UsageError("--only-status applies to a completion report as MANIFEST")
+    if opts.get("all_versions") and kind not in ("listing", "inventory"):
+        raise UsageError(
+            "--all-versions needs an S3 Inventory report or a listing (--from)"
+        )
+    return Source(
+        kind=kind,
+        location=listing or manifest,
+        all_versions=bool(opts.get("all_versions")),
+        delete_markers=bool(opts.get("delete_markers")),
+        statuses=tuple(opts.get("only_status") or ()),
+        filters=filters,
+        skip_invalid=bool(opts.get("skip_invalid")),
+    )
+
+
 def _submit(repo: Repository, opts: dict[str, Any]) -> JobRecord:
+    source = build_source(opts)
     destination, spec = build_spec(opts)
-    job = submit(
-        repo,
-        opts["manifest"],
-        destination,
-        spec,
-        skip_invalid=opts["skip_invalid"],
+    job = asyncio.run(
+        submit_source(
+            repo,
+            source,
+            destination,
+            spec,
+            restart=opts["restart"],
+            open_client=client_opener(opts),
+            on_batch=ingest_progress(source.location),
+        )
     )
     log.info(
         "job_submitted",
         job_id=job.id,
+        source=source.describe(),
         tasks=job.total_tasks,
         invalid_rows=job.invalid_rows,
         duplicate_rows=job.duplicate_rows,
+        filtered_rows=job.filtered_rows,
         destination=f"s3://{job.dst_bucket}/{job.dst_prefix}",
         db=repo.url,
     )
     return job
+
+
+def _dry_run(opts: dict[str, Any]) -> None:
+    source = build_source(opts)
+    destination, spec = build_spec(opts)
+    estimate = asyncio.run(dry_run(source, spec, open_client=client_opener(opts)))
+    print_estimate(estimate, source, destination, opts.get("log_format") == "json")
 
 
 @cli.command(
@@ -276,6 +432,9 @@ Nothing is copied until `bulkcopy run JOB_ID`.
 @log_options
 def submit_cmd(**opts: Any) -> None:
     setup(opts["log_format"], opts["verbose"], opts["quiet"])
+    if opts["dry_run"]:
+        _dry_run(opts)
+        return
     repo = open_repo(opts["db"])
     job = _submit(repo, opts)
     click.echo(job.id)
@@ -299,6 +458,9 @@ continues it.
 @log_options
 def copy_cmd(**opts: Any) -> None:
     setup(opts["log_format"], opts["verbose"], opts["quiet"])
+    if opts["dry_run"]:
+        _dry_run(opts)
+        return
     repo = open_repo(opts["db"])
     job = _submit(repo, opts)
     click.echo(f"job {job.id}", err=True)

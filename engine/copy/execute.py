@@ -16,14 +16,15 @@ from typing import Any
 
 from engine.copy.multipart import Interrupted, MultipartCopy, PartLog, abort_upload
 from engine.copy.plan import MAX_COPY_OBJECT, use_multipart
-from engine.copy.properties import grant_args
+from engine.copy.properties import grant_args, not_restored
 from engine.copy.request import Requests
 from engine.copy.single import copy_object, head_source, too_large
 from engine.errors import S3Error
+from engine.manifest.rows import DELETE_MARKER
 from engine.models import ObjectRef, Task, TaskResult, TaskStatus
 from engine.retry import RetryPolicy
 from engine.s3.call import invoke
-from engine.s3.classify import Disposition
+from engine.s3.classify import Disposition, skipped
 from engine.spec import CopyOptions
 from engine.verify import verify_copy
 
@@ -67,8 +68,36 @@ def _check_conditions(ctx: CopyContext, head: dict[str, Any]) -> None:
         raise S3Error("PreconditionFailed", why, 412, Disposition.FATAL, "CopyObject")
 
 
+def _check_restored(head: dict[str, Any]) -> None:
+    why = not_restored(head)
+    if why is not None:
+        raise S3Error("ObjectArchived", why, None, Disposition.FATAL, "HeadObject")
+
+
+async def _delete_marker(ctx: CopyContext, task: Task) -> Copied:
+    """Recreate a source delete marker: DeleteObject on the destination key
+    (a versioned destination gets a delete marker of its own)."""
+    resp = await invoke(
+        "DeleteObject",
+        ctx.client.delete_object,
+        Bucket=ctx.dst_bucket,
+        Key=task.dst_key,
+        **ctx.requests.destination(),
+    )
+    return Copied(
+        etag="",
+        dst_version_id=resp.get("VersionId"),
+        src_version_id=task.src.version_id,
+        bytes=0,
+        http_status=int(resp.get("ResponseMetadata", {}).get("HTTPStatusCode", 204)),
+        method=DELETE_MARKER,
+    )
+
+
 async def copy_once(ctx: CopyContext, task: Task) -> Copied:
     """One attempt at copying ``task``."""
+    if task.kind == DELETE_MARKER:
+        return await _delete_marker(ctx, task)
     threshold = ctx.options.multipart_threshold
     overrides = task.overrides or {}
     in_place = task.src.bucket == ctx.dst_bucket and task.src.key == task.dst_key
@@ -84,6 +113,7 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
         head = await head_source(ctx.client, task, req.head_source())
         size = int(head.get("ContentLength", 0))
         _check_conditions(ctx, head)
+        _check_restored(head)
     if head is not None and use_multipart(size, threshold):
         return await _multipart(ctx, task, head)
     pinned = head.get("ETag") if head else None
@@ -97,6 +127,7 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
         if head is None and too_large(err):  # size was unknown: now we know
             head = await head_source(ctx.client, task, req.head_source())
             _check_conditions(ctx, head)
+            _check_restored(head)
             if int(head.get("ContentLength", 0)) > MAX_COPY_OBJECT:
                 return await _multipart(ctx, task, head)
         raise
@@ -238,7 +269,7 @@ async def execute(
             await abandon(ctx, task)
             return TaskResult(
                 task_id=task.id,
-                status=TaskStatus.FAILED,
+                status=TaskStatus.SKIPPED if skipped(err.code) else TaskStatus.FAILED,
                 attempts=attempt,
                 started_at=started,
                 finished_at=time.time(),

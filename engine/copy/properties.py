@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from engine.manifest.filters import ARCHIVE_CLASSES, ARCHIVE_TIERS
+
 CONTENT_HEADERS = (
     "ContentType",
     "CacheControl",
@@ -117,3 +119,25 @@ def create_upload_args(
             if head.get(name) is not None:
                 args[name] = head[name]
     return args
+
+
+def not_restored(head: dict[str, Any]) -> str | None:
+    """Why an object cannot be copied now, from its HeadObject: in GLACIER,
+    DEEP_ARCHIVE or an Intelligent-Tiering archive tier and not restored.
+    ``None`` when it can be copied."""
+    storage = head.get("StorageClass")
+    tier = head.get("ArchiveStatus")
+    if storage not in ARCHIVE_CLASSES and tier not in ARCHIVE_TIERS:
+        return None
+    restore = str(head.get("Restore") or "")
+    if 'ongoing-request="false"' in restore:
+        return None  # a restored copy is available
+    state = (
+        "its restore is in progress"
+        if 'ongoing-request="true"' in restore
+        else "it is not restored"
+    )
+    return (
+        f"the object is in {tier or storage} and {state}; restore it, then copy "
+        "it with `bulkcopy retry JOB_ID --skipped`"
+    )

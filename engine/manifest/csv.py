@@ -9,37 +9,16 @@ and the reader carries on where it safely can.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote_plus
 
 from engine.manifest.overrides import header_columns, parse_overrides
+from engine.manifest.rows import BATCH_ROWS, Rows, entries_from_rows
 from engine.models import ManifestEntry, ObjectRef
 
 _BOM = "\ufeff"
-
-
-class _Lines:
-    """Iterate decoded lines of a binary file, counting them.
-
-    Undecodable bytes are kept as surrogates (``surrogateescape``) so that the
-    row they belong to can be reported, not the whole file.
-    """
-
-    def __init__(self, fh: object) -> None:
-        self._fh = fh
-        self.number = 0
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        raw = next(self._fh)  # type: ignore[call-overload]
-        self.number += 1
-        text: str = raw.decode("utf-8", "surrogateescape")
-        if self.number == 1 and text.startswith(_BOM):
-            text = text[1:]
-        return text
 
 
 def _has_surrogates(value: str) -> bool:
@@ -134,40 +113,55 @@ def parse_named_row(
     return src, overrides or None, None
 
 
-def read_csv_manifest(path: str) -> Iterator[ManifestEntry]:
-    """Stream the entries of an S3 Batch Operations CSV manifest.
+def csv_batches(path: str, after_line: int = 0) -> Iterator[Rows]:
+    """Stream an S3 Batch Operations CSV manifest in batches of rows.
 
     A first line naming columns (``bucket,key[,version_id][,override…]``) is a
     header; see :mod:`engine.manifest.overrides` for the override columns.
+    Rows starting at or before ``after_line`` are read but not returned (the
+    resume of an interrupted ingest); each batch's position is the line of its
+    last row.
     """
-    with open(path, "rb") as fh:
-        lines = _Lines(fh)
-        reader = csv.reader(lines, strict=True)
+    with open(path, "rb") as raw:
+        text = io.TextIOWrapper(
+            raw, encoding="utf-8", errors="surrogateescape", newline=""
+        )
+        reader = csv.reader(text, strict=True)
         width: int | None = None
         columns: tuple[str, ...] | None = None
         first = True
+        good_buckets: set[str] = set()  # bucket fields already found valid
+        rows = Rows()
+        lines, buckets, keys, versions = (
+            rows.lines,
+            rows.buckets,
+            rows.keys,
+            rows.versions,
+        )
         while True:
-            start = lines.number + 1
+            start = reader.line_num + 1
             try:
                 fields = next(reader)
             except StopIteration:
-                return
+                break
             except csv.Error as exc:
                 reason = str(exc)
                 if "unexpected end of data" in reason or "EOF" in reason:
                     # the quote swallowed every line after it: nothing more to trust
-                    yield ManifestEntry(
+                    rows.fatal = len(rows)
+                    rows.add(
                         start,
-                        ObjectRef("", ""),
-                        "malformed CSV: unterminated quoted field "
+                        "",
+                        "",
+                        error="malformed CSV: unterminated quoted field "
                         "(every line after it was read as part of this row)",
-                        fatal=True,
                     )
-                    return
-                yield ManifestEntry(
-                    start, ObjectRef("", ""), f"malformed CSV: {reason}"
-                )
+                    break
+                if start > after_line:
+                    rows.add(start, "", "", error=f"malformed CSV: {reason}")
                 continue
+            if first and fields and fields[0].startswith(_BOM):
+                fields[0] = fields[0][1:]
             if not fields or (len(fields) == 1 and fields[0].strip() == ""):
                 continue  # blank line
             if first:
@@ -175,15 +169,80 @@ def read_csv_manifest(path: str) -> Iterator[ManifestEntry]:
                 try:
                     columns = header_columns(fields)
                 except ValueError as exc:
-                    yield ManifestEntry(start, ObjectRef("", ""), str(exc), fatal=True)
-                    return
+                    rows.fatal = len(rows)
+                    rows.add(start, "", "", error=str(exc))
+                    break
                 if columns is not None:
                     continue
             if columns is not None:
-                src, overrides, error = parse_named_row(fields, columns)
-                yield ManifestEntry(start, src, error, overrides=overrides)
-                continue
-            src, error = parse_row(fields, width)
-            if error is None and width is None:
-                width = len(fields)
-            yield ManifestEntry(start, src, error)
+                if start > after_line:
+                    src, overrides, error = parse_named_row(fields, columns)
+                    rows.add(
+                        start,
+                        src.bucket,
+                        src.key,
+                        src.version_id,
+                        error=error,
+                        overrides=overrides,
+                    )
+            elif (
+                len(fields) == width
+                and fields[0] in good_buckets
+                and (key := _fast_key(fields[1])) is not None
+                and (width == 2 or _plain_version(fields[2]))
+            ):
+                # the common row, checked cheaply: a known-good bucket, a key
+                # that decodes, a version id without padding
+                if start > after_line:
+                    lines.append(start)
+                    buckets.append(fields[0])
+                    keys.append(key)
+                    versions.append(fields[2] if width == 3 else None)
+            else:
+                src, error = parse_row(fields, width)
+                if error is None:
+                    width = width or len(fields)
+                    if fields[0] == src.bucket:
+                        good_buckets.add(fields[0])
+                if start > after_line:
+                    rows.add(start, src.bucket, src.key, src.version_id, error=error)
+            if len(keys) >= BATCH_ROWS:
+                rows.position = {"line": lines[-1]}
+                yield rows
+                rows = Rows()
+                lines, buckets, keys, versions = (
+                    rows.lines,
+                    rows.buckets,
+                    rows.keys,
+                    rows.versions,
+                )
+        if len(rows):
+            rows.position = {"line": rows.lines[-1]}
+            yield rows
+
+
+def _fast_key(raw: str) -> str | None:
+    """The decoded key of a plain ASCII field, or ``None`` when the field
+    needs :func:`parse_row`'s full checks (and its error message)."""
+    if not raw or not raw.isascii() or "\x00" in raw:
+        return None
+    if "%" not in raw and "+" not in raw:
+        return raw
+    try:
+        return decode_key(raw)
+    except UnicodeDecodeError:
+        return None
+
+
+def _plain_version(version: str) -> bool:
+    return (
+        bool(version)
+        and version.isascii()
+        and version == version.strip()
+        and ("\x00" not in version)
+    )
+
+
+def read_csv_manifest(path: str) -> Iterator[ManifestEntry]:
+    """The rows of a CSV manifest one at a time (see :func:`csv_batches`)."""
+    return entries_from_rows(csv_batches(path))

@@ -14,8 +14,6 @@ before versioning) and is copied as such.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
 import json
 import re
@@ -26,7 +24,9 @@ from typing import Any
 
 from engine.errors import ManifestError
 from engine.manifest.csv import decode_key
-from engine.models import ManifestEntry, ObjectRef
+from engine.manifest.filters import storage_value
+from engine.manifest.rows import BATCH_ROWS, DELETE_MARKER, Rows, entries_from_rows
+from engine.models import ManifestEntry
 
 FORMATS = ("CSV", "ORC", "Parquet")
 # CSV fileSchema names (VersionId) -> the snake_case names ORC and Parquet use
@@ -61,6 +61,8 @@ class InventoryManifest:
     columns: list[str]
     files: list[dict[str, Any]]
     source_bucket: str
+    # the bucket holding the data files (from ``arn:aws:s3:::name``)
+    destination_bucket: str = ""
 
 
 def load_inventory_manifest(path: str) -> InventoryManifest:
@@ -90,7 +92,12 @@ def load_inventory_manifest(path: str) -> InventoryManifest:
     ):
         raise ManifestError(path, None, "files must list objects with a key")
     return InventoryManifest(
-        Path(path), file_format, columns, files, str(data.get("sourceBucket", ""))
+        Path(path),
+        file_format,
+        columns,
+        files,
+        str(data.get("sourceBucket", "")),
+        str(data.get("destinationBucket", "")).rsplit(":", 1)[-1],
     )
 
 
@@ -124,84 +131,208 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _truthy(value: Any) -> bool:
-    return value is True or str(value).strip().lower() == "true"
+def verify_md5(path: Path, want: str | None) -> None:
+    """Refuse a data file whose MD5 is not the one its manifest gives."""
+    if want and _md5(path) != want:
+        raise ManifestError(
+            str(path), None, f"MD5 checksum is not the {want} the manifest gives"
+        )
 
 
-def _rows_csv(path: Path, columns: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
-        for n, fields in enumerate(csv.reader(fh), 1):
-            yield n, dict(zip(columns, fields, strict=False))
+def _arrow_batches(path: Path, inv: InventoryManifest) -> Iterator[Any]:
+    """The data file as Arrow record batches, columns snake_case."""
+    import pyarrow as pa
 
+    if inv.file_format == "CSV":
+        from pyarrow import csv as pacsv
 
-def _rows_columnar(
-    path: Path, file_format: str
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    if file_format == "ORC":
+        typed = _csv_types()
+        types = {c: typed.get(c, pa.string()) for c in inv.columns}
+        reader = pacsv.open_csv(
+            pa.input_stream(str(path), compression="gzip"),
+            read_options=pacsv.ReadOptions(
+                column_names=inv.columns, block_size=1 << 22
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                null_values=[""],
+                strings_can_be_null=False,
+                true_values=["true", "TRUE", "True"],
+                false_values=["false", "FALSE", "False"],
+                timestamp_parsers=["%Y-%m-%dT%H:%M:%S.%fZ", "ISO8601"],
+            ),
+        )
+        yield from reader
+    elif inv.file_format == "ORC":
         from pyarrow import orc
 
-        batches = orc.ORCFile(str(path)).read().to_batches(max_chunksize=8192)
+        f = orc.ORCFile(str(path))
+        for i in range(f.nstripes):
+            yield f.read_stripe(i)
     else:
         import pyarrow.parquet as pq
 
-        batches = pq.ParquetFile(str(path)).iter_batches(batch_size=8192)
-    n = 0
-    for batch in batches:
-        names = [column_name(c) for c in batch.schema.names]
-        for row in zip(*(col.to_pylist() for col in batch.columns), strict=True):
-            n += 1
-            yield n, dict(zip(names, row, strict=True))
+        yield from pq.ParquetFile(str(path)).iter_batches(batch_size=BATCH_ROWS)
 
 
-def read_inventory(path: str, *, all_versions: bool = False) -> Iterator[ManifestEntry]:
-    """Stream the entries of the S3 Inventory report whose manifest is ``path``.
+def _csv_types() -> dict[str, Any]:
+    import pyarrow as pa
 
-    ``line`` is the row number within its data file; errors name the data file.
+    return {
+        "size": pa.int64(),
+        "last_modified_date": pa.timestamp("ms", tz="UTC"),
+        "is_latest": pa.bool_(),
+        "is_delete_marker": pa.bool_(),
+    }
+
+
+def _column(batch: Any, name: str) -> list[Any] | None:
+    i = batch.schema.get_field_index(name)
+    return None if i < 0 else batch.column(i).to_pylist()
+
+
+def _seconds(batch: Any, name: str) -> list[float | None] | None:
+    """A timestamp column as Unix seconds."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    i = batch.schema.get_field_index(name)
+    if i < 0:
+        return None
+    col = batch.column(i)
+    if not pa.types.is_timestamp(col.type):
+        col = pc.cast(col, pa.timestamp("ms", tz="UTC"))
+    micros = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC")), pa.int64())
+    return [None if m is None else m / 1e6 for m in micros.to_pylist()]
+
+
+def inventory_batches(
+    inv: InventoryManifest,
+    *,
+    all_versions: bool = False,
+    delete_markers: bool = False,
+    position: dict[str, Any] | None = None,
+) -> Iterator[Rows]:
+    """Stream the rows of a local S3 Inventory report in batches.
+
+    A batch's position is ``{"file": i, "row": n}``: n rows of data file i are
+    read; handed back as ``position``, reading continues after them.
     """
-    inv = load_inventory_manifest(path)
-    for spec in inv.files:
-        data = locate(inv.path, spec["key"])
-        want = spec.get("MD5checksum")
-        if want and _md5(data) != want:
-            raise ManifestError(
-                str(data), None, f"MD5 checksum is not the {want} the manifest gives"
+    start_file = int((position or {}).get("file", 0))
+    start_row = int((position or {}).get("row", 0))
+    for fi, entry in enumerate(inv.files):
+        if fi >= start_file:
+            yield from file_batches(
+                inv,
+                fi,
+                locate(inv.path, entry["key"]),
+                start_row if fi == start_file else 0,
+                all_versions=all_versions,
+                delete_markers=delete_markers,
             )
-        rows = (
-            _rows_csv(data, inv.columns)
-            if inv.file_format == "CSV"
-            else _rows_columnar(data, inv.file_format)
-        )
-        for n, row in rows:
-            entry = _entry(n, row, inv.file_format == "CSV", all_versions)
-            if entry is None:
+
+
+def file_batches(
+    inv: InventoryManifest,
+    fi: int,
+    path: Path,
+    done: int = 0,
+    *,
+    all_versions: bool = False,
+    delete_markers: bool = False,
+) -> Iterator[Rows]:
+    """The rows of data file ``fi`` (local copy at ``path``, checked against
+    its MD5 first) after its first ``done`` rows."""
+    verify_md5(path, inv.files[fi].get("MD5checksum"))
+    n = 0
+    try:
+        for batch in _arrow_batches(path, inv):
+            first = n
+            n += batch.num_rows
+            if n <= done:
                 continue
-            if entry.error is not None:
-                raise ManifestError(str(data), n, entry.error)
-            yield entry
-
-
-def _entry(
-    n: int, row: dict[str, Any], encoded: bool, all_versions: bool
-) -> ManifestEntry | None:
-    if _truthy(row.get("is_delete_marker")):
-        return None
-    if not all_versions and "is_latest" in row and not _truthy(row["is_latest"]):
-        return None
-    bucket, raw_key = str(row.get("bucket") or ""), row.get("key") or ""
-    version = row.get("version_id")
-    size = row.get("size")
-    if not bucket or not raw_key:
-        return ManifestEntry(n, ObjectRef(bucket, raw_key), "empty bucket or key")
-    try:
-        key = decode_key(raw_key) if encoded else str(raw_key)
-    except UnicodeDecodeError:
-        return ManifestEntry(n, ObjectRef(bucket, raw_key), "key is not UTF-8")
-    if "version_id" in row:  # versioned report: an empty id is the null version
-        version = version or "null"
-    try:
-        size_value = int(size) if size not in (None, "") else None
-    except ValueError:
-        return ManifestEntry(
-            n, ObjectRef(bucket, key), f"size {size!r} is not a number"
+            if first < done:
+                batch = batch.slice(done - first)
+                first = done
+            rows = _rows(batch, first, inv, all_versions, delete_markers, path)
+            rows.position = {"file": fi, "row": n}
+            yield rows
+    except ManifestError:
+        raise
+    except Exception as exc:  # pyarrow: an unreadable or malformed data file
+        raise ManifestError(str(path), None, f"cannot read: {exc}") from None
+    if n < done:
+        raise ManifestError(
+            str(path), None, f"has {n} rows, fewer than the {done} already read"
         )
-    return ManifestEntry(n, ObjectRef(bucket, key, version or None), size=size_value)
+
+
+def _rows(
+    batch: Any,
+    first: int,
+    inv: InventoryManifest,
+    all_versions: bool,
+    delete_markers: bool,
+    path: Path,
+) -> Rows:
+    """One Arrow batch as rows; ``first`` rows of the file come before it."""
+    names = [column_name(c) for c in batch.schema.names]
+    if names != batch.schema.names:
+        batch = batch.rename_columns(names)
+    buckets = _column(batch, "bucket") or []
+    raw_keys = _column(batch, "key") or []
+    versions = _column(batch, "version_id")
+    sizes = _column(batch, "size")
+    storage = _column(batch, "storage_class")
+    tiers = _column(batch, "intelligent_tiering_access_tier")
+    latest = _column(batch, "is_latest")
+    markers = _column(batch, "is_delete_marker")
+    modified = _seconds(batch, "last_modified_date")
+    encoded = inv.file_format == "CSV"
+    rows = Rows(
+        sizes=[] if sizes is not None else None,
+        modified=[] if modified is not None else None,
+        storage=[] if storage is not None else None,
+    )
+    for i, raw_key in enumerate(raw_keys):
+        line = first + i + 1
+        marker = bool(markers[i]) if markers is not None else False
+        if marker and not (all_versions and delete_markers):
+            continue
+        if not all_versions and latest is not None and latest[i] is False:
+            continue
+        bucket = buckets[i]
+        if not bucket or not raw_key:
+            raise ManifestError(str(path), line, "empty bucket or key")
+        key = raw_key
+        if encoded and ("%" in raw_key or "+" in raw_key):
+            try:
+                key = decode_key(raw_key)
+            except UnicodeDecodeError:
+                raise ManifestError(str(path), line, "key is not UTF-8") from None
+        if marker:
+            rows.kinds[len(rows)] = DELETE_MARKER
+        rows.lines.append(line)
+        rows.buckets.append(bucket)
+        rows.keys.append(key)
+        # versioned report: an empty id is the null version
+        rows.versions.append(None if versions is None else (versions[i] or "null"))
+        if sizes is not None:
+            rows.sizes.append(sizes[i])  # type: ignore[union-attr]
+        if modified is not None:
+            rows.modified.append(modified[i])  # type: ignore[union-attr]
+        if storage is not None:
+            rows.storage.append(  # type: ignore[union-attr]
+                storage_value(storage[i], tiers[i] if tiers is not None else None)
+            )
+    return rows
+
+
+def read_inventory(
+    path: str, *, all_versions: bool = False, delete_markers: bool = False
+) -> Iterator[ManifestEntry]:
+    """The rows of the local S3 Inventory report ``path`` one at a time."""
+    inv = load_inventory_manifest(path)
+    return entries_from_rows(
+        inventory_batches(inv, all_versions=all_versions, delete_markers=delete_markers)
+    )

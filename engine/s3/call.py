@@ -26,6 +26,7 @@ from botocore.exceptions import (
 )
 
 from engine.errors import S3Error
+from engine.retry import RetryPolicy
 from engine.s3.classify import Disposition, classify, name_status_code
 
 S3Call = Callable[..., Awaitable[dict[str, Any]]]
@@ -84,3 +85,23 @@ async def invoke(operation: str, fn: S3Call, **kwargs: Any) -> dict[str, Any]:
         raise
     except Exception as exc:
         raise from_exception(exc, operation) from exc
+
+
+async def invoke_retrying(
+    operation: str,
+    fn: S3Call,
+    policy: RetryPolicy | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """:func:`invoke`, tried again after a retryable failure (for calls that
+    are not a task's: listing pages, manifest downloads)."""
+    policy = policy or RetryPolicy()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await invoke(operation, fn, **kwargs)
+        except S3Error as err:
+            if not policy.should_retry(attempt, err.disposition):
+                raise
+            await asyncio.sleep(policy.delay(attempt, err.disposition))

@@ -85,6 +85,17 @@ FATAL_CODES = frozenset(
 )
 
 
+# the object cannot be copied in the state it is in (an archived object that
+# is not restored): the task is recorded as skipped, with the reason
+SKIP_CODES = frozenset({"InvalidObjectState", "ObjectArchived"})
+
+
+def skipped(code: str | None) -> bool:
+    """Whether a task that failed for good with ``code`` is recorded as
+    skipped (nothing was copied, nothing is wrong with the job) not failed."""
+    return code in SKIP_CODES
+
+
 def classify(code: str | None, http_status: int | None) -> Disposition:
     """Classify one failed attempt by its error code and HTTP status.
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,26 +34,46 @@ from engine.models import (
 from engine.store import db
 from engine.store.tables import jobs, parts, tasks, workers
 
-INSERT_BATCH = 5000
 INVALID_ROW = "InvalidManifestRow"
 
+# the columns of a row handed to Repository.add_tasks, in order
+INGEST_COLUMNS = (
+    "job_id",
+    "line",
+    "src_bucket",
+    "src_key",
+    "src_version",
+    "invalid_line",
+    "size",
+    "dst_key",
+    "overrides",
+    "status",
+    "error_code",
+    "error_message",
+    "finished_at",
+    "last_modified",
+    "kind",
+)
 
-@dataclass(frozen=True, slots=True)
-class NewTask:
-    """One task to insert at submit: a manifest row and where it goes."""
 
-    line: int
-    src: ObjectRef
-    dst_key: str
-    size: int | None = None
-    error: str | None = None
-    overrides: dict[str, Any] | None = None
+@dataclass(slots=True)
+class IngestTotals:
+    """What an ingest has read so far (kept in the job's checkpoint)."""
 
-    @property
-    def kept_apart(self) -> bool:
-        """Never merged with another row naming the same object: a malformed
-        row, or one that names its own destination key."""
-        return self.error is not None or bool((self.overrides or {}).get("dst_key"))
+    read: int = 0  # manifest rows read
+    filtered: int = 0  # left out by --include-prefix, --min-size, …
+    invalid: int = 0  # malformed rows recorded as failed tasks
+
+    def to_dict(self) -> dict[str, int]:
+        return {"read": self.read, "filtered": self.filtered, "invalid": self.invalid}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IngestTotals:
+        return cls(
+            int(data.get("read", 0)),
+            int(data.get("filtered", 0)),
+            int(data.get("invalid", 0)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +93,10 @@ class JobRecord:
     duplicate_rows: int
     run_started_at: float | None
     message: str | None
+    source: dict[str, Any] = field(default_factory=dict)
+    manifest_identity: str | None = None
+    ingest_state: dict[str, Any] | None = None  # set while ingesting
+    filtered_rows: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +122,7 @@ class ResultRow:
     method: str | None = None
     part_count: int | None = None
     overrides: dict[str, Any] | None = None
+    kind: str | None = None
 
 
 def new_job_id(now: float | None = None) -> str:
@@ -118,6 +143,7 @@ _TASK_COLUMNS = (
     tasks.c.src_etag,
     tasks.c.part_size,
     tasks.c.overrides,
+    tasks.c.kind,
 )
 
 
@@ -134,6 +160,7 @@ def _task(job_id: str, r: Any) -> Task:
         src_etag=r[8],
         part_size=r[9],
         overrides=json.loads(r[10]) if r[10] else None,
+        kind=r[11],
     )
 
 
@@ -172,6 +199,44 @@ def _refuse_collisions(conn: sa.Connection, job_id: str, manifest: str) -> None:
     )
 
 
+def _deepest(conn: sa.Connection, job_id: str, status: TaskStatus) -> int | None:
+    depth: int | None = conn.execute(
+        sa.select(sa.func.max(tasks.c.depth)).where(
+            tasks.c.job_id == job_id, tasks.c.status == status.value
+        )
+    ).scalar_one()
+    return depth
+
+
+def _current_round(conn: sa.Connection, job_id: str) -> int | None:
+    """The depth whose pending tasks may be claimed now, or ``None``: none
+    pending, or a deeper task (an older version) is still running."""
+    pending = _deepest(conn, job_id, TaskStatus.PENDING)
+    if pending is None:
+        return None
+    running = _deepest(conn, job_id, TaskStatus.RUNNING)
+    if running is not None and running > pending:
+        return None
+    return pending
+
+
+def _number_versions(conn: sa.Connection, job_id: str) -> None:
+    """Set each task's depth: how many newer versions of its destination key
+    the job holds (newest 0).  Claims take the deepest first, so every key's
+    versions are written oldest first.  Ties in LastModified keep manifest
+    order (a listing gives the newest version first)."""
+    conn.execute(
+        sa.text(
+            "UPDATE tasks SET depth = r.d FROM ("
+            " SELECT id, row_number() OVER ("
+            "  PARTITION BY dst_key ORDER BY last_modified DESC, id ASC) - 1 AS d"
+            " FROM tasks WHERE job_id = :job AND error_code IS NULL"
+            ") AS r WHERE tasks.id = r.id AND r.d > 0"
+        ),
+        {"job": job_id},
+    )
+
+
 def _job(row: sa.Row[Any]) -> JobRecord:
     m = row._mapping
     return JobRecord(
@@ -188,6 +253,10 @@ def _job(row: sa.Row[Any]) -> JobRecord:
         duplicate_rows=m["duplicate_rows"],
         run_started_at=m["run_started_at"],
         message=m["message"],
+        source=json.loads(m["source"]) if m["source"] else {},
+        manifest_identity=m["manifest_identity"],
+        ingest_state=json.loads(m["ingest_state"]) if m["ingest_state"] else None,
+        filtered_rows=m["filtered_rows"],
     )
 
 
@@ -198,6 +267,12 @@ class Repository:
         self.engine = engine if engine is not None else db.create(url)
         self.url = db.redact(str(self.engine.url))
         self._insert = self._dialect_insert()
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._ingest_sql = (
+            f"INSERT INTO tasks ({', '.join(INGEST_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(INGEST_COLUMNS))}) "
+            "ON CONFLICT DO NOTHING"
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -213,98 +288,134 @@ class Repository:
 
     # -- jobs ----------------------------------------------------------------
 
-    def create_job(
+    def start_ingest(
         self,
         *,
         manifest: str,
         dst_bucket: str,
         dst_prefix: str,
-        spec: Callable[[], dict[str, Any]],
-        new_tasks: Iterable[NewTask],
+        spec: dict[str, Any],
+        source: dict[str, Any],
+        identity: str | None,
         job_id: str | None = None,
-        check_collisions: Callable[[], bool] = lambda: False,
-    ) -> JobRecord:
-        """Create a job and its tasks in one transaction.
-
-        When ``check_collisions()`` says so (called once every task is read),
-        two source objects mapped to one destination key refuse the submit.
-
-        ``spec`` is called once every task is read, so it can report what the
-        manifest contained.  Rows are inserted in batches; duplicates (same
-        bucket, key, version)
-        collapse into one task.  Anything ``new_tasks`` raises (a malformed
-        manifest) rolls the whole submit back: no job, no tasks.
-        """
+    ) -> str:
+        """Create a job in ``ingesting`` state, with no tasks yet; its id."""
         now = time.time()
         job_id = job_id or new_job_id(now)
-        stmt = self._insert(tasks).on_conflict_do_nothing()
-        rows_read = 0
-        invalid = 0
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    jobs.insert().values(
-                        id=job_id,
-                        created_at=now,
-                        updated_at=now,
-                        status=JobStatus.SUBMITTED.value,
-                        manifest=manifest,
-                        dst_bucket=dst_bucket,
-                        dst_prefix=dst_prefix,
-                        spec="{}",
-                    )
+        with self._writing("create job in"), self.engine.begin() as conn:
+            conn.execute(
+                jobs.insert().values(
+                    id=job_id,
+                    created_at=now,
+                    updated_at=now,
+                    status=JobStatus.INGESTING.value,
+                    manifest=manifest,
+                    dst_bucket=dst_bucket,
+                    dst_prefix=dst_prefix,
+                    spec=json.dumps(spec, sort_keys=True),
+                    source=json.dumps(source, sort_keys=True),
+                    manifest_identity=identity,
+                    ingest_state=json.dumps({}),
                 )
-                it = iter(new_tasks)
-                while batch := list(islice(it, INSERT_BATCH)):
-                    rows = []
-                    for t in batch:
-                        rows_read += 1
-                        row = {
-                            "job_id": job_id,
-                            "line": t.line,
-                            "src_bucket": t.src.bucket,
-                            "src_key": t.src.key,
-                            "src_version": t.src.version_id or "",
-                            "invalid_line": t.line if t.kept_apart else 0,
-                            "size": t.size,
-                            "dst_key": t.dst_key,
-                            "overrides": json.dumps(t.overrides)
-                            if t.overrides
-                            else None,
-                            "status": TaskStatus.PENDING.value,
-                            "attempts": 0,
-                            "error_code": None,
-                            "error_message": None,
-                            "finished_at": None,
-                        }
-                        if t.error is not None:
-                            invalid += 1
-                            row.update(
-                                status=TaskStatus.FAILED.value,
-                                error_code=INVALID_ROW,
-                                error_message=t.error,
-                                finished_at=now,
-                            )
-                        rows.append(row)
-                    conn.execute(stmt, rows)
-                total = conn.execute(
-                    sa.select(sa.func.count()).where(tasks.c.job_id == job_id)
-                ).scalar_one()
-                if check_collisions():
-                    _refuse_collisions(conn, job_id, manifest)
-                conn.execute(
-                    jobs.update()
-                    .where(jobs.c.id == job_id)
-                    .values(
-                        spec=json.dumps(spec(), sort_keys=True),
-                        total_tasks=total,
-                        invalid_rows=invalid,
-                        duplicate_rows=rows_read - total,
-                    )
+            )
+        return job_id
+
+    def add_tasks(
+        self, job_id: str, rows: list[tuple[Any, ...]], state: dict[str, Any]
+    ) -> int:
+        """Insert one batch of tasks and the ingest checkpoint after it, in
+        one transaction; returns how many tasks were new (a row naming an
+        object already in the job adds nothing).
+
+        Each row is a tuple in :data:`INGEST_COLUMNS` order.
+        """
+        with self._writing("add tasks to"), self.engine.begin() as conn:
+            inserted = 0
+            if rows:
+                res = conn.exec_driver_sql(self._ingest_sql, rows)
+                inserted = int(res.rowcount or 0)
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id)
+                .values(ingest_state=json.dumps(state), updated_at=time.time())
+            )
+        return inserted
+
+    def finish_ingest(
+        self,
+        job_id: str,
+        *,
+        spec: dict[str, Any],
+        totals: IngestTotals,
+        check_collisions: bool,
+        order_versions: bool,
+    ) -> JobRecord:
+        """Every row is in: check collisions, number the versions of each key
+        (``depth``), store the totals and make the job ``submitted``.
+
+        Raises :class:`ManifestError` (and leaves the job as it was) when two
+        source objects map to one destination key.
+        """
+        with self._writing("finish job in"), self.engine.begin() as conn:
+            job = conn.execute(
+                sa.select(jobs.c.manifest).where(jobs.c.id == job_id)
+            ).scalar_one()
+            if check_collisions:
+                _refuse_collisions(conn, job_id, job)
+            if order_versions:
+                _number_versions(conn, job_id)
+            total = conn.execute(
+                sa.select(sa.func.count()).where(tasks.c.job_id == job_id)
+            ).scalar_one()
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id)
+                .values(
+                    status=JobStatus.SUBMITTED.value,
+                    updated_at=time.time(),
+                    spec=json.dumps(spec, sort_keys=True),
+                    ingest_state=None,
+                    total_tasks=total,
+                    invalid_rows=totals.invalid,
+                    duplicate_rows=totals.read - totals.filtered - total,
+                    filtered_rows=totals.filtered,
                 )
-        except sa.exc.SQLAlchemyError as exc:
-            raise DatabaseError(f"cannot write job to {self.url}: {exc}") from exc
+            )
         return self.get_job(job_id)
+
+    def drop_job(self, job_id: str) -> None:
+        """Delete a job and everything recorded for it."""
+        with self._writing("delete job from"), self.engine.begin() as conn:
+            ids = sa.select(tasks.c.id).where(tasks.c.job_id == job_id)
+            conn.execute(parts.delete().where(parts.c.task_id.in_(ids)))
+            conn.execute(tasks.delete().where(tasks.c.job_id == job_id))
+            conn.execute(workers.delete().where(workers.c.job_id == job_id))
+            conn.execute(jobs.delete().where(jobs.c.id == job_id))
+
+    def interrupted_ingest(
+        self, manifest: str, dst_bucket: str, dst_prefix: str
+    ) -> JobRecord | None:
+        """The newest job still reading this manifest into this destination."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                jobs.select()
+                .where(
+                    jobs.c.status == JobStatus.INGESTING.value,
+                    jobs.c.manifest == manifest,
+                    jobs.c.dst_bucket == dst_bucket,
+                    jobs.c.dst_prefix == dst_prefix,
+                )
+                .order_by(jobs.c.created_at.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else _job(row)
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.SQLAlchemyError as exc:
+            raise DatabaseError(f"cannot {what} {self.url}: {exc}") from exc
 
     def get_job(self, job_id: str) -> JobRecord:
         """The job with this id, or the only job whose id starts with it."""
@@ -448,28 +559,62 @@ class Repository:
     # -- the hot path: claim and record ---------------------------------------
 
     def claim(
-        self, job_id: str, owner: str, limit: int, lease_until: float
+        self,
+        job_id: str,
+        owner: str,
+        limit: int,
+        lease_until: float,
+        *,
+        ordered: bool = False,
     ) -> list[Task]:
-        """Atomically take up to ``limit`` pending tasks, oldest first."""
-        sub = (
-            sa.select(tasks.c.id)
-            .where(tasks.c.job_id == job_id, tasks.c.status == TaskStatus.PENDING.value)
-            .order_by(tasks.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        stmt = (
-            tasks.update()
-            .where(tasks.c.id.in_(sub))
-            .values(
-                status=TaskStatus.RUNNING.value, owner=owner, lease_until=lease_until
-            )
-            .returning(*_TASK_COLUMNS)
-        )
+        """Atomically take up to ``limit`` pending tasks, oldest first.
+
+        ``ordered`` (a job copying every version of its keys): only tasks of
+        the current round, the deepest depth still pending, and none while a
+        deeper task is still running; so an empty claim may mean "wait".
+        """
         with self.engine.begin() as conn:
+            depth = _current_round(conn, job_id) if ordered else 0
+            if depth is None:
+                return []
+            sub = (
+                sa.select(tasks.c.id)
+                .where(
+                    tasks.c.job_id == job_id,
+                    tasks.c.status == TaskStatus.PENDING.value,
+                    tasks.c.depth == depth,
+                )
+                .order_by(tasks.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            stmt = (
+                tasks.update()
+                .where(tasks.c.id.in_(sub))
+                .values(
+                    status=TaskStatus.RUNNING.value,
+                    owner=owner,
+                    lease_until=lease_until,
+                )
+                .returning(*_TASK_COLUMNS)
+            )
             rows = sorted(conn.execute(stmt).fetchall(), key=lambda r: r[0])
         return [_task(job_id, r) for r in rows]
+
+    def has_pending(self, job_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(
+                    sa.select(tasks.c.id)
+                    .where(
+                        tasks.c.job_id == job_id,
+                        tasks.c.status == TaskStatus.PENDING.value,
+                    )
+                    .limit(1)
+                ).first()
+                is not None
+            )
 
     def record(self, owner: str, results: list[TaskResult]) -> int:
         """Record final results in one commit; returns how many were accepted.
@@ -691,14 +836,22 @@ class Repository:
         job_id: str,
         failed_only: bool = False,
         status: TaskStatus | None = None,
+        *,
+        statuses: tuple[TaskStatus, ...] = (),
+        after_id: int = 0,
     ) -> Iterator[ResultRow]:
-        """Stream every task of the job in manifest order, without loading them all."""
+        """Stream every task of the job in manifest order, without loading them
+        all (only those of ``statuses``, after task ``after_id``, when given)."""
         job = self.get_job(job_id)
         q = sa.select(tasks).where(tasks.c.job_id == job_id).order_by(tasks.c.id)
         if failed_only:
             status = TaskStatus.FAILED
         if status is not None:
-            q = q.where(tasks.c.status == status.value)
+            statuses = (*statuses, status)
+        if statuses:
+            q = q.where(tasks.c.status.in_([s.value for s in statuses]))
+        if after_id:
+            q = q.where(tasks.c.id > after_id)
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=2000).execute(q)
             for row in result:
@@ -725,6 +878,7 @@ class Repository:
                     method=m["method"],
                     part_count=m["part_count"],
                     overrides=json.loads(m["overrides"]) if m["overrides"] else None,
+                    kind=m["kind"],
                 )
 
     def first_tasks(self, job_id: str, limit: int) -> list[Task]:

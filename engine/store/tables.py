@@ -49,6 +49,13 @@ jobs = Table(
     Column("duplicate_rows", BigInteger, nullable=False, server_default="0"),
     Column("run_started_at", Float),
     Column("message", Text),
+    # JSON: where the rows come from (manifest kind, location, filters, …)
+    Column("source", Text),
+    # the manifest's ETag or checksum when the job was submitted
+    Column("manifest_identity", Text),
+    # JSON: how far the ingest got (NULL once every row is in)
+    Column("ingest_state", Text),
+    Column("filtered_rows", BigInteger, nullable=False, server_default="0"),
 )
 
 tasks = Table(
@@ -92,8 +99,15 @@ tasks = Table(
     Column("part_size", BigInteger),
     # JSON: per-object overrides from the manifest (storage class, metadata, …)
     Column("overrides", Text),
+    # the source's LastModified (Unix seconds) when the manifest gives it
+    Column("last_modified", Float),
+    # versions of one key copied by this job that are newer than this one;
+    # claims take the deepest first, one depth at a time (oldest version first)
+    Column("depth", Integer, nullable=False, server_default="0"),
+    # NULL: copy the object; "delete_marker": recreate a delete marker
+    Column("kind", String(16)),
     UniqueConstraint("job_id", "src_bucket", "src_key", "src_version", "invalid_line"),
-    Index("ix_tasks_job_status_id", "job_id", "status", "id"),
+    Index("ix_tasks_job_status_depth_id", "job_id", "status", "depth", "id"),
 )
 
 parts = Table(

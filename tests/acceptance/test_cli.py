@@ -125,7 +125,13 @@ def test_malformed_manifest_names_file_and_line_and_writes_nothing(
     skip = cli("submit", str(manifest), "--to", "s3://dst", "--skip-invalid")
     assert skip.returncode == 0, skip.stderr
     status = json.loads(cli("status", skip.stdout.strip(), "--json").stdout)
-    assert status["counts"] == {"pending": 3, "running": 0, "succeeded": 0, "failed": 1}
+    assert status["counts"] == {
+        "pending": 3,
+        "running": 0,
+        "succeeded": 0,
+        "failed": 1,
+        "skipped": 0,
+    }
 
 
 def test_missing_bucket_exits_3_with_one_message(

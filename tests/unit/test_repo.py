@@ -10,23 +10,33 @@ from alembic.runtime.migration import MigrationContext
 from engine.errors import DatabaseError, JobNotFound, SchemaTooNew
 from engine.models import ObjectRef, Task, TaskResult, TaskStatus
 from engine.store import tables
-from engine.store.repo import NewTask, Repository, ResultRow
+from engine.store.repo import IngestTotals, Repository, ResultRow
 
 LEASE = 2_000_000_000.0  # far in the future: leases never expire unless a test says so
 
 
 def make_job(repo: Repository, n: int, job_id: str = "20260101-000000-aaaaaa") -> str:
-    new = [
-        NewTask(line=i + 1, src=ObjectRef("src", f"k{i}"), dst_key=f"p/k{i}")
-        for i in range(n)
-    ]
-    return repo.create_job(
+    repo.start_ingest(
         manifest="m.csv",
         dst_bucket="dst",
         dst_prefix="p/",
-        spec=dict,
-        new_tasks=new,
+        spec={},
+        source={"kind": "csv", "location": "m.csv"},
+        identity=None,
         job_id=job_id,
+    )
+    rows = [
+        (job_id, i + 1, "src", f"k{i}", "", 0, None, f"p/k{i}")
+        + (None, "pending", None, None, None, None, None)
+        for i in range(n)
+    ]
+    repo.add_tasks(job_id, rows, {})
+    return repo.finish_ingest(
+        job_id,
+        spec={},
+        totals=IngestTotals(read=n),
+        check_collisions=False,
+        order_versions=False,
     ).id
 
 

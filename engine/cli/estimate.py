@@ -1,0 +1,54 @@
+"""``submit --dry-run``: print what a job would hold."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from engine.estimate import Estimate
+from engine.manifest.sources import Source
+from engine.models import Destination
+from engine.report import human_bytes
+
+
+def print_estimate(
+    estimate: Estimate, source: Source, destination: Destination, as_json: bool
+) -> None:
+    e = estimate
+    if as_json:
+        data = {
+            "source": source.to_dict(),
+            "destination": destination.uri(),
+            **e.to_dict(),
+        }
+        click.echo(json.dumps(data, sort_keys=True))
+        return
+    lines = [
+        f"dry run    {source.describe()} -> {destination.uri()} (nothing written)",
+        f"rows       {e.rows:,} read, {e.filtered:,} left out by filters, "
+        f"{e.invalid:,} malformed",
+        f"objects    {e.objects:,}"
+        + (f" + {e.delete_markers:,} delete markers" if e.delete_markers else ""),
+    ]
+    if e.sized:
+        unknown = e.objects - e.sized
+        lines.append(
+            f"bytes      {human_bytes(e.bytes)} ({e.bytes:,})"
+            + (f"; {unknown:,} objects of unknown size" if unknown else "")
+        )
+    else:
+        lines.append("bytes      unknown (the manifest gives no sizes)")
+    lines.append(
+        f"multipart  {e.multipart:,} objects above the threshold, {e.parts:,} parts"
+    )
+    if e.by_storage_class:
+        classes = ", ".join(f"{c} {n:,}" for c, n in e.by_storage_class.items())
+        lines.append(f"storage    {classes}")
+    if e.archived:
+        lines.append(
+            f"archived   {e.archived:,} objects in archive tiers: copied only "
+            "if restored, otherwise recorded as skipped"
+        )
+    lines.append(f"requests   ~{e.requests:,} S3 requests")
+    click.echo("\n".join(lines))

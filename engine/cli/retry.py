@@ -1,0 +1,66 @@
+"""``bulkcopy retry``: a new job from the failures of an earlier one."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import click
+import structlog
+
+from engine.cli.app import cli, db_option, log_options
+from engine.cli.common import open_repo, setup
+from engine.models import Destination, TaskStatus
+from engine.spec import JobSpec
+from engine.submit import job_source, submit_source
+
+log = structlog.get_logger("bulkcopy")
+
+
+@cli.command(
+    "retry",
+    help="""Create a new job from the failed tasks of job JOB_ID; print its id.
+
+The new job copies the same source objects to the same destination keys with
+the same options.  Rows that were malformed in the old job's manifest are left
+out (fix the manifest instead).  --skipped also takes the tasks that were
+skipped (e.g. archived objects restored since).  Run it with `bulkcopy run`.
+""",
+)
+@click.argument("job_id")
+@click.option(
+    "--failed/--no-failed",
+    default=True,
+    show_default=True,
+    help="Take the failed tasks.",
+)
+@click.option("--skipped", is_flag=True, help="Also take the skipped tasks.")
+@db_option
+@log_options
+def retry_cmd(**opts: Any) -> None:
+    setup(opts["log_format"], opts["verbose"], opts["quiet"])
+    repo = open_repo(opts["db"])
+    old = repo.get_job(opts["job_id"])
+    statuses = tuple(
+        s
+        for s, wanted in (
+            (TaskStatus.FAILED, opts["failed"]),
+            (TaskStatus.SKIPPED, opts["skipped"]),
+        )
+        if wanted
+    )
+    if not statuses:
+        raise click.UsageError("nothing to retry: give --failed or --skipped")
+    spec = JobSpec.from_dict(old.spec)
+    destination = Destination(old.dst_bucket, old.dst_prefix)
+    job = asyncio.run(
+        submit_source(repo, job_source(old.id, statuses), destination, spec)
+    )
+    log.info(
+        "job_submitted",
+        job_id=job.id,
+        retry_of=old.id,
+        tasks=job.total_tasks,
+        destination=f"s3://{job.dst_bucket}/{job.dst_prefix}",
+    )
+    click.echo(job.id)

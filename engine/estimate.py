@@ -1,0 +1,85 @@
+"""``submit --dry-run``: what a job would hold and roughly how many requests it takes.
+
+Pure arithmetic over rows; nothing is written.  Requests per object follow
+what the copy does: HeadObject of the source (with --stat-source), then one
+CopyObject, or for an object above the multipart threshold
+CreateMultipartUpload + one UploadPartCopy per part + CompleteMultipartUpload
+(+ GetObjectTagging with --preserve-tags); a delete marker is one
+DeleteObject; --verify adds a HeadObject of the copy.  Objects whose size the
+manifest does not give are counted as CopyObject copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.copy.plan import part_size_for, use_multipart
+from engine.manifest.filters import archived
+from engine.manifest.rows import Rows
+from engine.spec import CopyOptions
+
+
+@dataclass(slots=True)
+class Estimate:
+    rows: int = 0  # read from the manifest
+    filtered: int = 0  # left out by the filters
+    invalid: int = 0
+    objects: int = 0
+    delete_markers: int = 0
+    sized: int = 0  # objects whose size the manifest gives
+    bytes: int = 0
+    multipart: int = 0
+    parts: int = 0
+    archived: int = 0  # in GLACIER / DEEP_ARCHIVE / an archive tier
+    requests: int = 0
+    by_storage_class: dict[str, int] = field(default_factory=dict)
+
+    def add(self, rows: Rows, copy: CopyOptions) -> None:
+        """Count the rows of one batch (already filtered)."""
+        sizes, storage = rows.sizes, rows.storage
+        per_object = (1 if copy.stat_source else 0) + (1 if copy.verify else 0)
+        for i in range(len(rows)):
+            if i in rows.errors:
+                self.invalid += 1
+                continue
+            if i in rows.kinds:
+                self.delete_markers += 1
+                self.requests += 1
+                continue
+            self.objects += 1
+            self.requests += per_object
+            if storage is not None:
+                cls = (storage[i] or "STANDARD").split("/", 1)[0]
+                self.by_storage_class[cls] = self.by_storage_class.get(cls, 0) + 1
+                if archived(storage[i]):
+                    self.archived += 1
+            size = sizes[i] if sizes is not None else None
+            if size is None:
+                self.requests += 1
+                continue
+            self.sized += 1
+            self.bytes += size
+            if use_multipart(size, copy.multipart_threshold):
+                parts = -(-size // part_size_for(size, copy.part_size))
+                self.multipart += 1
+                self.parts += parts
+                self.requests += 2 + parts + (1 if copy.preserve_tags else 0)
+            else:
+                self.requests += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "filtered": self.filtered,
+            "invalid": self.invalid,
+            "objects": self.objects,
+            "delete_markers": self.delete_markers,
+            "objects_with_size": self.sized,
+            "bytes": self.bytes,
+            "multipart": self.multipart,
+            "parts": self.parts,
+            "archived": self.archived,
+            "requests": self.requests,
+            "by_storage_class": dict(sorted(self.by_storage_class.items())),
+        }

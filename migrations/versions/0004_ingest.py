@@ -1,0 +1,56 @@
+"""Resumable ingest, versions in order, delete markers, skipped tasks.
+
+jobs: where the manifest came from (``source``), its identity (ETag or
+checksum), the ingest checkpoint (``ingest_state``, NULL once every row is in)
+and how many rows the filters left out.  tasks: the source's LastModified,
+``depth`` (how many newer versions of the same key the job copies: versions
+are copied deepest first) and ``kind`` (NULL = copy, ``delete_marker``).  The
+claim index leads with depth so a claim can take one round at a time.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-21
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("source", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("manifest_identity", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("ingest_state", sa.Text(), nullable=True))
+        batch.add_column(
+            sa.Column(
+                "filtered_rows", sa.BigInteger(), nullable=False, server_default="0"
+            )
+        )
+    with op.batch_alter_table("tasks") as batch:
+        batch.add_column(sa.Column("last_modified", sa.Float(), nullable=True))
+        batch.add_column(
+            sa.Column("depth", sa.Integer(), nullable=False, server_default="0")
+        )
+        batch.add_column(sa.Column("kind", sa.String(16), nullable=True))
+    op.drop_index("ix_tasks_job_status_id", table_name="tasks")
+    op.create_index(
+        "ix_tasks_job_status_depth_id", "tasks", ["job_id", "status", "depth", "id"]
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_tasks_job_status_depth_id", table_name="tasks")
+    op.create_index("ix_tasks_job_status_id", "tasks", ["job_id", "status", "id"])
+    with op.batch_alter_table("tasks") as batch:
+        for col in ("kind", "depth", "last_modified"):
+            batch.drop_column(col)
+    with op.batch_alter_table("jobs") as batch:
+        for col in ("filtered_rows", "ingest_state", "manifest_identity", "source"):
+            batch.drop_column(col)
