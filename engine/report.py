@@ -44,6 +44,13 @@ def encode_key(key: str) -> str:
     return quote(key, safe="/")
 
 
+def _csv_status(status: TaskStatus) -> str:
+    """The TaskStatus an S3 Batch Operations report knows: a skipped task
+    (not copied, with its reason) is reported failed; results.jsonl says
+    skipped."""
+    return TaskStatus.FAILED.value if status is TaskStatus.SKIPPED else status.value
+
+
 def bops_row(row: ResultRow) -> list[str]:
     """One completion-report CSV row, in the declared ``ReportSchema`` order."""
     ok = row.status is TaskStatus.SUCCEEDED
@@ -51,7 +58,7 @@ def bops_row(row: ResultRow) -> list[str]:
         row.src.bucket,
         encode_key(row.src.key),
         row.src.version_id or "",
-        row.status.value,
+        _csv_status(row.status),
         "" if ok else (row.error_code or ""),
         str(row.http_status) if row.http_status is not None else "",
         "Successful" if ok else (row.error_message or ""),
@@ -162,23 +169,21 @@ def write_report(
     statuses = (
         [TaskStatus.FAILED]
         if failed_only
-        else [
-            TaskStatus.SUCCEEDED,
-            TaskStatus.FAILED,
-        ]
+        else [TaskStatus.SUCCEEDED, TaskStatus.FAILED]
     )
     paths = {s.value: results_dir / f"{s.value}.csv" for s in statuses}
+    wanted = (TaskStatus.FAILED, TaskStatus.SKIPPED) if failed_only else ()
     handles = {s: p.open("w", newline="", encoding="utf-8") for s, p in paths.items()}
     writers = {s: csv.writer(h, lineterminator="\n") for s, h in handles.items()}
     jsonl = base / "results.jsonl"
     rows = 0
     try:
         with jsonl.open("w", encoding="utf-8") as jf:
-            for row in repo.iter_results(job.id, failed_only=failed_only):
+            for row in repo.iter_results(job.id, statuses=wanted):
                 rows += 1
                 jf.write(json.dumps(jsonl_record(job.id, row), ensure_ascii=False))
                 jf.write("\n")
-                w = writers.get(row.status.value)
+                w = writers.get(_csv_status(row.status))
                 if w is not None:
                     w.writerow(bops_row(row))
     finally:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from engine import events
@@ -43,6 +44,9 @@ from engine.spec import JobSpec
 from engine.store.repo import JobRecord, Repository
 
 T = TypeVar("T")
+
+# how long a worker copying versions in order waits for a round to finish
+ROUND_WAIT = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,8 @@ class Worker:
         self.stops_requested = 0
         self._uploads: dict[int, Upload | None] = {}  # None: ended this run
         self.requests = Requests()  # the job's, once its client is open
+        # every version of each key, oldest first: claims go round by round
+        self.ordered = bool(job.source.get("all_versions"))
 
     # -- plumbing --------------------------------------------------------------
 
@@ -256,12 +262,28 @@ class Worker:
                     continue
                 lease = time.time() + self.run_settings.lease_seconds
                 claimed = await self._call(
-                    self.repo.claim, self.job.id, self.worker_id, batch, lease
+                    partial(
+                        self.repo.claim,
+                        self.job.id,
+                        self.worker_id,
+                        batch,
+                        lease,
+                        ordered=self.ordered,
+                    )
                 )
                 for t in claimed:
                     self._queue.put_nowait(t)
-                if not claimed:
+                if claimed:
+                    continue
+                if not (
+                    self.ordered
+                    and await self._call(self.repo.has_pending, self.job.id)
+                ):
                     break
+                # versions in order: the next round starts once this one's
+                # results are recorded (here or by other workers)
+                self._flush_now.set()
+                await asyncio.sleep(ROUND_WAIT)
         finally:
             for _ in range(n_copiers):
                 self._queue.put_nowait(None)

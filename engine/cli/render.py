@@ -117,6 +117,14 @@ class Renderer:
                         attempts=result.attempts,
                         detail=result.error_message,
                     )
+                elif result.status is TaskStatus.SKIPPED:
+                    log.info(
+                        "copy_skipped",
+                        task=task.id,
+                        source=task.src.uri(),
+                        code=result.error_code,
+                        detail=result.error_message,
+                    )
                 self._tick()
             case events.Draining(in_flight=n):
                 log.warning(
@@ -135,6 +143,7 @@ class Renderer:
                     stopped=stopped,
                     succeeded=counts.get(TaskStatus.SUCCEEDED),
                     failed=counts.get(TaskStatus.FAILED),
+                    skipped=counts.get(TaskStatus.SKIPPED),
                     remaining=counts.remaining,
                     bytes=counts.bytes_done,
                 )
