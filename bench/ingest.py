@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ if not __package__:  # run as a file (python bench/ingest.py): make `bench` impo
 from bench import manifests, tools
 from bench.manifests import FORMATS, Generated
 
+MEASURE = Path(__file__).resolve().parent / "measure.py"
 DEFAULT_CACHE = Path(__file__).resolve().parent / ".cache" / "ingest"
 DESTINATION = "s3://dst-bucket/p/"
 MB = 1_000_000
@@ -113,22 +113,19 @@ class Measured:
 def run_measured(
     argv: list[str], *, cwd: Path, env: dict[str, str], out: Path, timeout: float
 ) -> Measured:
-    """Run ``argv`` to the end (stdout to ``out``, stderr to ``out.log``); its
-    wall time and its own rusage, read with ``wait4`` on its pid."""
+    """Run ``argv`` to the end (stdout to ``out``, stderr to ``out.log``)
+    through ``measure.py``, which reads its own rusage (see there: measured
+    from here, the child's peak RSS would start at this process's)."""
+    result = out.with_suffix(".rusage.json")
+    result.unlink(missing_ok=True)
+    wrapper = [sys.executable, "-S", str(MEASURE), "--out", str(result)]
+    wrapper += ["--timeout", str(timeout), "--"]
     with out.open("wb") as stdout, out.with_suffix(".log").open("wb") as stderr:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen never waits
-    # ru_maxrss is in KiB on Linux, in bytes on macOS
-    rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-    return Measured(proc.returncode, wall, usage.ru_utime + usage.ru_stime, rss)
+        subprocess.run(
+            wrapper + argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr, check=True
+        )
+    r = json.loads(result.read_text())
+    return Measured(r["returncode"], r["wall_s"], r["cpu_s"], r["peak_rss"])
 
 
 def check_job(db: Path, job_id: str, gen: Generated) -> str | None:

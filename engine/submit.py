@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing as mp
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -27,6 +29,7 @@ from typing import Any
 from engine.copy.keys import KeyMapping, normalize_prefix
 from engine.errors import ManifestError, UsageError
 from engine.estimate import Estimate
+from engine.manifest.inventory import load_inventory_manifest
 from engine.manifest.rows import BATCH_ROWS, Rows
 from engine.manifest.sources import Reader, Source, detect_kind
 from engine.models import Destination, JobStatus, TaskStatus
@@ -202,31 +205,9 @@ async def _ingest(
     source = reader.source
     spec = JobSpec.from_dict(job.spec)
     state = _State.from_dict(job.ingest_state or {})
-    build = _RowBuilder(job.id, spec.keys, job.dst_prefix, source)
-    buckets = dict.fromkeys(state.buckets)
     try:
-        first = True
-        async for rows in reader.batches(state.position or None):
-            if first:
-                source.filters.check(rows, source.location)
-                first = False
-            state.totals.read += len(rows)
-            keep = source.filters.keep(rows)
-            if keep is not None:
-                state.totals.filtered += len(rows) - len(keep)
-                rows = rows.take(keep)
-            task_rows, invalid, own = build.rows(rows, state.totals.read - len(rows))
-            if len(buckets) < MAX_TRACKED_SOURCE_BUCKETS:
-                named = rows.buckets
-                if rows.errors:
-                    named = [b for i, b in enumerate(named) if i not in rows.errors]
-                for b in dict.fromkeys(named):  # first-seen order
-                    if len(buckets) < MAX_TRACKED_SOURCE_BUCKETS:
-                        buckets.setdefault(b)
-            state.totals.invalid += invalid
-            state.own_keys = state.own_keys or own
-            state.position = rows.position
-            state.buckets = [b for b in buckets if b]
+        async for task_rows, after in _prepared(reader, job, spec, state):
+            state = after
             repo.add_tasks(job.id, task_rows, state.to_dict())
             if on_batch is not None:
                 on_batch(state.totals.read)
@@ -236,13 +217,160 @@ async def _ingest(
             spec=final.to_dict(),
             totals=state.totals,
             check_collisions=state.own_keys
-            or len(buckets) > 1
+            or len(state.buckets) > 1
             or not spec.keys.injective,
             order_versions=source.all_versions,
         )
     except (ManifestError, UsageError):
         repo.drop_job(job.id)  # a bad manifest leaves nothing behind
         raise
+
+
+Prepared = tuple[list[tuple[Any, ...]], _State]
+
+
+async def _prepared(
+    reader: Reader, job: JobRecord, spec: JobSpec, state: _State
+) -> AsyncIterator[Prepared]:
+    """Each batch of the manifest as task rows, with the state after it.
+
+    A big local manifest is read and prepared in a child process, so parsing
+    runs on one core while this one writes to the database."""
+    source = reader.source
+    if reader.local and _worth_a_process(source):
+        for prepared in _in_child(source, job, spec, state):
+            yield prepared
+        return
+    prep = _Preparer(job.id, spec.keys, job.dst_prefix, source, state)
+    async for rows in reader.batches(state.position or None):
+        yield prep.prepare(rows), prep.state
+
+
+class _Preparer:
+    """Filters a batch, maps its keys, builds its task rows, and keeps the
+    ingest's totals (the hot loop of a submit)."""
+
+    def __init__(
+        self,
+        job_id: str,
+        mapping: KeyMapping,
+        prefix: str,
+        source: Source,
+        state: _State,
+    ) -> None:
+        self.source = source
+        self.state = state
+        self.build = _RowBuilder(job_id, mapping, prefix, source)
+        self.buckets = dict.fromkeys(state.buckets)
+        self.first = True
+
+    def prepare(self, rows: Rows) -> list[tuple[Any, ...]]:
+        source, state = self.source, self.state
+        if self.first:
+            source.filters.check(rows, source.location)
+            self.first = False
+        state.totals.read += len(rows)
+        keep = source.filters.keep(rows)
+        if keep is not None:
+            state.totals.filtered += len(rows) - len(keep)
+            rows = rows.take(keep)
+        task_rows, invalid, own = self.build.rows(rows, state.totals.read - len(rows))
+        buckets = self.buckets
+        if len(buckets) < MAX_TRACKED_SOURCE_BUCKETS:
+            named = rows.buckets
+            if rows.errors:
+                named = [b for i, b in enumerate(named) if i not in rows.errors]
+            for b in dict.fromkeys(named):  # first-seen order
+                if len(buckets) < MAX_TRACKED_SOURCE_BUCKETS:
+                    buckets.setdefault(b)
+            state.buckets = list(buckets)
+        state.totals.invalid += invalid
+        state.own_keys = state.own_keys or own
+        state.position = rows.position
+        return task_rows
+
+
+# local manifests at least this big are parsed in a child process
+PROCESS_MIN_BYTES = 16 << 20
+
+
+def _worth_a_process(source: Source) -> bool:
+    """Whether the manifest is big enough to pay for a reader process (and
+    this platform can fork one)."""
+    if "fork" not in mp.get_all_start_methods():
+        return False
+    try:
+        if source.kind == "inventory":
+            files = load_inventory_manifest(source.location).files
+            size = sum(int(f.get("size") or 0) for f in files)
+        else:
+            size = os.path.getsize(source.location)
+    except (OSError, ValueError, ManifestError):
+        return False
+    return size >= PROCESS_MIN_BYTES
+
+
+def _in_child(
+    source: Source, job: JobRecord, spec: JobSpec, state: _State
+) -> Iterator[Prepared]:
+    """Run the reader and preparer in a forked child; yield what it sends.
+
+    The child sends each batch's rows with the state after it; an error it
+    meets (a malformed manifest) is raised here, as if read here.
+    """
+    ctx = mp.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    args = (send, source, job.id, spec.keys, job.dst_prefix, state)
+    child = ctx.Process(target=_child_main, args=args, daemon=True)
+    child.start()
+    send.close()
+    try:
+        while True:
+            try:
+                message = receive.recv()
+            except EOFError:
+                raise RuntimeError(
+                    f"the manifest reader process died (exit code {child.exitcode})"
+                ) from None
+            kind = message[0]
+            if kind == "batch":
+                yield message[1], _State.from_dict(message[2])
+            elif kind == "done":
+                return
+            elif kind == "manifest":
+                raise ManifestError(*message[1])
+            elif kind == "usage":
+                raise UsageError(message[1])
+            else:
+                raise RuntimeError(f"the manifest reader failed: {message[1]}")
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+
+
+def _child_main(
+    send: Any,
+    source: Source,
+    job_id: str,
+    mapping: KeyMapping,
+    prefix: str,
+    state: _State,
+) -> None:
+    try:
+        prep = _Preparer(job_id, mapping, prefix, source, state)
+        for rows in Reader(source).local_batches(state.position or None):
+            send.send(("batch", prep.prepare(rows), prep.state.to_dict()))
+        send.send(("done",))
+    except ManifestError as exc:
+        send.send(("manifest", (exc.source, exc.line, exc.reason)))
+    except UsageError as exc:
+        send.send(("usage", str(exc)))
+    except BaseException as exc:  # reported to the parent, which raises
+        send.send(("crash", f"{type(exc).__name__}: {exc}"))
+    finally:
+        send.close()
 
 
 class _RowBuilder:

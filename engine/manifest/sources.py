@@ -168,10 +168,37 @@ class Reader:
             return sha256_file(_report_file(s.location))
         return sha256_file(s.location)
 
+    @property
+    def local(self) -> bool:
+        """Whether the rows come from local files only (no S3, no database)."""
+        return self.source.kind in ("csv", "inventory", "report") and not (
+            self.source.needs_s3
+        )
+
+    def local_batches(self, position: dict[str, Any] | None) -> Iterator[Rows]:
+        """:meth:`batches` of a :attr:`local` source, without an event loop."""
+        s = self.source
+        pos = position or {}
+        if s.kind == "report":
+            entries = read_report(s.location, frozenset(s.statuses) or None)
+            yield from _skip_entries(rows_from_entries(entries, "entries"), pos)
+        elif s.kind == "csv":
+            yield from csv_batches(s.location, int(pos.get("line", 0)))
+        else:
+            yield from inventory_batches(
+                load_inventory_manifest(s.location),
+                all_versions=s.all_versions,
+                delete_markers=s.delete_markers,
+                position=pos,
+            )
+
     async def batches(self, position: dict[str, Any] | None) -> AsyncIterator[Rows]:
         s = self.source
         pos = position or {}
-        if s.kind == "listing":
+        if self.local:
+            for rows in self.local_batches(pos):
+                yield rows
+        elif s.kind == "listing":
             async for rows in list_batches(
                 self.client,
                 s.location,
@@ -183,10 +210,6 @@ class Reader:
                 yield rows
         elif s.kind == "job":
             for rows in self.job_results(int(pos.get("after_id", 0))):
-                yield rows
-        elif s.kind == "report":
-            entries = read_report(s.location, frozenset(s.statuses) or None)
-            for rows in _skip_entries(rows_from_entries(entries, "entries"), pos):
                 yield rows
         elif s.kind == "csv":
             path = await self._local(s.location, "manifest.csv")
@@ -200,15 +223,6 @@ class Reader:
         s = self.source
         path = await self._local(s.location, "manifest.json")
         inv = load_inventory_manifest(path)
-        if not s.location.startswith("s3://"):
-            for rows in inventory_batches(
-                inv,
-                all_versions=s.all_versions,
-                delete_markers=s.delete_markers,
-                position=pos,
-            ):
-                yield rows
-            return
         # in S3: fetch one data file at a time from the inventory's bucket
         bucket = inv.destination_bucket or _split(s.location)[0]
         start_file = int(pos.get("file", 0))
