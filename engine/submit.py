@@ -74,8 +74,11 @@ class _State:
 OpenClient = Callable[[JobSpec], Any]  # -> async context manager of a client
 
 
-def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in spec.items() if k != "source_buckets"}
+def _comparable(data: dict[str, Any]) -> Any:
+    """``data`` as it reads back from the database (tuples become lists),
+    without what the ingest itself fills in."""
+    stored = {k: v for k, v in data.items() if k != "source_buckets"}
+    return json.loads(json.dumps(stored, sort_keys=True))
 
 
 def submit(
@@ -157,9 +160,9 @@ def _check_resumable(
             f"({job.manifest_identity} then, {identity} now); the job cannot be "
             "finished from it: submit again with --restart to start over",
         )
-    if job.source != source.to_dict() or _comparable(job.spec) != _comparable(
-        spec.to_dict()
-    ):
+    if _comparable(job.source) != _comparable(source.to_dict()) or _comparable(
+        job.spec
+    ) != _comparable(spec.to_dict()):
         raise UsageError(
             f"job {job.id} was reading {source.location} into this destination "
             "with other options when it was interrupted; repeat its submit "
@@ -497,10 +500,15 @@ async def dry_run(
     return estimate
 
 
-def job_source(job_id: str, statuses: tuple[TaskStatus, ...]) -> Source:
-    """The source of a job re-running an earlier job's tasks of ``statuses``."""
+def job_source(job: JobRecord, statuses: tuple[TaskStatus, ...]) -> Source:
+    """The source of a job re-running ``job``'s tasks of ``statuses`` (versions
+    of a key still copied oldest first when ``job`` copied all versions)."""
     return Source(
-        kind="job", location=f"job:{job_id}", statuses=tuple(s.value for s in statuses)
+        kind="job",
+        location=f"job:{job.id}",
+        statuses=tuple(s.value for s in statuses),
+        all_versions=bool(job.source.get("all_versions")),
+        delete_markers=bool(job.source.get("delete_markers")),
     )
 
 
@@ -510,8 +518,7 @@ def _job_rows(repo: Repository, source: Source, after_id: int) -> Iterator[Rows]
     malformed in its manifest are not objects and are left out."""
     job_id = source.location.removeprefix("job:")
     statuses = tuple(TaskStatus(s) for s in source.statuses)
-    rows = Rows(sizes=[])
-    assert rows.sizes is not None
+    rows = Rows(modified=[])
     for r in repo.iter_results(job_id, statuses=statuses, after_id=after_id):
         if r.error_code == INVALID_ROW:
             continue
@@ -520,12 +527,11 @@ def _job_rows(repo: Repository, source: Source, after_id: int) -> Iterator[Rows]
         if r.kind:
             rows.kinds[len(rows)] = r.kind
         rows.add(r.line, r.src.bucket, r.src.key, r.src.version_id)
-        rows.sizes.append(r.bytes)
+        rows.modified.append(r.last_modified)  # type: ignore[union-attr]
         if len(rows) >= BATCH_ROWS:
             rows.position = {"after_id": r.id}
             yield rows
-            rows = Rows(sizes=[])
-            assert rows.sizes is not None
+            rows = Rows(modified=[])
         last = r.id
     if len(rows):
         rows.position = {"after_id": last}

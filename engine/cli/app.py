@@ -15,7 +15,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_CODES = """\b
 Exit codes:
   0    every task succeeded
-  1    the job finished, some tasks failed (see `bulkcopy report`)
+  1    the job finished, some tasks failed or were skipped (archived
+       objects; see `bulkcopy report`)
   2    usage or input error (bad option, malformed manifest, unknown job)
   3    the job could not start (bucket missing, no access, no credentials,
        database unusable, job already running elsewhere)

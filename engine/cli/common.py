@@ -51,10 +51,11 @@ def client_overrides(base: ClientSettings, **opts: Any) -> ClientSettings:
 
 
 def exit_code(counts: JobCounts) -> int:
-    """0 when every task succeeded, 130 when some never ran, 1 when some failed."""
+    """0 when every task succeeded, 130 when some never ran, 1 when some failed
+    or were skipped (not copied: a script must not take the job as done)."""
     if counts.remaining:
         return EXIT_INTERRUPTED
-    if counts.get(TaskStatus.FAILED):
+    if counts.get(TaskStatus.FAILED) or counts.get(TaskStatus.SKIPPED):
         return EXIT_SOME_FAILED
     return EXIT_OK
 

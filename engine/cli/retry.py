@@ -53,9 +53,7 @@ def retry_cmd(**opts: Any) -> None:
         raise click.UsageError("nothing to retry: give --failed or --skipped")
     spec = JobSpec.from_dict(old.spec)
     destination = Destination(old.dst_bucket, old.dst_prefix)
-    job = asyncio.run(
-        submit_source(repo, job_source(old.id, statuses), destination, spec)
-    )
+    job = asyncio.run(submit_source(repo, job_source(old, statuses), destination, spec))
     log.info(
         "job_submitted",
         job_id=job.id,

@@ -49,6 +49,10 @@ def status_dict(job: JobRecord, counts: JobCounts, now: float) -> dict[str, Any]
         "eta_seconds": round(eta) if eta is not None else None,
         "duplicate_rows": job.duplicate_rows,
         "invalid_rows": job.invalid_rows,
+        "filtered_rows": job.filtered_rows,
+        "source": job.source,
+        # while the manifest is being read: rows read so far and where
+        "ingest": job.ingest_state,
     }
 
 
@@ -71,6 +75,12 @@ def status_cmd(job_id: str, as_json: bool, db: str | None) -> None:
     click.echo(f"manifest   {data['manifest']}")
     click.echo(f"to         {data['destination']}")
     click.echo(f"tasks      {data['tasks']}")
+    if job.ingest_state is not None:
+        read = job.ingest_state.get("totals", {}).get("read", 0)
+        click.echo(
+            f"ingest     {read:,} manifest rows read so far; the same submit "
+            f"command (or `bulkcopy run {job.id}`) finishes it"
+        )
     for name, n in data["counts"].items():
         click.echo(f"  {name:<10} {n}")
     click.echo(f"copied     {human_bytes(data['bytes'])}")

@@ -240,10 +240,16 @@ def file_batches(
     *,
     all_versions: bool = False,
     delete_markers: bool = False,
+    name: str | None = None,
 ) -> Iterator[Rows]:
     """The rows of data file ``fi`` (local copy at ``path``, checked against
-    its MD5 first) after its first ``done`` rows."""
-    verify_md5(path, inv.files[fi].get("MD5checksum"))
+    its MD5 first) after its first ``done`` rows.  Errors name the file as
+    ``name`` (its S3 address when ``path`` is a downloaded copy)."""
+    shown = Path(name) if name else path
+    try:
+        verify_md5(path, inv.files[fi].get("MD5checksum"))
+    except ManifestError as exc:
+        raise ManifestError(str(shown), exc.line, exc.reason) from None
     n = 0
     try:
         for batch in _arrow_batches(path, inv):
@@ -254,16 +260,16 @@ def file_batches(
             if first < done:
                 batch = batch.slice(done - first)
                 first = done
-            rows = _rows(batch, first, inv, all_versions, delete_markers, path)
+            rows = _rows(batch, first, inv, all_versions, delete_markers, shown)
             rows.position = {"file": fi, "row": n}
             yield rows
     except ManifestError:
         raise
     except Exception as exc:  # pyarrow: an unreadable or malformed data file
-        raise ManifestError(str(path), None, f"cannot read: {exc}") from None
+        raise ManifestError(str(shown), None, f"cannot read: {exc}") from None
     if n < done:
         raise ManifestError(
-            str(path), None, f"has {n} rows, fewer than the {done} already read"
+            str(shown), None, f"has {n} rows, fewer than the {done} already read"
         )
 
 

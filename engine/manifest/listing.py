@@ -146,9 +146,14 @@ def _page_rows(
         items = [(v, False) for v in page.get("Versions", [])]
         if delete_markers:
             items += [(m, True) for m in page.get("DeleteMarkers", [])]
-        # one key's versions newest first, as S3 lists them
+        # one key's versions newest first, as S3 lists them; LastModified has
+        # one-second resolution, so within a second the latest one leads
         items.sort(
-            key=lambda x: (x[0]["Key"], -(_seconds(x[0].get("LastModified")) or 0))
+            key=lambda x: (
+                x[0]["Key"],
+                -(_seconds(x[0].get("LastModified")) or 0),
+                not x[0].get("IsLatest"),
+            )
         )
     else:
         items = [(o, False) for o in page.get("Contents", [])]

@@ -17,6 +17,7 @@ so a manifest that changed under an interrupted ingest is refused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -240,6 +241,7 @@ class Reader:
                     int(pos.get("row", 0)) if fi == start_file else 0,
                     all_versions=s.all_versions,
                     delete_markers=s.delete_markers,
+                    name=f"s3://{bucket}/{entry['key']}",
                 ):
                     yield rows
             finally:
@@ -265,10 +267,10 @@ class Reader:
         where = f"s3://{bucket}/{key}"
         try:
             resp = await invoke_retrying("GetObject", self.client.get_object, **args)
-            with target.open("wb") as fh:
-                async with resp["Body"] as body:
-                    while chunk := await body.read(1 << 20):
-                        fh.write(chunk)
+            body = resp["Body"]
+            with target.open("wb") as fh, contextlib.closing(body):
+                while chunk := await body.read(1 << 20):
+                    fh.write(chunk)
         except S3Error as err:
             if err.code == "PreconditionFailed":
                 raise ManifestError(

@@ -66,6 +66,7 @@ FATAL_CODES = frozenset(
         "AccessDenied",
         "AllAccessDisabled",
         "InvalidObjectState",
+        "ObjectNotInActiveTierError",
         "PreconditionFailed",
         "InvalidRequest",
         "InvalidArgument",
@@ -87,7 +88,11 @@ FATAL_CODES = frozenset(
 
 # the object cannot be copied in the state it is in (an archived object that
 # is not restored): the task is recorded as skipped, with the reason
-SKIP_CODES = frozenset({"InvalidObjectState", "ObjectArchived"})
+# (InvalidObjectState is what S3 answers; ObjectNotInActiveTierError is the
+# name botocore's model gives it, and what some S3-compatible servers send)
+SKIP_CODES = frozenset(
+    {"InvalidObjectState", "ObjectNotInActiveTierError", "ObjectArchived"}
+)
 
 
 def skipped(code: str | None) -> bool:

@@ -123,6 +123,7 @@ class ResultRow:
     part_count: int | None = None
     overrides: dict[str, Any] | None = None
     kind: str | None = None
+    last_modified: float | None = None
 
 
 def new_job_id(now: float | None = None) -> str:
@@ -879,6 +880,7 @@ class Repository:
                     part_count=m["part_count"],
                     overrides=json.loads(m["overrides"]) if m["overrides"] else None,
                     kind=m["kind"],
+                    last_modified=m["last_modified"],
                 )
 
     def first_tasks(self, job_id: str, limit: int) -> list[Task]:

@@ -29,6 +29,7 @@ import pytest
 from engine.errors import ManifestError
 from engine.jobclient import open_job_client
 from engine.manifest.filters import Filters
+from engine.manifest.listing import list_batches
 from engine.manifest.sources import Source, detect_kind
 from engine.models import Destination, JobStatus, TaskStatus
 from engine.spec import CopyOptions, JobSpec
@@ -39,17 +40,9 @@ from tests.servers import S3Server
 
 pytestmark = pytest.mark.integration
 
-S3_MANIFEST_DOWNLOAD_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="sources.Reader._download: `async with resp['Body'] as body` binds "
-    "aiohttp's ClientResponse (aiobotocore's StreamingBody.__aenter__ returns "
-    "the wrapped response), whose read() takes no size: every s3:// manifest "
-    "fails with TypeError: ClientResponse.read() takes 1 positional argument",
-)
 
 GROUPS = ("keep", "keep", "keep", "tmp", "other")  # by i % 5
-N_LISTED = 2500  # three ListObjectsV2 pages of 1000
+N_LISTED = 2100  # three ListObjectsV2 pages: 1000, 1000, 100
 
 
 def _key(i: int) -> str:
@@ -62,7 +55,7 @@ def _size(i: int) -> int:
 
 @pytest.fixture(scope="module")
 def listed_bucket(moto: S3Server) -> str:
-    """A bucket with 2,500 small objects under data/, and two just outside it."""
+    """A bucket with 2,100 small objects under data/, and two just outside it."""
     bucket = moto.new_bucket()
     c = moto.client()
 
@@ -109,7 +102,7 @@ def _retry(repo: Repository, old: JobRecord, *statuses: TaskStatus) -> JobRecord
     return asyncio.run(
         submit_source(
             repo,
-            job_source(old.id, statuses),
+            job_source(old, statuses),
             Destination(old.dst_bucket, old.dst_prefix),
             JobSpec.from_dict(old.spec),
         )
@@ -135,10 +128,17 @@ def _listed_keys(server: S3Server, bucket: str, prefix: str = "") -> list[str]:
 def test_listing_of_several_pages_copies_every_object_exactly_once(
     moto: S3Server, listed_bucket: str, tmp_path: Path
 ) -> None:
-    """`--from s3://bucket/data/` takes each of 2,500 objects once, and only those."""
+    """`--from s3://bucket/data/` takes each of 2,100 objects once, and only those;
+    the listing's sizes are recorded without a HEAD per object."""
     dst = moto.new_bucket()
     repo = Repository(str(tmp_path / "db.sqlite"))
-    job = _submit(repo, moto, _listing(f"s3://{listed_bucket}/data/"), f"s3://{dst}/c/")
+    job = _submit(
+        repo,
+        moto,
+        _listing(f"s3://{listed_bucket}/data/"),
+        f"s3://{dst}/c/",
+        stat_source=False,
+    )
 
     assert job.status is JobStatus.SUBMITTED
     assert job.ingest_state is None
@@ -179,7 +179,7 @@ def test_listing_filters_keep_only_the_objects_asked_for(
     want = {
         _key(i) for i in range(N_LISTED) if GROUPS[i % 5] == "keep" and _size(i) >= 8
     }
-    assert len(want) == 250
+    assert len(want) == N_LISTED // 10
     assert job.total_tasks == len(want)
     assert job.filtered_rows == N_LISTED - len(want)
     assert counts.get(TaskStatus.SUCCEEDED) == len(want)
@@ -300,7 +300,13 @@ def test_all_versions_copies_each_history_oldest_first(
     history = _write_history(moto, tick=True)
     listed = _versions(moto, history.bucket)
     multi = [v["LastModified"] for v in listed["versions"] if v["Key"] == "multi.txt"]
+    gone = [
+        v["LastModified"]
+        for v in [*listed["versions"], *listed["markers"]]
+        if v["Key"] == GONE
+    ]
     assert len(set(multi)) == 3, "precondition: versions in distinct seconds"
+    assert len(set(gone)) == 2, "precondition: deleted a second after written"
 
     repo, job, dst = _copy_history(moto, tmp_path, history, delete_markers)
 
@@ -316,17 +322,7 @@ def test_all_versions_copies_each_history_oldest_first(
     "delete_markers",
     [
         False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="listing._page_rows appends DeleteMarkers after Versions "
-                "and sorts by LastModified only; a delete marker in the same "
-                "second as the version it hides is taken as older, so it is "
-                "recreated first and the old version ends up current",
-            ),
-        ),
+        True,
     ],
     ids=["plain", "markers"],
 )
@@ -342,15 +338,6 @@ def test_all_versions_keeps_the_order_of_writes_within_one_second(
     _assert_history_copied(moto, repo, job, dst, delete_markers)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a retry job (source kind 'job') loses --all-versions: "
-    "Worker.ordered reads job.source['all_versions'], which job_source() does "
-    "not set, and _ingest numbers versions only for source.all_versions; the "
-    "retry's tasks are claimed in the old job's order (newest version first), "
-    "so the destination's history is reversed",
-)
 def test_retry_of_an_all_versions_job_keeps_the_history_order(
     moto: S3Server, tmp_path: Path
 ) -> None:
@@ -377,6 +364,62 @@ def test_retry_of_an_all_versions_job_keeps_the_history_order(
     )
 
 
+# -- a listing read again from each of its checkpoints --------------------------
+
+
+Listed = list[tuple[str, str | None, str | None]]  # key, version id, kind
+
+
+async def _read_listing(
+    server: S3Server, uri: str, all_versions: bool, position: dict[str, Any] | None
+) -> list[tuple[Listed, dict[str, Any]]]:
+    """Every batch of the listing from ``position`` on (pages of 2 keys), with
+    the checkpoint after it."""
+    out = []
+    async with open_job_client(_spec(server)) as (client, _requests):
+        async for rows in list_batches(
+            client,
+            uri,
+            all_versions=all_versions,
+            delete_markers=all_versions,
+            position=position,
+            page_size=2,
+        ):
+            listed = [
+                (rows.keys[i], rows.versions[i], rows.kinds.get(i))
+                for i in range(len(rows))
+            ]
+            out.append((listed, rows.position))
+    return out
+
+
+@pytest.mark.parametrize("all_versions", [False, True], ids=["objects", "versions"])
+def test_listing_resumed_at_any_checkpoint_reads_the_rest_exactly_once(
+    moto: S3Server, all_versions: bool
+) -> None:
+    """Each batch's checkpoint, handed back to a new reader (as a resumed submit
+    does), continues the ListObjectsV2 or ListObjectVersions listing right after
+    that batch: nothing read twice, nothing missed, delete markers included."""
+    history = _same_second_history(moto)
+    c = moto.client()
+    for key in ["a.txt", "b/c.txt", "d.txt"]:
+        c.put_object(Bucket=history.bucket, Key=key, Body=b"x")
+    uri = f"s3://{history.bucket}"
+
+    full = asyncio.run(_read_listing(moto, uri, all_versions, None))
+
+    everything = [row for listed, _pos in full for row in listed]
+    assert len(full) >= 3
+    # gone.txt is deleted: not a current object, but a version and a marker
+    assert len(everything) == (9 if all_versions else 5)
+    assert len(set(everything)) == len(everything)
+    for i, (_listed, position) in enumerate(full[:-1]):
+        rest = asyncio.run(_read_listing(moto, uri, all_versions, position))
+        assert [row for listed, _pos in rest for row in listed] == [
+            row for listed, _pos in full[i + 1 :] for row in listed
+        ], f"resumed after batch {i}"
+
+
 # -- MANIFEST in S3: a BOps CSV and an S3 Inventory report --------------------
 
 
@@ -388,7 +431,6 @@ def _csv_bytes(rows: list[tuple[str, str]]) -> bytes:
     return text.getvalue().encode()
 
 
-@S3_MANIFEST_DOWNLOAD_BUG
 def test_bops_csv_manifest_in_s3_copies_the_listed_objects(
     moto: S3Server, tmp_path: Path
 ) -> None:
@@ -458,7 +500,6 @@ def _put_inventory(
     return f"s3://{inv_bucket}/{key}"
 
 
-@S3_MANIFEST_DOWNLOAD_BUG
 def test_inventory_report_in_s3_copies_every_listed_object(
     moto: S3Server, tmp_path: Path
 ) -> None:
@@ -482,7 +523,6 @@ def test_inventory_report_in_s3_copies_every_listed_object(
         assert get_body(moto, dst, k) == bodies[k]
 
 
-@S3_MANIFEST_DOWNLOAD_BUG
 def test_inventory_data_file_with_a_wrong_md5_fails_the_submit(
     moto: S3Server, tmp_path: Path
 ) -> None:
@@ -519,7 +559,7 @@ def _interrupt_ingest(db: Path, job_id: str, after_line: int) -> None:
         }
         con.execute(
             "UPDATE jobs SET status = 'ingesting', ingest_state = ?, "
-            "total_tasks = NULL WHERE id = ?",
+            "total_tasks = 0 WHERE id = ?",
             (json.dumps(state), job_id),
         )
         con.commit()
@@ -527,7 +567,6 @@ def _interrupt_ingest(db: Path, job_id: str, after_line: int) -> None:
         con.close()
 
 
-@S3_MANIFEST_DOWNLOAD_BUG
 def test_interrupted_ingest_of_an_s3_manifest_resumes_unless_it_changed(
     moto: S3Server, tmp_path: Path
 ) -> None:
@@ -648,9 +687,6 @@ def test_archived_object_is_skipped_then_copied_by_retry_after_restore(
     assert repo.get_job(job.id).status is JobStatus.COMPLETE
     assert _listed_keys(moto, dst) == ["warm.bin"]
 
-    only_failed = _retry(repo, job, TaskStatus.FAILED)
-    assert only_failed.total_tasks == 0
-
     moto.client().restore_object(Bucket=src, Key="cold.bin", RestoreRequest={"Days": 1})
     retry = _retry(repo, job, TaskStatus.FAILED, TaskStatus.SKIPPED)
     assert retry.total_tasks == 1
@@ -661,14 +697,6 @@ def test_archived_object_is_skipped_then_copied_by_retry_after_restore(
     assert moto.client().head_object(Bucket=dst, Key="cold.bin")["ContentLength"] == 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="classify.SKIP_CODES has InvalidObjectState and ObjectArchived but "
-    "not ObjectNotInActiveTierError, the error botocore's model gives CopyObject "
-    "for an archived source (and what moto answers): with --no-stat-source the "
-    "archived object is recorded failed (403, fatal) instead of skipped",
-)
 def test_archived_object_without_head_is_skipped_on_the_copy_error(
     moto: S3Server, tmp_path: Path
 ) -> None:
