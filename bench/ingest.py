@@ -8,10 +8,14 @@ and S3 Batch Operations CSVs.
 The manifests are generated once into ``--cache`` (``bench/.cache/ingest``) and
 reused.  Each round runs ``python -m engine submit MANIFEST --to
 s3://dst-bucket/p/ --db FRESH.db`` once per format (the order rotates from
-round to round) and measures the process's wall time and peak RSS (``wait4``);
-then the job in the database must hold one pending task per manifest row, and
-the sample keys (the first row, a key with spaces or non-ASCII characters, the
-last row) must be among them.  Prints a table of medians.
+round to round) through ``bench/measure.py``, which reports its wall time, CPU
+time and memory: the peak RSS of its largest process (``wait4``) and the peak
+RSS and PSS of all its processes together (bulkcopy may fork a manifest
+reader).  Then the job in the database must hold one pending task per
+manifest row, and the sample keys (the first row, the first key with spaces,
+``+`` or non-ASCII characters, the last row) must be among them, mapped to
+``p/KEY``.  Prints a table of medians; exits 1 if any submit failed or any
+job was wrong.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -107,7 +112,10 @@ class Measured:
     returncode: int
     wall_s: float
     cpu_s: float  # user + system
-    peak_rss: int  # bytes
+    peak_rss: int  # bytes: the largest single process (ru_maxrss)
+    tree_rss: int | None  # bytes: the most all its processes held at once
+    tree_pss: int | None  # the same, shared pages split (Linux only)
+    processes: int | None  # the most processes alive at once
 
 
 def run_measured(
@@ -125,7 +133,15 @@ def run_measured(
             wrapper + argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr, check=True
         )
     r = json.loads(result.read_text())
-    return Measured(r["returncode"], r["wall_s"], r["cpu_s"], r["peak_rss"])
+    return Measured(
+        r["returncode"],
+        r["wall_s"],
+        r["cpu_s"],
+        r["peak_rss"],
+        r.get("tree_peak_rss"),
+        r.get("tree_peak_pss"),
+        r.get("tree_most_processes"),
+    )
 
 
 def check_job(db: Path, job_id: str, gen: Generated) -> str | None:
@@ -171,6 +187,9 @@ class Run:
     rows_per_s: float
     cpu_s: float
     peak_rss_mb: float
+    tree_rss_mb: float | None
+    tree_pss_mb: float | None
+    processes: int | None
     tasks_ok: bool
     problem: str | None
 
@@ -208,9 +227,17 @@ def one_run(
         rows_per_s=round(gen.rows / m.wall_s),
         cpu_s=round(m.cpu_s, 3),
         peak_rss_mb=round(m.peak_rss / MB, 1),
+        tree_rss_mb=None if m.tree_rss is None else round(m.tree_rss / MB, 1),
+        tree_pss_mb=None if m.tree_pss is None else round(m.tree_pss / MB, 1),
+        processes=m.processes,
         tasks_ok=problem is None,
         problem=problem,
     )
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 1) if known else None
 
 
 def summarize(runs: list[Run], generated: dict[str, Generated]) -> dict[str, Any]:
@@ -233,6 +260,9 @@ def summarize(runs: list[Run], generated: dict[str, Generated]) -> dict[str, Any
                 statistics.median(r.peak_rss_mb for r in mine), 1
             ),
             "peak_rss_mb_max": max(r.peak_rss_mb for r in mine),
+            "tree_rss_mb_median": _median(r.tree_rss_mb for r in mine),
+            "tree_pss_mb_median": _median(r.tree_pss_mb for r in mine),
+            "processes": max((r.processes or 0) for r in mine) or None,
             "cpu_s_median": round(statistics.median(r.cpu_s for r in mine), 2),
             "tasks_ok": all(r.tasks_ok for r in mine),
             "runs": [asdict(r) for r in mine],
@@ -248,6 +278,9 @@ COLUMNS = (
     ("min-max s", "spread"),
     ("rows/s", "rows_per_s_median"),
     ("peak RSS MB", "peak_rss_mb_median"),
+    ("all procs RSS MB", "tree_rss_mb_median"),
+    ("PSS MB", "tree_pss_mb_median"),
+    ("procs", "processes"),
     ("CPU s", "cpu_s_median"),
     ("tasks ok", "tasks_ok"),
 )
@@ -266,8 +299,10 @@ def table(summary: dict[str, Any]) -> str:
             return "-"  # the submit failed: no rate to speak of
         if isinstance(value, bool):
             return "yes" if value else "NO"
+        if value is None:
+            return "-"
         if isinstance(value, float):
-            return f"{value:.1f}" if key.startswith("peak") else f"{value:.2f}"
+            return f"{value:.1f}" if "_mb_" in key else f"{value:.2f}"
         return f"{value:,}" if isinstance(value, int) else str(value)
 
     head = [name for name, _ in COLUMNS]
@@ -319,7 +354,8 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             run = one_run(generated[fmt], round_no, workdir, env, args)
             print(
                 f"round {round_no} {fmt}: {run.wall_s:.2f}s, "
-                f"{run.rows_per_s:,} rows/s, {run.peak_rss_mb:.0f} MB"
+                f"{run.rows_per_s:,} rows/s, {run.peak_rss_mb:.0f} MB peak RSS, "
+                f"{run.tree_pss_mb or 0:.0f} MB PSS of {run.processes or 1} process(es)"
                 + ("" if run.tasks_ok else f", FAILED: {run.problem}"),
                 file=sys.stderr,
                 flush=True,

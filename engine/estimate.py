@@ -64,7 +64,9 @@ class Estimate:
                 parts = -(-size // part_size_for(size, copy.part_size))
                 self.multipart += 1
                 self.parts += parts
-                self.requests += 2 + parts + (1 if copy.preserve_tags else 0)
+                # a multipart copy always HEADs its source
+                head = 0 if copy.stat_source else 1
+                self.requests += head + 2 + parts + (1 if copy.preserve_tags else 0)
             else:
                 self.requests += 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -365,6 +366,9 @@ def build_source(opts: dict[str, Any]) -> Source:
         storage_classes=tuple(c.upper() for c in opts.get("storage_classes") or ()),
     )
     kind = "listing" if listing else detect_kind(manifest)
+    if manifest and not manifest.startswith("s3://"):
+        # stored with the job: `run` from another directory finds it
+        manifest = os.path.abspath(manifest)
     if opts.get("only_status") and kind != "report":
         raise UsageError("--only-status applies to a completion report as MANIFEST")
     if opts.get("all_versions") and kind not in ("listing", "inventory"):

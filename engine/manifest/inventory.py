@@ -159,7 +159,7 @@ def _arrow_batches(path: Path, inv: InventoryManifest) -> Iterator[Any]:
                 strings_can_be_null=False,
                 true_values=["true", "TRUE", "True"],
                 false_values=["false", "FALSE", "False"],
-                timestamp_parsers=["%Y-%m-%dT%H:%M:%S.%fZ", "ISO8601"],
+                timestamp_parsers=[pacsv.ISO8601],
             ),
         )
         yield from reader

@@ -113,11 +113,19 @@ def rows_from_entries(
         batch.sizes.append(e.size)
         if len(batch) >= BATCH_ROWS:
             batch.position = {position_key: e.line}
-            yield batch
+            yield _sized(batch)
             batch = Rows(sizes=[])
     if len(batch):
         batch.position = {position_key: batch.lines[-1]}
-        yield batch
+        yield _sized(batch)
+
+
+def _sized(batch: Rows) -> Rows:
+    """No size column at all when no entry gave a size (so a size filter is
+    refused rather than leaving every row out)."""
+    if batch.sizes is not None and all(s is None for s in batch.sizes):
+        batch.sizes = None
+    return batch
 
 
 def entries_from_rows(batches: Iterable[Rows]) -> Iterator[ManifestEntry]:

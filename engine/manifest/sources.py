@@ -165,9 +165,13 @@ class Reader:
             head = await self._call("HeadObject", "head_object", Bucket=bucket, Key=key)
             self._etag = str(head.get("ETag", ""))
             return "etag:" + self._etag
-        if s.kind == "report":
-            return sha256_file(_report_file(s.location))
-        return sha256_file(s.location)
+        path = _report_file(s.location) if s.kind == "report" else s.location
+        try:
+            return sha256_file(path)
+        except FileNotFoundError:
+            raise ManifestError(s.location, None, "no such file") from None
+        except OSError as exc:
+            raise ManifestError(s.location, None, f"cannot read: {exc}") from None
 
     @property
     def local(self) -> bool:

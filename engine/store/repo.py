@@ -230,7 +230,8 @@ def _number_versions(conn: sa.Connection, job_id: str) -> None:
         sa.text(
             "UPDATE tasks SET depth = r.d FROM ("
             " SELECT id, row_number() OVER ("
-            "  PARTITION BY dst_key ORDER BY last_modified DESC, id ASC) - 1 AS d"
+            "  PARTITION BY dst_key ORDER BY last_modified DESC NULLS LAST, id ASC)"
+            " - 1 AS d"
             " FROM tasks WHERE job_id = :job AND error_code IS NULL"
             ") AS r WHERE tasks.id = r.id AND r.d > 0"
         ),

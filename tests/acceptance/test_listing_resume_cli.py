@@ -439,13 +439,13 @@ def test_inventory_changed_under_a_killed_submit_is_refused_until_restart(
 # -- archived objects, exit codes and retry ------------------------------------
 
 
-def test_archived_object_is_skipped_exit_1_then_retry_skipped_copies_it(
+def test_archived_object_is_skipped_exit_1_then_retry_skipped_copies(
     moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
 ) -> None:
     """A GLACIER object is skipped (ObjectArchived) while the rest is copied, and
     `copy` exits 1: not every object was copied (a script doing
-    `bulkcopy copy … && delete the sources` must not go on).  `retry` alone takes nothing; after a
-    restore, `retry --skipped` + `run` copies it."""
+    `bulkcopy copy … && delete the sources` must not go on).  `retry` alone
+    takes nothing; after a restore, `retry --skipped` + `run` copies it."""
     cli = cli_for(moto)
     src, dst = moto.new_bucket(), moto.new_bucket()
     c = moto.client()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import sqlalchemy as sa
 
-from engine.models import Task, TaskResult, TaskStatus
-from engine.store.repo import INVALID_ROW, IngestTotals, Repository
+from engine.models import Destination, Task, TaskResult, TaskStatus
+from engine.spec import JobSpec
+from engine.store.repo import INGEST_COLUMNS, INVALID_ROW, IngestTotals, Repository
 from engine.store.tables import tasks
+from engine.submit import job_source, submit_source
 
 LEASE = 2_000_000_000.0
 
@@ -24,6 +27,14 @@ VERSIONS: list[tuple[str, str, float | None]] = [
     ("c", "c1", 150.0),
     ("d", "d1", 50.0),
 ]
+
+
+def task_row(**values: Any) -> tuple[Any, ...]:
+    """One row for Repository.add_tasks, in INGEST_COLUMNS order."""
+    row: dict[str, Any] = dict.fromkeys(INGEST_COLUMNS)
+    row.update(src_bucket="src", src_version="", invalid_line=0, status="pending")
+    row.update(values)
+    return tuple(row[c] for c in INGEST_COLUMNS)
 
 
 def make_job(
@@ -46,16 +57,32 @@ def make_job(
         identity=None,
         job_id=job_id,
     )
-    rows: list[tuple[Any, ...]] = [
-        (job_id, n, "src", key, version, 0, 1, key, None, "pending")
-        + (None, None, None, modified, None)
+    rows = [
+        task_row(
+            job_id=job_id,
+            line=n,
+            src_key=key,
+            src_version=version,
+            dst_key=key,
+            last_modified=modified,
+        )
         for n, (key, version, modified) in enumerate(versions, 1)
     ]
     for i in range(invalid):
         n = len(versions) + i + 1
         rows.append(
-            (job_id, n, "src", "a", "", n, None, "a", None, "failed")
-            + (INVALID_ROW, "empty version id", 1.0, 999.0, None)
+            task_row(
+                job_id=job_id,
+                line=n,
+                src_key="a",
+                invalid_line=n,
+                dst_key="a",
+                status="failed",
+                error_code=INVALID_ROW,
+                error_message="empty version id",
+                finished_at=1.0,
+                last_modified=999.0,
+            )
         )
     repo.add_tasks(job_id, rows, {})
     return repo.finish_ingest(
@@ -92,7 +119,9 @@ def finish(
     assert repo.record(owner, results) == len(claimed)
 
 
-def claim(repo: Repository, job: str, owner: str = "w1", limit: int = 100) -> list[Task]:
+def claim(
+    repo: Repository, job: str, owner: str = "w1", limit: int = 100
+) -> list[Task]:
     return repo.claim(job, owner, limit, LEASE, ordered=True)
 
 
@@ -127,8 +156,13 @@ def test_equal_dates_keep_insertion_order_first_is_newest(repo: Repository) -> N
     """Versions with one LastModified: the first inserted counts as the newest."""
     job = make_job(
         repo,
-        [("k", "first", 10.0), ("k", "second", 10.0), ("k", "third", 10.0)]
-        + [("u", "u-first", None), ("u", "u-second", None)],
+        [
+            ("k", "first", 10.0),
+            ("k", "second", 10.0),
+            ("k", "third", 10.0),
+            ("u", "u-first", None),
+            ("u", "u-second", None),
+        ],
     )
     assert depths(repo, job) == {
         "first": 0,
@@ -265,3 +299,22 @@ def test_ordered_claims_are_in_insertion_order(repo: Repository) -> None:
     job = make_job(repo, VERSIONS)
     finish(repo, "w1", claim(repo, job), TaskStatus.SUCCEEDED)
     assert [t.src.version_id for t in claim(repo, job)] == ["a2", "b2", "c1"]
+
+
+# -- retrying an all-versions job ---------------------------------------------------
+
+
+def test_retry_of_failed_versions_keeps_them_oldest_first(repo: Repository) -> None:
+    """The failed versions of an all-versions job, retried, are numbered again
+    by LastModified and claimed oldest first (not in the listing's newest-first
+    order)."""
+    old = make_job(repo, VERSIONS, job_id="20260101-000000-000001")
+    rounds = 0
+    while claimed := claim(repo, old):
+        finish(repo, "w1", claimed, TaskStatus.FAILED)
+        rounds += 1
+    assert rounds == 3
+    source = job_source(repo.get_job(old), (TaskStatus.FAILED,))
+    retry = asyncio.run(submit_source(repo, source, Destination("dst"), JobSpec()))
+    assert depths(repo, retry.id) == depths(repo, old)
+    assert versions_of(claim(repo, retry.id)) == {"a1", "b1"}

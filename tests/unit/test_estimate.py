@@ -74,7 +74,7 @@ def test_an_object_of_exactly_the_threshold_is_one_copy_object() -> None:
     assert (e.multipart, e.parts, e.requests, e.bytes) == (0, 0, 2, 5 * GiB)
 
 
-# -- multipart objects ------------------------------------------------------------------
+# -- multipart objects ---------------------------------------------------------------
 
 
 def test_six_gib_object_is_48_parts_of_128_mib() -> None:
@@ -128,19 +128,13 @@ def test_part_size_is_raised_so_no_object_needs_more_than_10000_parts(
     assert e.requests == parts + 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/estimate.py Estimate.add: a multipart copy always HEADs its "
-    "source (engine/copy/execute.py copy_once: use_multipart(size) forces "
-    "head_source), but the estimate counts the HEAD only with --stat-source",
-)
 def test_multipart_copy_heads_its_source_even_without_stat_source() -> None:
     """--no-stat-source still costs a HeadObject per multipart copy."""
     e = estimate(make_rows([6 * GiB]), CopyOptions(stat_source=False))
     assert e.requests == 1 + 1 + 48 + 1 + 1
 
 
-# -- unknown sizes, delete markers, archived objects, malformed rows ---------------------
+# -- unknown sizes, delete markers, archived objects, malformed rows -----------------
 
 
 def test_objects_of_unknown_size_are_counted_as_copy_object() -> None:

@@ -1,4 +1,4 @@
-"""Filters: which manifest rows become tasks, by prefix, size, date and storage class."""
+"""Filters: which manifest rows become tasks, by prefix, size, date and class."""
 
 from __future__ import annotations
 

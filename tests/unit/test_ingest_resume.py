@@ -1,4 +1,4 @@
-"""Resumable ingest: an interrupted submit finishes with exactly the rows of its manifest.
+"""Resumable ingest: an interrupted submit ends with exactly its manifest's rows.
 
 An interruption is simulated by the ``on_batch`` callback, which runs right
 after a batch and its checkpoint are committed: raising there leaves the job
@@ -14,7 +14,8 @@ import gzip
 import hashlib
 import io
 import json
-from collections.abc import AsyncIterator, Callable
+import multiprocessing as mp
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,16 +27,18 @@ import pytest
 import sqlalchemy as sa
 from pyarrow import parquet as pq
 
+import engine.submit
 from engine.copy.keys import KeyMapping
 from engine.errors import ManifestError, UsageError
 from engine.manifest.filters import Filters
 from engine.manifest.rows import Rows
 from engine.manifest.sources import Reader, Source
-from engine.models import Destination, JobStatus
+from engine.models import Destination, JobStatus, TaskResult, TaskStatus
+from engine.report import write_report
 from engine.spec import CopyOptions, JobSpec
 from engine.store.repo import JobRecord, Repository
 from engine.store.tables import jobs, tasks
-from engine.submit import finish_ingest, submit_source
+from engine.submit import finish_ingest, job_source, submit_source
 
 WriteManifest = Callable[..., str]
 DST = Destination("dst", "copy")
@@ -87,9 +90,9 @@ def interrupt(
     """Submit ``source``, stop it after ``n`` committed batches; the job left."""
     with pytest.raises(exc):
         run(repo, source, spec, on_batch=stop_after(n, exc))
-    (job,) = repo.list_jobs()
-    assert job.status is JobStatus.INGESTING
-    assert job.ingest_state and job.ingest_state["position"]
+    (job,) = [j for j in repo.list_jobs() if j.status is JobStatus.INGESTING]
+    assert job.ingest_state
+    assert job.ingest_state["position"]
     return job
 
 
@@ -134,6 +137,17 @@ def totals(job: JobRecord) -> tuple[int, int, int, int]:
     return (job.total_tasks, job.duplicate_rows, job.invalid_rows, job.filtered_rows)
 
 
+def job_is_gone(repo: Repository, job_id: str) -> bool:
+    with repo.engine.connect() as conn:
+        n_jobs = conn.execute(
+            sa.select(sa.func.count()).where(jobs.c.id == job_id)
+        ).scalar()
+        n_tasks = conn.execute(
+            sa.select(sa.func.count()).where(tasks.c.job_id == job_id)
+        ).scalar()
+    return n_jobs == 0 and n_tasks == 0
+
+
 def db_is_empty(repo: Repository) -> bool:
     with repo.engine.connect() as conn:
         n_jobs = conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar()
@@ -157,18 +171,50 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setattr("engine.manifest.csv.BATCH_ROWS", SMALL_BATCH)
     monkeypatch.setattr("engine.manifest.inventory.BATCH_ROWS", 4)
     monkeypatch.setattr("engine.manifest.rows.BATCH_ROWS", SMALL_BATCH)
+    monkeypatch.setattr("engine.submit.BATCH_ROWS", SMALL_BATCH)  # earlier jobs
     return SMALL_BATCH
 
 
+@pytest.fixture(params=["in-process", "child-process"])
+def reader_path(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Manifests read in this process, or in the forked reader process that
+    big local manifests get (forced here for small ones)."""
+    used: list[bool] = []
+    if request.param == "child-process":
+        if "fork" not in mp.get_all_start_methods():
+            pytest.skip("this platform cannot fork a reader process")
+        monkeypatch.setattr("engine.submit.PROCESS_MIN_BYTES", 0)
+        real = engine.submit._in_child
+
+        def counted(*args: Any) -> Any:
+            used.append(True)
+            return real(*args)
+
+        monkeypatch.setattr("engine.submit._in_child", counted)
+    yield str(request.param)
+    assert bool(used) is (request.param == "child-process")
+
+
 def assert_resumes_exactly(
-    repo: Repository, ref_repo: Repository, source: Source, spec: JobSpec | None = None
+    repo: Repository,
+    ref_repo: Repository,
+    source: Source,
+    spec: JobSpec | None = None,
+    *,
+    every: bool = True,
 ) -> int:
-    """Interrupting ``source`` after each possible batch, then submitting it
-    again, gives the tasks and totals of one uninterrupted submit."""
+    """Interrupting ``source`` after each possible batch (or, unless
+    ``every``, after the first two, a middle one and the last two), then
+    submitting it again, gives the tasks and totals of one uninterrupted submit."""
     ref, batches = count_batches(ref_repo, source)
     want_rows, want_totals = task_rows(ref_repo, ref.id), totals(ref)
     assert batches >= 3, "the manifest should span several batches"
-    for n in range(1, batches + 1):
+    points = list(range(1, batches + 1))
+    if not every:
+        points = sorted({1, 2, batches // 2, batches - 1, batches})
+    for n in points:
         stopped = interrupt(repo, source, n, spec)
         job = run(repo, source, spec)
         assert job.id == stopped.id, f"resume after {n} batches made a new job"
@@ -178,7 +224,7 @@ def assert_resumes_exactly(
         assert totals(job) == want_totals, f"after {n} batches"
         assert job.spec["source_buckets"] == ref.spec["source_buckets"]
         repo.drop_job(job.id)
-        assert db_is_empty(repo)
+        assert job_is_gone(repo, job.id)
     return batches
 
 
@@ -202,6 +248,7 @@ def csv_manifest(skip_invalid: bool) -> str:
 
 @pytest.mark.parametrize("skip_invalid", [False, True])
 def test_csv_ingest_resumed_after_any_batch_equals_one_uninterrupted_submit(
+    reader_path: str,
     repo: Repository,
     ref_repo: Repository,
     write_manifest: WriteManifest,
@@ -211,13 +258,14 @@ def test_csv_ingest_resumed_after_any_batch_equals_one_uninterrupted_submit(
     """Stopped after any batch and submitted again: each row once, same totals."""
     path = write_manifest(csv_manifest(skip_invalid))
     source = Source("csv", path, skip_invalid=skip_invalid)
-    assert_resumes_exactly(repo, ref_repo, source)
+    assert_resumes_exactly(repo, ref_repo, source, every=reader_path == "in-process")
     ref = ref_repo.list_jobs()[0]
     assert ref.duplicate_rows == 19 + 7
     assert ref.invalid_rows == (5 if skip_invalid else 0)
 
 
 def test_csv_with_header_and_dst_keys_resumes_exactly(
+    reader_path: str,
     repo: Repository,
     ref_repo: Repository,
     write_manifest: WriteManifest,
@@ -229,23 +277,24 @@ def test_csv_with_header_and_dst_keys_resumes_exactly(
         dst = f"renamed/{i}" if i % 3 == 0 else ""
         rows.append(f"b,k{i % 30},v{i % 2},{dst}")
     path = write_manifest("\n".join(rows) + "\n")
-    assert_resumes_exactly(repo, ref_repo, Source("csv", path))
+    assert_resumes_exactly(
+        repo, ref_repo, Source("csv", path), every=reader_path == "in-process"
+    )
 
 
-@pytest.mark.parametrize("exc", [Crash, KeyboardInterrupt])
 def test_csv_larger_than_a_real_batch_resumes_exactly(
+    reader_path: str,
     repo: Repository,
     ref_repo: Repository,
     write_manifest: WriteManifest,
-    exc: type[BaseException],
 ) -> None:
-    """With the real batch size: 25,000 rows stopped after the first batch."""
+    """With the real batch size: 25,000 rows, Ctrl-C after the first batch."""
     body = "".join(f"b,dir/k{i % 24_000:06d}\n" for i in range(25_000))
     path = write_manifest("bucket,key\n" + body)
     source = Source("csv", path)
     ref, batches = count_batches(ref_repo, source)
     assert batches == 3
-    stopped = interrupt(repo, source, 1, exc=exc)
+    stopped = interrupt(repo, source, 1, exc=KeyboardInterrupt)
     assert stopped.ingest_state is not None
     assert stopped.ingest_state["totals"]["read"] == 10_000
     job = run(repo, source)
@@ -434,7 +483,9 @@ def make_inventory(
             id="parquet-filtered",
         ),
         pytest.param("Parquet", True, Filters(), id="parquet-all-versions"),
-        pytest.param("CSV", True, Filters(min_size=5), id="csv.gz-all-versions-filtered"),
+        pytest.param(
+            "CSV", True, Filters(min_size=5), id="csv.gz-all-versions-filtered"
+        ),
         pytest.param(
             "Parquet",
             True,
@@ -444,6 +495,7 @@ def make_inventory(
     ],
 )
 def test_inventory_ingest_resumed_after_any_batch_equals_one_uninterrupted_submit(
+    reader_path: str,
     repo: Repository,
     ref_repo: Repository,
     tmp_path: Path,
@@ -462,21 +514,12 @@ def test_inventory_ingest_resumed_after_any_batch_equals_one_uninterrupted_submi
         delete_markers=all_versions,
         filters=filters,
     )
-    assert_resumes_exactly(repo, ref_repo, source)
+    assert_resumes_exactly(repo, ref_repo, source, every=reader_path == "in-process")
     ref = ref_repo.list_jobs()[0]
     assert ref.duplicate_rows == 1
     assert (ref.filtered_rows > 0) is filters.active
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ManifestError,
-    reason="engine/manifest/inventory.py _arrow_batches: timestamp_parsers "
-    "['%Y-%m-%dT%H:%M:%S.%fZ', 'ISO8601'] match nothing (Arrow's strptime has "
-    "no %f; 'ISO8601' is taken as a literal format, not pyarrow.csv.ISO8601), so "
-    "any CSV inventory with LastModifiedDate fails: 'cannot read: CSV conversion "
-    "error to timestamp'",
-)
 def test_csv_inventory_last_modified_date_as_s3_writes_it_is_read(
     repo: Repository, tmp_path: Path
 ) -> None:
@@ -484,10 +527,13 @@ def test_csv_inventory_last_modified_date_as_s3_writes_it_is_read(
     its dates usable by --modified-after/--modified-before."""
     path = make_inventory(tmp_path, "CSV", inventory_files(), csv_dates=True)
     cut = BASE + timedelta(days=15)
-    source = Source("inventory", str(path), filters=Filters(modified_after=cut.timestamp()))
+    source = Source(
+        "inventory", str(path), filters=Filters(modified_after=cut.timestamp())
+    )
     job = run(repo, source)
     modified = [r[9] for r in task_rows(repo, job.id)]
-    assert modified and all(m >= cut.timestamp() for m in modified)
+    assert modified
+    assert all(m >= cut.timestamp() for m in modified)
     assert job.filtered_rows > 0
 
 
@@ -502,11 +548,109 @@ def test_inventory_position_is_a_file_and_a_row(
     assert job.ingest_state["position"] == {"file": 1, "row": 4}
 
 
+# -- completion reports and earlier jobs (retry) --------------------------------------
+
+
+def finished_old_job(repo: Repository, manifest: str) -> str:
+    """A job from ``manifest`` (malformed rows kept as failed tasks) whose copies
+    of keys k<i> failed unless i % 3 == 0."""
+    job = asyncio.run(
+        submit_source(
+            repo,
+            Source("csv", manifest, skip_invalid=True),
+            Destination("old"),
+            JobSpec(),
+        )
+    )
+    claimed = repo.claim(job.id, "w", 1000, 2e9)
+    results = [
+        TaskResult(
+            t.id,
+            TaskStatus.SUCCEEDED
+            if int(t.src.key.removeprefix("k")) % 3 == 0
+            else TaskStatus.FAILED,
+            attempts=1,
+            started_at=1.0,
+            finished_at=2.0,
+            error_code=None if int(t.src.key.removeprefix("k")) % 3 == 0 else "X",
+        )
+        for t in claimed
+    ]
+    assert repo.record("w", results) == len(claimed)
+    return job.id
+
+
+def old_manifest() -> str:
+    rows = ["bucket,key,dst_key"]
+    for i in range(45):
+        if i % 11 == 4:
+            rows.append("b,,")  # malformed: never an object to copy again
+        rows.append(f"b{i % 2},k{i},{'' if i % 4 else f'own/{i}'}")
+    return "\n".join(rows) + "\n"
+
+
+def test_completion_report_ingest_resumes_exactly(
+    reader_path: str,
+    repo: Repository,
+    ref_repo: Repository,
+    write_manifest: WriteManifest,
+    tmp_path: Path,
+    small_batches: int,
+) -> None:
+    """A report of failures as MANIFEST, stopped after any batch, resumes exactly."""
+    old_repo = Repository(str(tmp_path / "old.sqlite"))
+    try:
+        old = finished_old_job(old_repo, write_manifest(old_manifest()))
+        directory = write_report(old_repo, old, tmp_path / "reports").directory
+    finally:
+        old_repo.close()
+    source = Source("report", str(directory), statuses=("failed",), skip_invalid=True)
+    assert_resumes_exactly(repo, ref_repo, source, every=reader_path == "in-process")
+    ref = ref_repo.list_jobs()[0]
+    assert ref.total_tasks == 30 + 4  # failed copies + malformed rows, reported
+    assert ref.invalid_rows == 4
+
+
+def test_retry_of_an_earlier_job_resumes_exactly(
+    repo: Repository,
+    ref_repo: Repository,
+    write_manifest: WriteManifest,
+    small_batches: int,
+) -> None:
+    """A retry (the failed tasks of an earlier job) stopped after any batch
+    resumes with exactly those tasks, malformed rows left out, dst_keys kept."""
+    manifest = write_manifest(old_manifest())
+    old = repo.get_job(finished_old_job(repo, manifest))
+    ref_old = ref_repo.get_job(finished_old_job(ref_repo, manifest))
+    source = job_source(old, (TaskStatus.FAILED,))
+    ref_source = job_source(ref_old, (TaskStatus.FAILED,))
+
+    calls: list[int] = []
+    ref = run(ref_repo, ref_source, on_batch=calls.append)
+    assert len(calls) >= 3
+    want = task_rows(ref_repo, ref.id)
+    assert len(want) == 30
+    assert {r[6] for r in want} == {None}  # no InvalidManifestRow among them
+    assert [r[4] for r in want if r[4].startswith("own/")] == [
+        f"own/{i}" for i in range(45) if i % 4 == 0 and i % 3
+    ]
+    for n in range(1, len(calls) + 1):
+        stopped = interrupt(repo, source, n)
+        job = run(repo, source)
+        assert job.id == stopped.id
+        assert task_rows(repo, job.id) == want, f"after {n} batches"
+        assert totals(job) == totals(ref)
+        repo.drop_job(job.id)
+
+
 # -- the manifest changed, the options changed -----------------------------------------
 
 
 def test_changed_manifest_is_refused_on_resume_and_restart_starts_over(
-    repo: Repository, write_manifest: WriteManifest, small_batches: int
+    reader_path: str,
+    repo: Repository,
+    write_manifest: WriteManifest,
+    small_batches: int,
 ) -> None:
     """A manifest edited after the interruption cannot finish the old job;
     restart drops it and reads the new manifest from its first row."""
@@ -607,21 +751,14 @@ def test_other_options_on_resume_are_a_usage_error(
     )
 
 
-PREFIX_FILTER_BUG = (
-    "engine/submit.py _check_resumable compares job.source (JSON-loaded: lists) "
-    "with Source.to_dict() (Filters.to_dict keeps tuples): any include/exclude "
-    "prefix or storage-class filter makes the same options look different"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=PREFIX_FILTER_BUG, raises=UsageError)
 def test_resume_with_the_same_prefix_filters_finishes_the_job(
     repo: Repository,
     ref_repo: Repository,
     write_manifest: WriteManifest,
     small_batches: int,
 ) -> None:
-    """Repeating a submit with --include/--exclude-prefix resumes it."""
+    """Repeating a submit with --include/--exclude-prefix resumes it (the stored
+    source reads back with lists where the options have tuples)."""
     path = write_manifest("".join(f"b,{'ab'[i % 2]}/k{i}\n" for i in range(30)))
     source = Source(
         "csv",
@@ -631,25 +768,31 @@ def test_resume_with_the_same_prefix_filters_finishes_the_job(
     assert_resumes_exactly(repo, ref_repo, source)
 
 
-@pytest.mark.xfail(strict=True, reason=PREFIX_FILTER_BUG, raises=UsageError)
 def test_finish_ingest_of_a_job_with_a_storage_class_filter(
-    repo: Repository, tmp_path: Path, small_batches: int
+    repo: Repository, ref_repo: Repository, tmp_path: Path, small_batches: int
 ) -> None:
     """`bulkcopy run` finishes an interrupted ingest that filters storage classes."""
     path = make_inventory(tmp_path, "Parquet", inventory_files())
     source = Source(
         "inventory", str(path), filters=Filters(storage_classes=("STANDARD",))
     )
+    ref = run(ref_repo, source)
     stopped = interrupt(repo, source, 2)
     job = asyncio.run(finish_ingest(repo, repo.get_job(stopped.id)))
-    assert job.status is JobStatus.SUBMITTED
+    assert (job.id, job.status) == (stopped.id, JobStatus.SUBMITTED)
+    assert task_rows(repo, job.id) == task_rows(ref_repo, ref.id)
+    assert totals(job) == totals(ref)
+    assert job.filtered_rows > 0
 
 
 # -- a malformed row in a later batch ----------------------------------------------
 
 
 def test_malformed_row_in_a_later_batch_leaves_no_job_and_no_tasks(
-    repo: Repository, write_manifest: WriteManifest, small_batches: int
+    reader_path: str,
+    repo: Repository,
+    write_manifest: WriteManifest,
+    small_batches: int,
 ) -> None:
     """Batches committed before a bad row are removed with the job."""
     rows = [f"b,k{i}" for i in range(40)]
@@ -661,7 +804,10 @@ def test_malformed_row_in_a_later_batch_leaves_no_job_and_no_tasks(
 
 
 def test_malformed_row_met_by_a_resumed_ingest_removes_the_whole_job(
-    repo: Repository, write_manifest: WriteManifest, small_batches: int
+    reader_path: str,
+    repo: Repository,
+    write_manifest: WriteManifest,
+    small_batches: int,
 ) -> None:
     """A bad row after the interruption point also leaves nothing behind."""
     rows = [f"b,k{i}" for i in range(40)]
@@ -675,7 +821,7 @@ def test_malformed_row_met_by_a_resumed_ingest_removes_the_whole_job(
 
 
 def test_malformed_inventory_row_in_a_later_file_leaves_nothing(
-    repo: Repository, tmp_path: Path, small_batches: int
+    reader_path: str, repo: Repository, tmp_path: Path, small_batches: int
 ) -> None:
     """An inventory row without a key in its last data file fails the submit whole."""
     files = inventory_files()
@@ -690,6 +836,7 @@ def test_malformed_inventory_row_in_a_later_file_leaves_nothing(
 
 
 def test_finish_ingest_from_the_stored_job_equals_one_submit(
+    reader_path: str,
     repo: Repository,
     ref_repo: Repository,
     write_manifest: WriteManifest,
@@ -710,7 +857,11 @@ def test_finish_ingest_from_the_stored_job_equals_one_submit(
 
 
 def test_finish_ingest_of_an_inventory_with_all_versions(
-    repo: Repository, ref_repo: Repository, tmp_path: Path, small_batches: int
+    reader_path: str,
+    repo: Repository,
+    ref_repo: Repository,
+    tmp_path: Path,
+    small_batches: int,
 ) -> None:
     """Versions are numbered when a stored all-versions ingest is finished."""
     path = make_inventory(tmp_path, "Parquet", inventory_files())
@@ -755,7 +906,10 @@ def test_finish_ingest_refuses_a_changed_manifest(
 
 
 def test_finish_ingest_drops_the_job_at_a_malformed_row(
-    repo: Repository, write_manifest: WriteManifest, small_batches: int
+    reader_path: str,
+    repo: Repository,
+    write_manifest: WriteManifest,
+    small_batches: int,
 ) -> None:
     """A bad row met while finishing a stored ingest removes the job."""
     rows = [f"b,k{i}" for i in range(30)]
@@ -765,3 +919,38 @@ def test_finish_ingest_drops_the_job_at_a_malformed_row(
     with pytest.raises(ManifestError, match=r":26: expected 2 or 3 columns"):
         asyncio.run(finish_ingest(repo, repo.get_job(stopped.id)))
     assert db_is_empty(repo)
+
+
+def test_finish_ingest_of_a_job_whose_manifest_is_gone_names_it(
+    repo: Repository, write_manifest: WriteManifest, small_batches: int
+) -> None:
+    """An ingesting job whose manifest was removed fails with 'no such file',
+    and stays ingesting (the manifest may come back)."""
+    path = write_manifest("".join(f"b,k{i}\n" for i in range(20)))
+    stopped = interrupt(repo, Source("csv", path), 1)
+    Path(path).unlink()
+    with pytest.raises(ManifestError, match="no such file") as info:
+        asyncio.run(finish_ingest(repo, repo.get_job(stopped.id)))
+    assert info.value.source == path
+    assert repo.get_job(stopped.id).status is JobStatus.INGESTING
+
+
+def test_ingest_submitted_with_a_relative_path_finishes_from_another_directory(
+    repo: Repository,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    small_batches: int,
+) -> None:
+    """The sources module promises any later command can finish an ingest:
+    `bulkcopy run JOB` from another directory finishes `submit m.csv`."""
+    from engine.cli.submit import build_source
+
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    (here / "m.csv").write_text("".join(f"b,k{i}\n" for i in range(20)))
+    monkeypatch.chdir(here)
+    stopped = interrupt(repo, build_source({"manifest": "m.csv"}), 1)
+    monkeypatch.chdir(elsewhere)
+    job = asyncio.run(finish_ingest(repo, repo.get_job(stopped.id)))
+    assert (job.status, job.total_tasks) == (JobStatus.SUBMITTED, 20)

@@ -26,8 +26,23 @@ def make_job(repo: Repository, n: int, job_id: str = "20260101-000000-aaaaaa") -
         job_id=job_id,
     )
     rows = [
-        (job_id, i + 1, "src", f"k{i}", "", 0, None, f"p/k{i}")
-        + (None, "pending", None, None, None, None, None)
+        (
+            job_id,
+            i + 1,
+            "src",
+            f"k{i}",
+            "",
+            0,
+            None,
+            f"p/k{i}",
+            None,
+            "pending",
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
         for i in range(n)
     ]
     repo.add_tasks(job_id, rows, {})
