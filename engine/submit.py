@@ -223,6 +223,9 @@ async def _ingest(
             or len(state.buckets) > 1
             or not spec.keys.injective,
             order_versions=source.all_versions,
+            # a listing names each object (version) once, an earlier job's
+            # tasks are distinct; files may repeat a row
+            merge_duplicates=source.kind not in ("listing", "job"),
         )
     except (ManifestError, UsageError):
         repo.drop_job(job.id)  # a bad manifest leaves nothing behind

@@ -200,6 +200,45 @@ def _refuse_collisions(conn: sa.Connection, job_id: str, manifest: str) -> None:
     )
 
 
+_OBJECT = (
+    tasks.c.src_bucket,
+    tasks.c.src_key,
+    tasks.c.src_version,
+    tasks.c.invalid_line,
+)
+
+
+def _merge_duplicates(conn: sa.Connection, job_id: str) -> int:
+    """Delete every task but the first naming the same object (bucket, key,
+    version; rows kept apart have their own ``invalid_line``).  One sort
+    finds out whether there are any; only then are they removed."""
+    any_twice = conn.execute(
+        sa.select(sa.literal(1))
+        .where(tasks.c.job_id == job_id)
+        .group_by(*_OBJECT)
+        .having(sa.func.count() > 1)
+        .limit(1)
+    ).first()
+    if any_twice is None:
+        return 0
+    numbered = (
+        sa.select(
+            tasks.c.id,
+            sa.func.row_number()
+            .over(partition_by=_OBJECT, order_by=tasks.c.id)
+            .label("n"),
+        )
+        .where(tasks.c.job_id == job_id)
+        .subquery()
+    )
+    res = conn.execute(
+        tasks.delete().where(
+            tasks.c.id.in_(sa.select(numbered.c.id).where(numbered.c.n > 1))
+        )
+    )
+    return int(res.rowcount or 0)
+
+
 def _deepest(conn: sa.Connection, job_id: str, status: TaskStatus) -> int | None:
     depth: int | None = conn.execute(
         sa.select(sa.func.max(tasks.c.depth)).where(
@@ -272,8 +311,7 @@ class Repository:
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._ingest_sql = (
             f"INSERT INTO tasks ({', '.join(INGEST_COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(INGEST_COLUMNS))}) "
-            "ON CONFLICT DO NOTHING"
+            f"VALUES ({', '.join([mark] * len(INGEST_COLUMNS))})"
         )
 
     def close(self) -> None:
@@ -326,10 +364,10 @@ class Repository:
         self, job_id: str, rows: list[tuple[Any, ...]], state: dict[str, Any]
     ) -> int:
         """Insert one batch of tasks and the ingest checkpoint after it, in
-        one transaction; returns how many tasks were new (a row naming an
-        object already in the job adds nothing).
+        one transaction; returns how many rows were inserted.
 
-        Each row is a tuple in :data:`INGEST_COLUMNS` order.
+        Each row is a tuple in :data:`INGEST_COLUMNS` order.  Rows naming an
+        object already in the job are merged by :meth:`finish_ingest`.
         """
         with self._writing("add tasks to"), self.engine.begin() as conn:
             inserted = 0
@@ -351,9 +389,12 @@ class Repository:
         totals: IngestTotals,
         check_collisions: bool,
         order_versions: bool,
+        merge_duplicates: bool = True,
     ) -> JobRecord:
-        """Every row is in: check collisions, number the versions of each key
-        (``depth``), store the totals and make the job ``submitted``.
+        """Every row is in: merge rows naming one object into one task (when
+        the manifest can repeat itself), check collisions, number the versions
+        of each key (``depth``), store the totals and make the job
+        ``submitted``.
 
         Raises :class:`ManifestError` (and leaves the job as it was) when two
         source objects map to one destination key.
@@ -362,6 +403,8 @@ class Repository:
             job = conn.execute(
                 sa.select(jobs.c.manifest).where(jobs.c.id == job_id)
             ).scalar_one()
+            if merge_duplicates:
+                _merge_duplicates(conn, job_id)
             if check_collisions:
                 _refuse_collisions(conn, job_id, job)
             if order_versions:

@@ -17,7 +17,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -69,10 +68,10 @@ tasks = Table(
     Column("src_bucket", Text, nullable=False),
     Column("src_key", Text, nullable=False),
     Column("src_version", Text, nullable=False, server_default=""),
-    # 0 merges duplicate rows naming one object into one task; a row's line
-    # number keeps it apart: malformed rows (so they never merge with each other
-    # or with a good row) and rows naming their own dst_key (one source may be
-    # copied to several keys)
+    # 0: rows naming one object are merged into one task (at the end of the
+    # ingest, see Repository.finish_ingest); a row's number keeps it apart:
+    # malformed rows (so they never merge with each other or with a good row)
+    # and rows naming their own dst_key (one source may go to several keys)
     Column("invalid_line", BigInteger, nullable=False, server_default="0"),
     Column("size", BigInteger),
     Column("dst_key", Text, nullable=False),
@@ -106,7 +105,6 @@ tasks = Table(
     Column("depth", Integer, nullable=False, server_default="0"),
     # NULL: copy the object; "delete_marker": recreate a delete marker
     Column("kind", String(16)),
-    UniqueConstraint("job_id", "src_bucket", "src_key", "src_version", "invalid_line"),
     Index("ix_tasks_job_status_depth_id", "job_id", "status", "depth", "id"),
 )
 
