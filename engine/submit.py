@@ -34,7 +34,13 @@ from engine.manifest.rows import BATCH_ROWS, Rows
 from engine.manifest.sources import Reader, Source, detect_kind
 from engine.models import Destination, JobStatus, TaskStatus
 from engine.spec import JobSpec
-from engine.store.repo import INVALID_ROW, IngestTotals, JobRecord, Repository
+from engine.store.repo import (
+    INVALID_ROW,
+    IngestTotals,
+    JobRecord,
+    Repository,
+    TaskRows,
+)
 
 MAX_TRACKED_SOURCE_BUCKETS = 100
 
@@ -211,7 +217,7 @@ async def _ingest(
     try:
         async for task_rows, after in _prepared(reader, job, spec, state):
             state = after
-            repo.add_tasks(job.id, task_rows, state.to_dict())
+            repo.add_tasks(job.id, task_rows.full, state.to_dict(), task_rows.plain)
             if on_batch is not None:
                 on_batch(state.totals.read)
         final = replace(spec, source_buckets=tuple(state.buckets))
@@ -232,7 +238,7 @@ async def _ingest(
         raise
 
 
-Prepared = tuple[list[tuple[Any, ...]], _State]
+Prepared = tuple[TaskRows, _State]
 
 
 async def _prepared(
@@ -270,7 +276,7 @@ class _Preparer:
         self.buckets = dict.fromkeys(state.buckets)
         self.first = True
 
-    def prepare(self, rows: Rows) -> list[tuple[Any, ...]]:
+    def prepare(self, rows: Rows) -> TaskRows:
         source, state = self.source, self.state
         if self.first:
             source.filters.check(rows, source.location)
@@ -380,7 +386,7 @@ def _child_main(
 
 
 class _RowBuilder:
-    """Turns rows into task tuples (``INGEST_COLUMNS`` order): the hot loop."""
+    """Turns rows into task tuples (see :class:`TaskRows`): the hot loop."""
 
     def __init__(
         self, job_id: str, mapping: KeyMapping, prefix: str, source: Source
@@ -391,14 +397,33 @@ class _RowBuilder:
         self.source = source
         self.plain = mapping.template == "{key}" and not mapping.strip_prefix
 
-    def rows(self, rows: Rows, before: int) -> tuple[list[tuple[Any, ...]], int, bool]:
-        """The task tuples of ``rows`` (``before`` rows of the manifest came
-        earlier), how many are malformed, and whether any names its own key."""
+    def rows(self, rows: Rows, before: int) -> tuple[TaskRows, int, bool]:
+        """The task rows of ``rows`` (``before`` rows of the manifest came
+        earlier), how many are malformed, and whether any names its own key.
+
+        A batch of plain rows (no error, override or delete marker: nearly
+        all of them) is built in the short form; a batch with any of those in
+        the full one, so ids keep the manifest's order either way."""
         job_id, prefix = self.job_id, self.prefix
         sizes: Iterator[Any] = iter(rows.sizes) if rows.sizes else repeat(None)
         modified: Iterator[Any] = iter(rows.modified) if rows.modified else repeat(None)
         dst = [prefix + k for k in rows.keys] if self.plain else self._mapped(rows)
-        out = [
+        columns = zip(
+            rows.lines,
+            rows.buckets,
+            rows.keys,
+            rows.versions,
+            sizes,
+            dst,
+            modified,
+            strict=False,
+        )
+        if not (rows.errors or rows.overrides or rows.kinds):
+            plain = [
+                (job_id, n, b, k, v or "", s, d, m) for n, b, k, v, s, d, m in columns
+            ]
+            return TaskRows(plain=plain), 0, False
+        full = [
             (
                 job_id,
                 n,
@@ -416,20 +441,9 @@ class _RowBuilder:
                 m,
                 None,
             )
-            for n, b, k, v, s, d, m in zip(
-                rows.lines,
-                rows.buckets,
-                rows.keys,
-                rows.versions,
-                sizes,
-                dst,
-                modified,
-                strict=False,
-            )
+            for n, b, k, v, s, d, m in columns
         ]
-        if not (rows.errors or rows.overrides or rows.kinds):
-            return out, 0, False
-        return self._extras(rows, out, before)
+        return self._extras(rows, full, before)
 
     def _mapped(self, rows: Rows) -> list[str]:
         out = []
@@ -443,7 +457,7 @@ class _RowBuilder:
 
     def _extras(
         self, rows: Rows, out: list[tuple[Any, ...]], before: int
-    ) -> tuple[list[tuple[Any, ...]], int, bool]:
+    ) -> tuple[TaskRows, int, bool]:
         own = False
         now = time.time()
         for i, kind in rows.kinds.items():
@@ -467,7 +481,7 @@ class _RowBuilder:
             t[9], t[10], t[11], t[12] = FAILED, INVALID_ROW, error, now
             t[2], t[3], t[7] = _clean(t[2]), _clean(t[3]), _clean(t[7])
             out[i] = tuple(t)
-        return out, len(rows.errors), own
+        return TaskRows(full=out), len(rows.errors), own
 
 
 def _clean(value: str) -> str:
