@@ -12,7 +12,6 @@ Layout under ``--out DIR`` (the shape S3 Batch Operations writes)::
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from engine.checksums import md5_file
 from engine.models import JobCounts, TaskStatus
 from engine.store.repo import JobRecord, Repository, ResultRow
 
@@ -150,14 +150,6 @@ class ReportFiles:
     rows: int
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_report(
     repo: Repository, job_id: str, out: Path, failed_only: bool = False
 ) -> ReportFiles:
@@ -196,7 +188,7 @@ def write_report(
             {
                 "TaskExecutionStatus": status,
                 "Bucket": "",
-                "MD5Checksum": _md5(path),
+                "MD5Checksum": md5_file(path),
                 "Key": f"job-{job.id}/results/{path.name}",
             }
             for status, path in paths.items()

@@ -14,7 +14,6 @@ before versioning) and is copied as such.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.checksums import md5_file
 from engine.errors import ManifestError
 from engine.manifest.csv import decode_key
 from engine.manifest.filters import storage_value
@@ -123,17 +123,9 @@ def locate(manifest: Path, key: str) -> Path:
     )
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_md5(path: Path, want: str | None) -> None:
     """Refuse a data file whose MD5 is not the one its manifest gives."""
-    if want and _md5(path) != want:
+    if want and md5_file(path) != want:
         raise ManifestError(
             str(path), None, f"MD5 checksum is not the {want} the manifest gives"
         )

@@ -78,6 +78,12 @@ async def list_batches(
             return
 
 
+def _page_args(
+    bucket: str, prefix: str, extra: dict[str, Any] | None, page_size: int
+) -> dict[str, Any]:
+    return {"Bucket": bucket, "Prefix": prefix, "MaxKeys": page_size, **(extra or {})}
+
+
 async def _objects_page(
     client: Any,
     bucket: str,
@@ -86,12 +92,7 @@ async def _objects_page(
     extra: dict[str, Any] | None,
     page_size: int,
 ) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "Bucket": bucket,
-        "Prefix": prefix,
-        "MaxKeys": page_size,
-        **(extra or {}),
-    }
+    args = _page_args(bucket, prefix, extra, page_size)
     if pos.get("token"):
         try:
             return await invoke_retrying(
@@ -116,12 +117,7 @@ async def _versions_page(
     extra: dict[str, Any] | None,
     page_size: int,
 ) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "Bucket": bucket,
-        "Prefix": prefix,
-        "MaxKeys": page_size,
-        **(extra or {}),
-    }
+    args = _page_args(bucket, prefix, extra, page_size)
     if pos.get("key_marker"):
         args["KeyMarker"] = pos["key_marker"]
         if pos.get("version_marker"):

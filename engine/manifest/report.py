@@ -27,7 +27,6 @@ reported job's own manifest (``InvalidManifestRow``) come out as errors.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
@@ -36,6 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from engine.checksums import md5_file
 from engine.errors import ManifestError
 from engine.manifest.csv import parse_row
 from engine.models import ManifestEntry, ObjectRef, TaskStatus
@@ -188,14 +188,6 @@ def _read_jsonl(path: Path, statuses: frozenset[str] | None) -> Iterator[Manifes
                     yield entry
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _locate(manifest: Path, key: str) -> Path:
     """A listed result file: ``key`` is relative to the folder above the report
     (bulkcopy), else its basename is in ``results/`` beside the manifest (S3)."""
@@ -242,7 +234,7 @@ def _result_files(path: Path, statuses: frozenset[str] | None) -> list[Path]:
             continue
         found = _locate(path, result["Key"])
         want = result.get("MD5Checksum")
-        if want and _md5(found) != want:
+        if want and md5_file(found) != want:
             raise ManifestError(
                 str(found),
                 None,

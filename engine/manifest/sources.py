@@ -18,7 +18,6 @@ so a manifest that changed under an interrupted ingest is refused.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.checksums import sha256_file
 from engine.errors import ManifestError, S3Error
 from engine.manifest.csv import csv_batches
 from engine.manifest.filters import Filters
@@ -111,11 +111,6 @@ def detect_kind(location: str) -> str:
     if location.endswith(".json"):
         return "inventory"
     return "csv"
-
-
-def sha256_file(path: str | Path) -> str:
-    with open(path, "rb") as fh:
-        return "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _report_file(location: str) -> str:
