@@ -14,10 +14,13 @@ before versioning) and is copied as such.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,71 +134,135 @@ def verify_md5(path: Path, want: str | None) -> None:
         )
 
 
-def _arrow_batches(path: Path, inv: InventoryManifest) -> Iterator[Any]:
-    """The data file as Arrow record batches, columns snake_case."""
-    import pyarrow as pa
+Columns = dict[str, list[Any]]  # snake_case column name -> values, one batch
 
+
+def _batches(path: Path, inv: InventoryManifest) -> Iterator[Columns]:
+    """The data file's rows, a few thousand at a time, column by column."""
     if inv.file_format == "CSV":
-        from pyarrow import csv as pacsv
+        yield from _csv_batches(path, inv.columns)
+    else:
+        for batch in _arrow_batches(path, inv):
+            yield _arrow_columns(batch)
 
-        typed = _csv_types()
-        types = {c: typed.get(c, pa.string()) for c in inv.columns}
-        reader = pacsv.open_csv(
-            pa.input_stream(str(path), compression="gzip"),
-            read_options=pacsv.ReadOptions(
-                column_names=inv.columns, block_size=1 << 22
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types,
-                null_values=[""],
-                strings_can_be_null=False,
-                true_values=["true", "TRUE", "True"],
-                false_values=["false", "FALSE", "False"],
-                timestamp_parsers=[pacsv.ISO8601],
-            ),
+
+def _csv_batches(path: Path, columns: list[str]) -> Iterator[Columns]:
+    """A gzipped CSV data file (no header), with the typed columns converted:
+    Size to int, LastModifiedDate to Unix seconds, the flags to bool."""
+    width = len(columns)
+    n = 0
+    for text in _gunzip_text(path):
+        rows = _split_quoted(text, width)
+        if rows is None:  # not every field plainly quoted: the csv module
+            chunk = list(csv.reader(text.splitlines(keepends=True)))
+            bad = next((i for i, r in enumerate(chunk) if len(r) != width), None)
+            if bad is not None:
+                raise ValueError(
+                    f"row {n + bad + 1} has {len(chunk[bad])} columns, the "
+                    f"fileSchema names {width}"
+                )
+            rows = [list(c) for c in zip(*chunk, strict=True)] if chunk else []
+        if not rows or not rows[0]:
+            continue
+        n += len(rows[0])
+        cols: Columns = dict(zip(columns, rows, strict=True))
+        for name, convert in _CSV_CONVERT.items():
+            if name in cols:
+                cols[name] = [convert(v) if v else None for v in cols[name]]
+        if "bucket" in cols:  # one string object per bucket: smaller batches
+            seen: dict[str, str] = {}
+            cols["bucket"] = [seen.setdefault(b, b) for b in cols["bucket"]]
+        yield cols
+
+
+def _split_quoted(text: str, width: int) -> list[list[str]] | None:
+    """The columns of CSV lines whose every field is quoted and holds no
+    quote or newline (what S3 writes: keys are URL-encoded), split in one
+    pass; ``None`` when ``text`` is not all like that."""
+    lines = text.count("\n")
+    if (
+        not lines
+        or not text.startswith('"')
+        or not text.endswith('"\n')
+        or text.count('"') != 2 * width * lines
+        or "\r" in text
+    ):
+        return None
+    flat = text[1:-2].replace('"\n"', '","').split('","')
+    if len(flat) != width * lines:
+        return None
+    return [flat[i::width] for i in range(width)]
+
+
+def _gunzip_text(path: Path) -> Iterator[str]:
+    """A gzip file's text (all its members) in pieces of whole lines,
+    decompressed with zlib a quarter megabyte at a time."""
+    inflate = zlib.decompressobj(wbits=47)
+    rest = b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 18):
+            data = rest + inflate.decompress(chunk)
+            while inflate.eof and inflate.unused_data:  # the next gzip member
+                more = inflate.unused_data
+                inflate = zlib.decompressobj(wbits=47)
+                data += inflate.decompress(more)
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                yield data[:cut].decode("utf-8")
+    rest += inflate.flush()
+    if rest:
+        yield rest.decode("utf-8") + ("" if rest.endswith(b"\n") else "\n")
+
+
+def _iso_seconds(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()  # "…T01:02:03.000Z"
+
+
+def _flag(value: str) -> bool:
+    return value.lower() == "true"
+
+
+_CSV_CONVERT: dict[str, Callable[[str], Any]] = {
+    "size": int,
+    "last_modified_date": _iso_seconds,
+    "is_latest": _flag,
+    "is_delete_marker": _flag,
+}
+
+
+def _arrow_batches(path: Path, inv: InventoryManifest) -> Iterator[Any]:
+    """An ORC or Parquet data file as Arrow record batches of at most
+    BATCH_ROWS rows, single-threaded and through small buffers: memory stays
+    flat however big the file (a whole stripe or row group is never held)."""
+    if inv.file_format == "ORC":
+        import pyarrow.dataset as ds
+
+        yield from ds.dataset(str(path), format="orc").to_batches(
+            batch_size=BATCH_ROWS, use_threads=False
         )
-        yield from reader
-    elif inv.file_format == "ORC":
-        from pyarrow import orc
-
-        f = orc.ORCFile(str(path))
-        for i in range(f.nstripes):
-            yield f.read_stripe(i)
     else:
         import pyarrow.parquet as pq
 
-        yield from pq.ParquetFile(str(path)).iter_batches(batch_size=BATCH_ROWS)
+        yield from pq.ParquetFile(
+            str(path), buffer_size=1 << 20, pre_buffer=False
+        ).iter_batches(batch_size=BATCH_ROWS, use_threads=False)
 
 
-def _csv_types() -> dict[str, Any]:
+def _arrow_columns(batch: Any) -> Columns:
+    """An Arrow batch as Python lists, timestamps as Unix seconds."""
     import pyarrow as pa
 
-    return {
-        "size": pa.int64(),
-        "last_modified_date": pa.timestamp("ms", tz="UTC"),
-        "is_latest": pa.bool_(),
-        "is_delete_marker": pa.bool_(),
-    }
-
-
-def _column(batch: Any, name: str) -> list[Any] | None:
-    i = batch.schema.get_field_index(name)
-    return None if i < 0 else batch.column(i).to_pylist()
-
-
-def _seconds(batch: Any, name: str) -> list[float | None] | None:
-    """A timestamp column as Unix seconds."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    i = batch.schema.get_field_index(name)
-    if i < 0:
-        return None
-    col = batch.column(i)
-    if not pa.types.is_timestamp(col.type):
-        col = pc.cast(col, pa.timestamp("ms", tz="UTC"))
-    micros = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC")), pa.int64())
-    return [None if m is None else m / 1e6 for m in micros.to_pylist()]
+    cols: Columns = {}
+    for name, col in zip(batch.schema.names, batch.columns, strict=True):
+        if pa.types.is_timestamp(col.type):
+            micros = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+            cols[column_name(name)] = [
+                None if m is None else m / 1e6 for m in micros.to_pylist()
+            ]
+        else:
+            cols[column_name(name)] = col.to_pylist()
+    return cols
 
 
 def inventory_batches(
@@ -244,20 +311,20 @@ def file_batches(
         raise ManifestError(str(shown), exc.line, exc.reason) from None
     n = 0
     try:
-        for batch in _arrow_batches(path, inv):
+        for cols in _batches(path, inv):
             first = n
-            n += batch.num_rows
+            n += len(cols["key"])
             if n <= done:
                 continue
             if first < done:
-                batch = batch.slice(done - first)
+                cols = {k: v[done - first :] for k, v in cols.items()}
                 first = done
-            rows = _rows(batch, first, inv, all_versions, delete_markers, shown)
+            rows = _rows(cols, first, inv, all_versions, delete_markers, shown)
             rows.position = {"file": fi, "row": n}
             yield rows
     except ManifestError:
         raise
-    except Exception as exc:  # pyarrow: an unreadable or malformed data file
+    except Exception as exc:  # an unreadable or malformed data file
         raise ManifestError(str(shown), None, f"cannot read: {exc}") from None
     if n < done:
         raise ManifestError(
@@ -266,64 +333,84 @@ def file_batches(
 
 
 def _rows(
-    batch: Any,
+    cols: Columns,
     first: int,
     inv: InventoryManifest,
     all_versions: bool,
     delete_markers: bool,
     path: Path,
 ) -> Rows:
-    """One Arrow batch as rows; ``first`` rows of the file come before it."""
-    names = [column_name(c) for c in batch.schema.names]
-    if names != batch.schema.names:
-        batch = batch.rename_columns(names)
-    buckets = _column(batch, "bucket") or []
-    raw_keys = _column(batch, "key") or []
-    versions = _column(batch, "version_id")
-    sizes = _column(batch, "size")
-    storage = _column(batch, "storage_class")
-    tiers = _column(batch, "intelligent_tiering_access_tier")
-    latest = _column(batch, "is_latest")
-    markers = _column(batch, "is_delete_marker")
-    modified = _seconds(batch, "last_modified_date")
-    encoded = inv.file_format == "CSV"
+    """One batch's columns as rows; ``first`` rows of the file come before it."""
+    buckets = cols.get("bucket") or []
+    raw_keys = cols.get("key") or []
+    versions = cols.get("version_id")
+    sizes = cols.get("size")
+    storage = cols.get("storage_class")
+    tiers = cols.get("intelligent_tiering_access_tier")
+    latest = cols.get("is_latest")
+    markers = cols.get("is_delete_marker")
+    modified = cols.get("last_modified_date")
+    n = len(raw_keys)
+    keep: list[int] | None = None  # None: every row
+    if markers is not None or (latest is not None and not all_versions):
+        keep = [
+            i
+            for i in range(n)
+            if not (markers is not None and markers[i] and not delete_markers)
+            and (all_versions or latest is None or latest[i] is not False)
+            and not (markers is not None and markers[i] and not all_versions)
+        ]
+
+    def pick(col: list[Any] | None) -> list[Any] | None:
+        if col is None or keep is None:
+            return col
+        return [col[i] for i in keep]
+
+    lines = [first + i + 1 for i in (keep if keep is not None else range(n))]
+    buckets, raw_keys = pick(buckets) or [], pick(raw_keys) or []
+    if not (all(buckets) and all(raw_keys)):
+        bad = next(
+            i
+            for i, (b, k) in enumerate(zip(buckets, raw_keys, strict=True))
+            if not b or not k
+        )
+        raise ManifestError(str(path), lines[bad], "empty bucket or key")
+    keys = raw_keys
+    if inv.file_format == "CSV":  # URL-encoded
+        try:
+            keys = [decode_key(k) if "%" in k or "+" in k else k for k in raw_keys]
+        except UnicodeDecodeError:
+            bad = next(i for i, k in enumerate(raw_keys) if not _decodes(k))
+            raise ManifestError(str(path), lines[bad], "key is not UTF-8") from None
+    picked_versions = pick(versions)
+    storage = pick(storage)
+    if storage is not None and tiers is not None:
+        in_tier = zip(storage, pick(tiers) or [], strict=True)
+        storage = [storage_value(c, t) for c, t in in_tier]
     rows = Rows(
-        sizes=[] if sizes is not None else None,
-        modified=[] if modified is not None else None,
-        storage=[] if storage is not None else None,
-    )
-    for i, raw_key in enumerate(raw_keys):
-        line = first + i + 1
-        marker = bool(markers[i]) if markers is not None else False
-        if marker and not (all_versions and delete_markers):
-            continue
-        if not all_versions and latest is not None and latest[i] is False:
-            continue
-        bucket = buckets[i]
-        if not bucket or not raw_key:
-            raise ManifestError(str(path), line, "empty bucket or key")
-        key = raw_key
-        if encoded and ("%" in raw_key or "+" in raw_key):
-            try:
-                key = decode_key(raw_key)
-            except UnicodeDecodeError:
-                raise ManifestError(str(path), line, "key is not UTF-8") from None
-        if marker:
-            rows.kinds[len(rows)] = DELETE_MARKER
-        rows.lines.append(line)
-        rows.buckets.append(bucket)
-        rows.keys.append(key)
+        lines=lines,
+        buckets=buckets,
+        keys=keys,
         # versioned report: an empty id is the null version
-        rows.versions.append(None if versions is None else (versions[i] or "null"))
-        if sizes is not None:
-            rows.sizes.append(sizes[i])  # type: ignore[union-attr]
-        if modified is not None:
-            rows.modified.append(modified[i])  # type: ignore[union-attr]
-        if storage is not None:
-            rows.storage.append(  # type: ignore[union-attr]
-                storage_value(storage[i], tiers[i] if tiers is not None else None)
-            )
+        versions=[None] * len(keys)
+        if picked_versions is None
+        else [v or "null" for v in picked_versions],
+        sizes=pick(sizes),
+        modified=pick(modified),
+        storage=storage,
+    )
+    picked_markers = pick(markers)
+    if picked_markers is not None:
+        rows.kinds = {i: DELETE_MARKER for i, m in enumerate(picked_markers) if m}
     return rows
+
+
+def _decodes(key: str) -> bool:
+    try:
+        decode_key(key)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_inventory(
