@@ -216,7 +216,15 @@ async def _ingest(
     state = _State.from_dict(job.ingest_state or {})
     try:
         async for task_rows, after in _prepared(reader, job, spec, state):
+            # the rows written so far are counted here (a reader process
+            # only knows its own), so the total needs no count at the end
+            written = state.totals.inserted
             state = after
+            state.totals.inserted = (
+                None
+                if written is None
+                else written + len(task_rows.plain) + len(task_rows.full)
+            )
             repo.add_tasks(job.id, task_rows.full, state.to_dict(), task_rows.plain)
             if on_batch is not None:
                 on_batch(state.totals.read)
@@ -304,6 +312,8 @@ class _Preparer:
 
 # local manifests at least this big are parsed in a child process
 PROCESS_MIN_BYTES = 16 << 20
+# batches the child has ready are written together, up to this many rows
+COMMIT_ROWS = 50_000
 
 
 def _worth_a_process(source: Source) -> bool:
@@ -346,8 +356,20 @@ def _in_child(
                 ) from None
             kind = message[0]
             if kind == "batch":
-                yield message[1], _State.from_dict(message[2])
-            elif kind == "done":
+                # what the child has already sent goes in one transaction
+                rows, after = message[1], message[2]
+                while len(rows.plain) + len(rows.full) < COMMIT_ROWS and receive.poll():
+                    message = receive.recv()
+                    if message[0] != "batch":
+                        break
+                    rows.plain += message[1].plain
+                    rows.full += message[1].full
+                    after = message[2]
+                yield rows, _State.from_dict(after)
+                kind = message[0]
+            if kind == "batch":
+                continue
+            if kind == "done":
                 return
             elif kind == "manifest":
                 raise ManifestError(*message[1])

@@ -84,16 +84,24 @@ class IngestTotals:
     read: int = 0  # manifest rows read
     filtered: int = 0  # left out by --include-prefix, --min-size, …
     invalid: int = 0  # malformed rows recorded as failed tasks
+    inserted: int | None = None  # task rows written (None: unknown, count them)
 
-    def to_dict(self) -> dict[str, int]:
-        return {"read": self.read, "filtered": self.filtered, "invalid": self.invalid}
+    def to_dict(self) -> dict[str, int | None]:
+        return {
+            "read": self.read,
+            "filtered": self.filtered,
+            "invalid": self.invalid,
+            "inserted": self.inserted,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IngestTotals:
+        inserted = data.get("inserted")
         return cls(
             int(data.get("read", 0)),
             int(data.get("filtered", 0)),
             int(data.get("invalid", 0)),
+            None if inserted is None and data else int(inserted or 0),
         )
 
 
@@ -435,15 +443,17 @@ class Repository:
             job = conn.execute(
                 sa.select(jobs.c.manifest).where(jobs.c.id == job_id)
             ).scalar_one()
-            if merge_duplicates:
-                _merge_duplicates(conn, job_id)
+            merged = _merge_duplicates(conn, job_id) if merge_duplicates else 0
             if check_collisions:
                 _refuse_collisions(conn, job_id, job)
             if order_versions:
                 _number_versions(conn, job_id)
-            total = conn.execute(
-                sa.select(sa.func.count()).where(tasks.c.job_id == job_id)
-            ).scalar_one()
+            if totals.inserted is None:
+                total = conn.execute(
+                    sa.select(sa.func.count()).where(tasks.c.job_id == job_id)
+                ).scalar_one()
+            else:
+                total = totals.inserted - merged
             conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id)

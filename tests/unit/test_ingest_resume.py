@@ -172,6 +172,8 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setattr("engine.manifest.inventory.BATCH_ROWS", 4)
     monkeypatch.setattr("engine.manifest.rows.BATCH_ROWS", SMALL_BATCH)
     monkeypatch.setattr("engine.submit.BATCH_ROWS", SMALL_BATCH)  # earlier jobs
+    # one batch per transaction, so an interruption can fall after any of them
+    monkeypatch.setattr("engine.submit.COMMIT_ROWS", 1)
     return SMALL_BATCH
 
 
