@@ -241,30 +241,33 @@ def _median(values: Iterable[float | None]) -> float | None:
 
 
 def summarize(runs: list[Run], generated: dict[str, Generated]) -> dict[str, Any]:
-    """Per format: medians over the rounds, and every run."""
+    """Per format: medians over the rounds whose job was right (over all
+    rounds when none was), and every run."""
     out: dict[str, Any] = {}
     for fmt in dict.fromkeys(r.format for r in runs):
         mine = [r for r in runs if r.format == fmt]
-        wall = statistics.median(r.wall_s for r in mine)
+        good = [r for r in mine if r.tasks_ok]
+        counted = good or mine
+        wall = statistics.median(r.wall_s for r in counted)
         gen = generated[fmt]
         out[fmt] = {
             "rows": gen.rows,
             "data_files": gen.data_files,
             "manifest_bytes": gen.bytes,
             "rounds": len(mine),
+            "rounds_ok": len(good),
             "wall_s_median": round(wall, 3),
-            "wall_s_min": min(r.wall_s for r in mine),
-            "wall_s_max": max(r.wall_s for r in mine),
+            "wall_s_min": min(r.wall_s for r in counted),
+            "wall_s_max": max(r.wall_s for r in counted),
             "rows_per_s_median": round(gen.rows / wall),
-            "peak_rss_mb_median": round(
-                statistics.median(r.peak_rss_mb for r in mine), 1
-            ),
-            "peak_rss_mb_max": max(r.peak_rss_mb for r in mine),
-            "tree_rss_mb_median": _median(r.tree_rss_mb for r in mine),
-            "tree_pss_mb_median": _median(r.tree_pss_mb for r in mine),
-            "processes": max((r.processes or 0) for r in mine) or None,
-            "cpu_s_median": round(statistics.median(r.cpu_s for r in mine), 2),
-            "tasks_ok": all(r.tasks_ok for r in mine),
+            "peak_rss_mb_median": _median(r.peak_rss_mb for r in counted),
+            "peak_rss_mb_max": max(r.peak_rss_mb for r in counted),
+            "tree_rss_mb_median": _median(r.tree_rss_mb for r in counted),
+            "tree_pss_mb_median": _median(r.tree_pss_mb for r in counted),
+            "processes": max((r.processes or 0) for r in counted) or None,
+            "cpu_s_median": round(statistics.median(r.cpu_s for r in counted), 2),
+            "tasks_ok": len(good) == len(mine),
+            "problems": sorted({r.problem for r in mine if r.problem}),
             "runs": [asdict(r) for r in mine],
         }
     return out
@@ -282,7 +285,7 @@ COLUMNS = (
     ("PSS MB", "tree_pss_mb_median"),
     ("procs", "processes"),
     ("CPU s", "cpu_s_median"),
-    ("tasks ok", "tasks_ok"),
+    ("tasks ok", "rounds_ok"),
 )
 
 
@@ -295,8 +298,10 @@ def table(summary: dict[str, Any]) -> str:
         if key == "spread":
             return f"{s['wall_s_min']:.2f}-{s['wall_s_max']:.2f}"
         value = s[key]
-        if key == "rows_per_s_median" and not s["tasks_ok"]:
-            return "-"  # the submit failed: no rate to speak of
+        if key == "rounds_ok":  # rounds whose job was right, of all rounds
+            return "yes" if s["tasks_ok"] else f"NO ({value}/{s['rounds']})"
+        if not s["rounds_ok"] and key != "rows":
+            return "-"  # every submit failed: nothing to measure
         if isinstance(value, bool):
             return "yes" if value else "NO"
         if value is None:
@@ -321,17 +326,29 @@ def table(summary: dict[str, Any]) -> str:
 
 
 def engine_version(root: Path) -> str:
-    """The engine's git commit (``+dirty`` with local changes), if it has one."""
+    """The engine's git commit, ``+dirty`` when engine/ or migrations/ have
+    uncommitted changes; ``unknown`` outside a git checkout."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
     try:
-        proc = subprocess.run(
-            ["git", "-C", str(root), "describe", "--always", "--dirty=+dirty"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", "engine", "migrations")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
-    return proc.stdout.strip()
+    return commit + ("+dirty" if dirty else "")
+
+
+def _changed(before: str, args: argparse.Namespace) -> str:
+    """The engine's version, or both when it changed during the benchmark."""
+    after = engine_version(args.engine_root)
+    if after == before:
+        return before
+    print(f"the engine changed during the run: {before} -> {after}", file=sys.stderr)
+    return f"{before} -> {after} (changed during the run)"
 
 
 def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -345,6 +362,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         file=sys.stderr,
         flush=True,
     )
+    version = engine_version(args.engine_root)
     env = tools.environment(workdir)
     env["PYTHONPATH"] = str(args.engine_root)
     runs: list[Run] = []
@@ -370,10 +388,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "engine": {
-            "root": str(args.engine_root),
-            "version": engine_version(args.engine_root),
-        },
+        "engine": {"root": str(args.engine_root), "version": _changed(version, args)},
         "settings": {
             "rows": args.rows,
             "rows_per_file": args.rows_per_file,

@@ -35,7 +35,7 @@ import pyarrow.csv as pacsv
 import pyarrow.orc as paorc
 import pyarrow.parquet as pq
 
-GENERATOR_VERSION = 1  # bump when the rows change, so caches are rebuilt
+GENERATOR_VERSION = 2  # bump when the rows change, so caches are rebuilt
 BUCKET = "example-src"
 CONFIG_ID = "bench-ingest"
 REPORT_TIME = "2026-01-01T00-00Z"
@@ -317,7 +317,8 @@ class _InventoryWriter(_Writer):
         elif self.file_format == "Parquet":
             self._writer = pq.ParquetWriter(str(self._path), COLUMNAR)
         else:
-            self._writer = paorc.ORCWriter(str(self._path))
+            # ZLIB, ORC's usual codec (Hive's default); pyarrow's default is none
+            self._writer = paorc.ORCWriter(str(self._path), compression="zlib")
 
     def write(self, table: pa.Table) -> None:
         if self.file_format == "CSV":

@@ -184,7 +184,7 @@ def write_report(folder: Path, file_format: str) -> Path:
         if file_format == "Parquet":
             pq.write_table(table, str(data))
         else:
-            paorc.write_table(table, str(data))
+            paorc.write_table(table, str(data), compression="zlib")
     manifest = {
         "sourceBucket": BUCKET,
         "destinationBucket": "arn:aws:s3:::example-inventory",
