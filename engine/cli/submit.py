@@ -61,19 +61,22 @@ MANIFEST is a local path or an s3:// URI of one of:
     Operations'; --only-status picks its rows).
 Or, instead of a MANIFEST, --from s3://BUCKET/PREFIX lists the source.
 
-\b
-The CSV has no header (or the header
-`bucket,key,version_id`), one `bucket,key[,versionId]` row per object, keys
-URL-encoded (`a%2Bb+c` is the key `a+b c`).  Either every row has a version id
-or none does.  Duplicate rows become one task.  A malformed row fails the
-submit with FILE:LINE and writes nothing, unless --skip-invalid records it as
-a failed task.  Each object goes to PREFIX + its source key (see
---key-template, --strip-prefix).
+A Batch Operations CSV has one `bucket,key[,versionId]` row per object and no
+header (or the header `bucket,key,version_id`); keys are URL-encoded
+(`a%2Bb+c` is the key `a+b c`); either every row has a version id or none
+does.  Duplicate rows become one task.  A malformed row fails the submit with
+FILE:LINE and leaves nothing behind, unless --skip-invalid records it as a
+failed task.  Each object goes to PREFIX + its source key (see --key-template,
+--strip-prefix).
 
 A header row may name more columns, each overriding one thing for its row's
 object: dst_key, storage_class, metadata (JSON), tags (JSON), content_type,
 cache_control, content_disposition, content_encoding, content_language,
 expires, acl (see the README).
+
+Rows are read and stored 10,000 at a time.  If the submit is killed, run the
+same command again: it continues where it stopped (a manifest that changed
+since is refused; --restart starts over).
 
 Every CopyObject option has a flag below, and all of them can also be set in a
 --spec file (manifests/job.toml is a commented example).  The options are
