@@ -40,6 +40,7 @@ from engine.store.repo import (
     JobRecord,
     Repository,
     TaskRows,
+    key_hash,
 )
 
 MAX_TRACKED_SOURCE_BUCKETS = 100
@@ -442,7 +443,8 @@ class _RowBuilder:
         )
         if not (rows.errors or rows.overrides or rows.kinds):
             plain = [
-                (job_id, n, b, k, v or "", s, d, m) for n, b, k, v, s, d, m in columns
+                (job_id, n, b, k, v or "", s, d, m, key_hash(k))
+                for n, b, k, v, s, d, m in columns
             ]
             return TaskRows(plain=plain), 0, False
         full = [
@@ -462,6 +464,7 @@ class _RowBuilder:
                 None,
                 m,
                 None,
+                key_hash(k),
             )
             for n, b, k, v, s, d, m in columns
         ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ INGEST_COLUMNS = (
     "finished_at",
     "last_modified",
     "kind",
+    "key_hash",
 )
 # the short form of a pending task that is only an object to copy
 PLAIN_COLUMNS = (
@@ -64,7 +66,14 @@ PLAIN_COLUMNS = (
     "size",
     "dst_key",
     "last_modified",
+    "key_hash",
 )
+
+
+def key_hash(key: str) -> int:
+    """``tasks.key_hash``: CRC-32 of the key (cheap to sort; equal keys have
+    equal hashes, and the rare equal hashes are compared exactly)."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(slots=True)
@@ -239,17 +248,23 @@ _OBJECT = (
 
 def _merge_duplicates(conn: sa.Connection, job_id: str) -> int:
     """Delete every task but the first naming the same object (bucket, key,
-    version; rows kept apart have their own ``invalid_line``).  One sort
-    finds out whether there are any; only then are they removed."""
-    any_twice = conn.execute(
-        sa.select(sa.literal(1))
-        .where(tasks.c.job_id == job_id)
-        .group_by(*_OBJECT)
+    version; rows kept apart have their own ``invalid_line``).
+
+    One sort of the key hashes says whether any key repeats (almost never,
+    and cheap: integers); only the rows whose hash repeats are then compared
+    column by column and the extra ones removed."""
+    job = tasks.c.job_id == job_id
+    repeated = (
+        sa.select(tasks.c.key_hash)
+        .where(job)
+        .group_by(tasks.c.key_hash)
         .having(sa.func.count() > 1)
-        .limit(1)
-    ).first()
-    if any_twice is None:
+    )
+    if conn.execute(repeated.limit(1)).first() is None:
         return 0
+    suspects = sa.or_(
+        tasks.c.key_hash.in_(repeated.scalar_subquery()), tasks.c.key_hash.is_(None)
+    )
     numbered = (
         sa.select(
             tasks.c.id,
@@ -257,7 +272,7 @@ def _merge_duplicates(conn: sa.Connection, job_id: str) -> int:
             .over(partition_by=_OBJECT, order_by=tasks.c.id)
             .label("n"),
         )
-        .where(tasks.c.job_id == job_id)
+        .where(job, suspects)
         .subquery()
     )
     res = conn.execute(

@@ -105,6 +105,8 @@ tasks = Table(
     Column("depth", Integer, nullable=False, server_default="0"),
     # NULL: copy the object; "delete_marker": recreate a delete marker
     Column("kind", String(16)),
+    # CRC-32 of src_key: finding duplicate rows sorts this, not the keys
+    Column("key_hash", BigInteger),
     Index("ix_tasks_job_status_depth_id", "job_id", "status", "depth", "id"),
 )
 

@@ -10,7 +10,8 @@ claim index leads with depth so a claim can take one round at a time.
 The unique constraint on (job, object) goes: inserting into it in the
 manifest's order is a random B-tree walk per row (3x slower on a shuffled
 manifest, and worse as the job grows); duplicates are now merged once, after
-the last batch, by one sort (see Repository.finish_ingest).
+the last batch, by one sort of ``key_hash`` (CRC-32 of the key) and an exact
+comparison of the few rows whose hashes repeat (Repository.finish_ingest).
 
 Revision ID: 0004
 Revises: 0003
@@ -47,6 +48,7 @@ def upgrade() -> None:
             sa.Column("depth", sa.Integer(), nullable=False, server_default="0")
         )
         batch.add_column(sa.Column("kind", sa.String(16), nullable=True))
+        batch.add_column(sa.Column("key_hash", sa.BigInteger(), nullable=True))
     op.drop_index("ix_tasks_job_status_id", table_name="tasks")
     op.create_index(
         "ix_tasks_job_status_depth_id", "tasks", ["job_id", "status", "depth", "id"]
@@ -57,7 +59,7 @@ def downgrade() -> None:
     op.drop_index("ix_tasks_job_status_depth_id", table_name="tasks")
     op.create_index("ix_tasks_job_status_id", "tasks", ["job_id", "status", "id"])
     with op.batch_alter_table("tasks") as batch:
-        for col in ("kind", "depth", "last_modified"):
+        for col in ("key_hash", "kind", "depth", "last_modified"):
             batch.drop_column(col)
         batch.create_unique_constraint(
             UNIQUE, ["job_id", "src_bucket", "src_key", "src_version", "invalid_line"]

@@ -42,6 +42,7 @@ def make_job(repo: Repository, n: int, job_id: str = "20260101-000000-aaaaaa") -
             None,
             None,
             None,
+            None,
         )
         for i in range(n)
     ]

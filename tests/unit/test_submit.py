@@ -232,3 +232,23 @@ def test_unterminated_quote_fails_the_submit_even_with_skip_invalid(
     with pytest.raises(ManifestError, match=r"m\.csv:2: .*unterminated quoted field"):
         submit(repo, str(path), Destination("dst"), JobSpec(), skip_invalid=True)
     assert repo.list_jobs() == []
+
+
+def test_keys_whose_hashes_collide_are_not_merged(
+    repo: Repository, write_manifest: WriteManifest
+) -> None:
+    """Duplicates are found by sorting a CRC-32 of the key; two different keys
+    with the same CRC-32 stay two tasks, a real repeat still merges."""
+    import zlib
+
+    assert zlib.crc32(b"k97872") == zlib.crc32(b"k15860000")
+    path = write_manifest("b,k97872\nb,k15860000\nb,other\nb,k97872\n")
+    job = do_submit(repo, path)
+    assert (job.total_tasks, job.duplicate_rows) == (3, 1)
+    with repo.engine.connect() as conn:
+        keys = sorted(
+            conn.execute(
+                sa.select(tasks.c.src_key).where(tasks.c.job_id == job.id)
+            ).scalars()
+        )
+    assert keys == ["k15860000", "k97872", "other"]
