@@ -57,7 +57,6 @@ class _State:
     totals: IngestTotals = field(default_factory=IngestTotals)
     buckets: list[str] = field(default_factory=list)
     own_keys: bool = False  # some row names its own dst_key
-    started: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,7 +73,6 @@ class _State:
             totals=IngestTotals.from_dict(data.get("totals", {})),
             buckets=list(data.get("buckets", [])),
             own_keys=bool(data.get("own_keys")),
-            started=bool(data),
         )
 
 

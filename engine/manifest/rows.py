@@ -100,7 +100,7 @@ class Rows:
 
 
 def rows_from_entries(
-    entries: Iterable[ManifestEntry], position_key: str = "line"
+    entries: Iterable[ManifestEntry],
 ) -> Iterator[Rows]:
     """Batch a stream of :class:`ManifestEntry` (readers that yield one row
     at a time).  The position after each batch is its last row's line."""
@@ -112,11 +112,11 @@ def rows_from_entries(
         assert batch.sizes is not None
         batch.sizes.append(e.size)
         if len(batch) >= BATCH_ROWS:
-            batch.position = {position_key: e.line}
+            batch.position = {"line": e.line}
             yield _sized(batch)
             batch = Rows(sizes=[])
     if len(batch):
-        batch.position = {position_key: batch.lines[-1]}
+        batch.position = {"line": batch.lines[-1]}
         yield _sized(batch)
 
 

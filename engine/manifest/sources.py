@@ -21,7 +21,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,12 +128,12 @@ class Reader:
         source: Source,
         client: Any = None,
         list_args: dict[str, Any] | None = None,
-        job_results: Any = None,
+        job_results: Callable[[int], Iterator[Rows]] | None = None,
     ) -> None:
         self.source = source
         self.client = client
         self.list_args = list_args or {}
-        # for kind "job": a callable(after_id) -> Iterator[Rows]
+        # for kind "job": the earlier job's tasks after a task id
         self.job_results = job_results
         self._tmp: str | None = None
         self._etag: str | None = None
@@ -181,7 +181,7 @@ class Reader:
         pos = position or {}
         if s.kind == "report":
             entries = read_report(s.location, frozenset(s.statuses) or None)
-            yield from _skip_entries(rows_from_entries(entries, "entries"), pos)
+            yield from _skip_entries(rows_from_entries(entries), pos)
         elif s.kind == "csv":
             yield from csv_batches(s.location, int(pos.get("line", 0)))
         else:
@@ -209,6 +209,7 @@ class Reader:
             ):
                 yield rows
         elif s.kind == "job":
+            assert self.job_results is not None
             for rows in self.job_results(int(pos.get("after_id", 0))):
                 yield rows
         elif s.kind == "csv":
