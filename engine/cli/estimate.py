@@ -29,7 +29,7 @@ def print_estimate(
         f"rows       {e.rows:,} read, {e.filtered:,} left out by filters, "
         f"{e.invalid:,} malformed",
         f"objects    {e.objects:,}"
-        + (f" + {e.delete_markers:,} delete markers" if e.delete_markers else ""),
+        + (f" + {_n(e.delete_markers, 'delete marker')}" if e.delete_markers else ""),
     ]
     if e.sized:
         unknown = e.objects - e.sized
@@ -40,15 +40,20 @@ def print_estimate(
     else:
         lines.append("bytes      unknown (the manifest gives no sizes)")
     lines.append(
-        f"multipart  {e.multipart:,} objects above the threshold, {e.parts:,} parts"
+        f"multipart  {_n(e.multipart, 'object')} above the threshold, "
+        f"{_n(e.parts, 'part')}"
     )
     if e.by_storage_class:
         classes = ", ".join(f"{c} {n:,}" for c, n in e.by_storage_class.items())
         lines.append(f"storage    {classes}")
     if e.archived:
         lines.append(
-            f"archived   {e.archived:,} objects in archive tiers: copied only "
+            f"archived   {_n(e.archived, 'object')} in archive tiers: copied only "
             "if restored, otherwise recorded as skipped"
         )
     lines.append(f"requests   ~{e.requests:,} S3 requests")
     click.echo("\n".join(lines))
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"

@@ -195,8 +195,8 @@ def test_dry_run_of_an_inventory_prints_bytes_multipart_and_requests(
     assert "S3 Inventory report" in out
     assert "objects    3" in out
     assert f"({6 * GiB + 30:,})" in out
-    assert "multipart  1 objects above the threshold, 48 parts" in out
-    assert "archived   1 objects" in out
+    assert "multipart  1 object above the threshold, 48 parts" in out
+    assert "archived   1 object in archive tiers" in out
     # HEAD+Copy for two objects; HEAD, Create, 48 parts, Complete, tags for one
     assert "requests   ~56 S3 requests" in out
     assert not (cli.cwd / "bulkcopy.db").exists()
