@@ -161,7 +161,9 @@ def check_job(db: Path, job_id: str, gen: Generated) -> str | None:
         marks = ",".join("?" * len(gen.sample_keys))
         samples = conn.execute(
             f"SELECT count(*) FROM tasks WHERE job_id = ? AND src_bucket = ? "
-            f"AND src_key IN ({marks}) AND dst_key = 'p/' || src_key",
+            f"AND src_key IN ({marks}) AND coalesce(dst_key, "
+            "(SELECT dst_prefix FROM jobs WHERE jobs.id = tasks.job_id) || src_key)"
+            " = 'p/' || src_key",
             (job_id, manifests.BUCKET, *gen.sample_keys),
         ).fetchone()[0]
     tasks = sum(counts.values())

@@ -428,7 +428,13 @@ class _RowBuilder:
         job_id, prefix = self.job_id, self.prefix
         sizes: Iterator[Any] = iter(rows.sizes) if rows.sizes else repeat(None)
         modified: Iterator[Any] = iter(rows.modified) if rows.modified else repeat(None)
-        dst = [prefix + k for k in rows.keys] if self.plain else self._mapped(rows)
+        dst: list[str | None]
+        if self.plain:  # prefix + key is not stored (NULL) but in full rows
+            extras = bool(rows.errors or rows.overrides or rows.kinds)
+            dst = [prefix + k for k in rows.keys] if extras else [None] * len(rows)
+        else:
+            dst = list(self._mapped(rows))  # may add errors
+            extras = bool(rows.errors or rows.overrides or rows.kinds)
         columns = zip(
             rows.lines,
             rows.buckets,
@@ -439,7 +445,7 @@ class _RowBuilder:
             modified,
             strict=False,
         )
-        if not (rows.errors or rows.overrides or rows.kinds):
+        if not extras:
             plain = [
                 (job_id, n, b, k, v or "", s, d, m, key_hash(k))
                 for n, b, k, v, s, d, m in columns

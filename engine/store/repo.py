@@ -170,6 +170,19 @@ def new_job_id(now: float | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
+def _dst_key(stored: str | None, prefix: str, src_key: str) -> str:
+    """A task's destination key: stored, or NULL for the job's prefix + the
+    source key (most tasks: not storing it keeps rows small)."""
+    return prefix + src_key if stored is None else stored
+
+
+def _dst_key_sql(prefix: str) -> sa.ColumnElement[str]:
+    """:func:`_dst_key` in SQL."""
+    return sa.func.coalesce(
+        tasks.c.dst_key, sa.literal(prefix, sa.Text) + tasks.c.src_key
+    )
+
+
 _TASK_COLUMNS = (
     tasks.c.id,
     tasks.c.src_bucket,
@@ -186,13 +199,13 @@ _TASK_COLUMNS = (
 )
 
 
-def _task(job_id: str, r: Any) -> Task:
+def _task(job_id: str, prefix: str, r: Any) -> Task:
     """A :class:`Task` from a row of ``_TASK_COLUMNS``."""
     return Task(
         id=r[0],
         job_id=job_id,
         src=ObjectRef(r[1], r[2], r[3] or None),
-        dst_key=r[4],
+        dst_key=_dst_key(r[4], prefix, r[2]),
         attempts=r[5],
         size=r[6],
         upload_id=r[7],
@@ -203,7 +216,9 @@ def _task(job_id: str, r: Any) -> Task:
     )
 
 
-def _refuse_collisions(conn: sa.Connection, job_id: str, manifest: str) -> None:
+def _refuse_collisions(
+    conn: sa.Connection, job_id: str, manifest: str, prefix: str
+) -> None:
     """Raise when two source objects of a job map to one destination key.
 
     Versions of one object share a key on purpose (their history is copied in
@@ -211,10 +226,11 @@ def _refuse_collisions(conn: sa.Connection, job_id: str, manifest: str) -> None:
     """
     source = tasks.c.src_bucket + "/" + tasks.c.src_key  # '/' is not in bucket names
     good = sa.and_(tasks.c.job_id == job_id, tasks.c.error_code.is_(None))
+    dst_key = _dst_key_sql(prefix)
     clashing = conn.execute(
-        sa.select(tasks.c.dst_key, sa.func.count(sa.distinct(source)))
+        sa.select(dst_key, sa.func.count(sa.distinct(source)))
         .where(good)
-        .group_by(tasks.c.dst_key)
+        .group_by(dst_key)
         .having(sa.func.count(sa.distinct(source)) > 1)
         .limit(6)
     ).fetchall()
@@ -223,7 +239,7 @@ def _refuse_collisions(conn: sa.Connection, job_id: str, manifest: str) -> None:
     key = clashing[0][0]
     sources = conn.execute(
         sa.select(tasks.c.line, tasks.c.src_bucket, tasks.c.src_key)
-        .where(good, tasks.c.dst_key == key)
+        .where(good, dst_key == key)
         .order_by(tasks.c.line)
         .limit(3)
     ).fetchall()
@@ -304,7 +320,7 @@ def _current_round(conn: sa.Connection, job_id: str) -> int | None:
     return pending
 
 
-def _number_versions(conn: sa.Connection, job_id: str) -> None:
+def _number_versions(conn: sa.Connection, job_id: str, prefix: str) -> None:
     """Set each task's depth: how many newer versions of its destination key
     the job holds (newest 0).  Claims take the deepest first, so every key's
     versions are written oldest first.  Ties in LastModified keep manifest
@@ -313,12 +329,13 @@ def _number_versions(conn: sa.Connection, job_id: str) -> None:
         sa.text(
             "UPDATE tasks SET depth = r.d FROM ("
             " SELECT id, row_number() OVER ("
-            "  PARTITION BY dst_key ORDER BY last_modified DESC NULLS LAST, id ASC)"
+            "  PARTITION BY coalesce(dst_key, :prefix || src_key)"
+            "  ORDER BY last_modified DESC NULLS LAST, id ASC)"
             " - 1 AS d"
             " FROM tasks WHERE job_id = :job AND error_code IS NULL"
             ") AS r WHERE tasks.id = r.id AND r.d > 0"
         ),
-        {"job": job_id},
+        {"job": job_id, "prefix": prefix},
     )
 
 
@@ -352,6 +369,7 @@ class Repository:
         self.engine = engine if engine is not None else db.create(url)
         self.url = db.redact(str(self.engine.url))
         self._insert = self._dialect_insert()
+        self._prefixes: dict[str, str] = {}
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._ingest_sql = (
             f"INSERT INTO tasks ({', '.join(INGEST_COLUMNS)}) "
@@ -455,14 +473,14 @@ class Repository:
         source objects map to one destination key.
         """
         with self._writing("finish job in"), self.engine.begin() as conn:
-            job = conn.execute(
-                sa.select(jobs.c.manifest).where(jobs.c.id == job_id)
-            ).scalar_one()
+            manifest, prefix = conn.execute(
+                sa.select(jobs.c.manifest, jobs.c.dst_prefix).where(jobs.c.id == job_id)
+            ).one()
             merged = _merge_duplicates(conn, job_id) if merge_duplicates else 0
             if check_collisions:
-                _refuse_collisions(conn, job_id, job)
+                _refuse_collisions(conn, job_id, manifest, prefix)
             if order_versions:
-                _number_versions(conn, job_id)
+                _number_versions(conn, job_id, prefix)
             if totals.inserted is None:
                 total = conn.execute(
                     sa.select(sa.func.count()).where(tasks.c.job_id == job_id)
@@ -511,6 +529,19 @@ class Repository:
                 .limit(1)
             ).first()
         return None if row is None else _job(row)
+
+    def _prefix(self, job_id: str) -> str:
+        """The job's destination prefix (never changes; read once)."""
+        prefix = self._prefixes.get(job_id)
+        if prefix is None:
+            with self.engine.connect() as conn:
+                prefix = conn.execute(
+                    sa.select(jobs.c.dst_prefix).where(jobs.c.id == job_id)
+                ).scalar_one_or_none()
+            if prefix is None:
+                raise JobNotFound(f"no job {job_id!r} in {self.url}")
+            self._prefixes[job_id] = prefix
+        return prefix
 
     @contextmanager
     def _writing(self, what: str) -> Iterator[None]:
@@ -675,6 +706,7 @@ class Repository:
         the current round, the deepest depth still pending, and none while a
         deeper task is still running; so an empty claim may mean "wait".
         """
+        prefix = self._prefix(job_id)
         with self.engine.begin() as conn:
             depth = _current_round(conn, job_id) if ordered else 0
             if depth is None:
@@ -702,7 +734,7 @@ class Repository:
                 .returning(*_TASK_COLUMNS)
             )
             rows = sorted(conn.execute(stmt).fetchall(), key=lambda r: r[0])
-        return [_task(job_id, r) for r in rows]
+        return [_task(job_id, prefix, r) for r in rows]
 
     def has_pending(self, job_id: str) -> bool:
         with self.engine.connect() as conn:
@@ -838,11 +870,12 @@ class Repository:
         """``(task_id, dst_key, upload_id)`` of uploads recorded and not ended."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(tasks.c.id, tasks.c.dst_key, tasks.c.upload_id).where(
-                    tasks.c.job_id == job_id, tasks.c.upload_id.is_not(None)
-                )
+                sa.select(
+                    tasks.c.id, tasks.c.dst_key, tasks.c.src_key, tasks.c.upload_id
+                ).where(tasks.c.job_id == job_id, tasks.c.upload_id.is_not(None))
             ).fetchall()
-        return [(r[0], r[1], r[2]) for r in rows]
+        prefix = self._prefix(job_id)
+        return [(r[0], _dst_key(r[1], prefix, r[2]), r[3]) for r in rows]
 
     def fail_succeeded(self, failures: list[tuple[int, str, str]]) -> int:
         """Turn succeeded tasks into failures ``(task_id, code, message)``.
@@ -965,7 +998,7 @@ class Repository:
                         m["src_bucket"], m["src_key"], m["src_version"] or None
                     ),
                     dst_bucket=job.dst_bucket,
-                    dst_key=m["dst_key"],
+                    dst_key=_dst_key(m["dst_key"], job.dst_prefix, m["src_key"]),
                     status=TaskStatus(m["status"]),
                     attempts=m["attempts"],
                     error_code=m["error_code"],
@@ -986,6 +1019,7 @@ class Repository:
 
     def first_tasks(self, job_id: str, limit: int) -> list[Task]:
         """The first few pending tasks, read without claiming (for pre-flight)."""
+        prefix = self._prefix(job_id)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(*_TASK_COLUMNS)
@@ -995,4 +1029,4 @@ class Repository:
                 .order_by(tasks.c.id)
                 .limit(limit)
             ).fetchall()
-        return [_task(job_id, r) for r in rows]
+        return [_task(job_id, prefix, r) for r in rows]

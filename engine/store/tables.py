@@ -74,7 +74,9 @@ tasks = Table(
     # and rows naming their own dst_key (one source may go to several keys)
     Column("invalid_line", BigInteger, nullable=False, server_default="0"),
     Column("size", BigInteger),
-    Column("dst_key", Text, nullable=False),
+    # NULL: the job's dst_prefix + src_key (most tasks; the repository fills
+    # it in on every read)
+    Column("dst_key", Text),
     Column("status", String(12), nullable=False),
     Column("owner", String(64)),
     Column("lease_until", Float),

@@ -12,6 +12,7 @@ manifest's order is a random B-tree walk per row (3x slower on a shuffled
 manifest, and worse as the job grows); duplicates are now merged once, after
 the last batch, by one sort of ``key_hash`` (CRC-32 of the key) and an exact
 comparison of the few rows whose hashes repeat (Repository.finish_ingest).
+``dst_key`` may be NULL: the job's prefix + the source key, not stored.
 
 Revision ID: 0004
 Revises: 0003
@@ -49,6 +50,7 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("kind", sa.String(16), nullable=True))
         batch.add_column(sa.Column("key_hash", sa.BigInteger(), nullable=True))
+        batch.alter_column("dst_key", existing_type=sa.Text(), nullable=True)
     op.drop_index("ix_tasks_job_status_id", table_name="tasks")
     op.create_index(
         "ix_tasks_job_status_depth_id", "tasks", ["job_id", "status", "depth", "id"]
@@ -61,6 +63,7 @@ def downgrade() -> None:
     with op.batch_alter_table("tasks") as batch:
         for col in ("key_hash", "kind", "depth", "last_modified"):
             batch.drop_column(col)
+        batch.alter_column("dst_key", existing_type=sa.Text(), nullable=False)
         batch.create_unique_constraint(
             UNIQUE, ["job_id", "src_bucket", "src_key", "src_version", "invalid_line"]
         )

@@ -67,11 +67,15 @@ def db_jobs(cli: Cli) -> list[str]:
 
 
 def db_tasks(cli: Cli, job_id: str) -> list[dict[str, Any]]:
-    """The tasks of ``job_id`` read straight from the sqlite file, in order."""
+    """The tasks of ``job_id`` read straight from the sqlite file, in order
+    (a NULL dst_key is the job's prefix + the source key, as stored)."""
     con = sqlite3.connect(f"file:{cli.cwd / 'bulkcopy.db'}?mode=ro", uri=True)
     con.row_factory = sqlite3.Row
     try:
-        return [
+        (prefix,) = con.execute(
+            "SELECT dst_prefix FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        rows = [
             dict(r)
             for r in con.execute(
                 "SELECT * FROM tasks WHERE job_id = ? ORDER BY id", (job_id,)
@@ -79,6 +83,10 @@ def db_tasks(cli: Cli, job_id: str) -> list[dict[str, Any]]:
         ]
     finally:
         con.close()
+    for r in rows:
+        if r["dst_key"] is None:
+            r["dst_key"] = prefix + r["src_key"]
+    return rows
 
 
 def plain_csv(tmp_path: Path) -> Path:
