@@ -19,7 +19,7 @@ import json
 import multiprocessing as mp
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -224,7 +224,13 @@ async def _ingest(
                 if written is None
                 else written + len(task_rows.plain) + len(task_rows.full)
             )
-            repo.add_tasks(job.id, task_rows.full, state.to_dict(), task_rows.plain)
+            repo.add_tasks(
+                job.id,
+                task_rows.full,
+                state.to_dict(),
+                task_rows.plain,
+                task_rows.plain_columns,
+            )
             if on_batch is not None:
                 on_batch(state.totals.read)
         final = replace(spec, source_buckets=tuple(state.buckets))
@@ -345,30 +351,33 @@ def _in_child(
     child = ctx.Process(target=_child_main, args=args, daemon=True)
     child.start()
     send.close()
+
+    def next_message() -> Any:
+        try:
+            return receive.recv()
+        except EOFError:
+            raise RuntimeError(
+                f"the manifest reader process died (exit code {child.exitcode})"
+            ) from None
+
     try:
+        message = next_message()
         while True:
-            try:
-                message = receive.recv()
-            except EOFError:
-                raise RuntimeError(
-                    f"the manifest reader process died (exit code {child.exitcode})"
-                ) from None
             kind = message[0]
             if kind == "batch":
                 # what the child has already sent goes in one transaction
                 rows, after = message[1], message[2]
+                message = None
                 while len(rows.plain) + len(rows.full) < COMMIT_ROWS and receive.poll():
-                    message = receive.recv()
-                    if message[0] != "batch":
+                    message = next_message()
+                    if message[0] != "batch" or not _joinable(rows, message[1]):
                         break
                     rows.plain += message[1].plain
                     rows.full += message[1].full
-                    after = message[2]
+                    after, message = message[2], None
                 yield rows, _State.from_dict(after)
-                kind = message[0]
-            if kind == "batch":
-                continue
-            if kind == "done":
+                message = message or next_message()
+            elif kind == "done":
                 return
             elif kind == "manifest":
                 raise ManifestError(*message[1])
@@ -381,6 +390,15 @@ def _in_child(
         if child.is_alive():
             child.kill()
         child.join()
+
+
+def _joinable(rows: TaskRows, more: TaskRows) -> bool:
+    """Whether ``more`` can go in the same statements as ``rows`` with the
+    ids still in manifest order: both short rows of the same columns, or
+    both full rows."""
+    if rows.full or more.full:
+        return not (rows.plain or more.plain)
+    return rows.plain_columns == more.plain_columns
 
 
 def _child_main(
@@ -446,11 +464,7 @@ class _RowBuilder:
             strict=False,
         )
         if not extras:
-            plain = [
-                (job_id, n, b, k, v or "", s, d, m, key_hash(k))
-                for n, b, k, v, s, d, m in columns
-            ]
-            return TaskRows(plain=plain), 0, False
+            return self._plain(rows, dst), 0, False
         full = [
             (
                 job_id,
@@ -473,6 +487,35 @@ class _RowBuilder:
             for n, b, k, v, s, d, m in columns
         ]
         return self._extras(rows, full, before)
+
+    def _plain(self, rows: Rows, dst: list[str | None]) -> TaskRows:
+        """Rows in the short form, with only the columns that hold something
+        in this batch (each parameter bound costs, and a CSV manifest has no
+        sizes, dates or versions): the others take their defaults."""
+        names = ["job_id", "line", "src_bucket", "src_key"]
+        values: list[Iterable[Any]] = [
+            repeat(self.job_id),
+            rows.lines,
+            rows.buckets,
+            rows.keys,
+        ]
+        optional: list[tuple[str, list[Any] | None]] = [
+            ("src_version", rows.versions),
+            ("size", rows.sizes),
+            ("dst_key", dst),
+            ("last_modified", rows.modified),
+        ]
+        for name, column in optional:
+            if column is not None and any(v is not None for v in column):
+                names.append(name)
+                values.append(
+                    [v or "" for v in column] if name == "src_version" else column
+                )
+        names.append("key_hash")
+        values.append([key_hash(k) for k in rows.keys])
+        return TaskRows(
+            plain=list(zip(*values, strict=False)), plain_columns=tuple(names)
+        )
 
     def _mapped(self, rows: Rows) -> list[str]:
         out = []

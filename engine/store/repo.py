@@ -84,6 +84,8 @@ class TaskRows:
 
     plain: list[tuple[Any, ...]] = field(default_factory=list)
     full: list[tuple[Any, ...]] = field(default_factory=list)
+    # the columns of ``plain``, a subsequence of PLAIN_COLUMNS
+    plain_columns: tuple[str, ...] = PLAIN_COLUMNS
 
 
 @dataclass(slots=True)
@@ -375,11 +377,8 @@ class Repository:
             f"INSERT INTO tasks ({', '.join(INGEST_COLUMNS)}) "
             f"VALUES ({', '.join([mark] * len(INGEST_COLUMNS))})"
         )
-        self._plain_sql = (
-            f"INSERT INTO tasks ({', '.join(PLAIN_COLUMNS)}, status) "
-            f"VALUES ({', '.join([mark] * len(PLAIN_COLUMNS))}, "
-            f"'{TaskStatus.PENDING.value}')"
-        )
+        self._mark = mark
+        self._plain_sql: dict[tuple[str, ...], str] = {}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -433,17 +432,20 @@ class Repository:
         rows: list[tuple[Any, ...]],
         state: dict[str, Any],
         plain: list[tuple[Any, ...]] | None = None,
+        plain_columns: tuple[str, ...] = PLAIN_COLUMNS,
     ) -> int:
         """Insert one batch of tasks and the ingest checkpoint after it, in
         one transaction; returns how many rows were inserted.
 
         Each row is a tuple in :data:`INGEST_COLUMNS` order, each of
-        ``plain`` in :data:`PLAIN_COLUMNS` order.  Rows naming an object
+        ``plain`` one of ``plain_columns`` (some of :data:`PLAIN_COLUMNS`;
+        the others take their defaults), status pending.  Rows naming an object
         already in the job are merged by :meth:`finish_ingest`.
         """
         with self._writing("add tasks to"), self.engine.begin() as conn:
             inserted = 0
-            for sql, batch in ((self._plain_sql, plain), (self._ingest_sql, rows)):
+            plain_sql = self._plain_insert(plain_columns)
+            for sql, batch in ((plain_sql, plain), (self._ingest_sql, rows)):
                 if batch:
                     res = conn.exec_driver_sql(sql, batch)
                     inserted += int(res.rowcount or 0)
@@ -529,6 +531,18 @@ class Repository:
                 .limit(1)
             ).first()
         return None if row is None else _job(row)
+
+    def _plain_insert(self, columns: tuple[str, ...]) -> str:
+        sql = self._plain_sql.get(columns)
+        if sql is None:
+            if not set(columns) <= set(PLAIN_COLUMNS):
+                raise ValueError(f"not task columns: {columns}")
+            sql = self._plain_sql[columns] = (
+                f"INSERT INTO tasks ({', '.join(columns)}, status) "
+                f"VALUES ({', '.join([self._mark] * len(columns))}, "
+                f"'{TaskStatus.PENDING.value}')"
+            )
+        return sql
 
     def _prefix(self, job_id: str) -> str:
         """The job's destination prefix (never changes; read once)."""
