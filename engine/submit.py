@@ -299,6 +299,8 @@ class _Preparer:
         if keep is not None:
             state.totals.filtered += len(rows) - len(keep)
             rows = rows.take(keep)
+        if not source.all_versions:
+            rows.modified = None  # only ordering versions needs it stored
         task_rows, invalid, own = self.build.rows(rows, state.totals.read - len(rows))
         buckets = self.buckets
         if len(buckets) < MAX_TRACKED_SOURCE_BUCKETS:
