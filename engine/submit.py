@@ -300,7 +300,7 @@ class _Preparer:
             state.totals.filtered += len(rows) - len(keep)
             rows = rows.take(keep)
         if not source.all_versions:
-            rows.modified = None  # only ordering versions needs it stored
+            rows.modified = None  # stored only to order versions
         task_rows, invalid, own = self.build.rows(rows, state.totals.read - len(rows))
         buckets = self.buckets
         if len(buckets) < MAX_TRACKED_SOURCE_BUCKETS:

@@ -54,6 +54,14 @@ class Source:
     skip_invalid: bool = False
 
     @property
+    def needs_dates(self) -> bool:
+        """Whether rows need their LastModified: to order versions, or to filter."""
+        f = self.filters
+        return self.all_versions or (
+            f.modified_after is not None or f.modified_before is not None
+        )
+
+    @property
     def needs_s3(self) -> bool:
         return self.kind == "listing" or self.location.startswith("s3://")
 
@@ -190,6 +198,7 @@ class Reader:
                 all_versions=s.all_versions,
                 delete_markers=s.delete_markers,
                 position=pos,
+                dates=s.needs_dates,
             )
 
     async def batches(self, position: dict[str, Any] | None) -> AsyncIterator[Rows]:
@@ -242,6 +251,7 @@ class Reader:
                     all_versions=s.all_versions,
                     delete_markers=s.delete_markers,
                     name=f"s3://{bucket}/{entry['key']}",
+                    dates=s.needs_dates,
                 ):
                     yield rows
             finally:
