@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.copy.plan import part_size_for, use_multipart
-from engine.manifest.filters import archived
+from engine.manifest.filters import archived, storage_class
 from engine.manifest.rows import Rows
 from engine.spec import CopyOptions
 
@@ -50,7 +50,7 @@ class Estimate:
             self.objects += 1
             self.requests += per_object
             if storage is not None:
-                cls = (storage[i] or "STANDARD").split("/", 1)[0]
+                cls = storage_class(storage[i])
                 self.by_storage_class[cls] = self.by_storage_class.get(cls, 0) + 1
                 if archived(storage[i]):
                     self.archived += 1

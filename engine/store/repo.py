@@ -370,7 +370,6 @@ class Repository:
     def __init__(self, url: str | None = None, engine: Engine | None = None) -> None:
         self.engine = engine if engine is not None else db.create(url)
         self.url = db.redact(str(self.engine.url))
-        self._insert = self._dialect_insert()
         self._prefixes: dict[str, str] = {}
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._ingest_sql = (
@@ -382,15 +381,6 @@ class Repository:
 
     def close(self) -> None:
         self.engine.dispose()
-
-    def _dialect_insert(self) -> Callable[..., Any]:
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            return pg_insert
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert
 
     # -- jobs ----------------------------------------------------------------
 

@@ -17,8 +17,7 @@ from pyarrow import orc
 from pyarrow import parquet as pq
 
 from engine.errors import ManifestError
-from engine.manifest import open_manifest
-from engine.manifest.inventory import schema_columns
+from engine.manifest.inventory import read_inventory, schema_columns
 from engine.models import Destination, ObjectRef
 from engine.spec import JobSpec
 from engine.store.repo import Repository
@@ -96,7 +95,7 @@ def make_report(tmp_path: Path, fmt: str, **changes: Any) -> Path:
 @pytest.mark.parametrize("fmt", ["CSV", "ORC", "Parquet"])
 def test_latest_versions_without_delete_markers(tmp_path: Path, fmt: str) -> None:
     """Each format gives the current versions, keys decoded, empty id as 'null'."""
-    entries = list(open_manifest(str(make_report(tmp_path, fmt))))
+    entries = list(read_inventory(str(make_report(tmp_path, fmt))))
     assert [(e.src, e.size) for e in entries] == [
         (ObjectRef("src", "a.txt", "v2"), 10),
         (ObjectRef("src", "spaces and+plus/é.txt", "null"), 3),
@@ -121,34 +120,34 @@ def test_checksum_mismatch_names_the_data_file(tmp_path: Path) -> None:
     data["files"][0]["MD5checksum"] = "0" * 32
     path.write_text(json.dumps(data))
     with pytest.raises(ManifestError, match=r"part-0\.csv\.gz.*MD5 checksum"):
-        list(open_manifest(str(path)))
+        list(read_inventory(str(path)))
 
 
 def test_missing_data_file_is_a_clear_error(tmp_path: Path) -> None:
     path = make_report(tmp_path, "Parquet")
     next((tmp_path / "inv").rglob("part-0.parquet")).unlink()
     with pytest.raises(ManifestError, match=r"data file .*part-0\.parquet not found"):
-        list(open_manifest(str(path)))
+        list(read_inventory(str(path)))
 
 
 def test_schema_without_key_column_is_refused(tmp_path: Path) -> None:
     path = make_report(tmp_path, "CSV", fileSchema="Bucket, VersionId, Size")
     with pytest.raises(ManifestError, match="no Key column"):
-        list(open_manifest(str(path)))
+        list(read_inventory(str(path)))
 
 
 @pytest.mark.parametrize("bad", ["JSON", None])
 def test_unknown_file_format_is_refused(tmp_path: Path, bad: str | None) -> None:
     path = make_report(tmp_path, "CSV", fileFormat=bad)
     with pytest.raises(ManifestError, match="fileFormat"):
-        list(open_manifest(str(path)))
+        list(read_inventory(str(path)))
 
 
 def test_not_json_names_the_manifest(tmp_path: Path) -> None:
     path = tmp_path / "manifest.json"
     path.write_text("{not json")
     with pytest.raises(ManifestError, match=r"manifest\.json: not a readable"):
-        list(open_manifest(str(path)))
+        list(read_inventory(str(path)))
 
 
 def test_an_inventory_submits_as_a_job(tmp_path: Path, repo: Repository) -> None:
