@@ -54,6 +54,36 @@ class Aborting:
 
 
 @dataclass(frozen=True, slots=True)
+class JobPaused:
+    """``bulkcopy pause``: this worker stopped claiming; ``in_flight`` copies
+    still finish."""
+
+    job_id: str
+    in_flight: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobResumed:
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobCancelled:
+    """``bulkcopy cancel``: this worker finishes ``in_flight`` copies and leaves."""
+
+    job_id: str
+    in_flight: int
+
+
+@dataclass(frozen=True, slots=True)
+class TasksTakenBack:
+    """Tasks of dead workers or expired leases went back to pending."""
+
+    job_id: str
+    tasks: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished:
     job_id: str
     counts: JobCounts
@@ -67,6 +97,10 @@ Event = (
     | TaskFinished
     | Draining
     | Aborting
+    | JobPaused
+    | JobResumed
+    | JobCancelled
+    | TasksTakenBack
     | RunFinished
 )
 Observer = Callable[[Event], None]

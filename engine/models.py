@@ -41,6 +41,12 @@ class JobStatus(StrEnum):
     some may have failed); ``stopped`` when interrupted before that; ``failed``
     when the pre-flight checks refused to start it.  ``stopped`` and ``failed``
     jobs can be run again.
+
+    ``paused`` (``bulkcopy pause``): every worker stops claiming, finishes what
+    it started and waits; ``bulkcopy resume`` makes it ``running`` again.
+    ``cancelled`` (``bulkcopy cancel``) is final: workers finish the copies in
+    flight, abort unfinished multipart uploads and leave; tasks never started
+    stay ``pending`` (``bulkcopy retry`` can copy them in a new job).
     """
 
     INGESTING = "ingesting"
@@ -49,6 +55,8 @@ class JobStatus(StrEnum):
     STOPPED = "stopped"
     COMPLETE = "complete"
     FAILED = "failed"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,14 +4,24 @@ group commits, and drain cleanly when asked to stop.
 Structure (all inside one ``asyncio.TaskGroup``)::
 
     feeder ──claims──▶ queue ──▶ N copiers ──results──▶ buffer ──▶ flusher ──▶ DB
-                                                 heartbeat ──leases──▶ DB
+                       heartbeat ──leases, orphans──▶ DB
+                       control ◀──job status (pause, resume, cancel)── DB
+
+Any number of workers, in any number of processes and hosts, may run one job
+at once: each claim carries a lease (owner, expiry) that the heartbeat
+extends; tasks whose lease expired, or whose worker is known dead (its pid is
+gone on this host), go back to ``pending`` and are claimed again; a result is
+recorded only while its worker still holds the task.  A worker with nothing
+left to claim waits while other workers still hold tasks of the job (their
+leases may expire), so the last worker standing finishes the job.
 
 Database calls run on one dedicated thread so the event loop never blocks on
-SQLite.  A first stop request (SIGINT/SIGTERM) stops claiming, lets in-flight
-copies finish and records them; a second cancels in-flight copies.  Claimed
-tasks that never started are handed back; tasks whose results were not yet
-committed when the process died stay ``running`` and are released by the next
-run (their worker's pid is gone, or its lease expired).
+the database.  A first stop request (SIGINT/SIGTERM) stops claiming, lets
+in-flight copies finish and records them; a second cancels in-flight copies.
+Claimed tasks that never started are handed back.  ``bulkcopy pause`` makes
+every worker stop claiming and hand back what it has not started (a multipart
+copy stops between parts, kept for later) until ``resume``; ``cancel`` makes
+them finish what is in flight, abort unfinished multipart uploads and leave.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from engine import events
-from engine.copy.execute import CopyContext, Interrupted, execute
+from engine.copy.execute import CopyContext, Interrupted, abandon, execute
 from engine.copy.multipart import Upload
 from engine.copy.request import Requests
 from engine.errors import JobCannotStart, S3Error
@@ -41,7 +51,7 @@ from engine.preflight import check_destination, check_sources
 from engine.retry import RetryPolicy
 from engine.s3.client import ClientSettings
 from engine.spec import JobSpec
-from engine.store.repo import JobRecord, Repository
+from engine.store.repo import JobRecord, Repository, WorkerState
 
 T = TypeVar("T")
 
@@ -61,6 +71,19 @@ class RunSettings:
     flush_interval: float = 0.25
     flush_max: int = 1000
     preflight: bool = True
+    # how often to look for pause / resume / cancel of the job
+    control_interval: float = 1.0
+    # how often to extend leases and take back dead workers' tasks (at most
+    # a third of the lease)
+    heartbeat_interval: float = 10.0
+    # with nothing left to claim, wait while other workers hold tasks of the
+    # job (False: leave at once, as a worker that only helps out)
+    wait_for_others: bool = True
+    idle_poll: float = 1.0
+
+    @property
+    def heartbeat_every(self) -> float:
+        return min(self.heartbeat_interval, self.lease_seconds / 3)
 
     @property
     def batch(self) -> int:
@@ -91,8 +114,14 @@ def unexpected_failure(task: Task, exc: Exception) -> TaskResult:
     )
 
 
+# worker ids of the Workers running in this process (never "dead" to us)
+_HERE: set[str] = set()
+
+
 class Worker:
-    """Runs one job to completion (or until stopped) in this process."""
+    """Runs one job in this process, alongside any other workers on it,
+    until it has no task left to do (or is stopped, paused for good or
+    cancelled)."""
 
     def __init__(
         self,
@@ -118,15 +147,21 @@ class Worker:
         self._results: list[TaskResult] = []
         self._unstarted: list[int] = []
         self._in_flight: dict[int, asyncio.Task[Any]] = {}
-        self._stop = asyncio.Event()
+        self._stop = asyncio.Event()  # leave: stop claiming, drain, exit
+        # start nothing new (set while stopping or paused); multipart copies
+        # stop between parts
+        self._hold = asyncio.Event()
         self._abort = False
         self._copiers_done = asyncio.Event()
         self._flush_now = asyncio.Event()
         self.stops_requested = 0
+        self.paused = False
+        self.cancelled = False
         self._uploads: dict[int, Upload | None] = {}  # None: ended this run
         self.requests = Requests()  # the job's, once its client is open
         # every version of each key, oldest first: claims go round by round
         self.ordered = bool(job.source.get("all_versions"))
+        self._state = WorkerState.COPYING
 
     # -- plumbing --------------------------------------------------------------
 
@@ -139,12 +174,34 @@ class Worker:
         self.stops_requested += 1
         if self.stops_requested == 1:
             self._stop.set()
+            self._hold.set()
             self.observer(events.Draining(self.job.id, len(self._in_flight)))
         else:
             self._abort = True
             self.observer(events.Aborting(self.job.id, len(self._in_flight)))
             for t in list(self._in_flight.values()):
                 t.cancel()
+
+    async def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            await self._call(self.repo.set_worker_state, self.worker_id, state)
+
+    async def _release_orphans(self) -> int:
+        """Take back tasks of workers known dead and of expired leases."""
+        now = time.time()
+        dead = await self._call(
+            partial(
+                self.repo.dead_workers,
+                self.job.id,
+                socket.gethostname(),
+                os.getpid(),
+                pid_alive,
+                now - self.run_settings.lease_seconds,
+            )
+        )
+        dead = [d for d in dead if d not in _HERE]
+        return await self._call(self.repo.release_orphans, self.job.id, now, dead)
 
     # -- the run ----------------------------------------------------------------
 
@@ -157,20 +214,8 @@ class Worker:
 
     async def _run(self) -> JobCounts:
         job = self.job
-        now = time.time()
-        live = await self._call(
-            self.repo.live_workers,
-            job.id,
-            socket.gethostname(),
-            pid_alive,
-            now - self.run_settings.lease_seconds,
-        )
-        if live:
-            raise JobCannotStart(
-                f"job {job.id} is already being run by {', '.join(live)}; "
-                "stop it first (or wait for its lease to expire)"
-            )
-        released = await self._call(self.repo.release_orphans, job.id, [], now)
+        released = await self._release_orphans()
+        _HERE.add(self.worker_id)
         await self._call(
             self.repo.register_worker,
             self.worker_id,
@@ -179,6 +224,12 @@ class Worker:
             os.getpid(),
         )
         try:
+            status = await self._call(self.repo.job_status, job.id)
+            if status in (JobStatus.CANCELLED, JobStatus.COMPLETE):
+                counts = await self._call(self.repo.counts, job.id)
+                self.cancelled = status is JobStatus.CANCELLED
+                self.observer(events.RunFinished(job.id, counts, False))
+                return counts
             async with open_job_client(self.spec, self.client_settings) as (
                 client,
                 requests,
@@ -189,11 +240,14 @@ class Worker:
                 if self.run_settings.preflight:
                     await self._preflight(client)
                 await self._call(
-                    self.repo.set_job_status,
-                    job.id,
-                    JobStatus.RUNNING,
-                    None,
-                    time.time(),
+                    partial(
+                        self.repo.set_job_status,
+                        job.id,
+                        JobStatus.RUNNING,
+                        None,
+                        time.time(),
+                        only_from=_STARTABLE,
+                    )
                 )
                 counts = await self._call(self.repo.counts, job.id)
                 self.observer(
@@ -201,18 +255,36 @@ class Worker:
                 )
                 await self._pool(client)
         finally:
+            _HERE.discard(self.worker_id)
             await self._call(self.repo.stop_worker, self.worker_id)
         counts = await self._call(self.repo.counts, job.id)
-        stopped = self._stop.is_set() and counts.remaining > 0
+        stopped = self._stop.is_set() and counts.remaining > 0 and not self.cancelled
         if counts.remaining == 0:
-            status = JobStatus.COMPLETE
-        elif stopped:
-            status = JobStatus.STOPPED
-        else:
-            status = JobStatus.RUNNING  # others still hold tasks of this job
-        await self._call(self.repo.set_job_status, job.id, status)
+            await self._call(
+                partial(
+                    self.repo.set_job_status,
+                    job.id,
+                    JobStatus.COMPLETE,
+                    only_from=_FINISHABLE,
+                )
+            )
+        elif stopped and not await self._others_live():
+            # the last worker of the job was stopped: the job is
+            await self._call(
+                partial(
+                    self.repo.set_job_status,
+                    job.id,
+                    JobStatus.STOPPED,
+                    only_from=(JobStatus.RUNNING, JobStatus.SUBMITTED),
+                )
+            )
         self.observer(events.RunFinished(job.id, counts, stopped))
         return counts
+
+    async def _others_live(self) -> bool:
+        stale = time.time() - self.run_settings.lease_seconds
+        others = await self._call(self.repo.workers_of, self.job.id)
+        return any(w.live(stale) and w.id != self.worker_id for w in others)
 
     async def _preflight(self, client: Any) -> None:
         job = self.job
@@ -242,21 +314,34 @@ class Worker:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._feeder(n))
                 tg.create_task(self._flusher())
-                heartbeat = tg.create_task(self._heartbeat())
+                background = [
+                    tg.create_task(self._heartbeat()),
+                    tg.create_task(self._control()),
+                ]
                 copiers = [tg.create_task(self._copier(client)) for _ in range(n)]
                 await asyncio.wait(copiers)
                 self._copiers_done.set()
                 self._flush_now.set()
-                heartbeat.cancel()
+                for t in background:
+                    t.cancel()
         except BaseExceptionGroup as group:
             # one failure (a database error, say) ends the run; show it, not the group
             raise group.exceptions[0] from group
         await self._call(self.repo.release, self.worker_id, self._unstarted)
+        self._unstarted = []
+
+    async def _idle(self, seconds: float) -> None:
+        """Sleep, but wake as soon as a stop is requested."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _feeder(self, n_copiers: int) -> None:
         batch = self.run_settings.batch
         try:
             while not self._stop.is_set():
+                if self.paused:
+                    await self._idle(self.run_settings.idle_poll)
+                    continue
                 if self._queue.qsize() >= batch // 2:
                     await asyncio.sleep(0.01)
                     continue
@@ -271,22 +356,60 @@ class Worker:
                         ordered=self.ordered,
                     )
                 )
+                if self._hold.is_set():  # paused or stopped while claiming
+                    self._unstarted.extend(t.id for t in claimed)
+                    continue
                 for t in claimed:
                     self._queue.put_nowait(t)
                 if claimed:
+                    await self._set_state(WorkerState.COPYING)
                     continue
-                if not (
-                    self.ordered
-                    and await self._call(self.repo.has_pending, self.job.id)
+                if self.ordered and await self._call(
+                    self.repo.has_pending, self.job.id
+                ):
+                    # versions in order: the next round starts once this
+                    # one's results are recorded (here or by other workers)
+                    self._flush_now.set()
+                    await asyncio.sleep(ROUND_WAIT)
+                    continue
+                if await self._release_orphans():
+                    continue
+                if not self.run_settings.wait_for_others or not await self._call(
+                    self.repo.held_elsewhere, self.job.id, self.worker_id
                 ):
                     break
-                # versions in order: the next round starts once this one's
-                # results are recorded (here or by other workers)
+                # other workers hold the last tasks: wait for their results,
+                # or for their leases to expire (then we take the tasks back)
+                await self._set_state(WorkerState.WAITING)
                 self._flush_now.set()
-                await asyncio.sleep(ROUND_WAIT)
+                await self._idle(self.run_settings.idle_poll)
         finally:
             for _ in range(n_copiers):
                 self._queue.put_nowait(None)
+
+    async def _control(self) -> None:
+        """Follow the job's status: pause, resume and cancel by an operator
+        (``bulkcopy pause|resume|cancel``) reach every worker this way."""
+        while True:
+            await asyncio.sleep(self.run_settings.control_interval)
+            status = await self._call(self.repo.job_status, self.job.id)
+            if status is JobStatus.CANCELLED and not self.cancelled:
+                self.cancelled = True
+                self.observer(events.JobCancelled(self.job.id, len(self._in_flight)))
+                self._stop.set()
+                self._hold.set()
+                return
+            if status is JobStatus.PAUSED and not self.paused:
+                self.paused = True
+                self._hold.set()
+                self.observer(events.JobPaused(self.job.id, len(self._in_flight)))
+                await self._set_state(WorkerState.PAUSED)
+            elif status is not JobStatus.PAUSED and self.paused:
+                self.paused = False
+                if not self._stop.is_set():
+                    self._hold.clear()
+                self.observer(events.JobResumed(self.job.id))
+                await self._set_state(WorkerState.COPYING)
 
     # -- PartLog: where multipart copies record their uploads and parts --------
 
@@ -327,7 +450,7 @@ class Worker:
             options=self.spec.copy,
             part_log=self,
             part_slots=self._part_slots,
-            stopping=self._stop,
+            stopping=self._hold,
             requests=self.requests,
         )
         policy = self.run_settings.retry
@@ -335,7 +458,7 @@ class Worker:
             task = await self._queue.get()
             if task is None:
                 return
-            if self._stop.is_set():
+            if self._hold.is_set():
                 self._unstarted.append(task.id)
                 continue
             job = asyncio.current_task()
@@ -348,7 +471,9 @@ class Worker:
                     raise
                 self._unstarted.append(task.id)
                 continue
-            except Interrupted:  # a multipart copy kept for the next run
+            except Interrupted:  # a multipart copy kept for later
+                if self.cancelled:  # … unless there is no later
+                    await abandon(ctx, task)
                 self._unstarted.append(task.id)
                 continue
             except Exception as exc:
@@ -372,18 +497,34 @@ class Worker:
             if self._results:
                 batch, self._results = self._results, []
                 await self._call(self.repo.record, self.worker_id, batch)
+            if self._unstarted and not self._stop.is_set():
+                # paused: hand back what was claimed but not started
+                given, self._unstarted = self._unstarted, []
+                await self._call(self.repo.release, self.worker_id, given)
             if self._copiers_done.is_set() and not self._results:
                 return
 
     async def _heartbeat(self) -> None:
-        every = self.run_settings.lease_seconds / 3
         while True:
-            await asyncio.sleep(every)
+            await asyncio.sleep(self.run_settings.heartbeat_every)
             await self._call(
                 self.repo.heartbeat,
                 self.worker_id,
                 time.time() + self.run_settings.lease_seconds,
             )
+            released = await self._release_orphans()
+            if released:
+                self.observer(events.TasksTakenBack(self.job.id, released))
+
+
+# statuses a worker may move to running, and to complete
+_STARTABLE = (
+    JobStatus.SUBMITTED,
+    JobStatus.RUNNING,
+    JobStatus.STOPPED,
+    JobStatus.FAILED,
+)
+_FINISHABLE = (*_STARTABLE, JobStatus.PAUSED)
 
 
 @contextmanager

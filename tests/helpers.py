@@ -113,6 +113,7 @@ def run_job(
     worker_hook: Callable[[Worker], None] | None = None,
     preflight: bool = True,
     part_concurrency: int = 4,
+    **settings_overrides: Any,
 ) -> JobCounts:
     settings = RunSettings(
         concurrency=concurrency,
@@ -120,6 +121,7 @@ def run_job(
         retry=retry,
         preflight=preflight,
         flush_interval=0.05,
+        **settings_overrides,
     )
     worker = Worker(
         repo,

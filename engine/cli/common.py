@@ -34,8 +34,17 @@ def setup(log_format: str, verbose: int, quiet: bool) -> None:
     configure_logging(log_format, verbose, quiet)
 
 
+def _reconnecting(what: str, error: BaseException, delay: float) -> None:
+    log.warning(
+        "database_reconnecting",
+        during=what,
+        retry_in_s=round(delay, 2),
+        error=str(getattr(error, "orig", None) or error).strip(),
+    )
+
+
 def open_repo(db: str | None) -> Repository:
-    return Repository(db)
+    return Repository(db, on_reconnect=_reconnecting)
 
 
 def client_overrides(base: ClientSettings, **opts: Any) -> ClientSettings:

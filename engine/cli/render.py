@@ -135,6 +135,32 @@ class Renderer:
                 )
             case events.Aborting(in_flight=n):
                 log.warning("aborting", in_flight=n)
+            case events.JobPaused(job_id=job_id, in_flight=n):
+                log.warning(
+                    "job_paused",
+                    job_id=job_id,
+                    detail="paused by `bulkcopy pause`: finishing requests in "
+                    "flight, then waiting for `bulkcopy resume`",
+                    in_flight=n,
+                )
+            case events.JobResumed(job_id=job_id):
+                log.info("job_resumed", job_id=job_id)
+            case events.JobCancelled(job_id=job_id, in_flight=n):
+                log.warning(
+                    "job_cancelled",
+                    job_id=job_id,
+                    detail="cancelled by `bulkcopy cancel`: finishing requests "
+                    "in flight, then leaving",
+                    in_flight=n,
+                )
+            case events.TasksTakenBack(job_id=job_id, tasks=n):
+                log.warning(
+                    "tasks_taken_back",
+                    job_id=job_id,
+                    tasks=n,
+                    detail="their worker died or its lease expired; "
+                    "they will be copied again",
+                )
             case events.RunFinished(job_id=job_id, counts=counts, stopped=stopped):
                 self._stop_progress()
                 log.info(

@@ -28,9 +28,16 @@ def normalize_url(url: str | None) -> str:
     url = url or os.environ.get("BULKCOPY_DB") or DEFAULT_DB
     if "://" not in url:
         return f"sqlite:///{url}"
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        # psycopg 3 is the driver we ship support for.
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    scheme, rest = url.split("://", 1)
+    if scheme in (
+        "postgresql",
+        "postgres",
+        "postgresql+asyncpg",
+        "postgresql+psycopg2",
+    ):
+        # psycopg 3 is the driver we ship (the repository is synchronous: an
+        # asyncpg or psycopg2 URL names the same server and database)
+        return "postgresql+psycopg://" + rest
     return url
 
 
@@ -68,8 +75,13 @@ def alembic_config(engine: Engine) -> Config:
 def create(url: str | None = None) -> Engine:
     """Create the engine for ``url`` and bring its schema to this version's head."""
     full = normalize_url(url)
+    options: dict[str, Any] = {}
+    if not full.startswith("sqlite"):
+        # a server restart leaves dead connections in the pool: test each one
+        # before use (the repository retries the call that found one dead)
+        options = {"pool_pre_ping": True, "pool_size": 4, "max_overflow": 4}
     try:
-        engine = sa.create_engine(full, future=True)
+        engine = sa.create_engine(full, future=True, **options)
     except Exception as exc:
         raise DatabaseError(f"cannot use database {redact(full)}: {exc}") from exc
     if engine.dialect.name == "sqlite":

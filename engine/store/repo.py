@@ -9,20 +9,21 @@ claim cannot overwrite the new owner's result.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from engine.errors import DatabaseError, JobNotFound, ManifestError
+from engine.errors import DatabaseError, JobNotFound, ManifestError, UsageError
 from engine.models import (
     JobCounts,
     JobStatus,
@@ -33,7 +34,11 @@ from engine.models import (
     TaskStatus,
 )
 from engine.store import db
+from engine.store.reconnect import Reconnect, retryable
 from engine.store.tables import jobs, parts, tasks, workers
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 INVALID_ROW = "InvalidManifestRow"
 
@@ -364,12 +369,116 @@ def _job(row: sa.Row[Any]) -> JobRecord:
     )
 
 
-class Repository:
-    """The job database.  Thread-compatible; the engine calls it from one thread."""
+class WorkerState:
+    """What a worker is doing (``workers.state``)."""
 
-    def __init__(self, url: str | None = None, engine: Engine | None = None) -> None:
+    COPYING = "copying"
+    PAUSED = "paused"  # its job is paused: it waits for resume or cancel
+    WAITING = "waiting"  # nothing to claim; other workers still hold tasks
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """One row of the workers table: a process working on a job."""
+
+    id: str
+    hostname: str
+    pid: int
+    started_at: float
+    heartbeat_at: float
+    stopped_at: float | None
+    tasks_done: int
+    bytes_done: int
+    state: str | None
+
+    def live(self, stale_before: float) -> bool:
+        return self.stopped_at is None and self.heartbeat_at >= stale_before
+
+
+_ACTIVE = (JobStatus.SUBMITTED, JobStatus.RUNNING, JobStatus.STOPPED, JobStatus.FAILED)
+# action: (statuses it applies to, status it sets)
+_CONTROL: dict[str, tuple[tuple[JobStatus, ...], JobStatus]] = {
+    "pause": (
+        (JobStatus.SUBMITTED, JobStatus.RUNNING, JobStatus.STOPPED),
+        JobStatus.PAUSED,
+    ),
+    "resume": ((*_ACTIVE, JobStatus.PAUSED), JobStatus.RUNNING),
+    "cancel": ((*_ACTIVE, JobStatus.PAUSED), JobStatus.CANCELLED),
+}
+_CONTROL_HINTS = {
+    ("pause", JobStatus.INGESTING): " (its manifest is still being read)",
+    ("cancel", JobStatus.INGESTING): (
+        " (its manifest is still being read: stop the submit, then submit "
+        "again with --restart or leave it)"
+    ),
+    ("resume", JobStatus.CANCELLED): (
+        " (a cancelled job stays cancelled: `bulkcopy retry` copies what it left)"
+    ),
+}
+
+_RECORD = (
+    tasks.update()
+    .where(
+        tasks.c.id == sa.bindparam("b_id"),
+        tasks.c.owner == sa.bindparam("b_owner"),
+        tasks.c.status == TaskStatus.RUNNING.value,
+    )
+    .values(
+        status=sa.bindparam("b_status"),
+        owner=None,
+        lease_until=None,
+        attempts=tasks.c.attempts + sa.bindparam("b_attempts"),
+        error_code=sa.bindparam("b_error_code"),
+        error_message=sa.bindparam("b_error_message"),
+        http_status=sa.bindparam("b_http_status"),
+        src_version_id=sa.bindparam("b_src_version_id"),
+        dst_version_id=sa.bindparam("b_dst_version_id"),
+        etag=sa.bindparam("b_etag"),
+        bytes=sa.bindparam("b_bytes"),
+        started_at=sa.bindparam("b_started_at"),
+        finished_at=sa.bindparam("b_finished_at"),
+        method=sa.bindparam("b_method"),
+        part_count=sa.bindparam("b_part_count"),
+    )
+)
+
+
+def reconnecting(
+    method: Callable[Concatenate[Repository, P], R],
+) -> Callable[Concatenate[Repository, P], R]:
+    """Run the method again (on a new connection) when its connection was
+    lost; for calls that are safe to repeat (reads, and writes fenced by
+    owner and status)."""
+
+    def wrapper(self: Repository, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self._reconnecting(
+            method.__name__, lambda: method(self, *args, **kwargs)
+        )
+
+    functools.update_wrapper(wrapper, method)
+    return wrapper
+
+
+class Repository:
+    """The job database.  Thread-compatible; the engine calls it from one thread.
+
+    Every call survives a lost connection (see :mod:`engine.store.reconnect`):
+    ``on_reconnect(what, error, delay)`` hears of each retry.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        engine: Engine | None = None,
+        *,
+        reconnect: Reconnect | None = None,
+        on_reconnect: Callable[[str, BaseException, float], None] | None = None,
+    ) -> None:
         self.engine = engine if engine is not None else db.create(url)
         self.url = db.redact(str(self.engine.url))
+        self.reconnect = reconnect or Reconnect()
+        self.on_reconnect = on_reconnect
         self._prefixes: dict[str, str] = {}
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._ingest_sql = (
@@ -397,24 +506,35 @@ class Repository:
     ) -> str:
         """Create a job in ``ingesting`` state, with no tasks yet; its id."""
         now = time.time()
-        job_id = job_id or new_job_id(now)
-        with self._writing("create job in"), self.engine.begin() as conn:
-            conn.execute(
-                jobs.insert().values(
-                    id=job_id,
-                    created_at=now,
-                    updated_at=now,
-                    status=JobStatus.INGESTING.value,
-                    manifest=manifest,
-                    dst_bucket=dst_bucket,
-                    dst_prefix=dst_prefix,
-                    spec=json.dumps(spec, sort_keys=True),
-                    source=json.dumps(source, sort_keys=True),
-                    manifest_identity=identity,
-                    ingest_state=json.dumps({}),
+        new_id = job_id or new_job_id(now)
+
+        def create() -> str:
+            with self._writing("create job in"), self.engine.begin() as conn:
+                conn.execute(
+                    jobs.insert().values(
+                        id=new_id,
+                        created_at=now,
+                        updated_at=now,
+                        status=JobStatus.INGESTING.value,
+                        manifest=manifest,
+                        dst_bucket=dst_bucket,
+                        dst_prefix=dst_prefix,
+                        spec=json.dumps(spec, sort_keys=True),
+                        source=json.dumps(source, sort_keys=True),
+                        manifest_identity=identity,
+                        ingest_state=json.dumps({}),
+                    )
                 )
-            )
-        return job_id
+            return new_id
+
+        def created() -> str | None:
+            with self.engine.connect() as conn:
+                found = conn.execute(
+                    sa.select(jobs.c.id).where(jobs.c.id == new_id)
+                ).first()
+            return None if found is None else new_id
+
+        return self._reconnecting("create job in", create, created)
 
     def add_tasks(
         self,
@@ -432,19 +552,32 @@ class Repository:
         the others take their defaults), status pending.  Rows naming an object
         already in the job are merged by :meth:`finish_ingest`.
         """
-        with self._writing("add tasks to"), self.engine.begin() as conn:
-            inserted = 0
-            plain_sql = self._plain_insert(plain_columns)
-            for sql, batch in ((plain_sql, plain), (self._ingest_sql, rows)):
-                if batch:
-                    res = conn.exec_driver_sql(sql, batch)
-                    inserted += int(res.rowcount or 0)
-            conn.execute(
-                jobs.update()
-                .where(jobs.c.id == job_id)
-                .values(ingest_state=json.dumps(state), updated_at=time.time())
-            )
-        return inserted
+        checkpoint = json.dumps(state)
+        plain_sql = self._plain_insert(plain_columns)
+
+        def insert() -> int:
+            with self._writing("add tasks to"), self.engine.begin() as conn:
+                inserted = 0
+                for sql, batch in ((plain_sql, plain), (self._ingest_sql, rows)):
+                    if batch:
+                        res = conn.exec_driver_sql(sql, batch)
+                        inserted += int(res.rowcount or 0)
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == job_id)
+                    .values(ingest_state=checkpoint, updated_at=time.time())
+                )
+            return inserted
+
+        def inserted_before() -> int | None:
+            # the checkpoint is written with the rows: there, they are in
+            with self.engine.connect() as conn:
+                stored = conn.execute(
+                    sa.select(jobs.c.ingest_state).where(jobs.c.id == job_id)
+                ).scalar_one_or_none()
+            return len(rows) + len(plain or ()) if stored == checkpoint else None
+
+        return self._reconnecting("add tasks to", insert, inserted_before)
 
     def finish_ingest(
         self,
@@ -464,37 +597,48 @@ class Repository:
         Raises :class:`ManifestError` (and leaves the job as it was) when two
         source objects map to one destination key.
         """
-        with self._writing("finish job in"), self.engine.begin() as conn:
-            manifest, prefix = conn.execute(
-                sa.select(jobs.c.manifest, jobs.c.dst_prefix).where(jobs.c.id == job_id)
-            ).one()
-            merged = _merge_duplicates(conn, job_id) if merge_duplicates else 0
-            if check_collisions:
-                _refuse_collisions(conn, job_id, manifest, prefix)
-            if order_versions:
-                _number_versions(conn, job_id, prefix)
-            if totals.inserted is None:
-                total = conn.execute(
-                    sa.select(sa.func.count()).where(tasks.c.job_id == job_id)
-                ).scalar_one()
-            else:
-                total = totals.inserted - merged
-            conn.execute(
-                jobs.update()
-                .where(jobs.c.id == job_id)
-                .values(
-                    status=JobStatus.SUBMITTED.value,
-                    updated_at=time.time(),
-                    spec=json.dumps(spec, sort_keys=True),
-                    ingest_state=None,
-                    total_tasks=total,
-                    invalid_rows=totals.invalid,
-                    duplicate_rows=totals.read - totals.filtered - total,
-                    filtered_rows=totals.filtered,
-                )
-            )
-        return self.get_job(job_id)
 
+        def finish() -> JobRecord:
+            with self._writing("finish job in"), self.engine.begin() as conn:
+                manifest, prefix = conn.execute(
+                    sa.select(jobs.c.manifest, jobs.c.dst_prefix).where(
+                        jobs.c.id == job_id
+                    )
+                ).one()
+                merged = _merge_duplicates(conn, job_id) if merge_duplicates else 0
+                if check_collisions:
+                    _refuse_collisions(conn, job_id, manifest, prefix)
+                if order_versions:
+                    _number_versions(conn, job_id, prefix)
+                if totals.inserted is None:
+                    total = conn.execute(
+                        sa.select(sa.func.count()).where(tasks.c.job_id == job_id)
+                    ).scalar_one()
+                else:
+                    total = totals.inserted - merged
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == job_id)
+                    .values(
+                        status=JobStatus.SUBMITTED.value,
+                        updated_at=time.time(),
+                        spec=json.dumps(spec, sort_keys=True),
+                        ingest_state=None,
+                        total_tasks=total,
+                        invalid_rows=totals.invalid,
+                        duplicate_rows=totals.read - totals.filtered - total,
+                        filtered_rows=totals.filtered,
+                    )
+                )
+            return self.get_job(job_id)
+
+        def finished() -> JobRecord | None:
+            job = self.get_job(job_id)
+            return None if job.status is JobStatus.INGESTING else job
+
+        return self._reconnecting("finish job in", finish, finished)
+
+    @reconnecting
     def drop_job(self, job_id: str) -> None:
         """Delete a job and everything recorded for it."""
         with self._writing("delete job from"), self.engine.begin() as conn:
@@ -504,6 +648,7 @@ class Repository:
             conn.execute(workers.delete().where(workers.c.job_id == job_id))
             conn.execute(jobs.delete().where(jobs.c.id == job_id))
 
+    @reconnecting
     def interrupted_ingest(
         self, manifest: str, dst_bucket: str, dst_prefix: str
     ) -> JobRecord | None:
@@ -534,6 +679,7 @@ class Repository:
             )
         return sql
 
+    @reconnecting
     def _prefix(self, job_id: str) -> str:
         """The job's destination prefix (never changes; read once)."""
         prefix = self._prefixes.get(job_id)
@@ -552,8 +698,48 @@ class Repository:
         try:
             yield
         except sa.exc.SQLAlchemyError as exc:
+            if retryable(exc):
+                raise  # the caller's retry reconnects
             raise DatabaseError(f"cannot {what} {self.url}: {exc}") from exc
 
+    def _reconnecting(
+        self,
+        what: str,
+        call: Callable[[], R],
+        resolve: Callable[[], R | None] | None = None,
+    ) -> R:
+        """``call()``, again on a new connection while the connection keeps
+        being lost, for up to ``reconnect.give_up_after`` seconds.
+
+        ``resolve`` (for writes that are not safe to repeat) runs before each
+        new try: it re-reads what the failed try left and returns the answer
+        when the try's COMMIT did go through, ``None`` when ``call`` must run
+        again."""
+        delays = self.reconnect.delays()
+        failed = False
+        while True:
+            try:
+                if failed and resolve is not None:
+                    known = resolve()
+                    if known is not None:
+                        return known
+                return call()
+            except sa.exc.SQLAlchemyError as exc:
+                if not retryable(exc):
+                    raise
+                delay = next(delays, None)
+                if delay is None:
+                    raise DatabaseError(
+                        f"lost the connection to {self.url} and could not get it "
+                        f"back in {self.reconnect.give_up_after:g}s ({what}): "
+                        f"{getattr(exc, 'orig', None) or exc}"
+                    ) from exc
+                if self.on_reconnect is not None:
+                    self.on_reconnect(what, exc, delay)
+                failed = True
+                time.sleep(delay)
+
+    @reconnecting
     def get_job(self, job_id: str) -> JobRecord:
         """The job with this id, or the only job whose id starts with it."""
         with self.engine.connect() as conn:
@@ -568,6 +754,7 @@ class Repository:
             raise JobNotFound(f"no job {job_id!r} in {self.url}")
         return _job(row)
 
+    @reconnecting
     def list_jobs(self, limit: int = 50) -> list[JobRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -575,13 +762,19 @@ class Repository:
             ).fetchall()
         return [_job(r) for r in rows]
 
+    @reconnecting
     def set_job_status(
         self,
         job_id: str,
         status: JobStatus,
         message: str | None = None,
         run_started_at: float | None = None,
-    ) -> None:
+        *,
+        only_from: tuple[JobStatus, ...] = (),
+    ) -> bool:
+        """Set the job's status (only when it is one of ``only_from``, if
+        given: a worker must not undo an operator's pause or cancel); whether
+        it was set."""
         values: dict[str, Any] = {
             "status": status.value,
             "updated_at": time.time(),
@@ -589,75 +782,174 @@ class Repository:
         }
         if run_started_at is not None:
             values["run_started_at"] = run_started_at
+        stmt = jobs.update().where(jobs.c.id == job_id).values(**values)
+        if only_from:
+            stmt = stmt.where(jobs.c.status.in_([s.value for s in only_from]))
         with self.engine.begin() as conn:
-            conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+            return bool(conn.execute(stmt).rowcount)
+
+    @reconnecting
+    def job_status(self, job_id: str) -> JobStatus:
+        """The job's status alone (workers poll it to see pause and cancel)."""
+        with self.engine.connect() as conn:
+            status = conn.execute(
+                sa.select(jobs.c.status).where(jobs.c.id == job_id)
+            ).scalar_one_or_none()
+        if status is None:
+            raise JobNotFound(f"no job {job_id!r} in {self.url}")
+        return JobStatus(status)
+
+    @reconnecting
+    def control_job(self, job_id: str, action: str) -> tuple[JobStatus, JobStatus]:
+        """``pause``, ``resume`` or ``cancel`` a job; its status before and after.
+
+        Raises :class:`UsageError` when the job's status does not allow it.
+        Workers see the change at their next poll (every second or so)."""
+        job = self.get_job(job_id)
+        allowed, target = _CONTROL[action]
+        if job.status is target and action != "resume":
+            return job.status, target
+        if job.status not in allowed:
+            raise UsageError(
+                f"cannot {action} job {job.id}: it is {job.status.value}"
+                + _CONTROL_HINTS.get((action, job.status), "")
+            )
+        if action == "resume" and job.status is not JobStatus.PAUSED:
+            return job.status, job.status  # nothing paused: running it is enough
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                jobs.update()
+                .where(
+                    jobs.c.id == job.id,
+                    jobs.c.status.in_([s.value for s in allowed]),
+                )
+                .values(status=target.value, updated_at=time.time())
+            ).rowcount
+        if not done:  # changed under us: say what it is now
+            return self.control_job(job.id, action)
+        return job.status, target
+
+    @reconnecting
+    def runnable_jobs(self, limit: int = 20) -> list[JobRecord]:
+        """Jobs a worker may join (submitted or running), highest priority
+        first, then oldest."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                jobs.select()
+                .where(
+                    jobs.c.status.in_(
+                        [JobStatus.SUBMITTED.value, JobStatus.RUNNING.value]
+                    )
+                )
+                .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
+                .limit(limit)
+            ).fetchall()
+        return [_job(r) for r in rows]
 
     # -- workers and leases --------------------------------------------------
 
+    @reconnecting
     def register_worker(
         self, worker_id: str, job_id: str, hostname: str, pid: int
     ) -> None:
         now = time.time()
         with self.engine.begin() as conn:
-            conn.execute(
-                workers.insert().values(
-                    id=worker_id,
-                    job_id=job_id,
-                    hostname=hostname,
-                    pid=pid,
-                    started_at=now,
-                    heartbeat_at=now,
+            exists = conn.execute(
+                sa.select(workers.c.id).where(workers.c.id == worker_id)
+            ).first()
+            if exists is None:  # (a retry after a lost COMMIT finds it there)
+                conn.execute(
+                    workers.insert().values(
+                        id=worker_id,
+                        job_id=job_id,
+                        hostname=hostname,
+                        pid=pid,
+                        started_at=now,
+                        heartbeat_at=now,
+                        state=WorkerState.COPYING,
+                    )
                 )
+
+    @reconnecting
+    def set_worker_state(self, worker_id: str, state: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                workers.update()
+                .where(workers.c.id == worker_id)
+                .values(state=state, heartbeat_at=time.time())
             )
 
+    @reconnecting
     def stop_worker(self, worker_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 workers.update()
                 .where(workers.c.id == worker_id)
-                .values(stopped_at=time.time())
+                .values(stopped_at=time.time(), state=WorkerState.STOPPED)
             )
 
-    def live_workers(
-        self,
-        job_id: str,
-        hostname: str,
-        pid_alive: Callable[[int], bool],
-        stale_before: float,
-    ) -> list[str]:
-        """Workers of this job that still look alive (recent heartbeat, live pid)."""
+    @reconnecting
+    def workers_of(self, job_id: str) -> list[WorkerRecord]:
+        """Every worker that joined the job, newest first."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(
                     workers.c.id,
                     workers.c.hostname,
                     workers.c.pid,
+                    workers.c.started_at,
                     workers.c.heartbeat_at,
-                ).where(workers.c.job_id == job_id, workers.c.stopped_at.is_(None))
+                    workers.c.stopped_at,
+                    workers.c.tasks_done,
+                    workers.c.bytes_done,
+                    workers.c.state,
+                )
+                .where(workers.c.job_id == job_id)
+                .order_by(workers.c.started_at.desc())
             ).fetchall()
-        alive = []
-        for wid, host, pid, beat in rows:
-            if beat < stale_before:
-                continue
-            if host == hostname and not pid_alive(pid):
-                continue
-            alive.append(wid)
-        return alive
+        return [WorkerRecord(*r) for r in rows]
 
-    def release_orphans(self, job_id: str, live: list[str], now: float) -> int:
-        """Put back to ``pending`` every running task not held by a live worker.
+    def dead_workers(
+        self,
+        job_id: str,
+        hostname: str,
+        pid: int,
+        pid_alive: Callable[[int], bool],
+        stale_before: float,
+    ) -> list[str]:
+        """Workers of the job that are gone though never stopped: on this host
+        with no such process (or with our own pid: a restarted container), or
+        silent since ``stale_before`` (their host is lost)."""
+        dead = []
+        for w in self.workers_of(job_id):
+            if w.stopped_at is not None:
+                continue
+            here = w.hostname == hostname
+            if (
+                w.heartbeat_at < stale_before
+                or (here and w.pid == pid)
+                or (here and not pid_alive(w.pid))
+            ):
+                dead.append(w.id)
+        return dead
 
-        Covers workers that crashed (``kill -9``, power loss) and leases that
-        expired.  Returns how many tasks were released.
-        """
+    @reconnecting
+    def release_orphans(self, job_id: str, now: float, dead: Sequence[str] = ()) -> int:
+        """Put back to ``pending`` every running task whose lease expired
+        before ``now`` or whose owner is one of the ``dead`` workers (which are
+        marked stopped).  Covers workers killed (``kill -9``, OOM, power loss)
+        and hosts lost.  Returns how many tasks were released.
+
+        A worker whose task was released and claimed by another can no longer
+        record its result (:meth:`record` checks the owner)."""
         with self.engine.begin() as conn:
             cond = sa.and_(
                 tasks.c.job_id == job_id,
                 tasks.c.status == TaskStatus.RUNNING.value,
                 sa.or_(
                     tasks.c.owner.is_(None),
-                    tasks.c.owner.not_in(live) if live else sa.true(),
                     tasks.c.lease_until < now,
+                    tasks.c.owner.in_(list(dead)) if dead else sa.false(),
                 ),
             )
             res = conn.execute(
@@ -665,26 +957,25 @@ class Repository:
                 .where(cond)
                 .values(status=TaskStatus.PENDING.value, owner=None, lease_until=None)
             )
-            conn.execute(
-                workers.update()
-                .where(
-                    workers.c.job_id == job_id,
-                    workers.c.stopped_at.is_(None),
-                    workers.c.id.not_in(live) if live else sa.true(),
+            if dead:
+                conn.execute(
+                    workers.update()
+                    .where(workers.c.id.in_(list(dead)), workers.c.stopped_at.is_(None))
+                    .values(stopped_at=now, state=WorkerState.STOPPED)
                 )
-                .values(stopped_at=now)
-            )
         return int(res.rowcount or 0)
 
-    def heartbeat(self, worker_id: str, lease_until: float) -> None:
-        """Extend the worker's heartbeat and the leases of the tasks it holds."""
+    @reconnecting
+    def heartbeat(self, worker_id: str, lease_until: float) -> int:
+        """Extend the worker's heartbeat and the leases of the tasks it still
+        holds; how many it holds."""
         with self.engine.begin() as conn:
             conn.execute(
                 workers.update()
                 .where(workers.c.id == worker_id)
                 .values(heartbeat_at=time.time())
             )
-            conn.execute(
+            res = conn.execute(
                 tasks.update()
                 .where(
                     tasks.c.owner == worker_id,
@@ -692,6 +983,7 @@ class Repository:
                 )
                 .values(lease_until=lease_until)
             )
+        return int(res.rowcount or 0)
 
     # -- the hot path: claim and record ---------------------------------------
 
@@ -704,88 +996,154 @@ class Repository:
         *,
         ordered: bool = False,
     ) -> list[Task]:
-        """Atomically take up to ``limit`` pending tasks, oldest first.
+        """Atomically take up to ``limit`` pending tasks, oldest first, under a
+        lease (``owner``, expiry ``lease_until``).  On PostgreSQL concurrent
+        claims skip each other's rows (``FOR UPDATE SKIP LOCKED``); SQLite runs
+        one writer at a time.
 
         ``ordered`` (a job copying every version of its keys): only tasks of
         the current round, the deepest depth still pending, and none while a
         deeper task is still running; so an empty claim may mean "wait".
-        """
-        prefix = self._prefix(job_id)
-        with self.engine.begin() as conn:
-            depth = _current_round(conn, job_id) if ordered else 0
-            if depth is None:
-                return []
-            sub = (
-                sa.select(tasks.c.id)
-                .where(
-                    tasks.c.job_id == job_id,
-                    tasks.c.status == TaskStatus.PENDING.value,
-                    tasks.c.depth == depth,
-                )
-                .order_by(tasks.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-                .scalar_subquery()
-            )
-            stmt = (
-                tasks.update()
-                .where(tasks.c.id.in_(sub))
-                .values(
-                    status=TaskStatus.RUNNING.value,
-                    owner=owner,
-                    lease_until=lease_until,
-                )
-                .returning(*_TASK_COLUMNS)
-            )
-            rows = sorted(conn.execute(stmt).fetchall(), key=lambda r: r[0])
-        return [_task(job_id, prefix, r) for r in rows]
 
-    def has_pending(self, job_id: str) -> bool:
-        with self.engine.connect() as conn:
-            return (
-                conn.execute(
+        If the connection drops while committing, the retry first looks for
+        tasks already held under this very lease (the COMMIT went through)."""
+        prefix = self._prefix(job_id)
+
+        def take() -> list[Task]:
+            with self.engine.begin() as conn:
+                depth = _current_round(conn, job_id) if ordered else 0
+                if depth is None:
+                    return []
+                sub = (
                     sa.select(tasks.c.id)
                     .where(
                         tasks.c.job_id == job_id,
                         tasks.c.status == TaskStatus.PENDING.value,
+                        tasks.c.depth == depth,
                     )
+                    .order_by(tasks.c.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                    .scalar_subquery()
+                )
+                stmt = (
+                    tasks.update()
+                    .where(tasks.c.id.in_(sub))
+                    .values(
+                        status=TaskStatus.RUNNING.value,
+                        owner=owner,
+                        lease_until=lease_until,
+                    )
+                    .returning(*_TASK_COLUMNS)
+                )
+                rows = sorted(conn.execute(stmt).fetchall(), key=lambda r: r[0])
+            return [_task(job_id, prefix, r) for r in rows]
+
+        def already_taken() -> list[Task] | None:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(*_TASK_COLUMNS)
+                    .where(
+                        tasks.c.job_id == job_id,
+                        tasks.c.status == TaskStatus.RUNNING.value,
+                        tasks.c.owner == owner,
+                        tasks.c.lease_until == lease_until,
+                    )
+                    .order_by(tasks.c.id)
+                ).fetchall()
+            return [_task(job_id, prefix, r) for r in rows] or None
+
+        return self._reconnecting("claim tasks in", take, already_taken)
+
+    @reconnecting
+    def has_pending(self, job_id: str) -> bool:
+        return self._any_task(job_id, (TaskStatus.PENDING,))
+
+    @reconnecting
+    def has_unfinished(self, job_id: str) -> bool:
+        """Whether any task is still pending or running (perhaps elsewhere)."""
+        return self._any_task(job_id, (TaskStatus.PENDING, TaskStatus.RUNNING))
+
+    @reconnecting
+    def held_elsewhere(self, job_id: str, owner: str) -> bool:
+        """Whether tasks of the job are pending, or running under another
+        owner's lease (a worker with nothing to claim waits for those)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(tasks.c.id)
+                .where(
+                    tasks.c.job_id == job_id,
+                    tasks.c.status == TaskStatus.RUNNING.value,
+                    tasks.c.owner != owner,
+                )
+                .limit(1)
+            ).first()
+        return found is not None or self._any_task(job_id, (TaskStatus.PENDING,))
+
+    def _any_task(self, job_id: str, statuses: tuple[TaskStatus, ...]) -> bool:
+        with self.engine.connect() as conn:
+            return any(
+                conn.execute(
+                    sa.select(tasks.c.id)
+                    .where(tasks.c.job_id == job_id, tasks.c.status == s.value)
                     .limit(1)
                 ).first()
                 is not None
+                for s in statuses
             )
 
     def record(self, owner: str, results: list[TaskResult]) -> int:
         """Record final results in one commit; returns how many were accepted.
 
-        A result is accepted only while ``owner`` still holds the task.
-        """
+        A result is accepted only while ``owner`` still holds the task
+        (fencing): one whose lease was lost and taken by another worker is not
+        recorded, but its attempts are added to the task's (the copy was
+        tried), so a task copied twice is reported once with every attempt.
+        The owner's ``tasks_done`` / ``bytes_done`` grow in the same commit.
+
+        If the connection drops while committing, the retry re-reads the
+        tasks: those already final with this result's ``finished_at`` were
+        recorded; only the rest are written again."""
         if not results:
             return 0
-        stmt = (
-            tasks.update()
-            .where(
-                tasks.c.id == sa.bindparam("b_id"),
-                tasks.c.owner == sa.bindparam("b_owner"),
-                tasks.c.status == TaskStatus.RUNNING.value,
-            )
-            .values(
-                status=sa.bindparam("b_status"),
-                owner=None,
-                lease_until=None,
-                attempts=tasks.c.attempts + sa.bindparam("b_attempts"),
-                error_code=sa.bindparam("b_error_code"),
-                error_message=sa.bindparam("b_error_message"),
-                http_status=sa.bindparam("b_http_status"),
-                src_version_id=sa.bindparam("b_src_version_id"),
-                dst_version_id=sa.bindparam("b_dst_version_id"),
-                etag=sa.bindparam("b_etag"),
-                bytes=sa.bindparam("b_bytes"),
-                started_at=sa.bindparam("b_started_at"),
-                finished_at=sa.bindparam("b_finished_at"),
-                method=sa.bindparam("b_method"),
-                part_count=sa.bindparam("b_part_count"),
-            )
-        )
+        accepted_before = 0
+        pending = list(results)
+
+        def write() -> int:
+            return self._record(owner, pending)
+
+        def reread() -> int | None:
+            nonlocal pending, accepted_before
+            state = self._task_states([r.task_id for r in pending])
+            still, done = [], 0
+            for r in pending:
+                status, holder, finished_at = state.get(r.task_id, (None, None, None))
+                if status == TaskStatus.RUNNING.value and holder == owner:
+                    still.append(r)
+                elif status == r.status.value and finished_at == r.finished_at:
+                    done += 1
+            pending, accepted_before = still, accepted_before + done
+            return None if still else 0
+
+        accepted = self._reconnecting("record results in", write, reread)
+        return accepted_before + accepted
+
+    def _task_states(self, ids: list[int]) -> dict[int, tuple[str, str | None, Any]]:
+        """``status, owner, finished_at`` of these tasks."""
+        out: dict[int, tuple[str, str | None, Any]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 1000):
+                for i, status, holder, finished in conn.execute(
+                    sa.select(
+                        tasks.c.id, tasks.c.status, tasks.c.owner, tasks.c.finished_at
+                    ).where(tasks.c.id.in_(ids[start : start + 1000]))
+                ):
+                    out[i] = (status, holder, finished)
+        return out
+
+    def _record(self, owner: str, results: list[TaskResult]) -> int:
+        if not results:
+            return 0
         params = [
             {
                 "b_id": r.task_id,
@@ -807,11 +1165,54 @@ class Repository:
             for r in results
         ]
         with self.engine.begin() as conn:
-            res = conn.execute(stmt, params)
-        return int(res.rowcount or 0)
+            accepted = int(conn.execute(_RECORD, params).rowcount or 0)
+            counted = results
+            if accepted < len(results):
+                counted = self._count_lost(conn, owner, results)
+            done_bytes = sum(
+                r.bytes or 0 for r in counted if r.status is TaskStatus.SUCCEEDED
+            )
+            conn.execute(
+                workers.update()
+                .where(workers.c.id == owner)
+                .values(
+                    tasks_done=workers.c.tasks_done + accepted,
+                    bytes_done=workers.c.bytes_done + done_bytes,
+                )
+            )
+        return accepted
+
+    @staticmethod
+    def _count_lost(
+        conn: sa.Connection, owner: str, results: list[TaskResult]
+    ) -> list[TaskResult]:
+        """After a partial record: add the attempts of the results that were
+        not accepted to their tasks; return the accepted ones."""
+        ids = [r.task_id for r in results]
+        mine = {
+            i
+            for (i,) in conn.execute(
+                sa.select(tasks.c.id).where(
+                    tasks.c.id.in_(ids),
+                    tasks.c.finished_at.in_([r.finished_at for r in results]),
+                    tasks.c.status != TaskStatus.RUNNING.value,
+                    tasks.c.owner.is_(None),
+                )
+            )
+        }
+        lost = [r for r in results if r.task_id not in mine]
+        if lost:
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id == sa.bindparam("b_id"))
+                .values(attempts=tasks.c.attempts + sa.bindparam("b_attempts")),
+                [{"b_id": r.task_id, "b_attempts": r.attempts} for r in lost],
+            )
+        return [r for r in results if r.task_id in mine]
 
     # -- multipart uploads ------------------------------------------------------
 
+    @reconnecting
     def upload_started(
         self, task_id: int, owner: str, upload_id: str, src_etag: str, part_size: int
     ) -> bool:
@@ -831,6 +1232,7 @@ class Repository:
             conn.execute(parts.delete().where(parts.c.task_id == task_id))
         return True
 
+    @reconnecting
     def part_done(self, task_id: int, upload_id: str, part: PartRecord) -> None:
         """Record one finished part (idempotent)."""
         with self.engine.begin() as conn:
@@ -850,6 +1252,7 @@ class Repository:
                 )
             )
 
+    @reconnecting
     def recorded_parts(self, task_id: int, upload_id: str) -> list[PartRecord]:
         """The finished parts recorded for this upload, by part number."""
         with self.engine.connect() as conn:
@@ -862,6 +1265,7 @@ class Repository:
             ).fetchall()
         return [PartRecord(r[0], r[1], r[2], r[3]) for r in rows]
 
+    @reconnecting
     def upload_ended(self, task_id: int) -> None:
         """The task's upload was completed or aborted: forget it and its parts."""
         with self.engine.begin() as conn:
@@ -870,6 +1274,7 @@ class Repository:
             )
             conn.execute(parts.delete().where(parts.c.task_id == task_id))
 
+    @reconnecting
     def open_uploads(self, job_id: str) -> list[tuple[int, str, str]]:
         """``(task_id, dst_key, upload_id)`` of uploads recorded and not ended."""
         with self.engine.connect() as conn:
@@ -881,6 +1286,7 @@ class Repository:
         prefix = self._prefix(job_id)
         return [(r[0], _dst_key(r[1], prefix, r[2]), r[3]) for r in rows]
 
+    @reconnecting
     def fail_succeeded(self, failures: list[tuple[int, str, str]]) -> int:
         """Turn succeeded tasks into failures ``(task_id, code, message)``.
 
@@ -908,6 +1314,7 @@ class Repository:
             )
         return int(res.rowcount or 0)
 
+    @reconnecting
     def release(self, owner: str, task_ids: list[int]) -> None:
         """Give claimed tasks that were never started back to the job."""
         if not task_ids:
@@ -928,6 +1335,7 @@ class Repository:
 
     # -- reading results -----------------------------------------------------
 
+    @reconnecting
     def counts(self, job_id: str) -> JobCounts:
         with self.engine.connect() as conn:
             by_status = {
@@ -955,6 +1363,7 @@ class Repository:
             last_finished_at=last,
         )
 
+    @reconnecting
     def error_counts(self, job_id: str, limit: int = 10) -> list[tuple[str, int]]:
         """The most frequent error codes among failed tasks."""
         with self.engine.connect() as conn:
@@ -1021,6 +1430,7 @@ class Repository:
                     last_modified=m["last_modified"],
                 )
 
+    @reconnecting
     def first_tasks(self, job_id: str, limit: int) -> list[Task]:
         """The first few pending tasks, read without claiming (for pre-flight)."""
         prefix = self._prefix(job_id)

@@ -135,4 +135,10 @@ workers = Table(
     Column("started_at", Float, nullable=False),
     Column("heartbeat_at", Float, nullable=False),
     Column("stopped_at", Float),
+    # results this worker recorded (added in the same commit as the results)
+    Column("tasks_done", BigInteger, nullable=False, server_default="0"),
+    Column("bytes_done", BigInteger, nullable=False, server_default="0"),
+    # copying | paused | waiting (for other workers' tasks) | stopped
+    Column("state", String(16)),
+    Index("ix_workers_job_id", "job_id"),
 )

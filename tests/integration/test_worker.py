@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 from pathlib import Path
@@ -11,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from engine.errors import JobCannotStart
 from engine.events import Event, TaskFinished
 from engine.models import JobStatus, TaskResult, TaskStatus
+from engine.store import tables
 from engine.store.repo import Repository
 from engine.worker import Worker
 from tests.helpers import run_job, seed, submit_job, write_manifest
@@ -91,17 +90,75 @@ def test_second_stop_cancels_in_flight_copies(moto: S3Server, tmp_path: Path) ->
     assert repo.get_job(job.id).status is JobStatus.STOPPED
 
 
-def test_a_job_runs_in_one_place_at_a_time(moto: S3Server, tmp_path: Path) -> None:
-    """A run refuses to start while another live worker holds the job."""
+def test_a_run_joins_a_job_another_live_worker_holds(
+    moto: S3Server, tmp_path: Path
+) -> None:
+    """A second run shares the job: it copies what is pending and leaves the
+    tasks a live worker elsewhere holds under a valid lease alone."""
     src, dst = moto.new_bucket(), moto.new_bucket()
-    seed(moto, src, ["a"])
-    manifest = write_manifest(tmp_path / "m.csv", [(src, "a", None)])
+    seed(moto, src, ["a", "b", "c"])
+    manifest = write_manifest(tmp_path / "m.csv", [(src, k, None) for k in "abc"])
     repo = Repository(str(tmp_path / "db.sqlite"))
     job = submit_job(repo, manifest, moto, f"s3://{dst}")
-    repo.register_worker("other-run", job.id, socket.gethostname(), os.getpid())
+    repo.register_worker("elsewhere", job.id, "another-host", 4242)
+    (held,) = repo.claim(job.id, "elsewhere", 1, time.time() + 3600)
 
-    with pytest.raises(JobCannotStart, match="already being run by other-run"):
-        run_job(repo, job, moto)
+    counts = run_job(repo, job, moto, wait_for_others=False)
+
+    assert counts.get(TaskStatus.SUCCEEDED) == 2
+    assert counts.get(TaskStatus.RUNNING) == 1
+    assert repo.get_job(job.id).status is JobStatus.RUNNING
+    # the other worker's result is still accepted: it kept its claim
+    assert (
+        repo.record(
+            "elsewhere", [TaskResult(held.id, TaskStatus.SUCCEEDED, 1, 1.0, 2.0)]
+        )
+        == 1
+    )
+    assert repo.counts(job.id).get(TaskStatus.SUCCEEDED) == 3
+
+
+def test_a_run_waits_for_another_workers_tasks_and_takes_them_when_its_lease_expires(
+    moto: S3Server, tmp_path: Path
+) -> None:
+    """With nothing left to claim, a run waits while another worker holds tasks;
+    once that lease has expired (backdated here) it takes the task back and
+    copies it; the other worker's late result is then refused."""
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    seed(moto, src, ["a", "b"])
+    manifest = write_manifest(tmp_path / "m.csv", [(src, k, None) for k in "ab"])
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    job = submit_job(repo, manifest, moto, f"s3://{dst}")
+    repo.register_worker("lost-host", job.id, "another-host", 4242)
+    (held,) = repo.claim(job.id, "lost-host", 1, time.time() + 3600)
+    waited: list[float] = []
+
+    def expire_when_waiting(worker: Worker) -> None:
+        async def backdate() -> None:
+            while repo.counts(job.id).get(TaskStatus.SUCCEEDED) < 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            waited.append(time.monotonic())
+            with repo.engine.begin() as conn:
+                conn.execute(
+                    tables.tasks.update()
+                    .where(tables.tasks.c.id == held.id)
+                    .values(lease_until=time.time() - 1)
+                )
+
+        worker.on_client = lambda _client: holder.append(
+            asyncio.get_running_loop().create_task(backdate())
+        )
+
+    holder: list[Any] = []
+    counts = run_job(repo, job, moto, worker_hook=expire_when_waiting, idle_poll=0.05)
+
+    assert waited
+    assert counts.get(TaskStatus.SUCCEEDED) == 2
+    assert repo.get_job(job.id).status is JobStatus.COMPLETE
+    late = TaskResult(held.id, TaskStatus.FAILED, 1, 1.0, 2.0, error_code="X")
+    assert repo.record("lost-host", [late]) == 0
+    row = {r.id: r for r in repo.iter_results(job.id)}[held.id]
+    assert (row.status, row.attempts) == (TaskStatus.SUCCEEDED, 2)
 
 
 def test_a_dead_runs_claims_are_taken_back(moto: S3Server, tmp_path: Path) -> None:

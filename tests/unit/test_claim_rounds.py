@@ -290,7 +290,7 @@ def test_an_orphaned_deeper_task_is_claimed_again_first(repo: Repository) -> Non
     """A deeper task whose worker died goes back to pending and is the next claim."""
     job = make_job(repo, VERSIONS)
     claimed = claim(repo, job, "dead")
-    assert repo.release_orphans(job, live=[], now=1.0) == len(claimed)
+    assert repo.release_orphans(job, now=1.0, dead=["dead"]) == len(claimed)
     assert versions_of(claim(repo, job, "w1")) == {"a1", "b1"}
 
 

@@ -178,12 +178,13 @@ def test_record_by_owner_sets_the_final_result(repo: Repository) -> None:
 
 
 def test_record_from_another_owner_is_rejected(repo: Repository) -> None:
-    """A worker that does not hold the task cannot record its result (fencing)."""
+    """A worker that does not hold the task cannot record its result (fencing);
+    its attempt is still counted (the copy was tried)."""
     job = make_job(repo, 1)
     (task,) = repo.claim(job, "w1", limit=1, lease_until=LEASE)
     assert repo.record("w2", [ok(task)]) == 0
     row = results(repo, job)[task.id]
-    assert (row.status, row.attempts, row.bytes) == (TaskStatus.RUNNING, 0, None)
+    assert (row.status, row.attempts, row.bytes) == (TaskStatus.RUNNING, 1, None)
     assert owners(repo)[task.id] == "w1"
     assert repo.record("w1", [ok(task)]) == 1
 
@@ -192,7 +193,7 @@ def test_record_after_the_task_was_reclaimed_is_rejected(repo: Repository) -> No
     """A worker that lost its claim cannot overwrite the new owner's result."""
     job = make_job(repo, 1)
     (task,) = repo.claim(job, "w1", limit=1, lease_until=LEASE)
-    repo.release_orphans(job, live=["w2"], now=0.0)
+    repo.release_orphans(job, now=0.0, dead=["w1"])
     (again,) = repo.claim(job, "w2", limit=1, lease_until=LEASE)
     assert repo.record("w2", [ok(again, size=7)]) == 1
     assert repo.record("w1", [failed(task)]) == 0
@@ -237,7 +238,7 @@ def test_a_crashed_attempt_does_not_count(repo: Repository) -> None:
     """A claim lost in a crash records no attempt; the resumed run's attempts stand."""
     job = make_job(repo, 1)
     (task,) = repo.claim(job, "w1", limit=1, lease_until=LEASE)
-    repo.release_orphans(job, live=[], now=0.0)
+    repo.release_orphans(job, now=0.0, dead=["w1"])
     (again,) = repo.claim(job, "w2", limit=1, lease_until=LEASE)
     assert again.attempts == 0
     assert repo.record("w2", [failed(again, attempts=2)]) == 1
@@ -288,7 +289,7 @@ def test_release_orphans_resumes_running_tasks_after_a_crash(
     job = make_job(repo, 4)
     claimed = repo.claim(job, "w1", limit=4, lease_until=LEASE)
     repo.record("w1", [ok(claimed[0], size=5), failed(claimed[1])])
-    assert repo.release_orphans(job, live=[], now=1000.0) == 2
+    assert repo.release_orphans(job, now=1000.0, dead=["w1"]) == 2
     rows = results(repo, job)
     assert [rows[t.id].status for t in claimed] == [
         TaskStatus.SUCCEEDED,
@@ -312,7 +313,7 @@ def test_release_orphans_spares_live_workers_with_valid_leases(
     job = make_job(repo, 2)
     (live_task,) = repo.claim(job, "alive", limit=1, lease_until=LEASE)
     (dead_task,) = repo.claim(job, "dead", limit=1, lease_until=LEASE)
-    assert repo.release_orphans(job, live=["alive"], now=1000.0) == 1
+    assert repo.release_orphans(job, now=1000.0, dead=["dead"]) == 1
     rows = results(repo, job)
     assert rows[live_task.id].status is TaskStatus.RUNNING
     assert rows[dead_task.id].status is TaskStatus.PENDING
@@ -322,7 +323,7 @@ def test_release_orphans_takes_back_expired_leases(repo: Repository) -> None:
     """A live worker's task whose lease ran out is released too."""
     job = make_job(repo, 1)
     (task,) = repo.claim(job, "alive", limit=1, lease_until=500.0)
-    assert repo.release_orphans(job, live=["alive"], now=1000.0) == 1
+    assert repo.release_orphans(job, now=1000.0) == 1
     assert results(repo, job)[task.id].status is TaskStatus.PENDING
 
 
