@@ -84,6 +84,13 @@ class TasksTakenBack:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingForWork:
+    """``bulkcopy worker`` found no job to work on (yet)."""
+
+    job_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished:
     job_id: str
     counts: JobCounts
@@ -101,6 +108,7 @@ Event = (
     | JobResumed
     | JobCancelled
     | TasksTakenBack
+    | WaitingForWork
     | RunFinished
 )
 Observer = Callable[[Event], None]

@@ -107,6 +107,7 @@ async def submit_source(
     spec: JobSpec,
     *,
     restart: bool = False,
+    priority: int = 0,
     open_client: OpenClient | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> JobRecord:
@@ -131,6 +132,7 @@ async def submit_source(
                 spec=spec.to_dict(),
                 source=source.to_dict(),
                 identity=identity,
+                priority=priority,
             )
             job = repo.get_job(job_id)
         return await _ingest(repo, job, reader, on_batch)

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from engine import events
 from engine.copy.execute import CopyContext, Interrupted, abandon, execute
@@ -112,6 +112,10 @@ def unexpected_failure(task: Task, exc: Exception) -> TaskResult:
         error_code="UnexpectedError",
         error_message=f"{type(exc).__name__}: {exc} (please report this as a bug)",
     )
+
+
+class Stoppable(Protocol):
+    def request_stop(self) -> None: ...
 
 
 # worker ids of the Workers running in this process (never "dead" to us)
@@ -225,9 +229,9 @@ class Worker:
         )
         try:
             status = await self._call(self.repo.job_status, job.id)
-            if status in (JobStatus.CANCELLED, JobStatus.COMPLETE):
+            if status is JobStatus.CANCELLED:
+                self.cancelled = True
                 counts = await self._call(self.repo.counts, job.id)
-                self.cancelled = status is JobStatus.CANCELLED
                 self.observer(events.RunFinished(job.id, counts, False))
                 return counts
             async with open_job_client(self.spec, self.client_settings) as (
@@ -528,7 +532,7 @@ _FINISHABLE = (*_STARTABLE, JobStatus.PAUSED)
 
 
 @contextmanager
-def stop_on_signals(worker: Worker) -> Iterator[None]:
+def stop_on_signals(worker: Stoppable) -> Iterator[None]:
     """Route SIGINT and SIGTERM to ``worker.request_stop`` while the block runs."""
     loop = asyncio.get_running_loop()
     sigs = (signal.SIGINT, signal.SIGTERM)

@@ -8,12 +8,14 @@ import click
 
 from engine.cli import (  # noqa: F401 - registers the commands
     cleanup,
+    control,
     report,
     retry,
     run,
     status,
     submit,
     verify,
+    worker,
 )
 from engine.cli.app import cli
 from engine.errors import BulkcopyError

@@ -12,6 +12,7 @@ import structlog
 
 from engine.cli.output import configure_logging
 from engine.cli.render import Renderer
+from engine.errors import UsageError
 from engine.jobclient import open_job_client
 from engine.models import JobCounts, JobStatus, TaskStatus
 from engine.retry import RetryPolicy
@@ -108,23 +109,46 @@ def finish_submit(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> Job
     )
 
 
-def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:
-    """Run ``job`` in this process with the CLI's run options; return the exit code."""
-    job = finish_submit(repo, job, opts)
-    spec = JobSpec.from_dict(job.spec)
-    settings = RunSettings(
+def run_settings(opts: dict[str, Any], **more: Any) -> RunSettings:
+    """The worker settings the CLI's run options ask for."""
+    extra = {"lease_seconds": opts["lease"]} if opts.get("lease") else {}
+    return RunSettings(
         concurrency=opts["concurrency"],
         part_concurrency=opts["part_concurrency"],
         retry=RetryPolicy(max_attempts=opts["max_attempts"]),
         preflight=not opts["no_preflight"],
+        **extra,
+        **more,
     )
+
+
+def make_worker(
+    repo: Repository,
+    job: JobRecord,
+    opts: dict[str, Any],
+    observer: Any,
+    **settings: Any,
+) -> Worker:
+    """A worker for ``job`` with the CLI's run and client options."""
+    spec = JobSpec.from_dict(job.spec)
     client = client_overrides(spec.client, **opts).merged(
         max_pool_connections=max(10, opts["concurrency"])
     )
+    return Worker(repo, job, run_settings(opts, **settings), client, observer)
+
+
+def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:
+    """Run ``job`` in this process with the CLI's run options; return the exit code."""
+    if job.status is JobStatus.CANCELLED:
+        raise UsageError(
+            f"job {job.id} was cancelled; copy what it left in a new job with: "
+            f"bulkcopy retry {job.id} --pending"
+        )
+    job = finish_submit(repo, job, opts)
 
     async def go() -> JobCounts:
         with Renderer(progress=opts.get("progress")) as renderer:
-            worker = Worker(repo, job, settings, client, renderer)
+            worker = make_worker(repo, job, opts, renderer)
             with stop_on_signals(worker):
                 return await worker.run()
 

@@ -161,6 +161,12 @@ class Renderer:
                     detail="their worker died or its lease expired; "
                     "they will be copied again",
                 )
+            case events.WaitingForWork(job_ids=job_ids):
+                log.info(
+                    "waiting_for_work",
+                    jobs=list(job_ids) or "any",
+                    detail="no job to work on yet",
+                )
             case events.RunFinished(job_id=job_id, counts=counts, stopped=stopped):
                 self._stop_progress()
                 log.info(

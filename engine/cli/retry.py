@@ -24,7 +24,8 @@ log = structlog.get_logger("bulkcopy")
 The new job copies the same source objects to the same destination keys with
 the same options.  Rows that were malformed in the old job's manifest are left
 out (fix the manifest instead).  --skipped also takes the tasks that were
-skipped (e.g. archived objects restored since).  Run it with `bulkcopy run`.
+skipped (e.g. archived objects restored since); --pending the tasks a
+cancelled job never started.  Run it with `bulkcopy run` or `bulkcopy worker`.
 """,
 )
 @click.argument("job_id")
@@ -35,6 +36,11 @@ skipped (e.g. archived objects restored since).  Run it with `bulkcopy run`.
     help="Take the failed tasks.",
 )
 @click.option("--skipped", is_flag=True, help="Also take the skipped tasks.")
+@click.option(
+    "--pending",
+    is_flag=True,
+    help="Also take the tasks never started (of a cancelled job).",
+)
 @db_option
 @log_options
 def retry_cmd(**opts: Any) -> None:
@@ -46,11 +52,14 @@ def retry_cmd(**opts: Any) -> None:
         for s, wanted in (
             (TaskStatus.FAILED, opts["failed"]),
             (TaskStatus.SKIPPED, opts["skipped"]),
+            (TaskStatus.PENDING, opts["pending"]),
         )
         if wanted
     )
     if not statuses:
-        raise click.UsageError("nothing to retry: give --failed or --skipped")
+        raise click.UsageError(
+            "nothing to retry: give --failed, --skipped or --pending"
+        )
     spec = JobSpec.from_dict(old.spec)
     destination = Destination(old.dst_bucket, old.dst_prefix)
     job = asyncio.run(submit_source(repo, job_source(old, statuses), destination, spec))

@@ -19,7 +19,10 @@ from engine.cli.common import open_repo, run_job, setup
 RUN_HELP = f"""Run job JOB_ID until every task has a result.
 
 Copies only tasks without a final result, so it also resumes a job stopped by
-Ctrl-C, SIGTERM, kill -9 or a power loss.  Ctrl-C once finishes the requests
+Ctrl-C, SIGTERM, kill -9 or a power loss.  Other workers may share the job
+(`bulkcopy worker`, another run): this one claims tasks beside them and, with
+nothing left to claim, waits for their last tasks (or takes them over once
+their lease expires).  Ctrl-C once finishes the requests
 in flight and records them; twice stops at once.  The endpoint and client
 options default to those the job was submitted with.
 
@@ -33,9 +36,6 @@ def _run(**opts: Any) -> None:
     raise SystemExit(run_job(repo, job, opts))
 
 
-for _name in ("run", "resume"):
-    cli.command(_name, help=RUN_HELP)(
-        click.argument("job_id")(
-            run_options(client_options(db_option(log_options(_run))))
-        )
-    )
+cli.command("run", help=RUN_HELP)(
+    click.argument("job_id")(run_options(client_options(db_option(log_options(_run)))))
+)

@@ -12,10 +12,43 @@ import click
 from engine.cli.app import cli, db_option
 from engine.models import JobCounts, TaskStatus
 from engine.report import human_bytes
-from engine.store.repo import JobRecord
+from engine.store.repo import JobRecord, WorkerRecord
+
+LIVE_AFTER = 120.0  # a worker silent longer than a lease is not live
 
 
-def status_dict(job: JobRecord, counts: JobCounts, now: float) -> dict[str, Any]:
+def worker_dicts(found: list[WorkerRecord], now: float) -> list[dict[str, Any]]:
+    """Each worker of the job: where it runs, what it did, how fast, and
+    whether it is live (heartbeat within a lease, not stopped)."""
+    out = []
+    for w in found:
+        end = w.stopped_at or now
+        elapsed = end - w.started_at
+        out.append(
+            {
+                "id": w.id,
+                "host": w.hostname,
+                "pid": w.pid,
+                "live": w.live(now - LIVE_AFTER),
+                "state": w.state,
+                "tasks_done": w.tasks_done,
+                "bytes_done": w.bytes_done,
+                "objects_per_second": (
+                    round(w.tasks_done / elapsed, 2) if elapsed > 0 else None
+                ),
+                "started_at": datetime.fromtimestamp(w.started_at, UTC).isoformat(),
+                "heartbeat_age_seconds": round(now - w.heartbeat_at, 1),
+            }
+        )
+    return out
+
+
+def status_dict(
+    job: JobRecord,
+    counts: JobCounts,
+    now: float,
+    found: list[WorkerRecord] | None = None,
+) -> dict[str, Any]:
     """Everything ``status --json`` prints; rate and ETA from this run's pace."""
     rate = None
     bytes_rate = None
@@ -53,19 +86,24 @@ def status_dict(job: JobRecord, counts: JobCounts, now: float) -> dict[str, Any]
         "source": job.source,
         # while the manifest is being read: rows read so far and where
         "ingest": job.ingest_state,
+        "priority": job.priority,
+        "workers": worker_dicts(found or [], now),
     }
 
 
 @cli.command("status", help="Counts by status, bytes, rate and ETA of job JOB_ID.")
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+@click.option(
+    "--all-workers", is_flag=True, help="List stopped workers too, not only live ones."
+)
 @db_option
-def status_cmd(job_id: str, as_json: bool, db: str | None) -> None:
+def status_cmd(job_id: str, as_json: bool, all_workers: bool, db: str | None) -> None:
     from engine.cli.common import open_repo
 
     repo = open_repo(db)
     job = repo.get_job(job_id)
-    data = status_dict(job, repo.counts(job.id), time.time())
+    data = status_dict(job, repo.counts(job.id), time.time(), repo.workers_of(job.id))
     if as_json:
         click.echo(json.dumps(data))
         return
@@ -91,6 +129,23 @@ def status_cmd(job_id: str, as_json: bool, db: str | None) -> None:
         )
     if data["eta_seconds"] is not None:
         click.echo(f"eta        {data['eta_seconds']} s")
+    live = [w for w in data["workers"] if w["live"]]
+    if data["workers"]:
+        click.echo(
+            f"workers    {len(live)} live of {len(data['workers'])} "
+            "(add --all-workers to list the stopped ones)"
+            if len(live) < len(data["workers"]) and not all_workers
+            else f"workers    {len(live)} live of {len(data['workers'])}"
+        )
+    for w in data["workers"] if all_workers else live:
+        rate = w["objects_per_second"]
+        click.echo(
+            f"  {w['host']}:{w['pid']:<8} {w['state'] or '':<8} "
+            f"{w['tasks_done']:>10,} done  "
+            f"{(str(rate) + ' obj/s') if rate is not None else '':>14}  "
+            f"{human_bytes(w['bytes_done'])}  "
+            f"heartbeat {w['heartbeat_age_seconds']:g}s ago"
+        )
 
 
 @cli.command("jobs", help="List jobs, newest first.")

@@ -101,6 +101,14 @@ def submit_options(f: Any) -> Any:
             help="Destination bucket and key prefix (required here or in --spec).",
         ),
         click.option(
+            "--priority",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Workers without --job take jobs of higher priority first "
+            "(then older first).",
+        ),
+        click.option(
             "--spec",
             "spec_file",
             metavar="FILE.toml",
@@ -399,6 +407,7 @@ def _submit(repo: Repository, opts: dict[str, Any]) -> JobRecord:
             destination,
             spec,
             restart=opts["restart"],
+            priority=opts.get("priority") or 0,
             open_client=client_opener(opts),
             on_batch=ingest_progress(source.location),
         )

@@ -142,6 +142,7 @@ class JobRecord:
     manifest_identity: str | None = None
     ingest_state: dict[str, Any] | None = None  # set while ingesting
     filtered_rows: int = 0
+    priority: int = 0  # workers without --job take higher first
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +367,7 @@ def _job(row: sa.Row[Any]) -> JobRecord:
         manifest_identity=m["manifest_identity"],
         ingest_state=json.loads(m["ingest_state"]) if m["ingest_state"] else None,
         filtered_rows=m["filtered_rows"],
+        priority=m["priority"],
     )
 
 
@@ -503,6 +505,7 @@ class Repository:
         source: dict[str, Any],
         identity: str | None,
         job_id: str | None = None,
+        priority: int = 0,
     ) -> str:
         """Create a job in ``ingesting`` state, with no tasks yet; its id."""
         now = time.time()
@@ -523,6 +526,7 @@ class Repository:
                         source=json.dumps(source, sort_keys=True),
                         manifest_identity=identity,
                         ingest_state=json.dumps({}),
+                        priority=priority,
                     )
                 )
             return new_id
