@@ -61,11 +61,12 @@ class FakeS3:
         region: str = "us-east-1",
         domain: str = "localhost",
         log: TextIO = sys.stderr,
+        count_copies: bool = False,
     ) -> None:
         self.host = host
         self.port = port
         self.store = Store()
-        self.stats = Stats()
+        self.stats = Stats(count_copies)
         self.env = Env(self.store, self.stats, region, copy_bandwidth)
         self.api = S3Api(self.env, latency=latency_ms / 1000, domain=domain, log=log)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -265,6 +266,12 @@ def parser() -> argparse.ArgumentParser:
         "--bucket", action="append", default=[], metavar="NAME", help="create a bucket"
     )
     p.add_argument(
+        "--count-copies",
+        action="store_true",
+        help="count copies per destination key (/__stats 'copies': keys "
+        "written more than once)",
+    )
+    p.add_argument(
         "--seed",
         type=_seed_prefix,
         action="append",
@@ -303,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         copy_bandwidth=args.copy_bandwidth,
         region=args.region,
         domain=args.domain,
+        count_copies=args.count_copies,
     )
     for bucket in args.bucket:
         s3.create_bucket(bucket)

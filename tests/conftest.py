@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres import PostgresServer, find_or_start
 from tests.servers import (
     ACCESS_KEY,
     REGION,
@@ -54,3 +55,29 @@ def s3(request: pytest.FixtureRequest) -> S3Server:
     """Each real S3 server in turn."""
     server: S3Server = request.getfixturevalue(request.param)
     return server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL: this machine's (127.0.0.1:5432, database ``test``),
+    ``BULKCOPY_TEST_PG``, or a throwaway cluster started for the session.
+    Never skipped: a machine without PostgreSQL fails these tests."""
+    server = find_or_start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> Iterator[str]:
+    """The SQLAlchemy URL of a fresh, empty PostgreSQL database (dropped after)."""
+    with postgres.database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each job-database backend in turn: an SQLite file, then PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "jobs.sqlite")
+    url: str = request.getfixturevalue("pg_url")
+    return url

@@ -84,6 +84,7 @@ def complete_upload(env: Env, req: Request, where: Address) -> Response:
                 "MalformedXML", "PartNumber must be an integer", 400
             ) from None
     obj = env.store.complete_upload(where.bucket, where.key, upload_id, listed)
+    env.stats.copied(where.bucket, where.key)
     host = req.headers.get("host", "localhost")
     body = render.complete_upload(
         f"http://{host}/{where.bucket}/{where.key}", where.bucket, where.key, obj.etag

@@ -195,6 +195,7 @@ def copy_object(env: Env, req: Request, where: Address) -> Response:
     )
     obj = env.store.copy_object(src, where.bucket, where.key, props, tags)
     env.stats.bytes_copied += obj.size
+    env.stats.copied(where.bucket, where.key)
     resp = xml_response(render.copy_object_result(obj.etag, obj.last_modified))
     resp.delay = env.copy_time(obj.size)
     return resp

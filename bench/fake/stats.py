@@ -12,9 +12,12 @@ from typing import Any
 class Stats:
     """Counters since the last :meth:`reset`; single-threaded (the event loop)."""
 
-    def __init__(self) -> None:
+    def __init__(self, count_copies: bool = False) -> None:
         self.in_flight: Counter[str] = Counter()
         self.open_connections = 0
+        # copies by destination "bucket/key" (tests: was any object copied
+        # twice?); off by default, a million keys cost memory
+        self.count_copies = count_copies
         self.reset()
 
     def reset(self) -> None:
@@ -26,6 +29,7 @@ class Stats:
         self.connections_accepted = 0
         self.bytes_copied = 0
         self.bytes_received = 0
+        self.copies: Counter[str] = Counter()
         self._since = time.monotonic()
         self._cpu_since = time.process_time()
 
@@ -43,6 +47,11 @@ class Stats:
 
     def end(self, op: str) -> None:
         self.in_flight[op] -= 1
+
+    def copied(self, bucket: str, key: str) -> None:
+        """A CopyObject or a completed multipart upload wrote bucket/key."""
+        if self.count_copies:
+            self.copies[f"{bucket}/{key}"] += 1
 
     def error(self, code: str) -> None:
         self.errors[code] += 1
@@ -74,6 +83,11 @@ class Stats:
                 "accepted": self.connections_accepted,
             },
             "bytes_copied": self.bytes_copied,
+            # with count_copies: objects written, and those written more than once
+            "copies": {
+                "objects": len(self.copies),
+                "repeated": {k: n for k, n in sorted(self.copies.items()) if n > 1},
+            },
             "bytes_received": self.bytes_received,
             "seconds": round(elapsed, 6),
             "cpu_seconds": round(time.process_time() - self._cpu_since, 6),
