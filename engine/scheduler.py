@@ -9,8 +9,9 @@ and moves on when that job has nothing left for it:
 * without, it joins the runnable jobs (``submitted`` or ``running``) by
   priority, then age: first one with tasks to claim; failing that one whose
   last tasks other workers hold (it waits for their results, or their leases
-  to expire, so the job always ends); failing that it is done, or, with
-  ``follow``, polls for new jobs.
+  to expire, so the job always ends).  A job whose last tasks others hold is
+  left for another job with tasks to claim.  With no job left it is done, or,
+  with ``follow``, polls for new jobs.
 
 The choice itself (:func:`choose`) is pure; :func:`work` does the I/O.
 """
@@ -60,11 +61,9 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """Work on ``job`` (``wait_for_others``: stay until its last task is
-    done), or wait ``None`` job and look again, or stop (``done``)."""
+    """Work on ``job``, or (``None``) wait and look again, or stop (``done``)."""
 
     job: JobRecord | None
-    wait_for_others: bool = True
     done: bool = False
 
 
@@ -80,15 +79,14 @@ def choose(plan: Plan, candidates: Sequence[Candidate], finished: int) -> Choice
             if c.job.status is JobStatus.INGESTING:
                 return Choice(None)  # its submit is still reading: wait
             if c.job.status in NAMED_RUNNABLE and c.unfinished:
-                return Choice(c.job, wait_for_others=True)
+                return Choice(c.job)
         return Choice(None, done=True)
     for c in candidates:
         if c.pending:
-            # leave when it runs dry: another job may have tasks to claim
-            return Choice(c.job, wait_for_others=False)
+            return Choice(c.job)
     for c in candidates:
         if c.unfinished:
-            return Choice(c.job, wait_for_others=True)
+            return Choice(c.job)  # its last tasks are held by others: wait
     return Choice(None, done=not plan.follow)
 
 
@@ -107,7 +105,7 @@ class Scheduler:
         self,
         repo: Repository,
         plan: Plan,
-        make_worker: Callable[[JobRecord, bool], Worker],
+        make_worker: Callable[[JobRecord, Callable[[str], bool] | None], Worker],
         observer: events.Observer = events.ignore,
     ) -> None:
         self.repo = repo
@@ -141,7 +139,10 @@ class Scheduler:
                     await asyncio.wait_for(self._stop.wait(), self.plan.poll)
                 continue
             idle_said = False
-            worker = self.make_worker(choice.job, choice.wait_for_others)
+            # a job of ours runs dry while others hold its last tasks: wait
+            # for them, unless another job has tasks to claim
+            other_work = None if self.plan.job_ids else self._pending_elsewhere
+            worker = self.make_worker(choice.job, other_work)
             self.current = worker
             for _ in range(self.stops_requested):
                 worker.request_stop()
@@ -152,6 +153,13 @@ class Scheduler:
             outcome.jobs.append((choice.job.id, counts))
         outcome.stopped = self._stop.is_set()
         return outcome
+
+    def _pending_elsewhere(self, job_id: str) -> bool:
+        return any(
+            self.repo.has_pending(j.id)
+            for j in self.repo.runnable_jobs()
+            if j.id != job_id
+        )
 
     def _candidates(self) -> list[Candidate]:
         if self.plan.job_ids:

@@ -135,8 +135,12 @@ class Worker:
         client_overrides: ClientSettings | None = None,
         observer: events.Observer = events.ignore,
         on_client: Callable[[Any], None] | None = None,
+        other_work: Callable[[str], bool] | None = None,
     ) -> None:
         self.repo = repo
+        # asked when this job has nothing to claim but other workers still
+        # hold tasks: does another job (not this id) have tasks to claim?
+        self.other_work = other_work
         self.job = job
         self.spec = JobSpec.from_dict(job.spec)
         self.client_settings = client_overrides or self.spec.client
@@ -382,6 +386,10 @@ class Worker:
                     self.repo.held_elsewhere, self.job.id, self.worker_id
                 ):
                     break
+                if self.other_work is not None and await self._call(
+                    self.other_work, self.job.id
+                ):
+                    break  # another job has tasks to claim: go there first
                 # other workers hold the last tasks: wait for their results,
                 # or for their leases to expire (then we take the tasks back)
                 await self._set_state(WorkerState.WAITING)

@@ -127,14 +127,16 @@ def make_worker(
     job: JobRecord,
     opts: dict[str, Any],
     observer: Any,
-    **settings: Any,
+    other_work: Callable[[str], bool] | None = None,
 ) -> Worker:
     """A worker for ``job`` with the CLI's run and client options."""
     spec = JobSpec.from_dict(job.spec)
     client = client_overrides(spec.client, **opts).merged(
         max_pool_connections=max(10, opts["concurrency"])
     )
-    return Worker(repo, job, run_settings(opts, **settings), client, observer)
+    return Worker(
+        repo, job, run_settings(opts), client, observer, other_work=other_work
+    )
 
 
 def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -22,7 +23,7 @@ from engine.cli.render import Renderer
 from engine.models import JobStatus
 from engine.scheduler import Outcome, Plan, Scheduler
 from engine.store.repo import JobRecord
-from engine.worker import stop_on_signals
+from engine.worker import Worker, stop_on_signals
 
 WORKER_HELP = """Work on the jobs in the job database, alongside other workers.
 
@@ -110,10 +111,10 @@ def worker_cmd(**opts: Any) -> None:
     async def go() -> Outcome:
         with Renderer(progress=opts["progress"]) as renderer:
 
-            def new_worker(job: JobRecord, wait_for_others: bool) -> Any:
-                return make_worker(
-                    repo, job, opts, renderer, wait_for_others=wait_for_others
-                )
+            def new_worker(
+                job: JobRecord, other_work: Callable[[str], bool] | None
+            ) -> Worker:
+                return make_worker(repo, job, opts, renderer, other_work=other_work)
 
             scheduler = Scheduler(repo, plan, new_worker, renderer)
             with stop_on_signals(scheduler):
