@@ -307,6 +307,30 @@ def _merge_duplicates(conn: sa.Connection, job_id: str) -> int:
     return int(res.rowcount or 0)
 
 
+def _copy_rows(
+    conn: sa.Connection,
+    plain_columns: tuple[str, ...],
+    plain: list[tuple[Any, ...]] | None,
+    rows: list[tuple[Any, ...]],
+) -> int:
+    """Insert task rows with PostgreSQL's COPY on the transaction's connection."""
+    driver: Any = conn.connection.driver_connection
+    pending = TaskStatus.PENDING.value
+    with driver.cursor() as cur:
+        if plain:
+            cols = ", ".join((*plain_columns, "status"))
+            with cur.copy(f"COPY tasks ({cols}) FROM STDIN") as copy:
+                for row in plain:
+                    copy.write_row((*row, pending))
+        if rows:
+            with cur.copy(
+                f"COPY tasks ({', '.join(INGEST_COLUMNS)}) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+    return len(plain or ()) + len(rows)
+
+
 def _deepest(conn: sa.Connection, job_id: str, status: TaskStatus) -> int | None:
     depth: int | None = conn.execute(
         sa.select(sa.func.max(tasks.c.depth)).where(
@@ -489,6 +513,9 @@ class Repository:
         )
         self._mark = mark
         self._plain_sql: dict[tuple[str, ...], str] = {}
+        # PostgreSQL: batches of tasks go in with COPY (several times faster
+        # than a multi-row INSERT)
+        self._copy = self.engine.dialect.name == "postgresql"
 
     def close(self) -> None:
         self.engine.dispose()
@@ -562,8 +589,10 @@ class Repository:
         def insert() -> int:
             with self._writing("add tasks to"), self.engine.begin() as conn:
                 inserted = 0
+                if self._copy:
+                    inserted = _copy_rows(conn, plain_columns, plain, rows)
                 for sql, batch in ((plain_sql, plain), (self._ingest_sql, rows)):
-                    if batch:
+                    if batch and not self._copy:
                         res = conn.exec_driver_sql(sql, batch)
                         inserted += int(res.rowcount or 0)
                 conn.execute(
