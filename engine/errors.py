@@ -9,7 +9,7 @@
     ├── DatabaseError             the job database cannot be used             (exit 3)
     │   └── SchemaTooNew          written by a newer bulkcopy                 (exit 3)
     ├── JobCannotStart            pre-flight failed: bucket missing, no access,
-    │                             no credentials, job already running         (exit 3)
+    │                             no credentials                              (exit 3)
     └── S3Error                   one S3 call failed; carries code, HTTP status
                                   and what to do about it (``disposition``)
 

@@ -19,7 +19,7 @@ Exit codes:
        objects; see `bulkcopy report`)
   2    usage or input error (bad option, malformed manifest, unknown job)
   3    the job could not start (bucket missing, no access, no credentials,
-       database unusable, job already running elsewhere)
+       database unusable or lost for more than two minutes)
   130  stopped by Ctrl-C / SIGTERM before every task finished; resume it
 """
 
