@@ -67,6 +67,15 @@ def _control(action: str, job_id: str, db: str | None, wait: float | None) -> No
             f"{counts.get(TaskStatus.PENDING)} task(s) never started; copy them "
             f"in a new job with: bulkcopy retry {job.id} --pending"
         )
+        kept = repo.open_uploads(job.id)
+        if kept:
+            # multipart copies interrupted earlier (a pause, a stop) keep
+            # their uploads; workers abort only those they were running
+            click.echo(
+                f"{len(kept)} multipart upload(s) of interrupted copies are "
+                f"open; abort them with: bulkcopy cleanup "
+                f"s3://{job.dst_bucket}/{job.dst_prefix} --older-than 0s"
+            )
 
 
 def wait_option(f: Any) -> Any:
