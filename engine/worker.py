@@ -80,6 +80,11 @@ class RunSettings:
     # job (False: leave at once, as a worker that only helps out)
     wait_for_others: bool = True
     idle_poll: float = 1.0
+    # a stop (signal) of the job's last worker marks the job ``stopped``
+    # (``run``: the user stopped it); a pool worker's stop only means this
+    # process goes away (a rolling update, a scale-down): the job stays
+    # ``running`` for the other and next workers
+    stop_marks_job: bool = True
 
     @property
     def heartbeat_every(self) -> float:
@@ -276,7 +281,11 @@ class Worker:
                     only_from=_FINISHABLE,
                 )
             )
-        elif stopped and not await self._others_live():
+        elif (
+            stopped
+            and self.run_settings.stop_marks_job
+            and not await self._others_live()
+        ):
             # the last worker of the job was stopped: the job is
             await self._call(
                 partial(

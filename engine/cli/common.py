@@ -128,6 +128,7 @@ def make_worker(
     opts: dict[str, Any],
     observer: Any,
     other_work: Callable[[str], bool] | None = None,
+    **settings: Any,
 ) -> Worker:
     """A worker for ``job`` with the CLI's run and client options."""
     spec = JobSpec.from_dict(job.spec)
@@ -135,7 +136,12 @@ def make_worker(
         max_pool_connections=max(10, opts["concurrency"])
     )
     return Worker(
-        repo, job, run_settings(opts), client, observer, other_work=other_work
+        repo,
+        job,
+        run_settings(opts, **settings),
+        client,
+        observer,
+        other_work=other_work,
     )
 
 

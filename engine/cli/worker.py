@@ -114,7 +114,9 @@ def worker_cmd(**opts: Any) -> None:
             def new_worker(
                 job: JobRecord, other_work: Callable[[str], bool] | None
             ) -> Worker:
-                return make_worker(repo, job, opts, renderer, other_work=other_work)
+                return make_worker(
+                    repo, job, opts, renderer, other_work, stop_marks_job=False
+                )
 
             scheduler = Scheduler(repo, plan, new_worker, renderer)
             with stop_on_signals(scheduler):
