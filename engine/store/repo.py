@@ -307,6 +307,27 @@ def _merge_duplicates(conn: sa.Connection, job_id: str) -> int:
     return int(res.rowcount or 0)
 
 
+def _held(conn: sa.Connection, owner: str, ids: list[int]) -> set[int]:
+    """Which of these tasks ``owner`` holds (running under its claim): the
+    results it may record.  Locked until the transaction ends (PostgreSQL),
+    so a concurrent take-back cannot slip in between."""
+    held: set[int] = set()
+    for start in range(0, len(ids), 1000):
+        held.update(
+            i
+            for (i,) in conn.execute(
+                sa.select(tasks.c.id)
+                .where(
+                    tasks.c.id.in_(ids[start : start + 1000]),
+                    tasks.c.owner == owner,
+                    tasks.c.status == TaskStatus.RUNNING.value,
+                )
+                .with_for_update()
+            )
+        )
+    return held
+
+
 def _copy_rows(
     conn: sa.Connection,
     plain_columns: tuple[str, ...],
@@ -839,6 +860,8 @@ class Repository:
         Raises :class:`UsageError` when the job's status does not allow it.
         Workers see the change at their next poll (every second or so)."""
         job = self.get_job(job_id)
+        if action not in _CONTROL:
+            raise UsageError(f"unknown action {action!r}: pause, resume or cancel")
         allowed, target = _CONTROL[action]
         if job.status is target and action != "resume":
             return job.status, target
@@ -1198,12 +1221,22 @@ class Repository:
             for r in results
         ]
         with self.engine.begin() as conn:
-            accepted = int(conn.execute(_RECORD, params).rowcount or 0)
-            counted = results
-            if accepted < len(results):
-                counted = self._count_lost(conn, owner, results)
+            held = _held(conn, owner, [r.task_id for r in results])
+            mine = [p for p in params if p["b_id"] in held]
+            accepted = int(conn.execute(_RECORD, mine).rowcount or 0) if mine else 0
+            lost = [r for r in results if r.task_id not in held]
+            if lost:
+                # the copy was tried: its attempts count, its result does not
+                conn.execute(
+                    tasks.update()
+                    .where(tasks.c.id == sa.bindparam("b_id"))
+                    .values(attempts=tasks.c.attempts + sa.bindparam("b_attempts")),
+                    [{"b_id": r.task_id, "b_attempts": r.attempts} for r in lost],
+                )
             done_bytes = sum(
-                r.bytes or 0 for r in counted if r.status is TaskStatus.SUCCEEDED
+                r.bytes or 0
+                for r in results
+                if r.task_id in held and r.status is TaskStatus.SUCCEEDED
             )
             conn.execute(
                 workers.update()
@@ -1214,34 +1247,6 @@ class Repository:
                 )
             )
         return accepted
-
-    @staticmethod
-    def _count_lost(
-        conn: sa.Connection, owner: str, results: list[TaskResult]
-    ) -> list[TaskResult]:
-        """After a partial record: add the attempts of the results that were
-        not accepted to their tasks; return the accepted ones."""
-        ids = [r.task_id for r in results]
-        mine = {
-            i
-            for (i,) in conn.execute(
-                sa.select(tasks.c.id).where(
-                    tasks.c.id.in_(ids),
-                    tasks.c.finished_at.in_([r.finished_at for r in results]),
-                    tasks.c.status != TaskStatus.RUNNING.value,
-                    tasks.c.owner.is_(None),
-                )
-            )
-        }
-        lost = [r for r in results if r.task_id not in mine]
-        if lost:
-            conn.execute(
-                tasks.update()
-                .where(tasks.c.id == sa.bindparam("b_id"))
-                .values(attempts=tasks.c.attempts + sa.bindparam("b_attempts")),
-                [{"b_id": r.task_id, "b_attempts": r.attempts} for r in lost],
-            )
-        return [r for r in results if r.task_id in mine]
 
     # -- multipart uploads ------------------------------------------------------
 
