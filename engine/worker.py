@@ -51,12 +51,23 @@ from engine.preflight import check_destination, check_sources
 from engine.retry import RetryPolicy
 from engine.s3.client import ClientSettings
 from engine.spec import JobSpec
-from engine.store.repo import JobRecord, Repository, WorkerState
+from engine.store.repo import JobRecord, Repository, WorkerRecord, WorkerState
 
 T = TypeVar("T")
 
 # how long a worker copying versions in order waits for a round to finish
 ROUND_WAIT = 0.05
+# a worker's heartbeat comes at least this often; three missed: not live
+HEARTBEAT_SECONDS = 10.0
+
+
+def is_live(worker: WorkerRecord, now: float, hostname: str | None = None) -> bool:
+    """Whether a worker looks alive: not stopped, a heartbeat within three
+    intervals and, when it runs on this host, its process still there."""
+    if not worker.live(now - 3 * HEARTBEAT_SECONDS):
+        return False
+    here = hostname or socket.gethostname()
+    return worker.hostname != here or pid_alive(worker.pid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +86,7 @@ class RunSettings:
     control_interval: float = 1.0
     # how often to extend leases and take back dead workers' tasks (at most
     # a third of the lease)
-    heartbeat_interval: float = 10.0
+    heartbeat_interval: float = HEARTBEAT_SECONDS
     # with nothing left to claim, wait while other workers hold tasks of the
     # job (False: leave at once, as a worker that only helps out)
     wait_for_others: bool = True
@@ -299,9 +310,9 @@ class Worker:
         return counts
 
     async def _others_live(self) -> bool:
-        stale = time.time() - self.run_settings.lease_seconds
+        now = time.time()
         others = await self._call(self.repo.workers_of, self.job.id)
-        return any(w.live(stale) and w.id != self.worker_id for w in others)
+        return any(is_live(w, now) and w.id != self.worker_id for w in others)
 
     async def _preflight(self, client: Any) -> None:
         job = self.job

@@ -19,13 +19,12 @@ from engine.cli.app import (
 from engine.cli.common import EXIT_INTERRUPTED, EXIT_OK, open_repo, run_job, setup
 from engine.models import JobStatus, TaskStatus
 from engine.store.repo import Repository
-
-LEASE = 120.0  # a worker silent for longer than its lease is not live
+from engine.worker import is_live
 
 
 def _live_workers(repo: Repository, job_id: str) -> int:
-    stale = time.time() - LEASE
-    return sum(w.live(stale) for w in repo.workers_of(job_id))
+    now = time.time()
+    return sum(is_live(w, now) for w in repo.workers_of(job_id))
 
 
 def _wait_until_quiet(repo: Repository, job_id: str, timeout: float) -> bool:

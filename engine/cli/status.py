@@ -13,13 +13,13 @@ from engine.cli.app import cli, db_option
 from engine.models import JobCounts, TaskStatus
 from engine.report import human_bytes
 from engine.store.repo import JobRecord, WorkerRecord
-
-LIVE_AFTER = 120.0  # a worker silent longer than a lease is not live
+from engine.worker import is_live
 
 
 def worker_dicts(found: list[WorkerRecord], now: float) -> list[dict[str, Any]]:
     """Each worker of the job: where it runs, what it did, how fast, and
-    whether it is live (heartbeat within a lease, not stopped)."""
+    whether it is live (not stopped, heartbeats coming, its process there
+    when it runs on this host)."""
     out = []
     for w in found:
         end = w.stopped_at or now
@@ -29,7 +29,7 @@ def worker_dicts(found: list[WorkerRecord], now: float) -> list[dict[str, Any]]:
                 "id": w.id,
                 "host": w.hostname,
                 "pid": w.pid,
-                "live": w.live(now - LIVE_AFTER),
+                "live": is_live(w, now),
                 "state": w.state,
                 "tasks_done": w.tasks_done,
                 "bytes_done": w.bytes_done,

@@ -307,10 +307,23 @@ def _merge_duplicates(conn: sa.Connection, job_id: str) -> int:
     return int(res.rowcount or 0)
 
 
+_HELD_ANY = sa.text(
+    "SELECT id FROM tasks WHERE id = ANY(CAST(:ids AS bigint[])) "
+    "AND owner = :owner AND status = :running FOR UPDATE"
+)
+
+
 def _held(conn: sa.Connection, owner: str, ids: list[int]) -> set[int]:
     """Which of these tasks ``owner`` holds (running under its claim): the
     results it may record.  Locked until the transaction ends (PostgreSQL),
     so a concurrent take-back cannot slip in between."""
+    if conn.dialect.name == "postgresql":  # one array parameter, not 1,000
+        return {
+            i
+            for (i,) in conn.execute(
+                _HELD_ANY, {"ids": ids, "owner": owner, "running": "running"}
+            )
+        }
     held: set[int] = set()
     for start in range(0, len(ids), 1000):
         held.update(
@@ -1077,7 +1090,10 @@ class Repository:
                         tasks.c.status == TaskStatus.PENDING.value,
                         tasks.c.depth == depth,
                     )
-                    .order_by(tasks.c.id)
+                    # the claim index's order (the same as by id here): the
+                    # plan walks that index whatever the statistics say,
+                    # never the primary key past every finished task
+                    .order_by(tasks.c.job_id, tasks.c.status, tasks.c.depth, tasks.c.id)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
                     .scalar_subquery()
