@@ -972,7 +972,11 @@ def _combinations(runs: Sequence[DbRun | CopyRun]) -> list[tuple[str, int]]:
     return sorted(found, key=lambda c: (backends.index(c[0]), c[1]))
 
 
-def summarize_db(runs: list[DbRun]) -> list[dict[str, Any]]:
+def _summaries(
+    runs: Sequence[Any], fields: Callable[[list[Any], list[Any]], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per (backend, processes): the fields every mode has, then
+    ``fields(runs, good_runs)``, then the problems and every run."""
     out = []
     for backend, procs in _combinations(runs):
         mine = [r for r in runs if (r.backend, r.processes) == (backend, procs)]
@@ -989,52 +993,45 @@ def summarize_db(runs: list[DbRun]) -> list[dict[str, Any]]:
                 "wall_s_median": _median(walls, 3),
                 "wall_s_min": min(walls, default=None),
                 "wall_s_max": max(walls, default=None),
-                "tasks_per_s_median": _median([r.tasks_per_s for r in good], 0),
-                "cpu_s_per_process_median": _median(
-                    [statistics.mean(r.cpu_s) for r in good if r.cpu_s]
-                ),
-                "cpu_s_total_median": _median([sum(r.cpu_s) for r in good]),
-                "server_cpu_s_median": _median([r.server_cpu_s for r in good]),
-                "claim_ms_median": _median([r.claim_ms for r in good]),
-                "record_ms_median": _median([r.record_ms for r in good]),
+                **fields(mine, good),
                 "problems": sorted({p for r in mine for p in r.problems}),
                 "runs": [asdict(r) for r in mine],
             }
         )
     return out
+
+
+def summarize_db(runs: list[DbRun]) -> list[dict[str, Any]]:
+    def fields(_mine: list[DbRun], good: list[DbRun]) -> dict[str, Any]:
+        return {
+            "tasks_per_s_median": _median([r.tasks_per_s for r in good], 0),
+            "cpu_s_per_process_median": _median(
+                [statistics.mean(r.cpu_s) for r in good if r.cpu_s]
+            ),
+            "cpu_s_total_median": _median([sum(r.cpu_s) for r in good]),
+            "server_cpu_s_median": _median([r.server_cpu_s for r in good]),
+            "claim_ms_median": _median([r.claim_ms for r in good]),
+            "record_ms_median": _median([r.record_ms for r in good]),
+        }
+
+    return _summaries(runs, fields)
 
 
 def summarize_copy(runs: list[CopyRun]) -> list[dict[str, Any]]:
-    out = []
-    for backend, procs in _combinations(runs):
-        mine = [r for r in runs if (r.backend, r.processes) == (backend, procs)]
-        good = [r for r in mine if r.ok]
-        walls = [r.wall_s for r in good]
-        out.append(
-            {
-                "backend": backend,
-                "processes": procs,
-                "tasks": mine[0].tasks,
-                "rounds": len(mine),
-                "rounds_ok": len(good),
-                "checks_ok": len(good) == len(mine),
-                "wall_s_median": _median(walls, 3),
-                "wall_s_min": min(walls, default=None),
-                "wall_s_max": max(walls, default=None),
-                "copies_per_s_median": _median([r.copies_per_s for r in good], 0),
-                "active_copies_per_s_median": _median(
-                    [r.active_copies_per_s for r in good], 0
-                ),
-                "client_cpu_s_median": _median([r.client_cpu_s for r in good]),
-                "fakes3_cpu_s_median": _median([r.fakes3_cpu_s for r in good]),
-                "server_cpu_s_median": _median([r.server_cpu_s for r in good]),
-                "copy_objects": sorted({r.copy_objects for r in mine}),
-                "repeated": max((r.repeated for r in mine), default=0),
-                "problems": sorted({p for r in mine for p in r.problems}),
-                "runs": [asdict(r) for r in mine],
-            }
-        )
-    return out
+    def fields(mine: list[CopyRun], good: list[CopyRun]) -> dict[str, Any]:
+        return {
+            "copies_per_s_median": _median([r.copies_per_s for r in good], 0),
+            "active_copies_per_s_median": _median(
+                [r.active_copies_per_s for r in good], 0
+            ),
+            "client_cpu_s_median": _median([r.client_cpu_s for r in good]),
+            "fakes3_cpu_s_median": _median([r.fakes3_cpu_s for r in good]),
+            "server_cpu_s_median": _median([r.server_cpu_s for r in good]),
+            "copy_objects": sorted({r.copy_objects for r in mine}),
+            "repeated": max((r.repeated for r in mine), default=0),
+        }
+
+    return _summaries(runs, fields)
 
 
 def _fmt(value: Any) -> str:
