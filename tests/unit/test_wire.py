@@ -1,0 +1,210 @@
+"""The lean path's HTTP/1.1 client: response parsing and keep-alive."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from engine.s3.wire import Pool, Response, ResponseParser, WireError
+
+
+def parse(chunks: list[bytes], head_only: bool = False) -> Response | None:
+    parser = ResponseParser(head_only)
+    done = None
+    for c in chunks:
+        done = parser.feed(c)
+    return done
+
+
+def test_content_length_body_in_pieces() -> None:
+    raw = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nX-Amz-Request-Id: r1\r\n\r\n"
+        b"hello world"
+    )
+    for split in range(1, len(raw)):
+        got = parse([raw[:split], raw[split:]])
+        assert got is not None
+        assert (got.status, got.reason, got.body) == (200, "OK", b"hello world")
+        assert got.headers["x-amz-request-id"] == "r1"
+        assert got.keep_alive
+
+
+def test_chunked_body_with_extensions_and_trailers() -> None:
+    raw = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;ext=1\r\n<Copy\r\n"
+        b"5\r\n     \r\n"  # S3 sends white space while a long copy runs
+        b"0\r\nX-Trailer: t\r\n\r\n"
+    )
+    for split in range(1, len(raw)):
+        got = parse([raw[:split], raw[split:]])
+        assert got is not None
+        assert got.body == b"<Copy     "
+
+
+def test_not_complete_until_the_last_byte() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd"
+    assert parse([raw[:-1]]) is None
+
+
+def test_head_response_has_no_body_and_repeated_headers_join() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nX-A: 1\r\nx-a: 2\r\n\r\n"
+    got = parse([raw], head_only=True)
+    assert got is not None
+    assert (got.body, got.headers["x-a"]) == (b"", "1, 2")
+
+
+def test_connection_close_and_http10_are_not_kept() -> None:
+    got = parse([b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"])
+    assert got is not None
+    assert not got.keep_alive
+    got = parse([b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"])
+    assert got is not None
+    assert not got.keep_alive
+
+
+def test_body_until_close() -> None:
+    parser = ResponseParser()
+    assert parser.feed(b"HTTP/1.1 500 Oops\r\n\r\n<Error>") is None
+    got = parser.eof()
+    assert (got.status, got.body, got.keep_alive) == (500, b"<Error>", False)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 abc OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ],
+)
+def test_garbage_is_a_wire_error(raw: bytes) -> None:
+    with pytest.raises(WireError):
+        parse([raw])
+
+
+def test_truncated_response_is_a_wire_error() -> None:
+    parser = ResponseParser()
+    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    with pytest.raises(WireError) as err:
+        parser.eof()
+    assert err.value.sent
+
+
+# -- the pool against a real socket ---------------------------------------------
+
+Handler = Callable[[bytes, int], bytes | None]  # (request, n on this conn) -> reply
+
+
+@asynccontextmanager
+async def server(handler: Handler) -> AsyncIterator[tuple[int, list[int]]]:
+    """A tiny HTTP server; yields its port and the requests per connection."""
+    per_conn: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        per_conn.append(0)
+        me = len(per_conn) - 1
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                per_conn[me] += 1
+                reply = handler(head, per_conn[me])
+                if reply is None:  # hang up without answering
+                    return
+                writer.write(reply)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    async with srv:
+        yield port, per_conn
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+REQUEST = b"PUT /b/k HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n"
+
+
+def test_connections_are_reused() -> None:
+    async def go() -> list[int]:
+        async with server(lambda _req, _n: OK) as (port, per_conn):
+            pool = Pool("127.0.0.1", port, tls=False)
+            for _ in range(5):
+                assert (await pool.request(REQUEST)).body == b"ok"
+            pool.close()
+            return per_conn
+
+    assert asyncio.run(go()) == [5]
+
+
+def test_an_idle_connection_the_server_closed_is_replaced() -> None:
+    """The server answers one request per connection, then hangs up on the
+    next without a byte: the pool retries on a fresh connection."""
+
+    async def go() -> list[int]:
+        async with server(lambda _req, n: OK if n == 1 else None) as (port, per_conn):
+            pool = Pool("127.0.0.1", port, tls=False)
+            for _ in range(3):
+                assert (await pool.request(REQUEST)).status == 200
+            pool.close()
+            return per_conn
+
+    assert asyncio.run(go())[-1] == 1
+
+
+def test_a_fresh_connection_closed_without_answer_is_an_error() -> None:
+    async def go() -> None:
+        async with server(lambda _req, _n: None) as (port, _):
+            pool = Pool("127.0.0.1", port, tls=False)
+            await pool.request(REQUEST)
+
+    with pytest.raises(WireError) as err:
+        asyncio.run(go())
+    assert not err.value.sent
+
+
+def test_read_timeout() -> None:
+    async def go() -> None:
+        never = asyncio.Event()
+
+        async def slow(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            await never.wait()
+
+        srv = await asyncio.start_server(slow, "127.0.0.1", 0)
+        async with srv:
+            pool = Pool(
+                "127.0.0.1",
+                srv.sockets[0].getsockname()[1],
+                tls=False,
+                read_timeout=0.2,
+            )
+            try:
+                await pool.request(REQUEST)
+            finally:
+                never.set()
+
+    with pytest.raises(WireError) as err:
+        asyncio.run(go())
+    assert err.value.timeout
+
+
+def test_connection_refused() -> None:
+    from tests.servers import free_port
+
+    async def go() -> None:
+        await Pool("127.0.0.1", free_port(), tls=False).request(REQUEST)
+
+    with pytest.raises(WireError, match="cannot connect") as err:
+        asyncio.run(go())
+    assert not err.value.sent
