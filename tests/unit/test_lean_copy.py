@@ -1,0 +1,332 @@
+"""The lean CopyObject sends what botocore sends and answers what botocore
+answers (the same dict, the same ClientError)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from engine.s3.lean import Fallback, LeanCopier
+from engine.s3.sigv4 import Credentials
+
+NOW = dt.datetime(2026, 11, 21, 4, 5, 6)
+TOKEN = "FwoGZXIvYXdzE+token/=="
+
+
+class Canned:
+    """Stands in for botocore's HTTP layer: records the request, answers a
+    canned response."""
+
+    def __init__(self, status: int = 200, body: bytes = b"", headers: Any = None):
+        self.status, self.body, self.headers = status, body, headers or {}
+        self.requests: list[Any] = []
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse:
+        self.requests.append(request)
+        raw = mock.Mock()
+        raw.stream.return_value = [self.body]
+        return AWSResponse(request.url, self.status, self.headers, raw)
+
+
+def boto_client(style: str, token: str | None = None) -> Any:
+    client = boto3.client(
+        "s3",
+        endpoint_url="http://s3.test:9000",
+        region_name="eu-west-3",
+        aws_access_key_id="AKID",
+        aws_secret_access_key="SECRET",
+        aws_session_token=token,
+        config=Config(
+            s3={"addressing_style": style},
+            retries={"mode": "standard", "total_max_attempts": 1},
+        ),
+    )
+    return client
+
+
+def lean_copier(style: str, token: str | None = None) -> LeanCopier:
+    async def creds() -> Credentials:
+        return Credentials("AKID", "SECRET", token)
+
+    return LeanCopier("http://s3.test:9000", "eu-west-3", creds, addressing_style=style)
+
+
+CASES: list[dict[str, Any]] = [
+    {"Bucket": "dst", "Key": "a.txt", "CopySource": {"Bucket": "src", "Key": "a.txt"}},
+    {
+        "Bucket": "dst-bucket",
+        "Key": "dir/with space/ü+&=?#%.bin",
+        "CopySource": {"Bucket": "src", "Key": "x y/ü+&=?#%", "VersionId": "v+/1="},
+        "CopySourceIfMatch": '"0123456789abcdef0123456789abcdef"',
+        "MetadataDirective": "REPLACE",
+        "Metadata": {"owner": "team a", "Project": "b"},
+        "ContentType": "text/plain; charset=utf-8",
+        "CacheControl": "max-age=60",
+        "ContentDisposition": 'attachment; filename="a.txt"',
+        "ContentEncoding": "gzip",
+        "ContentLanguage": "en",
+        "TaggingDirective": "REPLACE",
+        "Tagging": "a=1&b=two%20words",
+        "StorageClass": "STANDARD_IA",
+        "ACL": "bucket-owner-full-control",
+        "ExpectedBucketOwner": "111122223333",
+        "ExpectedSourceBucketOwner": "444455556666",
+        "RequestPayer": "requester",
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": "arn:aws:kms:eu-west-3:111122223333:key/abc",
+    },
+    {
+        "Bucket": "dst",
+        "Key": "k",
+        "CopySource": {"Bucket": "src", "Key": "k"},
+        "CopySourceIfNoneMatch": "*",
+        "ServerSideEncryption": "AES256",
+        "ChecksumAlgorithm": "SHA256",
+    },
+]
+
+
+def _sent_by_botocore(style: str, token: str | None, kwargs: dict[str, Any]) -> Any:
+    client = boto_client(style, token)
+    canned = Canned(
+        body=b"<CopyObjectResult><ETag>&quot;e&quot;</ETag></CopyObjectResult>"
+    )
+    client.meta.events.register("before-send.s3.CopyObject", canned)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=NOW):
+        client.copy_object(**kwargs)
+    (request,) = canned.requests
+    return request
+
+
+@pytest.mark.parametrize("style", ["path", "virtual"])
+@pytest.mark.parametrize("token", [None, TOKEN])
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_requests_are_botocores_byte_for_byte(
+    style: str, token: str | None, case: int
+) -> None:
+    """Same URL, same headers (Authorization included) as botocore sends,
+    leaving out what only identifies the SDK (User-Agent, amz-sdk-*)."""
+    kwargs = CASES[case]
+    request = _sent_by_botocore(style, token, kwargs)
+    copier = lean_copier(style, token)
+    assert copier.handles(kwargs)
+    host, raw = copier.request(
+        kwargs, Credentials("AKID", "SECRET", token), NOW.timestamp() - _utc_offset()
+    )
+    head = raw.decode().split("\r\n\r\n")[0].split("\r\n")
+    method, target, _ = head[0].split(" ")
+    ours = {k.lower(): v for k, v in (line.split(": ", 1) for line in head[1:])}
+    theirs = {
+        k.lower(): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in request.headers.items()
+        if k.lower() != "user-agent" and not k.lower().startswith("amz-sdk-")
+    }
+    theirs.setdefault("host", host)
+    ours.pop("content-length")
+    theirs.pop("content-length", None)
+    assert method == request.method
+    assert f"http://{host}{target}" == request.url
+    assert ours == theirs
+
+
+def _utc_offset() -> float:
+    return dt.datetime.now().astimezone().utcoffset().total_seconds()  # type: ignore[union-attr]
+
+
+def test_what_it_does_not_know_goes_to_botocore() -> None:
+    copier = lean_copier("path")
+    base = {"Bucket": "b", "Key": "k", "CopySource": {"Bucket": "s", "Key": "k"}}
+    assert copier.handles(base)
+    assert not copier.handles({**base, "SSECustomerKey": b"x" * 32})
+    assert not copier.handles({**base, "CopySource": "s/k"})
+    assert not copier.handles({**base, "Metadata": {"note": "é"}})
+    assert not copier.handles({**base, "ContentType": "a\r\nx-evil: 1"})
+    assert not lean_copier("virtual").handles({**base, "Bucket": "Not_DNS"})
+    assert not LeanCopier(
+        "http://host/base/path", "us-east-1", mock.AsyncMock()
+    ).handles(base)
+
+
+# -- answers ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def http_server() -> Iterator[Any]:
+    """A server answering every request with the response in ``.reply``."""
+    state: dict[str, Any] = {}
+    loop = asyncio.new_event_loop()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(state["reply"])
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = loop.run_until_complete(asyncio.start_server(serve, "127.0.0.1", 0))
+    state["port"] = server.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield state
+
+    async def shutdown() -> None:
+        server.close()
+        me = asyncio.current_task()
+        others = [t for t in asyncio.all_tasks() if t is not me]
+        for t in others:
+            t.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+def _reply(status: int, reason: str, body: bytes, extra: str = "") -> bytes:
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\n"
+        f"x-amz-request-id: REQ1\r\nx-amz-id-2: HOST1\r\n{extra}\r\n"
+    ).encode() + body
+
+
+SUCCESS = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<CopyObjectResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+    b"<LastModified>2026-11-21T04:05:06.000Z</LastModified>"
+    b"<ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag></CopyObjectResult>"
+)
+EMBEDDED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
+    b"<Message>We encountered an internal error. Please try again.</Message>"
+    b"<RequestId>R</RequestId><HostId>H</HostId></Error>"
+)
+ANSWERS = {
+    "success": _reply(
+        200,
+        "OK",
+        SUCCESS,
+        "x-amz-version-id: dv1\r\nx-amz-copy-source-version-id: sv1\r\n",
+    ),
+    "embedded-200-error": _reply(200, "OK", EMBEDDED),
+    "cut-short-200": _reply(200, "OK", SUCCESS[:60]),
+    "empty-200": _reply(200, "OK", b""),
+    "no-such-key": _reply(
+        404,
+        "Not Found",
+        b"<Error><Code>NoSuchKey</Code><Message>The specified key does not exist."
+        b"</Message></Error>",
+    ),
+    "slow-down": _reply(
+        503,
+        "Slow Down",
+        b"<Error><Code>SlowDown</Code><Message>Reduce</Message></Error>",
+    ),
+    "503-no-body": _reply(503, "Service Unavailable", b""),
+    "precondition": _reply(
+        412,
+        "Precondition Failed",
+        b"<Error><Code>PreconditionFailed</Code><Message>At least one of the "
+        b"pre-conditions you specified did not hold</Message></Error>",
+    ),
+}
+
+
+def _outcome(call: Any) -> Any:
+    try:
+        resp = call()
+    except ClientError as exc:
+        meta = exc.response["ResponseMetadata"]
+        return (
+            "error",
+            exc.response["Error"].get("Code"),
+            exc.response["Error"].get("Message"),
+            meta["HTTPStatusCode"],
+        )
+    resp = dict(resp)
+    meta = resp.pop("ResponseMetadata")
+    return ("ok", resp, meta["HTTPStatusCode"], meta["RequestId"], meta["HostId"])
+
+
+@pytest.mark.parametrize("answer", list(ANSWERS))
+def test_answers_are_botocores(http_server: Any, answer: str) -> None:
+    http_server["reply"] = ANSWERS[answer]
+    url = f"http://127.0.0.1:{http_server['port']}"
+    kwargs = CASES[0]
+    boto = boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="AKID",
+        aws_secret_access_key="SECRET",
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"mode": "standard", "total_max_attempts": 1},
+        ),
+    )
+
+    async def creds() -> Credentials:
+        return Credentials("AKID", "SECRET")
+
+    async def lean_call() -> dict[str, Any]:
+        copier = LeanCopier(url, "us-east-1", creds)
+        try:
+            return await copier.copy_object(**kwargs)
+        finally:
+            copier.close()
+
+    expected = _outcome(lambda: boto.copy_object(**kwargs))
+    got = _outcome(lambda: asyncio.run(lean_call()))
+    if answer == "embedded-200-error":
+        # botocore turns it into a 500 and keeps S3's code and message
+        assert expected[0] == "error"
+        assert expected[3] == 500
+    if answer == "cut-short-200":
+        # botocore: a 500 whose body it cannot parse; the same for us
+        assert expected[0] == got[0] == "error"
+        assert expected[3] == got[3] == 500
+        return
+    assert got == expected
+
+
+def test_redirects_and_clock_skew_go_to_botocore(http_server: Any) -> None:
+    url = f"http://127.0.0.1:{http_server['port']}"
+
+    async def creds() -> Credentials:
+        return Credentials("AKID", "SECRET")
+
+    async def call() -> None:
+        copier = LeanCopier(url, "us-east-1", creds)
+        try:
+            await copier.copy_object(**CASES[0])
+        finally:
+            copier.close()
+
+    for reply in (
+        _reply(
+            301, "Moved Permanently", b"<Error><Code>PermanentRedirect</Code></Error>"
+        ),
+        _reply(307, "Temporary Redirect", b"", "Location: http://x/\r\n"),
+        _reply(403, "Forbidden", b"<Error><Code>RequestTimeTooSkewed</Code></Error>"),
+        _reply(
+            400,
+            "Bad Request",
+            b"<Error><Code>AuthorizationHeaderMalformed</Code></Error>",
+        ),
+    ):
+        http_server["reply"] = reply
+        with pytest.raises(Fallback):
+            asyncio.run(call())
