@@ -6,13 +6,16 @@ here, so the SSE-C keys are read, and the extra headers installed, one way.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from engine.copy.request import Requests
-from engine.s3.client import ClientSettings, open_client
+from engine.s3.client import ClientSettings, open_client_and_credentials
 from engine.s3.headers import install_content_md5, install_headers
+from engine.s3.lean import LeanClient, probe
+from engine.s3.sigv4 import Credentials
 from engine.secrets import load_keys
 from engine.spec import JobSpec
 
@@ -23,15 +26,44 @@ def job_requests(spec: JobSpec) -> Requests:
     return Requests(spec.object, keys)
 
 
+def credentials_getter(creds: Any) -> Any:
+    """What the lean path signs with: botocore's credentials, frozen per call
+    (refreshable ones are refreshed by botocore as usual)."""
+
+    async def get() -> Credentials:
+        frozen = await creds.get_frozen_credentials()
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    return get
+
+
 @asynccontextmanager
 async def open_job_client(
-    spec: JobSpec, settings: ClientSettings | None = None
+    spec: JobSpec,
+    settings: ClientSettings | None = None,
+    *,
+    copy_bucket: str | None = None,
 ) -> AsyncIterator[tuple[Any, Requests]]:
-    """An S3 client for ``spec`` (``settings`` override its client settings)."""
+    """An S3 client for ``spec`` (``settings`` override its client settings).
+
+    With ``fast_copy`` (or ``BULKCOPY_FAST_COPY=1``) and ``copy_bucket``, the
+    client's ``copy_object`` to that bucket takes the lean path when botocore's
+    own request can be reproduced (see :func:`engine.s3.lean.probe`)."""
     requests = job_requests(spec)
     settings = settings or spec.client
-    async with open_client(settings) as client:
+    async with open_client_and_credentials(settings) as (client, creds):
         install_headers(client, spec.headers, requests.retention_headers())
         if settings.content_md5:
             install_content_md5(client)
-        yield client, requests
+        fast = settings.fast_copy or os.environ.get("BULKCOPY_FAST_COPY") == "1"
+        copier = None
+        if fast and copy_bucket:
+            copier = await probe(client, copy_bucket, credentials_getter(creds))
+        if copier is None:
+            yield client, requests
+            return
+        lean = LeanClient(client, copier)
+        try:
+            yield lean, requests
+        finally:
+            lean.close()

@@ -254,10 +254,9 @@ class Worker:
                 counts = await self._call(self.repo.counts, job.id)
                 self.observer(events.RunFinished(job.id, counts, False))
                 return counts
-            async with open_job_client(self.spec, self.client_settings) as (
-                client,
-                requests,
-            ):
+            async with open_job_client(
+                self.spec, self.client_settings, copy_bucket=job.dst_bucket
+            ) as (client, requests):
                 self.requests = requests
                 if self.on_client is not None:
                     self.on_client(client)

@@ -36,6 +36,9 @@ class ClientSettings:
     sdk_max_attempts: int = 3
     connect_timeout: float = 10.0
     read_timeout: float = 300.0
+    # the lean CopyObject path (engine.s3.lean); experimental, off by default
+    # (BULKCOPY_FAST_COPY=1 turns it on too)
+    fast_copy: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +93,16 @@ def make_session(settings: ClientSettings) -> aioboto3.Session:
 @asynccontextmanager
 async def open_client(settings: ClientSettings) -> AsyncIterator[Any]:
     """An S3 client for the lifetime of the block; fails clearly without credentials."""
+    async with open_client_and_credentials(settings) as (client, _credentials):
+        yield client
+
+
+@asynccontextmanager
+async def open_client_and_credentials(
+    settings: ClientSettings,
+) -> AsyncIterator[tuple[Any, Any]]:
+    """:func:`open_client`, and the credentials (botocore's, refreshed as
+    botocore refreshes them) it signs with."""
     session = make_session(settings)
     try:
         creds = await session.get_credentials()
@@ -106,4 +119,4 @@ async def open_client(settings: ClientSettings) -> AsyncIterator[Any]:
     if settings.region:
         kwargs["region_name"] = settings.region
     async with session.client("s3", **kwargs) as client:
-        yield client
+        yield client, creds

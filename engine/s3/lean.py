@@ -122,7 +122,10 @@ class LeanCopier:
         addressing_style: str = "path",
         connect_timeout: float = 10.0,
         read_timeout: float = 300.0,
+        bucket: str | None = None,
     ) -> None:
+        # only copies to this bucket, when given (the one the probe learnt)
+        self.bucket = bucket
         parts = urlsplit(endpoint_url)
         self.tls = parts.scheme == "https"
         self.hostname = parts.hostname or ""
@@ -143,6 +146,8 @@ class LeanCopier:
     def handles(self, kwargs: dict[str, Any]) -> bool:
         """Whether this path can make the call as botocore would."""
         if not self.usable_endpoint or not HANDLED.issuperset(kwargs):
+            return False
+        if self.bucket is not None and kwargs.get("Bucket") != self.bucket:
             return False
         source = kwargs.get("CopySource")
         if not isinstance(source, dict) or not set(source) <= {
@@ -267,3 +272,118 @@ class LeanCopier:
     def close(self) -> None:
         for pool in self._pools.values():
             pool.close()
+
+
+# -- learning from botocore how it sends a copy, once ------------------------------
+
+PROBE_KEY = "bulkcopy-probe"
+# headers that only say who sent the request or are set per request
+_PER_REQUEST = frozenset(
+    {
+        "user-agent",
+        "authorization",
+        "x-amz-date",
+        "x-amz-content-sha256",
+        "x-amz-security-token",
+        "x-amz-copy-source",
+        "host",
+        "content-length",
+    }
+)
+
+
+class _Probed(Exception):
+    def __init__(self, request: Any) -> None:
+        super().__init__("probe")
+        self.request = request
+
+
+async def probe(
+    client: Any, bucket: str, credentials: GetCredentials
+) -> LeanCopier | None:
+    """A :class:`LeanCopier` sending CopyObject to ``bucket`` exactly as
+    ``client`` would, or ``None`` when the lean path cannot (another signature
+    version, extra headers installed on the client, a path prefix, …).
+
+    botocore builds one CopyObject to ``bucket`` (endpoint rules, addressing
+    style, signing region, handlers) and is stopped before sending it; what it
+    would have sent is what the lean path copies."""
+    events = client.meta.events
+
+    def capture(request: Any, **_: Any) -> None:
+        raise _Probed(request)
+
+    events.register_first(
+        "before-send.s3.CopyObject", capture, unique_id="bulkcopy-probe"
+    )
+    try:
+        await client.copy_object(
+            Bucket=bucket,
+            Key=PROBE_KEY,
+            CopySource={"Bucket": bucket, "Key": PROBE_KEY},
+        )
+    except _Probed as seen:
+        request = seen.request
+    except Exception:
+        return None
+    else:
+        return None
+    finally:
+        events.unregister("before-send.s3.CopyObject", unique_id="bulkcopy-probe")
+    headers = {
+        k.lower(): v.decode("latin-1") if isinstance(v, bytes) else str(v)
+        for k, v in request.headers.items()
+    }
+    auth = headers.get("authorization", "")
+    match = re.match(
+        r"AWS4-HMAC-SHA256 Credential=[^/]+/\d{8}/([^/]+)/s3/aws4_request", auth
+    )
+    extra = {
+        k for k in headers if k not in _PER_REQUEST and not k.startswith("amz-sdk-")
+    }
+    if match is None or extra or headers.get("x-amz-content-sha256") != EMPTY_SHA256:
+        return None
+    parts = urlsplit(request.url)
+    if parts.query or parts.path not in (f"/{bucket}/{PROBE_KEY}", f"/{PROBE_KEY}"):
+        return None
+    virtual = parts.path == f"/{PROBE_KEY}"
+    netloc = parts.netloc
+    if virtual:
+        if not netloc.startswith(f"{bucket}."):
+            return None
+        netloc = netloc[len(bucket) + 1 :]
+    return LeanCopier(
+        f"{parts.scheme}://{netloc}",
+        match.group(1),
+        credentials,
+        addressing_style="virtual" if virtual else "path",
+        bucket=bucket,
+    )
+
+
+class LeanClient:
+    """The botocore client, with ``copy_object`` to the probed bucket taken by
+    the lean path whenever it can; everything else is the client's."""
+
+    def __init__(self, client: Any, copier: LeanCopier) -> None:
+        self._client = client
+        self._copier = copier
+        self.lean_copies = 0  # how many copies went the lean way (for tests)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def copy_object(self, **kwargs: Any) -> dict[str, Any]:
+        if self._copier.handles(kwargs):
+            try:
+                answer = await self._copier.copy_object(**kwargs)
+            except Fallback:
+                pass
+            else:
+                self.lean_copies += 1
+                return answer
+        answer = await self._client.copy_object(**kwargs)
+        return dict(answer)
+
+    def close(self) -> None:
+        self._copier.close()

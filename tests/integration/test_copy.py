@@ -22,6 +22,15 @@ from tests.servers import S3Server
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True, params=["botocore", "lean"])
+def copy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on botocore's CopyObject and on the lean path."""
+    if request.param == "lean":
+        monkeypatch.setenv("BULKCOPY_FAST_COPY", "1")
+    path: str = request.param
+    return path
+
+
 def test_copies_awkward_keys_byte_for_byte(s3: S3Server, tmp_path: Path) -> None:
     """Every manifest object, whatever its key, lands under the prefix intact."""
     keys = [k for k in AWKWARD_KEYS if s3.supports_key(k)]
