@@ -20,18 +20,30 @@ FAKES3 = Path(__file__).resolve().parent / "fakes3.py"
 
 
 class FakeS3Process:
-    """``python bench/fakes3.py --port 0 ARGS...``, until :meth:`stop`."""
+    """``python bench/fakes3.py --port 0 ARGS...``, until :meth:`stop`.
 
-    def __init__(self, args: Sequence[str] = (), *, log: Path | None = None) -> None:
+    ``prefix`` goes before the command, e.g. ``["taskset", "-c", "1"]`` to pin
+    the endpoint to a CPU (a prefix that execs the command keeps :attr:`pid`
+    the endpoint's).
+    """
+
+    def __init__(
+        self,
+        args: Sequence[str] = (),
+        *,
+        log: Path | None = None,
+        prefix: Sequence[str] = (),
+    ) -> None:
         self.args = list(args)
         self.log = log
+        self.prefix = list(prefix)
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
 
     def start(self) -> FakeS3Process:
         stderr = self.log.open("w") if self.log else None
         self.proc = subprocess.Popen(
-            [sys.executable, str(FAKES3), "--port", "0", *self.args],
+            [*self.prefix, sys.executable, str(FAKES3), "--port", "0", *self.args],
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
