@@ -20,8 +20,10 @@ botocore, which knows how to follow them.
 
 from __future__ import annotations
 
+import os
 import re
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -292,6 +294,17 @@ _PER_REQUEST = frozenset(
 )
 
 
+def _needs_botocore_transport(scheme: str, hostname: str) -> bool:
+    """A proxy or a custom CA bundle: botocore's HTTP layer honours them,
+    this one does not (yet), so the lean path stays out."""
+    if scheme == "https" and (
+        os.environ.get("AWS_CA_BUNDLE") or os.environ.get("REQUESTS_CA_BUNDLE")
+    ):
+        return True
+    proxies = urllib.request.getproxies()
+    return bool(proxies.get(scheme)) and not urllib.request.proxy_bypass(hostname)
+
+
 class _Probed(Exception):
     def __init__(self, request: Any) -> None:
         super().__init__("probe")
@@ -345,6 +358,8 @@ async def probe(
         return None
     parts = urlsplit(request.url)
     if parts.query or parts.path not in (f"/{bucket}/{PROBE_KEY}", f"/{PROBE_KEY}"):
+        return None
+    if _needs_botocore_transport(parts.scheme, parts.hostname or ""):
         return None
     virtual = parts.path == f"/{PROBE_KEY}"
     netloc = parts.netloc

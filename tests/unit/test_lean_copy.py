@@ -330,3 +330,39 @@ def test_redirects_and_clock_skew_go_to_botocore(http_server: Any) -> None:
         http_server["reply"] = reply
         with pytest.raises(Fallback):
             asyncio.run(call())
+
+
+@pytest.mark.parametrize(
+    ("env", "scheme", "refused"),
+    [
+        ({}, "https", False),
+        ({"AWS_CA_BUNDLE": "/etc/ca.pem"}, "https", True),
+        ({"AWS_CA_BUNDLE": "/etc/ca.pem"}, "http", False),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, "https", True),
+        ({"HTTP_PROXY": "http://proxy:3128"}, "http", True),
+        ({"HTTP_PROXY": "http://proxy:3128", "NO_PROXY": "s3.test"}, "http", False),
+    ],
+)
+def test_proxies_and_ca_bundles_keep_botocore(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], scheme: str, refused: bool
+) -> None:
+    """botocore's transport honours proxies and custom CA bundles; the lean
+    path's does not, so the probe leaves such endpoints to botocore."""
+    from engine.s3.lean import _needs_botocore_transport
+
+    for name in (
+        "AWS_CA_BUNDLE",
+        "REQUESTS_CA_BUNDLE",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _needs_botocore_transport(scheme, "s3.test") is refused
