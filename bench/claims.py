@@ -59,6 +59,7 @@ if not __package__:  # run as a file (python bench/claims.py): make `bench` impo
 
 from bench import tools
 from bench.endpoint import FakeS3Process
+from bench.version import engine_changed, engine_version
 
 REPO = Path(__file__).resolve().parents[1]
 THIS = Path(__file__).resolve()
@@ -1101,21 +1102,6 @@ COPY_COLUMNS = (
 )
 
 
-def engine_version() -> str:
-    """The checkout's commit, ``+dirty`` when engine/ or migrations/ changed."""
-
-    def git(*a: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(REPO), *a], capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    try:
-        dirty = git("status", "--porcelain", "--", "engine", "migrations")
-        return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-
-
 def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     pg = Postgres(args.pg_url) if "postgres" in args.backends else None
     backends = []
@@ -1135,10 +1121,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if "copy" in args.modes:
             run_copy_mode(args, backends, copy_runs, workdir)
         load_after = os.getloadavg()
-        after = engine_version()
-        if after != version:  # another checkout's commit, mid-run
-            say(f"the engine changed during the run: {version} -> {after}")
-            version = f"{version} -> {after} (changed during the run)"
+        version = engine_changed(version)
         host: dict[str, Any] = {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

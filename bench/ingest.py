@@ -40,6 +40,7 @@ if not __package__:  # run as a file (python bench/ingest.py): make `bench` impo
 
 from bench import manifests, tools
 from bench.manifests import FORMATS, Generated
+from bench.version import engine_changed, engine_version
 
 MEASURE = Path(__file__).resolve().parent / "measure.py"
 DEFAULT_CACHE = Path(__file__).resolve().parent / ".cache" / "ingest"
@@ -327,32 +328,6 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join([line(head), rule, *(line(r) for r in rows)])
 
 
-def engine_version(root: Path) -> str:
-    """The engine's git commit, ``+dirty`` when engine/ or migrations/ have
-    uncommitted changes; ``unknown`` outside a git checkout."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--", "engine", "migrations")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return commit + ("+dirty" if dirty else "")
-
-
-def _changed(before: str, args: argparse.Namespace) -> str:
-    """The engine's version, or both when it changed during the benchmark."""
-    after = engine_version(args.engine_root)
-    if after == before:
-        return before
-    print(f"the engine changed during the run: {before} -> {after}", file=sys.stderr)
-    return f"{before} -> {after} (changed during the run)"
-
-
 def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     generated = manifests.generate(
@@ -390,7 +365,10 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "engine": {"root": str(args.engine_root), "version": _changed(version, args)},
+        "engine": {
+            "root": str(args.engine_root),
+            "version": engine_changed(version, args.engine_root),
+        },
         "settings": {
             "rows": args.rows,
             "rows_per_file": args.rows_per_file,

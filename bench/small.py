@@ -53,6 +53,7 @@ from botocore.config import Config
 
 from bench import tools
 from bench.endpoint import FakeS3Process
+from bench.version import engine_changed, engine_version
 
 REPO = Path(__file__).resolve().parents[1]
 MEASURE = Path(__file__).resolve().parent / "measure.py"
@@ -910,32 +911,6 @@ def settings(args: argparse.Namespace, bins: Binaries) -> dict[str, Any]:
         "binaries": asdict(bins),
         "rclone_flags": list(RCLONE_FLAGS),
     }
-
-
-def engine_version(root: Path) -> str:
-    """The engine's git commit, ``+dirty`` when engine/ or migrations/ have
-    uncommitted changes (someone may be editing them while the bench runs)."""
-
-    def git(*argv: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(root), *argv], capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--", "engine", "migrations")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return commit + ("+dirty" if dirty else "")
-
-
-def engine_changed(before: str, root: Path) -> str:
-    """The engine's version, or both when it changed during the benchmark."""
-    after = engine_version(root)
-    if after == before:
-        return before
-    say(f"the engine changed during the run: {before} -> {after}")
-    return f"{before} -> {after} (changed during the run)"
 
 
 def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:

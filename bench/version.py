@@ -1,0 +1,36 @@
+"""Which engine a benchmark measured: the checkout's commit, and whether it
+changed while the benchmark ran (someone may be editing it meanwhile)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def engine_version(root: Path = REPO) -> str:
+    """The engine's git commit, ``+dirty`` when engine/ or migrations/ have
+    uncommitted changes; ``unknown`` outside a git checkout."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", "engine", "migrations")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + ("+dirty" if dirty else "")
+
+
+def engine_changed(before: str, root: Path = REPO) -> str:
+    """The engine's version, or both when it changed during the benchmark."""
+    after = engine_version(root)
+    if after == before:
+        return before
+    print(f"the engine changed during the run: {before} -> {after}", file=sys.stderr)
+    return f"{before} -> {after} (changed during the run)"
