@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 if not __package__:  # run as a file (python bench/loadgen.py): make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -75,8 +76,8 @@ class Client(asyncio.Protocol):
         self.head_request = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses
+        self.transport = cast(asyncio.Transport, transport)
         self._send()
 
     def _send(self) -> None:

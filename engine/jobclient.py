@@ -37,6 +37,15 @@ def credentials_getter(creds: Any) -> Any:
     return get
 
 
+def lean_wanted(settings: ClientSettings) -> bool:
+    """Whether copies take the lean path: ``BULKCOPY_FAST_COPY=0/1`` when
+    set, else the settings (on unless ``--no-lean-copy``)."""
+    env = os.environ.get("BULKCOPY_FAST_COPY", "").strip()
+    if env in ("0", "1"):
+        return env == "1"
+    return settings.fast_copy
+
+
 @asynccontextmanager
 async def open_job_client(
     spec: JobSpec,
@@ -46,23 +55,24 @@ async def open_job_client(
 ) -> AsyncIterator[tuple[Any, Requests]]:
     """An S3 client for ``spec`` (``settings`` override its client settings).
 
-    With ``fast_copy`` (or ``BULKCOPY_FAST_COPY=1``) and ``copy_bucket``, the
-    client's ``copy_object`` to that bucket takes the lean path when botocore's
-    own request can be reproduced (see :func:`engine.s3.lean.probe`)."""
+    Unless the lean path is turned off (:func:`lean_wanted`), with
+    ``copy_bucket`` the client's ``copy_object`` to that bucket takes the
+    lean path when botocore's own request can be reproduced (see
+    :func:`engine.s3.lean.probe`)."""
     requests = job_requests(spec)
     settings = settings or spec.client
     async with open_client_and_credentials(settings) as (client, creds):
         install_headers(client, spec.headers, requests.retention_headers())
         if settings.content_md5:
             install_content_md5(client)
-        fast = settings.fast_copy or os.environ.get("BULKCOPY_FAST_COPY") == "1"
+        fast = lean_wanted(settings)
         copier = None
         if fast and copy_bucket:
             copier = await probe(client, copy_bucket, credentials_getter(creds))
         if copier is None:
             yield client, requests
             return
-        lean = LeanClient(client, copier)
+        lean = LeanClient(client, copier, sdk_max_attempts=settings.sdk_max_attempts)
         try:
             yield lean, requests
         finally:

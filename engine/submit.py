@@ -14,7 +14,6 @@ with the file and line, and removes the job: nothing of it stays behind.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import multiprocessing as mp
 import os
@@ -26,6 +25,7 @@ from functools import partial
 from itertools import repeat
 from typing import Any
 
+from engine import loop
 from engine.copy.keys import KeyMapping, normalize_prefix
 from engine.errors import ManifestError, UsageError
 from engine.estimate import Estimate
@@ -97,7 +97,7 @@ def submit(
     """Create a job from the local manifest file ``manifest`` (a CSV, an
     inventory manifest.json or a completion report), all at once."""
     source = Source(detect_kind(manifest), manifest, skip_invalid=skip_invalid)
-    return asyncio.run(submit_source(repo, source, destination, spec))
+    return loop.run(submit_source(repo, source, destination, spec))
 
 
 async def submit_source(

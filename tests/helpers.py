@@ -67,12 +67,15 @@ def seed(server: S3Server, bucket: str, keys: Iterable[str]) -> dict[str, bytes]
     return bodies
 
 
-def client_settings(server: S3Server, sdk_attempts: int = 1) -> ClientSettings:
+def client_settings(
+    server: S3Server, sdk_attempts: int = 1, *, lean: bool = True
+) -> ClientSettings:
     return ClientSettings(
         endpoint_url=server.endpoint,
         addressing_style="path",
         sdk_max_attempts=sdk_attempts,
         max_pool_connections=16,
+        fast_copy=lean,
     )
 
 
@@ -115,6 +118,13 @@ def run_job(
     part_concurrency: int = 4,
     **settings_overrides: Any,
 ) -> JobCounts:
+    """Run ``job`` in this process against ``server``.
+
+    CopyObject takes the default (lean) path, except with ``on_client``: hooks
+    on botocore's events see only botocore's requests, so such a run uses
+    botocore's CopyObject unless the test chose a path with
+    ``BULKCOPY_FAST_COPY`` (tests/integration/test_faults_http.py injects
+    faults at the HTTP level, on both paths)."""
     settings = RunSettings(
         concurrency=concurrency,
         part_concurrency=part_concurrency,
@@ -127,7 +137,7 @@ def run_job(
         repo,
         repo.get_job(job.id),
         settings,
-        client_settings(server),
+        client_settings(server, lean=on_client is None),
         observer,
         on_client,
     )

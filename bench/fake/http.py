@@ -16,7 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from bench.fake.stats import Stats
@@ -155,8 +155,8 @@ class Connection(asyncio.Protocol):
     # asyncio.Protocol ----------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses
+        self.transport = cast(asyncio.Transport, transport)
         self.connections.add(self)
         self.stats.connected()
 

@@ -119,6 +119,14 @@ def client_options(f: F) -> F:
         help="Send Content-MD5 on requests with a body (IBM COS buckets with "
         "Immutable Object Storage require it).",
     )(f)
+    f = click.option(
+        "--lean-copy/--no-lean-copy",
+        default=None,
+        help="CopyObject through bulkcopy's lean request path (default: "
+        "botocore's request, signed and parsed at a tenth of the CPU; anything "
+        "it does not handle goes to botocore) or through botocore itself "
+        "(--no-lean-copy, the reference path). Also BULKCOPY_FAST_COPY=0/1.",
+    )(f)
     return f
 
 

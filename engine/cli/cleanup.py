@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
 import structlog
 
+from engine import loop
 from engine.cleanup import abort_upload, parse_age, stale_uploads
 from engine.cli.app import cli, client_options, log_options
 from engine.cli.common import client_overrides, setup
@@ -73,4 +73,4 @@ def cleanup_cmd(**opts: Any) -> None:
             )
         return 1 if failed else 0
 
-    raise SystemExit(asyncio.run(go()))
+    raise SystemExit(loop.run(go()))

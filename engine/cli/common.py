@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import click
 import structlog
 
+from engine import loop
 from engine.cli.output import configure_logging
 from engine.cli.render import Renderer
 from engine.errors import UsageError
@@ -57,6 +57,7 @@ def client_overrides(base: ClientSettings, **opts: Any) -> ClientSettings:
         addressing_style=opts.get("addressing_style"),
         signature_version=opts.get("signature_version"),
         content_md5=opts.get("content_md5") or None,
+        fast_copy=opts.get("lean_copy"),
     )
 
 
@@ -99,7 +100,7 @@ def finish_submit(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> Job
     if job.status is not JobStatus.INGESTING:
         return job
     log.info("ingest_resumed", job_id=job.id, manifest=job.manifest)
-    return asyncio.run(
+    return loop.run(
         finish_ingest(
             repo,
             job,
@@ -160,7 +161,7 @@ def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:
             with stop_on_signals(worker):
                 return await worker.run()
 
-    counts = asyncio.run(go())
+    counts = loop.run(go())
     code = exit_code(counts)
     if code == EXIT_INTERRUPTED:
         click.echo(

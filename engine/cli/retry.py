@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
 import structlog
 
+from engine import loop
 from engine.cli.app import cli, db_option, log_options
 from engine.cli.common import open_repo, setup
 from engine.models import Destination, TaskStatus
@@ -62,7 +62,7 @@ def retry_cmd(**opts: Any) -> None:
         )
     spec = JobSpec.from_dict(old.spec)
     destination = Destination(old.dst_bucket, old.dst_prefix)
-    job = asyncio.run(submit_source(repo, job_source(old, statuses), destination, spec))
+    job = loop.run(submit_source(repo, job_source(old, statuses), destination, spec))
     log.info(
         "job_submitted",
         job_id=job.id,

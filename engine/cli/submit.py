@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import click
 import structlog
 
+from engine import loop
 from engine.cli.app import (
     EXIT_CODES,
     SIZE,
@@ -400,7 +400,7 @@ def build_source(opts: dict[str, Any]) -> Source:
 def _submit(repo: Repository, opts: dict[str, Any]) -> JobRecord:
     source = build_source(opts)
     destination, spec = build_spec(opts)
-    job = asyncio.run(
+    job = loop.run(
         submit_source(
             repo,
             source,
@@ -429,7 +429,7 @@ def _submit(repo: Repository, opts: dict[str, Any]) -> JobRecord:
 def _dry_run(opts: dict[str, Any]) -> None:
     source = build_source(opts)
     destination, spec = build_spec(opts)
-    estimate = asyncio.run(dry_run(source, spec, open_client=client_opener(opts)))
+    estimate = loop.run(dry_run(source, spec, open_client=client_opener(opts)))
     print_estimate(estimate, source, destination, opts.get("log_format") == "json")
 
 

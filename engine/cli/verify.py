@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
 import structlog
 
+from engine import loop
 from engine.cli.app import cli, client_options, db_option, log_options
 from engine.cli.common import client_overrides, open_repo, setup
 from engine.jobclient import open_job_client
@@ -54,7 +54,7 @@ def verify_cmd(**opts: Any) -> None:
                 client, repo, job.id, opts["concurrency"], requests.keys
             )
 
-    checked, failures = asyncio.run(go())
+    checked, failures = loop.run(go())
     for task_id, _code, message in failures[:20]:
         log.warning("verification_failed", task=task_id, detail=message)
     log.info("verify_done", job_id=job.id, checked=checked, mismatched=len(failures))

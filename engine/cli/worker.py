@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import click
 
+from engine import loop
 from engine.cli.app import cli, client_options, db_option, log_options, run_options
 from engine.cli.common import (
     EXIT_INTERRUPTED,
@@ -122,7 +122,7 @@ def worker_cmd(**opts: Any) -> None:
             with stop_on_signals(scheduler):
                 return await scheduler.run()
 
-    outcome = asyncio.run(go())
+    outcome = loop.run(go())
     log.info(
         "worker_finished",
         jobs=[job_id for job_id, _ in outcome.jobs],

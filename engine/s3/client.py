@@ -36,9 +36,9 @@ class ClientSettings:
     sdk_max_attempts: int = 3
     connect_timeout: float = 10.0
     read_timeout: float = 300.0
-    # the lean CopyObject path (engine.s3.lean); experimental, off by default
-    # (BULKCOPY_FAST_COPY=1 turns it on too)
-    fast_copy: bool = False
+    # CopyObject through the lean path (engine.s3.lean) where it can; False:
+    # always botocore's (--no-lean-copy; BULKCOPY_FAST_COPY=0/1 overrides)
+    fast_copy: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

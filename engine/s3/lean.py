@@ -20,6 +20,7 @@ botocore, which knows how to follow them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -32,6 +33,8 @@ from xml.sax.saxutils import unescape
 
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
+from engine.retry import RetryPolicy
+from engine.s3.call import from_exception
 from engine.s3.sigv4 import EMPTY_SHA256, Credentials, Signer, copy_source, encode_path
 from engine.s3.wire import Pool, WireError
 
@@ -378,11 +381,25 @@ async def probe(
 
 class LeanClient:
     """The botocore client, with ``copy_object`` to the probed bucket taken by
-    the lean path whenever it can; everything else is the client's."""
+    the lean path whenever it can; everything else is the client's.
 
-    def __init__(self, client: Any, copier: LeanCopier) -> None:
+    Like botocore's standard retry mode, a lean copy is tried up to
+    ``sdk_max_attempts`` times on a retryable answer (classified the one way,
+    :func:`engine.s3.call.from_exception`), with botocore's backoff (full
+    jitter, 1 s base, 20 s cap), so both paths make the same number of
+    requests before the task-level retry sees a failure."""
+
+    def __init__(
+        self, client: Any, copier: LeanCopier, *, sdk_max_attempts: int = 1
+    ) -> None:
         self._client = client
         self._copier = copier
+        self._sdk = RetryPolicy(
+            max_attempts=max(1, sdk_max_attempts),
+            base_delay=1.0,
+            throttle_base_delay=1.0,
+            max_delay=20.0,
+        )
         self.lean_copies = 0  # how many copies went the lean way (for tests)
 
     def __getattr__(self, name: str) -> Any:
@@ -391,7 +408,7 @@ class LeanClient:
     async def copy_object(self, **kwargs: Any) -> dict[str, Any]:
         if self._copier.handles(kwargs):
             try:
-                answer = await self._copier.copy_object(**kwargs)
+                answer = await self._lean_copy(kwargs)
             except Fallback:
                 pass
             else:
@@ -399,6 +416,25 @@ class LeanClient:
                 return answer
         answer = await self._client.copy_object(**kwargs)
         return dict(answer)
+
+    async def _lean_copy(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                answer = await self._copier.copy_object(**kwargs)
+            except Fallback:
+                raise
+            except Exception as exc:
+                disposition = from_exception(exc, "CopyObject").disposition
+                if not self._sdk.should_retry(attempt, disposition):
+                    if isinstance(exc, ClientError):
+                        exc.response["ResponseMetadata"]["RetryAttempts"] = attempt - 1
+                    raise
+                await asyncio.sleep(self._sdk.delay(attempt, disposition))
+                continue
+            answer["ResponseMetadata"]["RetryAttempts"] = attempt - 1
+            return answer
 
     def close(self) -> None:
         self._copier.close()

@@ -19,6 +19,7 @@ import asyncio
 import ssl
 from collections import deque
 from dataclasses import dataclass, field
+from typing import cast
 
 
 class WireError(Exception):
@@ -173,8 +174,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self.parser is None or self.waiter is None or self.waiter.done():

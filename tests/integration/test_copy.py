@@ -25,8 +25,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(autouse=True, params=["botocore", "lean"])
 def copy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test here runs on botocore's CopyObject and on the lean path."""
-    if request.param == "lean":
-        monkeypatch.setenv("BULKCOPY_FAST_COPY", "1")
+    monkeypatch.setenv("BULKCOPY_FAST_COPY", "1" if request.param == "lean" else "0")
     path: str = request.param
     return path
 

@@ -379,10 +379,12 @@ def test_four_workers_share_one_job(
     """Four processes on one job: each object copied exactly once (no task
     claimed by two workers at once), none lost, every worker did a share."""
     n = 2000
-    s3 = start_fakes3(f"src/k/:{n}:1KiB", latency_ms=5)
+    # slow enough (8 in flight at 20 ms: 400 copies/s a worker) that the
+    # first worker cannot finish before the last one has started
+    s3 = start_fakes3(f"src/k/:{n}:1KiB", latency_ms=20)
     job = cli.submit(s3, "s3://src/k/", "s3://dst/")
 
-    workers = [cli.worker("--job", job) for _ in range(4)]
+    workers = [cli.worker("--job", job, "--concurrency", "8") for _ in range(4)]
     for w in workers:
         assert w.wait() == 0, w
 
@@ -421,10 +423,13 @@ def test_killed_worker_tasks_are_taken_back(
     test then ages the lease and the heartbeat (as 30 s of silence would)
     instead of sleeping."""
     n = 2000
-    s3 = start_fakes3(f"src/k/:{n}:1KiB", latency_ms=5)
+    # 8 in flight at 20 ms: about 400 copies/s a worker, so the job is
+    # still going when the victim is killed
+    s3 = start_fakes3(f"src/k/:{n}:1KiB", latency_ms=20)
     job = cli.submit(s3, "s3://src/k/", "s3://dst/")
-    victim = cli.worker("--job", job, "--lease", "30", lost_host=host == "lost")
-    survivor = cli.worker("--job", job, "--lease", "30")
+    slow = ("--lease", "30", "--concurrency", "8")
+    victim = cli.worker("--job", job, *slow, lost_host=host == "lost")
+    survivor = cli.worker("--job", job, *slow)
 
     def victim_busy() -> bool:
         ids = jobdb.worker_ids(job, victim.pid)

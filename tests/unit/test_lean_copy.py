@@ -16,7 +16,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from engine.s3.lean import Fallback, LeanCopier
+from engine.retry import RetryPolicy
+from engine.s3.lean import Fallback, LeanClient, LeanCopier
 from engine.s3.sigv4 import Credentials
 
 NOW = dt.datetime(2026, 11, 21, 4, 5, 6)
@@ -170,7 +171,9 @@ def http_server() -> Iterator[Any]:
         try:
             while True:
                 await reader.readuntil(b"\r\n\r\n")
-                writer.write(state["reply"])
+                state["requests"] = state.get("requests", 0) + 1
+                queued = state.get("replies")
+                writer.write(queued.pop(0) if queued else state["reply"])
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -366,3 +369,89 @@ def test_proxies_and_ca_bundles_keep_botocore(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert _needs_botocore_transport(scheme, "s3.test") is refused
+
+
+@pytest.mark.parametrize(
+    ("sdk_attempts", "replies", "requests", "outcome"),
+    [
+        (3, ["slow-down", "slow-down", "success"], 3, ("ok", 2)),
+        (3, ["slow-down"] * 3, 3, ("error", "SlowDown", 2)),
+        (3, ["embedded-200-error", "success"], 2, ("ok", 1)),
+        (1, ["503-no-body", "success"], 1, ("error", "503", 0)),
+        (3, ["no-such-key", "success"], 1, ("error", "NoSuchKey", 0)),
+        (3, ["precondition", "success"], 1, ("error", "PreconditionFailed", 0)),
+    ],
+    ids=[
+        "throttled-twice",
+        "throttled-throughout",
+        "error-in-200-once",
+        "one-attempt-only",
+        "missing-source-not-retried",
+        "precondition-not-retried",
+    ],
+)
+def test_lean_copies_retry_as_botocores_standard_mode(
+    http_server: Any,
+    sdk_attempts: int,
+    replies: list[str],
+    requests: int,
+    outcome: tuple[Any, ...],
+) -> None:
+    """The lean path makes as many requests as botocore's standard retry mode
+    with ``total_max_attempts`` would (retryable answers only) and reports
+    them in ``RetryAttempts``, so the task-level retries above see the same."""
+    http_server["replies"] = [ANSWERS[r] for r in replies]
+    http_server["reply"] = ANSWERS["success"]
+    url = f"http://127.0.0.1:{http_server['port']}"
+
+    async def creds() -> Credentials:
+        return Credentials("AKID", "SECRET")
+
+    class Unused:
+        async def copy_object(self, **_: Any) -> dict[str, Any]:
+            raise AssertionError("went to botocore")
+
+    async def call() -> Any:
+        copier = LeanCopier(url, "us-east-1", creds)
+        client = LeanClient(Unused(), copier, sdk_max_attempts=sdk_attempts)
+        client._sdk = RetryPolicy(sdk_attempts, 0.0, 0.0, 0.0)  # no waiting here
+        try:
+            answer = await client.copy_object(**CASES[0])
+        except ClientError as exc:
+            meta = exc.response["ResponseMetadata"]
+            return ("error", exc.response["Error"]["Code"], meta["RetryAttempts"])
+        finally:
+            copier.close()
+        return ("ok", answer["ResponseMetadata"]["RetryAttempts"])
+
+    assert asyncio.run(call()) == outcome
+    assert http_server["requests"] == requests
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "lean"),
+    [
+        (None, None, True),  # the default
+        (False, None, False),  # --no-lean-copy
+        (True, None, True),  # --lean-copy
+        (None, "0", False),
+        (True, "0", False),  # the environment decides when set
+        (False, "1", True),
+        (None, "", True),
+    ],
+)
+def test_which_path_copies_take(
+    monkeypatch: pytest.MonkeyPatch, flag: bool | None, env: str | None, lean: bool
+) -> None:
+    from engine.cli.common import client_overrides
+    from engine.jobclient import lean_wanted
+    from engine.s3.client import ClientSettings
+
+    if env is None:
+        monkeypatch.delenv("BULKCOPY_FAST_COPY", raising=False)
+    else:
+        monkeypatch.setenv("BULKCOPY_FAST_COPY", env)
+    settings = client_overrides(ClientSettings(), lean_copy=flag)
+    assert lean_wanted(settings) is lean
+    # stored with the job: a later run without the flag keeps the choice
+    assert ClientSettings.from_dict(settings.to_dict()) == settings

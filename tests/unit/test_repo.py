@@ -417,6 +417,44 @@ def test_database_from_a_newer_bulkcopy_is_refused(db_path: str) -> None:
     assert isinstance(info.value, DatabaseError)
 
 
+def test_head_revision_is_the_newest_migration() -> None:
+    """``HEAD_REVISION`` (what lets a current database open without loading
+    Alembic) names the last migration; a new migration must move it."""
+    from alembic.script import ScriptDirectory
+
+    from engine.store import db
+
+    script = ScriptDirectory.from_config(
+        db.alembic_config(sa.create_engine("sqlite://"))
+    )
+    assert script.get_current_head() == db.HEAD_REVISION
+
+
+def test_an_older_schema_is_migrated_on_open(db_path: str) -> None:
+    """A database left at an older revision is brought to head when opened."""
+    from engine.store import db
+
+    Repository(db_path).close()
+    engine = sa.create_engine(f"sqlite:///{db_path}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_workers_job_id"))
+        conn.execute(sa.text("ALTER TABLE workers DROP COLUMN state"))
+        conn.execute(sa.text("ALTER TABLE workers DROP COLUMN bytes_done"))
+        conn.execute(sa.text("ALTER TABLE workers DROP COLUMN tasks_done"))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0004'"))
+    engine.dispose()
+    Repository(db_path).close()
+    engine = sa.create_engine(f"sqlite:///{db_path}")
+    with engine.connect() as conn:
+        assert (
+            conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            == db.HEAD_REVISION
+        )
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("workers")}
+    engine.dispose()
+    assert {"state", "tasks_done", "bytes_done"} <= columns
+
+
 def test_reopening_a_migrated_database_keeps_its_jobs(db_path: str) -> None:
     """Opening an up-to-date database again neither migrates nor loses anything."""
     first = Repository(db_path)
