@@ -68,7 +68,13 @@ async def open_job_client(
         fast = lean_wanted(settings)
         copier = None
         if fast and copy_bucket:
-            copier = await probe(client, copy_bucket, credentials_getter(creds))
+            copier = await probe(
+                client,
+                copy_bucket,
+                credentials_getter(creds),
+                connect_timeout=settings.connect_timeout,
+                read_timeout=settings.read_timeout,
+            )
         if copier is None:
             yield client, requests
             return

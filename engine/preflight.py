@@ -1,5 +1,8 @@
 """Checks run before a job starts, so a missing bucket is one clear message
-instead of ten million failed tasks."""
+instead of ten million failed tasks.
+
+Each call is retried like a task's (``policy``): one 503 or a reset
+connection must not fail a job before it starts."""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from engine.copy.keys import normalize_prefix
 from engine.copy.request import Requests
 from engine.errors import JobCannotStart, S3Error
 from engine.models import Task
-from engine.s3.call import invoke
+from engine.retry import RetryPolicy
+from engine.s3.call import invoke_retrying
 from engine.s3.classify import Disposition
 
 
@@ -20,7 +24,11 @@ def _why(err: S3Error) -> str:
 
 
 async def check_destination(
-    client: Any, bucket: str, prefix: str, requests: Requests | None = None
+    client: Any,
+    bucket: str,
+    prefix: str,
+    requests: Requests | None = None,
+    policy: RetryPolicy | None = None,
 ) -> None:
     """The destination bucket exists and we may write to it.
 
@@ -31,7 +39,9 @@ async def check_destination(
     access = (requests or Requests()).destination()
     owner = {k: v for k, v in access.items() if k == "ExpectedBucketOwner"}
     try:
-        await invoke("HeadBucket", client.head_bucket, Bucket=bucket, **owner)
+        await invoke_retrying(
+            "HeadBucket", client.head_bucket, policy, Bucket=bucket, **owner
+        )
     except S3Error as err:
         if err.http_status == 404 or err.code == "NoSuchBucket":
             raise JobCannotStart(
@@ -49,9 +59,10 @@ async def check_destination(
         # 403 on HeadBucket only means no s3:ListBucket; the write probe decides.
     probe = f"{normalize_prefix(prefix)}.bulkcopy-preflight-{uuid.uuid4().hex}"
     try:
-        up = await invoke(
+        up = await invoke_retrying(
             "CreateMultipartUpload",
             client.create_multipart_upload,
+            policy,
             Bucket=bucket,
             Key=probe,
             **access,
@@ -63,9 +74,10 @@ async def check_destination(
         ) from err
     # a stray empty upload would be harmless (lifecycle rules remove them)
     with contextlib.suppress(S3Error):
-        await invoke(
+        await invoke_retrying(
             "AbortMultipartUpload",
             client.abort_multipart_upload,
+            policy,
             Bucket=bucket,
             Key=probe,
             UploadId=up["UploadId"],
@@ -78,6 +90,7 @@ async def check_sources(
     buckets: list[str],
     first: Task | None,
     requests: Requests | None = None,
+    policy: RetryPolicy | None = None,
 ) -> list[str]:
     """Source buckets exist, and the first source object can be read.
 
@@ -86,7 +99,9 @@ async def check_sources(
     warnings: list[str] = []
     for bucket in buckets:
         try:
-            await invoke("HeadBucket", client.head_bucket, Bucket=bucket)
+            await invoke_retrying(
+                "HeadBucket", client.head_bucket, policy, Bucket=bucket
+            )
         except S3Error as err:
             if err.http_status == 404 or err.code == "NoSuchBucket":
                 raise JobCannotStart(
@@ -104,9 +119,10 @@ async def check_sources(
             ) from err
     if first is not None:
         try:
-            await invoke(
+            await invoke_retrying(
                 "HeadObject",
                 client.head_object,
+                policy,
                 **first.src.params(),
                 **(requests or Requests()).head_source(),
             )

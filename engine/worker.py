@@ -316,8 +316,9 @@ class Worker:
     async def _preflight(self, client: Any) -> None:
         job = self.job
         try:
+            policy = self.run_settings.retry
             await check_destination(
-                client, job.dst_bucket, job.dst_prefix, self.requests
+                client, job.dst_bucket, job.dst_prefix, self.requests, policy
             )
             first = await self._call(self.repo.first_tasks, job.id, 1)
             warnings = await check_sources(
@@ -325,6 +326,7 @@ class Worker:
                 list(self.spec.source_buckets),
                 first[0] if first else None,
                 self.requests,
+                policy,
             )
         except JobCannotStart as exc:
             await self._call(

@@ -256,11 +256,14 @@ class LeanCopier:
             # an error inside a 200, or an answer cut short: botocore makes
             # both a 500 (and so do we: retried, never taken for a copy)
             status = meta["HTTPStatusCode"] = 500
+        reason = (
+            response.reason if status == response.status else "Internal Server Error"
+        )
         if status >= 300:
             code = fields.get("Code") or str(status)
             if code in FALLBACK_CODES or 300 <= status < 400:
                 raise Fallback(code)
-            error = {"Code": code, "Message": fields.get("Message", response.reason)}
+            error = {"Code": code, "Message": fields.get("Message", reason)}
             raise ClientError({"Error": error, "ResponseMetadata": meta}, "CopyObject")
         out: dict[str, Any] = {"ResponseMetadata": meta}
         for header, member in RESPONSE_HEADERS.items():
@@ -315,7 +318,12 @@ class _Probed(Exception):
 
 
 async def probe(
-    client: Any, bucket: str, credentials: GetCredentials
+    client: Any,
+    bucket: str,
+    credentials: GetCredentials,
+    *,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 300.0,
 ) -> LeanCopier | None:
     """A :class:`LeanCopier` sending CopyObject to ``bucket`` exactly as
     ``client`` would, or ``None`` when the lean path cannot (another signature
@@ -375,6 +383,8 @@ async def probe(
         match.group(1),
         credentials,
         addressing_style="virtual" if virtual else "path",
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
         bucket=bucket,
     )
 
