@@ -52,13 +52,15 @@ async def open_job_client(
     settings: ClientSettings | None = None,
     *,
     copy_bucket: str | None = None,
+    head_buckets: tuple[str, ...] = (),
 ) -> AsyncIterator[tuple[Any, Requests]]:
     """An S3 client for ``spec`` (``settings`` override its client settings).
 
     Unless the lean path is turned off (:func:`lean_wanted`), with
     ``copy_bucket`` the client's ``copy_object`` to that bucket takes the
     lean path when botocore's own request can be reproduced (see
-    :func:`engine.s3.lean.probe`)."""
+    :func:`engine.s3.lean.probe`); so do HEADs of objects in
+    ``head_buckets`` (the sources) that go to the same endpoint."""
     requests = job_requests(spec)
     settings = settings or spec.client
     async with open_client_and_credentials(settings) as (client, creds):
@@ -72,6 +74,7 @@ async def open_job_client(
                 client,
                 copy_bucket,
                 credentials_getter(creds),
+                head_buckets=head_buckets,
                 connect_timeout=settings.connect_timeout,
                 read_timeout=settings.read_timeout,
             )

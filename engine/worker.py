@@ -255,7 +255,10 @@ class Worker:
                 self.observer(events.RunFinished(job.id, counts, False))
                 return counts
             async with open_job_client(
-                self.spec, self.client_settings, copy_bucket=job.dst_bucket
+                self.spec,
+                self.client_settings,
+                copy_bucket=job.dst_bucket,
+                head_buckets=tuple(self.spec.source_buckets),
             ) as (client, requests):
                 self.requests = requests
                 if self.on_client is not None:

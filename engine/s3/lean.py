@@ -21,22 +21,31 @@ botocore, which knows how to follow them.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import re
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
-from xml.sax.saxutils import unescape
 
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from botocore.utils import parse_timestamp
 
 from engine.retry import RetryPolicy
 from engine.s3.call import from_exception
-from engine.s3.sigv4 import EMPTY_SHA256, Credentials, Signer, copy_source, encode_path
-from engine.s3.wire import Pool, WireError
+from engine.s3.sigv4 import (
+    EMPTY_SHA256,
+    Credentials,
+    Signer,
+    copy_source,
+    encode_path,
+    encode_query,
+)
+from engine.s3.wire import Pool, Response, WireError
 
 # CopyObject parameters this path serializes: parameter -> header
 HEADERS = {
@@ -60,6 +69,12 @@ HEADERS = {
     "TaggingDirective": "x-amz-tagging-directive",
 }
 HANDLED = frozenset({*HEADERS, "Bucket", "Key", "CopySource", "Metadata"})
+# HeadObject parameters this path serializes (a source's HEAD before its copy)
+HEAD_HEADERS = {
+    "ExpectedBucketOwner": "x-amz-expected-bucket-owner",
+    "RequestPayer": "x-amz-request-payer",
+}
+HEAD_HANDLED = frozenset({*HEAD_HEADERS, "Bucket", "Key", "VersionId"})
 # response headers botocore's CopyObject output carries, by member name
 RESPONSE_HEADERS = {
     "x-amz-version-id": "VersionId",
@@ -94,8 +109,23 @@ class Fallback(Exception):
     """This call is botocore's to make (an answer the lean path leaves to it)."""
 
 
+_ENTITY = re.compile(r"&(#[0-9]+|#x[0-9a-fA-F]+|quot|apos|lt|gt|amp);")
+_NAMED = {"quot": '"', "apos": "'", "lt": "<", "gt": ">", "amp": "&"}
+
+
+def _entity(match: re.Match[str]) -> str:
+    name = match.group(1)
+    if name.startswith("#x"):
+        return chr(int(name[2:], 16))
+    if name.startswith("#"):
+        return chr(int(name[1:]))
+    return _NAMED[name]
+
+
 def _text(raw: bytes) -> str:
-    return unescape(raw.decode("utf-8"), {"&quot;": '"', "&apos;": "'"})
+    """An element's text as an XML parser reads it: the five named entities
+    and character references (Go servers write ``"`` as ``&#34;``)."""
+    return _ENTITY.sub(_entity, raw.decode("utf-8"))
 
 
 def parse_fields(body: bytes) -> dict[str, str]:
@@ -115,8 +145,71 @@ def parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def parse_header_time(value: str) -> datetime:
+    """A timestamp header as botocore parses it (RFC 822 mostly; anything
+    else through botocore's own parser)."""
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        parsed: datetime = parse_timestamp(value)
+        return parsed
+
+
+class HeadParser:
+    """HeadObject's answer as botocore parses it, read off botocore's service
+    model: each output member found in a header (``location: header``) with
+    its type, and the user metadata (``location: headers``, by prefix).  Also
+    botocore's S3 customization of ``Expires`` (kept as ``ExpiresString``;
+    dropped when it is not a date)."""
+
+    def __init__(self, output_shape: Any) -> None:
+        self.members: list[tuple[str, str, str]] = []
+        self.maps: list[tuple[str, str]] = []
+        for name, shape in output_shape.members.items():
+            where = shape.serialization.get("location")
+            header = str(shape.serialization.get("name", "")).lower()
+            if where == "header":
+                self.members.append((header, name, shape.type_name))
+            elif where == "headers":
+                self.maps.append((name, header))
+        self.expires = any(h == "expires" for h, _, _ in self.members)
+
+    def parse(self, response: Response) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        headers = response.headers
+        drop_expires = False
+        if self.expires and "expires" in headers:
+            out["ExpiresString"] = headers["expires"]
+            try:
+                parse_timestamp(headers["expires"])
+            except (ValueError, RuntimeError):
+                drop_expires = True
+        for header, member, kind in self.members:
+            value = headers.get(header)
+            if value is None or (drop_expires and header == "expires"):
+                continue
+            if kind in ("integer", "long"):
+                out[member] = int(value)
+            elif kind == "boolean":
+                out[member] = value == "true"
+            elif kind == "timestamp":
+                out[member] = parse_header_time(value)
+            elif kind == "list":
+                out[member] = [v.strip() for v in value.split(",")]
+            else:
+                out[member] = value
+        for member, prefix in self.maps:
+            out[member] = {
+                name[len(prefix) :]: value
+                for name, value in response.raw_headers
+                if name.lower().startswith(prefix)
+            }
+        return out
+
+
 class LeanCopier:
-    """CopyObject for one endpoint, region and addressing style."""
+    """CopyObject (and a source's HeadObject) for one endpoint, region and
+    addressing style."""
 
     def __init__(
         self,
@@ -128,9 +221,14 @@ class LeanCopier:
         connect_timeout: float = 10.0,
         read_timeout: float = 300.0,
         bucket: str | None = None,
+        head_buckets: Iterable[str] = (),
+        head_parser: HeadParser | None = None,
     ) -> None:
         # only copies to this bucket, when given (the one the probe learnt)
         self.bucket = bucket
+        # HEADs of objects in these buckets, when a parser is given
+        self.head_buckets = frozenset(head_buckets) if head_parser else frozenset()
+        self.head_parser = head_parser
         parts = urlsplit(endpoint_url)
         self.tls = parts.scheme == "https"
         self.hostname = parts.hostname or ""
@@ -170,24 +268,24 @@ class LeanCopier:
         values += [*map(str, meta), *map(str, meta.values())]
         return all(v.isascii() and v.isprintable() for v in values)
 
+    def handles_head(self, kwargs: dict[str, Any]) -> bool:
+        """Whether this path can make this HeadObject as botocore would."""
+        if kwargs.get("Bucket") not in self.head_buckets:
+            return False
+        if not self.usable_endpoint or not HEAD_HANDLED.issuperset(kwargs):
+            return False
+        values = [str(kwargs[p]) for p in HEAD_HEADERS if kwargs.get(p) is not None]
+        return all(v.isascii() and v.isprintable() for v in values)
+
     def request(
         self, kwargs: dict[str, Any], creds: Credentials, now: float
     ) -> tuple[str, bytes]:
-        """The host and the serialized, signed request."""
-        bucket, key = kwargs["Bucket"], kwargs["Key"]
-        if self.virtual:
-            host, path = f"{bucket}.{self.host}", "/" + encode_path(key)
-        else:
-            host, path = self.host, f"/{bucket}/{encode_path(key)}"
+        """The host and the serialized, signed CopyObject."""
         src = kwargs["CopySource"]
-        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
         headers = {
-            "host": host,
             "x-amz-copy-source": copy_source(
                 src["Bucket"], src["Key"], src.get("VersionId")
-            ),
-            "x-amz-date": amz_date,
-            "x-amz-content-sha256": EMPTY_SHA256,
+            )
         }
         for param, header in HEADERS.items():
             value = kwargs.get(param)
@@ -195,21 +293,62 @@ class LeanCopier:
                 headers[header] = str(value)
         for name, value in (kwargs.get("Metadata") or {}).items():
             headers[f"x-amz-meta-{name}".lower()] = str(value)
+        return self._signed(
+            "PUT", kwargs["Bucket"], kwargs["Key"], "", headers, creds, now
+        )
+
+    def head_request(
+        self, kwargs: dict[str, Any], creds: Credentials, now: float
+    ) -> tuple[str, bytes]:
+        """The host and the serialized, signed HeadObject."""
+        version = kwargs.get("VersionId")
+        query = encode_query([("versionId", version)]) if version else ""
+        headers = {
+            header: str(kwargs[param])
+            for param, header in HEAD_HEADERS.items()
+            if kwargs.get(param) is not None
+        }
+        return self._signed(
+            "HEAD", kwargs["Bucket"], kwargs["Key"], query, headers, creds, now
+        )
+
+    def _signed(
+        self,
+        method: str,
+        bucket: str,
+        key: str,
+        query: str,
+        extra: dict[str, str],
+        creds: Credentials,
+        now: float,
+    ) -> tuple[str, bytes]:
+        if self.virtual:
+            host, path = f"{bucket}.{self.host}", "/" + encode_path(key)
+        else:
+            host, path = self.host, f"/{bucket}/{encode_path(key)}"
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        headers = {
+            "host": host,
+            **extra,
+            "x-amz-date": amz_date,
+            "x-amz-content-sha256": EMPTY_SHA256,
+        }
         if creds.token:
             headers["x-amz-security-token"] = creds.token
         auth = self.signer.authorization(
-            method="PUT",
+            method=method,
             path=path,
-            query="",
+            query=query,
             headers=headers,
             payload_hash=EMPTY_SHA256,
             credentials=creds,
             amz_date=amz_date,
         )
         lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        target = f"{path}?{query}" if query else path
+        body = "content-length: 0\r\n" if method == "PUT" else ""
         raw = (
-            f"PUT {path} HTTP/1.1\r\n{lines}"
-            f"authorization: {auth}\r\ncontent-length: 0\r\n\r\n"
+            f"{method} {target} HTTP/1.1\r\n{lines}authorization: {auth}\r\n{body}\r\n"
         )
         return host, raw.encode()
 
@@ -229,18 +368,21 @@ class LeanCopier:
             )
         return pool
 
-    async def copy_object(self, **kwargs: Any) -> dict[str, Any]:
-        """botocore's ``copy_object``: the same answer or the same error."""
-        creds = await self.credentials()
-        host, raw = self.request(kwargs, creds, time.time())
+    async def _exchange(self, host: str, raw: bytes, head: bool = False) -> Response:
         try:
-            response = await self._pool(host).request(raw)
+            return await self._pool(host).request(raw, head=head)
         except WireError as exc:
             if exc.timeout:
                 raise ReadTimeoutError(endpoint_url=f"http://{host}") from exc
             raise EndpointConnectionError(
                 endpoint_url=f"http://{host}", error=exc
             ) from exc
+
+    async def copy_object(self, **kwargs: Any) -> dict[str, Any]:
+        """botocore's ``copy_object``: the same answer or the same error."""
+        creds = await self.credentials()
+        host, raw = self.request(kwargs, creds, time.time())
+        response = await self._exchange(host, raw)
         fields = parse_fields(response.body)
         meta = {
             "RequestId": response.headers.get(
@@ -277,6 +419,33 @@ class LeanCopier:
         out["CopyObjectResult"] = result
         return out
 
+    async def head_object(self, **kwargs: Any) -> dict[str, Any]:
+        """botocore's ``head_object``: the same answer or the same error."""
+        assert self.head_parser is not None
+        creds = await self.credentials()
+        host, raw = self.head_request(kwargs, creds, time.time())
+        response = await self._exchange(host, raw, head=True)
+        headers = response.headers
+        meta: dict[str, Any] = {}
+        if "x-amz-request-id" in headers:
+            meta["RequestId"] = headers["x-amz-request-id"]
+            meta["HostId"] = headers.get("x-amz-id-2", "")
+        meta.update(
+            HTTPStatusCode=response.status, HTTPHeaders=headers, RetryAttempts=0
+        )
+        status = response.status
+        if 300 <= status < 400 or (status == 400 and "x-amz-bucket-region" in headers):
+            raise Fallback(str(status))  # botocore follows the bucket's region
+        if status >= 300:
+            error = {
+                "Code": str(status),
+                "Message": http.client.responses.get(status, ""),
+            }
+            raise ClientError({"Error": error, "ResponseMetadata": meta}, "HeadObject")
+        out = self.head_parser.parse(response)
+        out["ResponseMetadata"] = meta
+        return out
+
     def close(self) -> None:
         for pool in self._pools.values():
             pool.close()
@@ -285,6 +454,9 @@ class LeanCopier:
 # -- learning from botocore how it sends a copy, once ------------------------------
 
 PROBE_KEY = "bulkcopy-probe"
+# source buckets probed for lean HEADs (a job from thousands of buckets HEADs
+# the rest through botocore rather than wait for thousands of probes)
+MAX_HEAD_PROBES = 64
 # headers that only say who sent the request or are set per request
 _PER_REQUEST = frozenset(
     {
@@ -317,43 +489,32 @@ class _Probed(Exception):
         self.request = request
 
 
-async def probe(
-    client: Any,
-    bucket: str,
-    credentials: GetCredentials,
-    *,
-    connect_timeout: float = 10.0,
-    read_timeout: float = 300.0,
-) -> LeanCopier | None:
-    """A :class:`LeanCopier` sending CopyObject to ``bucket`` exactly as
-    ``client`` would, or ``None`` when the lean path cannot (another signature
-    version, extra headers installed on the client, a path prefix, …).
-
-    botocore builds one CopyObject to ``bucket`` (endpoint rules, addressing
-    style, signing region, handlers) and is stopped before sending it; what it
-    would have sent is what the lean path copies."""
+async def _capture(client: Any, operation: str, call: Any) -> Any:
+    """The request botocore builds for ``call()``, stopped before sending
+    (``None`` if it failed before that)."""
     events = client.meta.events
+    event = f"before-send.s3.{operation}"
 
     def capture(request: Any, **_: Any) -> None:
         raise _Probed(request)
 
-    events.register_first(
-        "before-send.s3.CopyObject", capture, unique_id="bulkcopy-probe"
-    )
+    events.register_first(event, capture, unique_id="bulkcopy-probe")
     try:
-        await client.copy_object(
-            Bucket=bucket,
-            Key=PROBE_KEY,
-            CopySource={"Bucket": bucket, "Key": PROBE_KEY},
-        )
+        await call()
     except _Probed as seen:
-        request = seen.request
+        return seen.request
     except Exception:
         return None
-    else:
-        return None
     finally:
-        events.unregister("before-send.s3.CopyObject", unique_id="bulkcopy-probe")
+        events.unregister(event, unique_id="bulkcopy-probe")
+    return None
+
+
+def _learn(request: Any, bucket: str) -> tuple[str, str, bool] | None:
+    """``(endpoint URL, signing region, virtual)`` of a probe request that
+    the lean path can reproduce, else ``None``."""
+    if request is None:
+        return None
     headers = {
         k.lower(): v.decode("latin-1") if isinstance(v, bytes) else str(v)
         for k, v in request.headers.items()
@@ -378,14 +539,61 @@ async def probe(
         if not netloc.startswith(f"{bucket}."):
             return None
         netloc = netloc[len(bucket) + 1 :]
+    return f"{parts.scheme}://{netloc}", match.group(1), virtual
+
+
+async def probe(
+    client: Any,
+    bucket: str,
+    credentials: GetCredentials,
+    *,
+    head_buckets: Iterable[str] = (),
+    connect_timeout: float = 10.0,
+    read_timeout: float = 300.0,
+) -> LeanCopier | None:
+    """A :class:`LeanCopier` sending CopyObject to ``bucket`` exactly as
+    ``client`` would, or ``None`` when the lean path cannot (another signature
+    version, extra headers installed on the client, a path prefix, …).
+
+    botocore builds one CopyObject to ``bucket`` (endpoint rules, addressing
+    style, signing region, handlers) and is stopped before sending it; what it
+    would have sent is what the lean path copies.  The same for a HeadObject
+    of each of ``head_buckets`` (the sources): those botocore would send to
+    the same endpoint, region and addressing style are HEADed the lean way
+    too, answered as botocore's service model says (:class:`HeadParser`)."""
+    copy = await _capture(
+        client,
+        "CopyObject",
+        lambda: client.copy_object(
+            Bucket=bucket,
+            Key=PROBE_KEY,
+            CopySource={"Bucket": bucket, "Key": PROBE_KEY},
+        ),
+    )
+    learnt = _learn(copy, bucket)
+    if learnt is None:
+        return None
+    endpoint, region, virtual = learnt
+    heads = set()
+    for source in list(dict.fromkeys(head_buckets))[:MAX_HEAD_PROBES]:
+        head = await _capture(
+            client,
+            "HeadObject",
+            lambda b=source: client.head_object(Bucket=b, Key=PROBE_KEY),
+        )
+        if _learn(head, source) == learnt:
+            heads.add(source)
+    output = client.meta.service_model.operation_model("HeadObject").output_shape
     return LeanCopier(
-        f"{parts.scheme}://{netloc}",
-        match.group(1),
+        endpoint,
+        region,
         credentials,
         addressing_style="virtual" if virtual else "path",
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         bucket=bucket,
+        head_buckets=heads,
+        head_parser=HeadParser(output),
     )
 
 
@@ -411,6 +619,7 @@ class LeanClient:
             max_delay=20.0,
         )
         self.lean_copies = 0  # how many copies went the lean way (for tests)
+        self.lean_heads = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -418,7 +627,9 @@ class LeanClient:
     async def copy_object(self, **kwargs: Any) -> dict[str, Any]:
         if self._copier.handles(kwargs):
             try:
-                answer = await self._lean_copy(kwargs)
+                answer = await self._lean(
+                    "CopyObject", self._copier.copy_object, kwargs
+                )
             except Fallback:
                 pass
             else:
@@ -427,16 +638,35 @@ class LeanClient:
         answer = await self._client.copy_object(**kwargs)
         return dict(answer)
 
-    async def _lean_copy(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+    async def head_object(self, **kwargs: Any) -> dict[str, Any]:
+        if self._copier.handles_head(kwargs):
+            try:
+                answer = await self._lean(
+                    "HeadObject", self._copier.head_object, kwargs
+                )
+            except Fallback:
+                pass
+            else:
+                self.lean_heads += 1
+                return answer
+        answer = await self._client.head_object(**kwargs)
+        return dict(answer)
+
+    async def _lean(
+        self,
+        operation: str,
+        call: Callable[..., Awaitable[dict[str, Any]]],
+        kwargs: dict[str, Any],
+    ) -> dict[str, Any]:
         attempt = 0
         while True:
             attempt += 1
             try:
-                answer = await self._copier.copy_object(**kwargs)
+                answer = await call(**kwargs)
             except Fallback:
                 raise
             except Exception as exc:
-                disposition = from_exception(exc, "CopyObject").disposition
+                disposition = from_exception(exc, operation).disposition
                 if not self._sdk.should_retry(attempt, disposition):
                     if isinstance(exc, ClientError):
                         exc.response["ResponseMetadata"]["RetryAttempts"] = attempt - 1

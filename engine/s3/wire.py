@@ -42,6 +42,8 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     keep_alive: bool = True
+    # every header as sent: (name as the server spelt it, value)
+    raw_headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 class ResponseParser:
@@ -93,17 +95,21 @@ class ResponseParser:
         except ValueError:
             raise WireError(f"bad status line: {lines[0][:80]!r}", sent=True) from None
         headers: dict[str, str] = {}
+        raw: list[tuple[str, str]] = []
         for line in lines[1:]:
             name, sep, value = line.partition(":")
             if not sep:
                 continue
-            key = name.strip().lower()
-            value = value.strip()
+            name, value = name.strip(), value.strip()
+            raw.append((name, value))
+            key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         keep = (
             headers.get("connection", "").lower() != "close" and parts[0] != "HTTP/1.0"
         )
-        self._response = Response(status, parts[2] if len(parts) > 2 else "", headers)
+        self._response = Response(
+            status, parts[2] if len(parts) > 2 else "", headers, raw_headers=raw
+        )
         self._response.keep_alive = keep
         if self.head_only or status in (204, 304) or 100 <= status < 200:
             self._length = 0

@@ -51,6 +51,27 @@ def test_every_copy_of_a_plain_job_takes_the_lean_path(
         assert row.http_status == 200
 
 
+def test_source_heads_take_the_lean_path_too(s3: S3Server, tmp_path: Path) -> None:
+    """A job that HEADs its sources (the default, --stat-source) HEADs and
+    copies every object the lean way; sizes and ETags land in the results."""
+    keys = [f"h{i:03d} é+%" for i in range(30)]
+    repo, job, dst, bodies = _job(s3, tmp_path, keys)
+    clients: list[Any] = []
+
+    counts = run_job(repo, job, s3, on_client=clients.append, preflight=False)
+
+    assert counts.get(TaskStatus.SUCCEEDED) == len(keys)
+    (client,) = clients
+    assert isinstance(client, LeanClient)
+    assert client.lean_heads == len(keys)
+    assert client.lean_copies == len(keys)
+    for row in repo.iter_results(job.id):
+        assert row.bytes == len(bodies[row.src.key])
+        assert get_body(s3, dst, "c/" + row.src.key) == bodies[row.src.key]
+        src = s3.client().head_object(Bucket=row.src.bucket, Key=row.src.key)
+        assert row.etag == src["ETag"]
+
+
 def test_extra_headers_keep_botocore(moto: S3Server, tmp_path: Path) -> None:
     """Headers installed on the client (--header) are botocore's to send: the
     probe sees them and the lean path stays out."""

@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from engine.retry import RetryPolicy
-from engine.s3.lean import Fallback, LeanClient, LeanCopier
+from engine.s3.lean import Fallback, HeadParser, LeanClient, LeanCopier
 from engine.s3.sigv4 import Credentials
 
 NOW = dt.datetime(2026, 11, 21, 4, 5, 6)
@@ -225,6 +225,13 @@ ANSWERS = {
         "x-amz-version-id: dv1\r\nx-amz-copy-source-version-id: sv1\r\n",
     ),
     "embedded-200-error": _reply(200, "OK", EMBEDDED),
+    # Go's encoding/xml (rclone, MinIO) writes quotes as character references
+    "success-char-refs": _reply(
+        200,
+        "OK",
+        b"<CopyObjectResult><LastModified>2026-11-21T04:05:06.000Z</LastModified>"
+        b"<ETag>&#34;9b2cf535f27731c974343645a3985328&#x22;</ETag></CopyObjectResult>",
+    ),
     "cut-short-200": _reply(200, "OK", SUCCESS[:60]),
     "empty-200": _reply(200, "OK", b""),
     "no-such-key": _reply(
@@ -455,3 +462,201 @@ def test_which_path_copies_take(
     assert lean_wanted(settings) is lean
     # stored with the job: a later run without the flag keeps the choice
     assert ClientSettings.from_dict(settings.to_dict()) == settings
+
+
+# -- HeadObject (a source's HEAD before its copy) ----------------------------------
+
+HEAD_CASES: list[dict[str, Any]] = [
+    {"Bucket": "src", "Key": "a.txt"},
+    {
+        "Bucket": "src-bucket",
+        "Key": "dir/with space/ü+&=?#%.bin",
+        "VersionId": "v+/1= x",
+    },
+    {
+        "Bucket": "src",
+        "Key": "k",
+        "ExpectedBucketOwner": "111122223333",
+        "RequestPayer": "requester",
+    },
+]
+
+
+def _head_copier(style: str, token: str | None = None, url: str = "") -> LeanCopier:
+    async def creds() -> Credentials:
+        return Credentials("AKID", "SECRET", token)
+
+    output = (
+        boto_client(style).meta.service_model.operation_model("HeadObject").output_shape
+    )
+    return LeanCopier(
+        url or "http://s3.test:9000",
+        "eu-west-3",
+        creds,
+        addressing_style=style,
+        head_buckets={"src", "src-bucket"},
+        head_parser=HeadParser(output),
+    )
+
+
+@pytest.mark.parametrize("style", ["path", "virtual"])
+@pytest.mark.parametrize("token", [None, TOKEN])
+@pytest.mark.parametrize("case", range(len(HEAD_CASES)))
+def test_head_requests_are_botocores_byte_for_byte(
+    style: str, token: str | None, case: int
+) -> None:
+    kwargs = HEAD_CASES[case]
+    client = boto_client(style, token)
+    canned = Canned(headers={"Content-Length": "3"})
+    client.meta.events.register("before-send.s3.HeadObject", canned)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=NOW):
+        client.head_object(**kwargs)
+    (request,) = canned.requests
+    copier = _head_copier(style, token)
+    assert copier.handles_head(kwargs)
+    host, raw = copier.head_request(
+        kwargs, Credentials("AKID", "SECRET", token), NOW.timestamp() - _utc_offset()
+    )
+    head = raw.decode().split("\r\n\r\n")[0].split("\r\n")
+    method, target, _ = head[0].split(" ")
+    ours = {k.lower(): v for k, v in (line.split(": ", 1) for line in head[1:])}
+    theirs = {
+        k.lower(): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in request.headers.items()
+        if k.lower() != "user-agent" and not k.lower().startswith("amz-sdk-")
+    }
+    theirs.setdefault("host", host)
+    assert method == request.method == "HEAD"
+    assert f"http://{host}{target}" == request.url
+    assert ours == theirs
+
+
+def test_heads_it_does_not_know_go_to_botocore() -> None:
+    copier = _head_copier("path")
+    assert copier.handles_head({"Bucket": "src", "Key": "k"})
+    assert not copier.handles_head({"Bucket": "elsewhere", "Key": "k"})
+    assert not copier.handles_head({"Bucket": "src", "Key": "k", "PartNumber": 1})
+    assert not copier.handles_head(
+        {"Bucket": "src", "Key": "k", "SSECustomerKey": b"x" * 32}
+    )
+    assert not copier.handles_head({"Bucket": "src", "Key": "k", "IfMatch": '"e"'})
+
+
+def _head_reply(status: int, reason: str, extra: str = "", length: int = 0) -> bytes:
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Length: {length}\r\n{extra}\r\n"
+    ).encode()
+
+
+HEAD_ANSWERS = {
+    "plain": _head_reply(
+        200,
+        "OK",
+        'x-amz-request-id: R1\r\nx-amz-id-2: H1\r\nETag: "0123"\r\n'
+        "Last-Modified: Sat, 21 Nov 2026 04:05:06 GMT\r\n"
+        "Content-Type: text/plain\r\nAccept-Ranges: bytes\r\n",
+        length=1234,
+    ),
+    "everything": _head_reply(
+        200,
+        "OK",
+        'x-amz-request-id: R2\r\nx-amz-id-2: H2\r\nETag: "abc-3"\r\n'
+        "Last-Modified: Tue, 03 Feb 2026 10:00:00 GMT\r\n"
+        "x-amz-version-id: v1\r\nx-amz-meta-Owner: Team A\r\n"
+        "x-amz-meta-project: b, c\r\nCache-Control: max-age=60\r\n"
+        'Content-Disposition: attachment; filename="a.txt"\r\n'
+        "Content-Encoding: gzip\r\nContent-Language: en\r\n"
+        "Expires: Wed, 21 Oct 2026 07:28:00 GMT\r\n"
+        "x-amz-storage-class: GLACIER\r\n"
+        'x-amz-restore: ongoing-request="false", '
+        'expiry-date="Fri, 23 Dec 2026 00:00:00 GMT"\r\n'
+        "x-amz-server-side-encryption: aws:kms\r\n"
+        "x-amz-server-side-encryption-aws-kms-key-id: arn:aws:kms:k\r\n"
+        "x-amz-server-side-encryption-bucket-key-enabled: true\r\n"
+        "x-amz-checksum-crc32: AAAAAA==\r\nx-amz-checksum-type: COMPOSITE\r\n"
+        "x-amz-mp-parts-count: 3\r\nx-amz-tagging-count: 2\r\n"
+        "x-amz-object-lock-mode: GOVERNANCE\r\n"
+        "x-amz-object-lock-retain-until-date: 2027-01-01T00:00:00.000Z\r\n"
+        "x-amz-object-lock-legal-hold: ON\r\nx-amz-replication-status: COMPLETED\r\n"
+        "x-amz-website-redirect-location: /other\r\nx-amz-delete-marker: false\r\n",
+        length=5,
+    ),
+    "expires-not-a-date": _head_reply(
+        200,
+        "OK",
+        'x-amz-request-id: R3\r\nETag: "e"\r\nExpires: soon\r\n',
+        length=1,
+    ),
+    "no-request-id": _head_reply(200, "OK", 'ETag: "e"\r\n', length=1),
+    "not-found": _head_reply(404, "Not Found", "x-amz-request-id: R4\r\n"),
+    "forbidden": _head_reply(403, "Forbidden", "x-amz-request-id: R5\r\n"),
+    "slow-down": _head_reply(503, "Slow Down", "x-amz-request-id: R6\r\n"),
+    "server-error": _head_reply(500, "Internal Server Error"),
+}
+
+
+@pytest.mark.parametrize("answer", list(HEAD_ANSWERS))
+def test_head_answers_are_botocores(http_server: Any, answer: str) -> None:
+    """The same dict (every member botocore's model reads from headers, the
+    metadata as the server spelt it, ExpiresString) or the same error."""
+    http_server["reply"] = HEAD_ANSWERS[answer]
+    url = f"http://127.0.0.1:{http_server['port']}"
+    kwargs = {"Bucket": "src", "Key": "k", "VersionId": "v1"}
+    boto = boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="eu-west-3",
+        aws_access_key_id="AKID",
+        aws_secret_access_key="SECRET",
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"mode": "standard", "total_max_attempts": 1},
+        ),
+    )
+
+    async def lean_call() -> dict[str, Any]:
+        copier = _head_copier("path", url=url)
+        try:
+            return await copier.head_object(**kwargs)
+        finally:
+            copier.close()
+
+    expected = _head_outcome(lambda: boto.head_object(**kwargs))
+    got = _head_outcome(lambda: asyncio.run(lean_call()))
+    assert got == expected
+
+
+def _head_outcome(call: Any) -> Any:
+    """What the engine reads of an answer: the parsed members, or the error
+    with its status (botocore's retry bookkeeping, ``MaxAttemptsReached``,
+    and the request ids of errors are left out)."""
+    try:
+        resp = call()
+    except ClientError as exc:
+        meta = exc.response["ResponseMetadata"]
+        return ("error", exc.response["Error"], meta["HTTPStatusCode"])
+    resp = dict(resp)
+    meta = dict(resp.pop("ResponseMetadata"))
+    meta.pop("HTTPHeaders")
+    meta.pop("MaxAttemptsReached", None)
+    return ("ok", resp, meta)
+
+
+def test_head_redirects_go_to_botocore(http_server: Any) -> None:
+    url = f"http://127.0.0.1:{http_server['port']}"
+
+    async def call() -> None:
+        copier = _head_copier("path", url=url)
+        try:
+            await copier.head_object(Bucket="src", Key="k")
+        finally:
+            copier.close()
+
+    for reply in (
+        _head_reply(301, "Moved Permanently", "x-amz-bucket-region: eu-west-1\r\n"),
+        _head_reply(307, "Temporary Redirect", "Location: http://x/\r\n"),
+        _head_reply(400, "Bad Request", "x-amz-bucket-region: eu-west-1\r\n"),
+    ):
+        http_server["reply"] = reply
+        with pytest.raises(Fallback):
+            asyncio.run(call())
