@@ -58,7 +58,7 @@ from bench.version import engine_changed, engine_version
 REPO = Path(__file__).resolve().parents[1]
 MEASURE = Path(__file__).resolve().parent / "measure.py"
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "small.json"
-TOOLS = ("bulkcopy", "bulkcopy+head", "s5cmd", "rclone", "aws")
+TOOLS = ("bulkcopy", "bulkcopy+head", "bulkcopy-botocore", "s5cmd", "rclone", "aws")
 SERVERS = ("fakes3", "moto")
 DEFAULT_OBJECTS = {"fakes3": 20_000, "moto": 2_000}
 SRC, DST, PREFIX = "src", "dst", "p/"
@@ -560,6 +560,8 @@ def command(
             "-q",
             "--no-preflight",
         ]
+        if tool == "bulkcopy-botocore":
+            argv.append("--no-lean-copy")  # the reference path, every request
     elif tool == "s5cmd":
         assert ctx.bins.s5cmd
         argv = [
