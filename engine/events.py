@@ -76,6 +76,16 @@ class JobCancelled:
 
 
 @dataclass(frozen=True, slots=True)
+class JobFailing:
+    """The failure threshold (or another worker) gave up on the job: this
+    worker finishes ``in_flight`` copies, hands back the rest and leaves."""
+
+    job_id: str
+    reason: str
+    in_flight: int
+
+
+@dataclass(frozen=True, slots=True)
 class TasksTakenBack:
     """Tasks of dead workers or expired leases went back to pending."""
 
@@ -99,6 +109,7 @@ class RunFinished:
 
 Event = (
     RunStarted
+    | JobFailing
     | PreflightWarning
     | TaskRetrying
     | TaskFinished

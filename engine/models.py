@@ -183,6 +183,9 @@ class JobCounts:
 
     by_status: dict[str, int] = field(default_factory=dict)
     bytes_done: int = 0
+    # skipped because the destination already held the object
+    # (--skip-existing): counted, not a failure
+    up_to_date: int = 0
     first_started_at: float | None = None
     last_finished_at: float | None = None
 

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from engine.checksums import md5_file
+from engine.copy.skip import EXISTS
 from engine.models import JobCounts, TaskStatus
 from engine.store.repo import JobRecord, Repository, ResultRow
 
@@ -46,13 +47,27 @@ def encode_key(key: str) -> str:
 
 def _csv_status(status: TaskStatus) -> str:
     """The TaskStatus an S3 Batch Operations report knows: a skipped task
-    (not copied, with its reason) is reported failed; results.jsonl says
-    skipped."""
+    (not copied, with its reason) is reported failed (except an up-to-date
+    destination, see :func:`bops_row`); results.jsonl says skipped."""
     return TaskStatus.FAILED.value if status is TaskStatus.SKIPPED else status.value
 
 
 def bops_row(row: ResultRow) -> list[str]:
-    """One completion-report CSV row, in the declared ``ReportSchema`` order."""
+    """One completion-report CSV row, in the declared ``ReportSchema`` order.
+
+    An object skipped because the destination already held it
+    (``--skip-existing``) is there: ``succeeded``, with the reason as the
+    message (results.jsonl says ``skipped``)."""
+    if row.status is TaskStatus.SKIPPED and row.error_code == EXISTS:
+        return [
+            row.src.bucket,
+            encode_key(row.src.key),
+            row.src.version_id or "",
+            TaskStatus.SUCCEEDED.value,
+            "",
+            "",
+            row.error_message or "",
+        ]
     ok = row.status is TaskStatus.SUCCEEDED
     return [
         row.src.bucket,

@@ -113,6 +113,8 @@ class Scheduler:
         self.make_worker = make_worker
         self.observer = observer
         self.current: Worker | None = None
+        # jobs given up in this process (failure threshold): not run again
+        self.given_up: set[str] = set()
         self._stop = asyncio.Event()
         self.stops_requested = 0
 
@@ -150,6 +152,8 @@ class Scheduler:
                 counts = await worker.run()
             finally:
                 self.current = None
+            if worker.failed is not None:
+                self.given_up.add(choice.job.id)
             outcome.jobs.append((choice.job.id, counts))
         outcome.stopped = self._stop.is_set()
         return outcome
@@ -168,6 +172,8 @@ class Scheduler:
             jobs = self.repo.runnable_jobs()
         out = []
         for job in jobs:
+            if job.id in self.given_up:
+                continue  # failed here: a person fixes the cause, then resumes
             pending = self.repo.has_pending(job.id)
             unfinished = pending or self.repo.has_unfinished(job.id)
             if (

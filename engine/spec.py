@@ -29,6 +29,9 @@ class CopyOptions:
     preserve_acl: bool = False
     # check each copy after it is made (size, ETag or checksum, metadata, tags)
     verify: bool = False
+    # HEAD the destination first and skip the copy when it is already there
+    # (engine.copy.skip: never, same-etag, same-size, newer)
+    skip_existing: str = "never"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CopyOptions:

@@ -11,8 +11,9 @@ line option (``storage_class`` for ``--storage-class``); see
 
     [client]   endpoint_url, region, profile, addressing_style,
                signature_version, content_md5
-    [copy]     stat_source, multipart_threshold, part_size, match_source_parts,
-               preserve_tags, preserve_object_lock, preserve (["acl"]), verify
+    [copy]     stat_source, skip_existing, multipart_threshold, part_size,
+               match_source_parts, preserve_tags, preserve_object_lock,
+               preserve (["acl"]), verify
     [object]   acl, grant_*, metadata_directive, metadata (a table), content
                headers, tagging_directive, tags (a table), storage_class, sse,
                sse_kms_key_id, sse_kms_encryption_context (a table),
@@ -45,6 +46,7 @@ CLIENT = (
 )
 COPY = (
     "stat_source",
+    "skip_existing",
     "multipart_threshold",
     "part_size",
     "match_source_parts",

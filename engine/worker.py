@@ -52,6 +52,7 @@ from engine.retry import RetryPolicy
 from engine.s3.client import ClientSettings
 from engine.spec import JobSpec
 from engine.store.repo import JobRecord, Repository, WorkerRecord, WorkerState
+from engine.threshold import FailureGuard, FailurePolicy
 
 T = TypeVar("T")
 
@@ -96,6 +97,8 @@ class RunSettings:
     # process goes away (a rolling update, a scale-down): the job stays
     # ``running`` for the other and next workers
     stop_marks_job: bool = True
+    # when to give up on the job (engine.threshold)
+    failure: FailurePolicy = field(default_factory=FailurePolicy)
 
     @property
     def heartbeat_every(self) -> float:
@@ -181,6 +184,10 @@ class Worker:
         self.stops_requested = 0
         self.paused = False
         self.cancelled = False
+        # why the job was given up (this run's failure threshold, or another
+        # worker's: the job's status turned ``failed``)
+        self.failed: str | None = None
+        self._guard = FailureGuard(run.failure)
         self._uploads: dict[int, Upload | None] = {}  # None: ended this run
         self.requests = Requests()  # the job's, once its client is open
         # every version of each key, oldest first: claims go round by round
@@ -258,7 +265,7 @@ class Worker:
                 self.spec,
                 self.client_settings,
                 copy_bucket=job.dst_bucket,
-                head_buckets=tuple(self.spec.source_buckets),
+                head_buckets=(*self.spec.source_buckets, job.dst_bucket),
             ) as (client, requests):
                 self.requests = requests
                 if self.on_client is not None:
@@ -285,7 +292,17 @@ class Worker:
             await self._call(self.repo.stop_worker, self.worker_id)
         counts = await self._call(self.repo.counts, job.id)
         stopped = self._stop.is_set() and counts.remaining > 0 and not self.cancelled
-        if counts.remaining == 0:
+        if self.failed is not None and counts.remaining > 0:
+            await self._call(
+                partial(
+                    self.repo.set_job_status,
+                    job.id,
+                    JobStatus.FAILED,
+                    self.failed,
+                    only_from=(JobStatus.RUNNING, JobStatus.SUBMITTED),
+                )
+            )
+        elif counts.remaining == 0:
             await self._call(
                 partial(
                     self.repo.set_job_status,
@@ -435,6 +452,10 @@ class Worker:
                 self._stop.set()
                 self._hold.set()
                 return
+            if status is JobStatus.FAILED and self.failed is None:
+                record = await self._call(self.repo.get_job, self.job.id)
+                self._give_up(record.message or "the job was marked failed")
+                return
             if status is JobStatus.PAUSED and not self.paused:
                 self.paused = True
                 self._hold.set()
@@ -520,6 +541,19 @@ class Worker:
             if len(self._results) >= self.run_settings.flush_max:
                 self._flush_now.set()
             self.observer(events.TaskFinished(task, result))
+            reason = self._guard.observe(
+                result.status, result.error_code, result.http_status
+            )
+            if reason is not None and self.failed is None:
+                self._give_up(reason)
+
+    def _give_up(self, reason: str) -> None:
+        """Stop this run because the job fails: finish the copies in flight,
+        hand back the rest; the job is marked ``failed`` at the end."""
+        self.failed = reason
+        self.observer(events.JobFailing(self.job.id, reason, len(self._in_flight)))
+        self._stop.set()
+        self._hold.set()
 
     def _on_retry(self, task: Task, attempt: int, err: S3Error, delay: float) -> None:
         self.observer(events.TaskRetrying(task, attempt, err.code, err.message, delay))

@@ -166,4 +166,31 @@ def run_options(f: F) -> F:
         default=None,
         help="Progress bar (default: on a terminal).",
     )(f)
+    f = click.option(
+        "--fail-after",
+        type=click.IntRange(0),
+        default=1000,
+        show_default=True,
+        metavar="N",
+        help="Give up on the job (status failed) once N tasks finished in this "
+        "run and more than --fail-ratio of them failed; 0: never.",
+    )(f)
+    f = click.option(
+        "--fail-ratio",
+        type=click.FloatRange(0, 100),
+        default=50.0,
+        show_default=True,
+        metavar="PERCENT",
+        help="See --fail-after.",
+    )(f)
+    f = click.option(
+        "--fail-burst",
+        type=click.IntRange(0),
+        default=100,
+        show_default=True,
+        metavar="N",
+        help="Give up on the job when N tasks in a row fail with the same "
+        "permanent error (AccessDenied, a KMS error, ...); 0: never. Fix the "
+        "cause, then `bulkcopy resume JOB_ID` carries on.",
+    )(f)
     return f

@@ -20,6 +20,7 @@ from engine.s3.client import ClientSettings
 from engine.spec import JobSpec
 from engine.store.repo import JobRecord, Repository
 from engine.submit import finish_ingest
+from engine.threshold import FailurePolicy
 from engine.worker import RunSettings, Worker, stop_on_signals
 
 EXIT_OK = 0
@@ -62,11 +63,16 @@ def client_overrides(base: ClientSettings, **opts: Any) -> ClientSettings:
 
 
 def exit_code(counts: JobCounts) -> int:
-    """0 when every task succeeded, 130 when some never ran, 1 when some failed
-    or were skipped (not copied: a script must not take the job as done)."""
+    """0 when every task succeeded (or was skipped because the destination
+    already held it), 130 when some never ran, 1 when some failed or were
+    skipped for another reason (not copied: a script must not take the job
+    as done)."""
     if counts.remaining:
         return EXIT_INTERRUPTED
-    if counts.get(TaskStatus.FAILED) or counts.get(TaskStatus.SKIPPED):
+    if (
+        counts.get(TaskStatus.FAILED)
+        or counts.get(TaskStatus.SKIPPED) > counts.up_to_date
+    ):
         return EXIT_SOME_FAILED
     return EXIT_OK
 
@@ -118,6 +124,11 @@ def run_settings(opts: dict[str, Any], **more: Any) -> RunSettings:
         part_concurrency=opts["part_concurrency"],
         retry=RetryPolicy(max_attempts=opts["max_attempts"]),
         preflight=not opts["no_preflight"],
+        failure=FailurePolicy(
+            fail_after=opts.get("fail_after", 1000),
+            fail_ratio=opts.get("fail_ratio", 50.0) / 100,
+            burst=opts.get("fail_burst", 100),
+        ),
         **extra,
         **more,
     )
@@ -155,13 +166,23 @@ def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:
         )
     job = finish_submit(repo, job, opts)
 
+    workers: list[Worker] = []
+
     async def go() -> JobCounts:
         with Renderer(progress=opts.get("progress")) as renderer:
             worker = make_worker(repo, job, opts, renderer)
+            workers.append(worker)
             with stop_on_signals(worker):
                 return await worker.run()
 
     counts = loop.run(go())
+    if workers and workers[0].failed is not None:
+        click.echo(
+            f"job {job.id} failed: {workers[0].failed}; {counts.remaining} tasks "
+            f"not run. Fix the cause, then: bulkcopy resume {job.id}",
+            err=True,
+        )
+        return EXIT_SOME_FAILED
     code = exit_code(counts)
     if code == EXIT_INTERRUPTED:
         click.echo(

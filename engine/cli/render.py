@@ -153,6 +153,15 @@ class Renderer:
                     "in flight, then leaving",
                     in_flight=n,
                 )
+            case events.JobFailing(job_id=job_id, reason=reason, in_flight=n):
+                log.error(
+                    "job_failing",
+                    job_id=job_id,
+                    reason=reason,
+                    detail="giving up on the job: finishing requests in flight, "
+                    f"then leaving; fix the cause, then: bulkcopy resume {job_id}",
+                    in_flight=n,
+                )
             case events.TasksTakenBack(job_id=job_id, tasks=n):
                 log.warning(
                     "tasks_taken_back",

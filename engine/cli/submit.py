@@ -31,6 +31,7 @@ from engine.cli.estimate import print_estimate
 from engine.cli.object_options import given_object_options, object_options
 from engine.copy.keys import KeyMapping, check_template
 from engine.copy.plan import MAX_COPY_OBJECT, MAX_PART_SIZE, MIN_PART_SIZE
+from engine.copy.skip import POLICIES
 from engine.errors import UsageError
 from engine.manifest.filters import Filters
 from engine.manifest.sources import Source, detect_kind
@@ -210,6 +211,17 @@ def submit_options(f: Any) -> Any:
             "to the ETag seen (CopySourceIfMatch).",
         ),
         click.option(
+            "--skip-existing",
+            type=click.Choice(POLICIES),
+            default="never",
+            show_default=True,
+            help="HEAD the destination first and skip objects already there: "
+            "same-etag (same size and ETag; the size alone when ETags cannot be "
+            "compared: multipart, SSE-KMS, SSE-C), same-size, newer "
+            "(destination at least as new). Skipped objects are counted and "
+            "reported as skipped, DestinationExists; not a failure.",
+        ),
+        click.option(
             "--multipart-threshold",
             type=SIZE,
             default="5GiB",
@@ -277,6 +289,7 @@ def submit_options(f: Any) -> Any:
 
 COPY_FIELDS = (
     "stat_source",
+    "skip_existing",
     "multipart_threshold",
     "part_size",
     "match_source_parts",
@@ -313,6 +326,11 @@ def _copy_options(opts: dict[str, Any], file: dict[str, Any]) -> CopyOptions:
     part_size = values["part_size"]
     if part_size is not None and not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
         raise UsageError("--part-size must be between 5MiB and 5GiB")
+    if values["skip_existing"] not in POLICIES:
+        raise UsageError(
+            f"skip_existing: {values['skip_existing']!r} is not one of "
+            f"{', '.join(POLICIES)}"
+        )
     unknown = set(preserve) - {"acl"}
     if unknown:
         raise UsageError(f"--preserve: unknown property {sorted(unknown)[0]!r}")

@@ -133,7 +133,7 @@ def worker_cmd(**opts: Any) -> None:
     if job_ids:
         codes = [
             EXIT_SOME_FAILED
-            if repo.job_status(j) is JobStatus.CANCELLED
+            if repo.job_status(j) in (JobStatus.CANCELLED, JobStatus.FAILED)
             else exit_code(repo.counts(j))
             for j in job_ids
         ]

@@ -19,6 +19,7 @@ from engine.copy.plan import MAX_COPY_OBJECT, use_multipart
 from engine.copy.properties import grant_args, not_restored
 from engine.copy.request import Requests
 from engine.copy.single import copy_object, head_source, too_large
+from engine.copy.skip import EXISTS, skip_reason
 from engine.errors import S3Error
 from engine.manifest.rows import DELETE_MARKER
 from engine.models import ObjectRef, Task, TaskResult, TaskStatus
@@ -74,6 +75,32 @@ def _check_restored(head: dict[str, Any]) -> None:
         raise S3Error("ObjectArchived", why, None, Disposition.FATAL, "HeadObject")
 
 
+async def _skip_if_there(ctx: CopyContext, task: Task, head: dict[str, Any]) -> None:
+    """``--skip-existing``: HEAD the destination; raise the skip when it
+    already holds the object (:func:`engine.copy.skip.skip_reason`)."""
+    try:
+        dst = await invoke(
+            "HeadObject",
+            ctx.client.head_object,
+            Bucket=ctx.dst_bucket,
+            Key=task.dst_key,
+            **ctx.requests.destination(),
+        )
+    except S3Error as err:
+        if err.http_status != 404:
+            raise
+        return
+    why = skip_reason(ctx.options.skip_existing, head, dst)
+    if why is not None:
+        raise S3Error(
+            EXISTS,
+            f"{why} (--skip-existing {ctx.options.skip_existing})",
+            None,
+            Disposition.FATAL,
+            "HeadObject",
+        )
+
+
 async def _delete_marker(ctx: CopyContext, task: Task) -> Copied:
     """Recreate a source delete marker: DeleteObject on the destination key
     (a versioned destination gets a delete marker of its own)."""
@@ -104,16 +131,20 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
     req = ctx.requests
     head: dict[str, Any] | None = None
     size = task.size
+    skip_policy = ctx.options.skip_existing
     if (
         ctx.options.stat_source
         or task.upload_id
         or use_multipart(size, threshold)
         or req.needs_head(overrides, in_place=in_place)
+        or skip_policy != "never"
     ):
         head = await head_source(ctx.client, task, req.head_source())
         size = int(head.get("ContentLength", 0))
         _check_conditions(ctx, head)
         _check_restored(head)
+    if head is not None and skip_policy != "never" and not in_place:
+        await _skip_if_there(ctx, task, head)
     if head is not None and use_multipart(size, threshold):
         return await _multipart(ctx, task, head)
     pinned = head.get("ETag") if head else None

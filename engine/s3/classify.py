@@ -91,7 +91,12 @@ FATAL_CODES = frozenset(
 # (InvalidObjectState is what S3 answers; ObjectNotInActiveTierError is the
 # name botocore's model gives it, and what some S3-compatible servers send)
 SKIP_CODES = frozenset(
-    {"InvalidObjectState", "ObjectNotInActiveTierError", "ObjectArchived"}
+    {
+        "InvalidObjectState",
+        "ObjectNotInActiveTierError",
+        "ObjectArchived",
+        "DestinationExists",  # --skip-existing (engine.copy.skip)
+    }
 )
 
 

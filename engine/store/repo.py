@@ -23,6 +23,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from engine.copy.skip import EXISTS
 from engine.errors import DatabaseError, JobNotFound, ManifestError, UsageError
 from engine.models import (
     JobCounts,
@@ -1410,11 +1411,23 @@ class Repository:
                     tasks.c.status == TaskStatus.SUCCEEDED.value,
                 )
             ).one()
+            up_to_date = 0
+            if by_status.get(TaskStatus.SKIPPED.value):
+                up_to_date = int(
+                    conn.execute(
+                        sa.select(sa.func.count()).where(
+                            tasks.c.job_id == job_id,
+                            tasks.c.status == TaskStatus.SKIPPED.value,
+                            tasks.c.error_code == EXISTS,
+                        )
+                    ).scalar_one()
+                )
         return JobCounts(
             by_status=by_status,
             bytes_done=int(done_bytes),
             first_started_at=first,
             last_finished_at=last,
+            up_to_date=up_to_date,
         )
 
     @reconnecting

@@ -172,6 +172,83 @@ def test_some_failed_tasks_exit_1_and_failed_only_report(
     ]
 
 
+def test_a_job_that_keeps_failing_is_given_up_and_resumed_after_the_fix(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
+) -> None:
+    """--fail-burst: the run stops with exit 1 and the reason, the job is
+    `failed` in `status`; `resume` after the fix copies the rest."""
+    cli = cli_for(moto)
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    keys = [f"k{i:02d}" for i in range(40)]
+    manifest = write_manifest(tmp_path / "m.csv", [(src, k, None) for k in keys])
+    res = cli(
+        "copy",
+        str(manifest),
+        "--to",
+        f"s3://{dst}",
+        "--no-stat-source",
+        "--concurrency",
+        "1",
+        "--fail-burst",
+        "5",
+    )
+    assert res.returncode == 1, res.stderr
+    job_id = json.loads(cli("jobs", "--json").stdout.splitlines()[0])["job_id"]
+    assert f"job {job_id} failed: 5 tasks in a row failed with NoSuchKey" in res.stderr
+    assert f"bulkcopy resume {job_id}" in res.stderr
+    assert "Traceback" not in res.stderr
+    status = json.loads(cli("status", job_id, "--json").stdout)
+    assert status["status"] == "failed"
+    assert status["counts"]["failed"] == 5
+
+    seed(moto, src, keys)
+    res = cli("resume", job_id)
+    assert res.returncode == 1, res.stderr  # the 5 recorded failures stay
+    status = json.loads(cli("status", job_id, "--json").stdout)
+    assert status["status"] == "complete"
+    assert status["counts"]["succeeded"] == 35
+    assert status["counts"]["failed"] == 5
+    assert status["counts"]["pending"] == 0
+
+
+def test_a_nightly_rerun_with_skip_existing_copies_only_what_changed(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli]
+) -> None:
+    """The README's incremental run: the same listing copied twice with
+    --skip-existing same-etag; the second run copies the one changed object,
+    skips the rest, and exits 0."""
+    cli = cli_for(moto)
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    keys = [f"data/f{i}.txt" for i in range(6)]
+    seed(moto, src, keys)
+    args = ("copy", "--from", f"s3://{src}/data/", "--to", f"s3://{dst}/")
+    first = cli(*args, "--skip-existing", "same-etag")
+    assert first.returncode == 0, first.stderr
+    moto.client().put_object(Bucket=src, Key="data/f0.txt", Body=b"changed!")
+
+    second = cli(*args, "--skip-existing", "same-etag")
+
+    assert second.returncode == 0, second.stderr
+    job_id = json.loads(cli("jobs", "--json").stdout.splitlines()[0])["job_id"]
+    status = json.loads(cli("status", job_id, "--json").stdout)
+    assert status["counts"]["succeeded"] == 1
+    assert status["counts"]["skipped"] == 5
+    body = moto.client().get_object(Bucket=dst, Key="data/f0.txt")["Body"].read()
+    assert body == b"changed!"
+    rep = cli("report", job_id, "--out", "out")
+    assert rep.returncode == 0, rep.stderr
+    # S3 Batch Operations' CSV knows no "skipped": the object is there
+    rows = _report_rows(cli.cwd / "out", job_id)
+    assert [r[3] for r in rows] == ["succeeded"] * 6
+    there = [r for r in rows if "destination exists with the same size" in r[6]]
+    assert len(there) == 5
+    jsonl = (cli.cwd / "out" / f"job-{job_id}" / "results.jsonl").read_text()
+    records = [json.loads(line) for line in jsonl.splitlines()]
+    skipped = [r for r in records if r["status"] == "skipped"]
+    assert len(skipped) == 5
+    assert {r["error_code"] for r in skipped} == {"DestinationExists"}
+
+
 def test_unknown_job_and_bad_destination_are_usage_errors(
     moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
 ) -> None:

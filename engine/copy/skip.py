@@ -1,0 +1,70 @@
+"""``--skip-existing``: whether the destination already holds the source's
+object, decided from the two HEADs.  Pure.
+
+* ``never``: always copy (the default);
+* ``same-etag``: skip when the destination has the source's size and ETag; the
+  size alone when ETags cannot be compared (either is a multipart ETag, ``-N``,
+  or the object is SSE-KMS or SSE-C encrypted: its ETag is no MD5 of the body);
+* ``same-size``: skip when the sizes are equal;
+* ``newer``: skip when the destination is at least as new as the source.
+
+A skipped object is recorded as ``skipped`` with :data:`EXISTS` and the
+reason: counted and reported, but not a failure (exit 0).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+POLICIES = ("never", "same-etag", "same-size", "newer")
+EXISTS = "DestinationExists"  # the error code a skipped task carries
+
+
+def comparable_etag(head: dict[str, Any]) -> str | None:
+    """The ETag if it is the MD5 of the body (single part, not KMS/SSE-C)."""
+    etag = str(head.get("ETag") or "")
+    if not etag or "-" in etag:
+        return None
+    if head.get("ServerSideEncryption") in ("aws:kms", "aws:kms:dsse"):
+        return None
+    if head.get("SSECustomerAlgorithm"):
+        return None
+    return etag
+
+
+def skip_reason(
+    policy: str, src: dict[str, Any], dst: dict[str, Any] | None
+) -> str | None:
+    """Why the copy is not needed, or ``None`` to copy (``dst`` is the
+    destination's HEAD, ``None`` when it does not exist)."""
+    if policy == "never" or dst is None:
+        return None
+    src_size, dst_size = src.get("ContentLength"), dst.get("ContentLength")
+    same_size = src_size is not None and src_size == dst_size
+    if policy == "same-size":
+        return (
+            f"destination exists with the same size ({dst_size} bytes)"
+            if same_size
+            else None
+        )
+    if policy == "same-etag":
+        if not same_size:
+            return None
+        a, b = comparable_etag(src), comparable_etag(dst)
+        if a is not None and b is not None:
+            return (
+                f"destination exists with the same size and ETag {b}"
+                if a == b
+                else None
+            )
+        return (
+            f"destination exists with the same size ({dst_size} bytes; "
+            "ETags not comparable)"
+        )
+    if policy == "newer":
+        s, d = src.get("LastModified"), dst.get("LastModified")
+        if isinstance(s, datetime) and isinstance(d, datetime) and d >= s:
+            return f"destination is as new or newer ({d.isoformat()})"
+        return None
+    raise ValueError(f"unknown --skip-existing policy {policy!r}")
