@@ -24,6 +24,7 @@ from engine.s3.client import ClientSettings
 from engine.spec import CopyOptions, JobSpec
 from engine.store.repo import JobRecord, Repository, WorkerState
 from engine.submit import submit
+from engine.threshold import FailurePolicy
 from engine.worker import RunSettings, Worker
 from tests.helpers import FAST_RETRY, write_manifest
 
@@ -316,3 +317,39 @@ def test_a_worker_that_lost_its_lease_cannot_record(
     }
     ghost = next(w for w in repo.workers_of(job) if w.id == "ghost")
     assert (ghost.tasks_done, ghost.bytes_done, ghost.stopped_at) == (0, 0, None)
+
+
+def test_a_job_given_up_by_one_worker_stops_every_worker(
+    db_url: str, fake: FakeS3, tmp_path: Path
+) -> None:
+    """One worker's failure threshold trips (a burst of NoSuchKey): it marks
+    the job failed; the other worker, whose own threshold never trips, sees
+    it and leaves too; what was not started stays pending for a resume."""
+    fake.seed_prefix("src", "obj/", 40, SIZE)
+    rows = [("src", f"obj/{i:06d}", None) for i in range(40)]
+    rows += [("src", f"gone/{i:06d}", None) for i in range(400)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    repo = Repository(db_url)
+    spec = JobSpec(client=fake_client(fake), copy=CopyOptions(stat_source=False))
+    job = submit(repo, str(manifest), Destination("dst"), spec)
+    repo.close()
+    crew = Crew(db_url, fake, job)
+    try:
+        strict = crew.worker(failure=FailurePolicy(fail_after=0, burst=5))
+        lenient = crew.worker(failure=FailurePolicy(fail_after=0, burst=0))
+
+        run_all([strict, lenient])
+
+        assert (
+            strict.failed == "5 tasks in a row failed with NoSuchKey (--fail-burst 5)"
+        )
+        assert lenient.failed == strict.failed  # read from the job
+        record = crew.repo.get_job(job.id)
+        assert record.status is JobStatus.FAILED
+        assert record.message == strict.failed
+        status = crew.by_status()
+        assert status.get("pending", 0) > 200, status
+        assert status.get("running", 0) == 0, status
+        assert {w.state for w in crew.repo.workers_of(job.id)} == {WorkerState.STOPPED}
+    finally:
+        crew.close()
