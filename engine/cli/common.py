@@ -157,6 +157,15 @@ def make_worker(
     )
 
 
+def log_errors(repo: Repository, job_id: str, counts: JobCounts) -> None:
+    """The run's end: the failed and skipped tasks by error code, one line."""
+    if not (counts.get(TaskStatus.FAILED) or counts.get(TaskStatus.SKIPPED)):
+        return
+    from engine.cli.status import errors_by_code
+
+    log.warning("errors_by_code", job_id=job_id, **errors_by_code(repo, job_id))
+
+
 def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:
     """Run ``job`` in this process with the CLI's run options; return the exit code."""
     if job.status is JobStatus.CANCELLED:
@@ -176,6 +185,7 @@ def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:
                 return await worker.run()
 
     counts = loop.run(go())
+    log_errors(repo, job.id, counts)
     if workers and workers[0].failed is not None:
         click.echo(
             f"job {job.id} failed: {workers[0].failed}; {counts.remaining} tasks "

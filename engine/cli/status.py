@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,7 @@ import click
 from engine.cli.app import cli, db_option
 from engine.models import JobCounts, TaskStatus
 from engine.report import human_bytes
-from engine.store.repo import JobRecord, WorkerRecord
+from engine.store.repo import JobRecord, Repository, WorkerRecord
 from engine.worker import is_live
 
 
@@ -48,6 +49,7 @@ def status_dict(
     counts: JobCounts,
     now: float,
     found: list[WorkerRecord] | None = None,
+    errors: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
     """Everything ``status --json`` prints; rate and ETA from this run's pace."""
     rate = None
@@ -88,24 +90,80 @@ def status_dict(
         "ingest": job.ingest_state,
         "priority": job.priority,
         "workers": worker_dicts(found or [], now),
+        # error codes of the failed and skipped tasks: {"failed": {code: n}}
+        "errors": errors or {},
     }
 
 
-@cli.command("status", help="Counts by status, bytes, rate and ETA of job JOB_ID.")
+def errors_by_code(repo: Repository, job_id: str) -> dict[str, dict[str, int]]:
+    """The failed and skipped tasks' error codes, most frequent first."""
+    out = {}
+    for status in (TaskStatus.FAILED, TaskStatus.SKIPPED):
+        found = repo.error_counts(job_id, status=status)
+        if found:
+            out[status.value] = dict(found)
+    return out
+
+
+# a job in one of these may still change; --watch stops at any other
+_MOVING = ("ingesting", "submitted", "running", "paused")
+
+
+@cli.command(
+    "status",
+    help="Counts by status, bytes, rate and ETA of job JOB_ID, its live "
+    "workers, and the failed and skipped tasks by error code.",
+)
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
 @click.option(
     "--all-workers", is_flag=True, help="List stopped workers too, not only live ones."
 )
+@click.option(
+    "--watch",
+    "watch",
+    type=click.FloatRange(0.2),
+    default=None,
+    is_flag=False,
+    flag_value=2.0,
+    metavar="[SECONDS]",
+    help="Show it again every SECONDS (default 2) until the job is no longer "
+    "running or paused (Ctrl-C leaves). With --json: one line each time.",
+)
 @db_option
-def status_cmd(job_id: str, as_json: bool, all_workers: bool, db: str | None) -> None:
+def status_cmd(
+    job_id: str, as_json: bool, all_workers: bool, watch: float | None, db: str | None
+) -> None:
     from engine.cli.common import open_repo
 
     repo = open_repo(db)
     job = repo.get_job(job_id)
-    data = status_dict(job, repo.counts(job.id), time.time(), repo.workers_of(job.id))
+    while True:
+        job = repo.get_job(job.id)
+        data = status_dict(
+            job,
+            repo.counts(job.id),
+            time.time(),
+            repo.workers_of(job.id),
+            errors_by_code(repo, job.id),
+        )
+        if watch is not None and not as_json and sys.stdout.isatty():
+            click.clear()
+        _show(data, job, as_json, all_workers)
+        if watch is None or data["status"] not in _MOVING:
+            return
+        try:
+            time.sleep(watch)
+        except KeyboardInterrupt:
+            return
+
+
+def _show(
+    data: dict[str, Any], job: JobRecord, as_json: bool, all_workers: bool
+) -> None:
     if as_json:
-        click.echo(json.dumps(data))
+        click.echo(json.dumps(data), nl=True)
+        sys.stdout.flush()
         return
     click.echo(f"job        {data['job_id']}  ({data['status']})")
     if data["message"]:
@@ -146,6 +204,10 @@ def status_cmd(job_id: str, as_json: bool, all_workers: bool, db: str | None) ->
             f"{human_bytes(w['bytes_done'])}  "
             f"heartbeat {w['heartbeat_age_seconds']:g}s ago"
         )
+    for status, codes in data["errors"].items():
+        click.echo(f"{status} by error code")
+        for code, n in codes.items():
+            click.echo(f"  {code or '(none)':<28} {n:>10,}")
 
 
 @cli.command("jobs", help="List jobs, newest first.")

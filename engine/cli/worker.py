@@ -15,6 +15,7 @@ from engine.cli.common import (
     EXIT_SOME_FAILED,
     exit_code,
     log,
+    log_errors,
     make_worker,
     open_repo,
     setup,
@@ -131,6 +132,8 @@ def worker_cmd(**opts: Any) -> None:
     if outcome.stopped:
         raise SystemExit(EXIT_INTERRUPTED)
     if job_ids:
+        for j in job_ids:
+            log_errors(repo, j, repo.counts(j))
         codes = [
             EXIT_SOME_FAILED
             if repo.job_status(j) in (JobStatus.CANCELLED, JobStatus.FAILED)

@@ -1431,14 +1431,19 @@ class Repository:
         )
 
     @reconnecting
-    def error_counts(self, job_id: str, limit: int = 10) -> list[tuple[str, int]]:
-        """The most frequent error codes among failed tasks."""
+    def error_counts(
+        self,
+        job_id: str,
+        limit: int = 10,
+        status: TaskStatus = TaskStatus.FAILED,
+    ) -> list[tuple[str, int]]:
+        """The most frequent error codes among failed (or ``status``) tasks."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(tasks.c.error_code, sa.func.count().label("n"))
                 .where(
                     tasks.c.job_id == job_id,
-                    tasks.c.status == TaskStatus.FAILED.value,
+                    tasks.c.status == status.value,
                 )
                 .group_by(tasks.c.error_code)
                 .order_by(sa.text("n DESC"))

@@ -163,6 +163,22 @@ def test_some_failed_tasks_exit_1_and_failed_only_report(
     res = cli("copy", str(manifest), "--to", f"s3://{dst}")
     assert res.returncode == 1, res.stderr
     job_id = json.loads(cli("jobs", "--json").stdout.splitlines()[0])["job_id"]
+    # the run ends with the failures by error code; status shows them too
+    ends = [
+        json.loads(line)
+        for line in res.stderr.splitlines()
+        if '"errors_by_code"' in line
+    ]
+    assert [e["failed"] for e in ends] == [{"NoSuchKey": 1}]
+    status = json.loads(cli("status", job_id, "--json").stdout)
+    assert status["errors"] == {"failed": {"NoSuchKey": 1}}
+    text = cli("status", job_id).stdout
+    assert "failed by error code" in text
+    assert "NoSuchKey" in text
+    # --watch on a finished job: shown once, then it returns
+    watched = cli("status", job_id, "--json", "--watch", "0.2", timeout=30)
+    assert watched.returncode == 0
+    assert len(watched.stdout.splitlines()) == 1
 
     rep = cli("report", job_id, "--out", "out", "--failed-only")
     assert rep.returncode == 0
