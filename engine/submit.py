@@ -369,10 +369,15 @@ def _in_child(
         while True:
             kind = message[0]
             if kind == "batch":
-                # what the child has already sent goes in one transaction
+                # what the child has already sent goes in one transaction (a
+                # batch whose rows were all filtered out is committed alone:
+                # commit points do not depend on the pipe's timing)
                 rows, after = message[1], message[2]
                 message = None
-                while len(rows.plain) + len(rows.full) < COMMIT_ROWS and receive.poll():
+                while (
+                    0 < len(rows.plain) + len(rows.full) < COMMIT_ROWS
+                    and receive.poll()
+                ):
                     message = next_message()
                     if message[0] != "batch" or not _joinable(rows, message[1]):
                         break

@@ -42,7 +42,7 @@ from typing import Any, Protocol, TypeVar
 
 from engine import events
 from engine.copy.execute import CopyContext, Interrupted, abandon, execute
-from engine.copy.multipart import Upload
+from engine.copy.multipart import CREATING, Upload
 from engine.copy.request import Requests
 from engine.errors import JobCannotStart, S3Error
 from engine.jobclient import open_job_client
@@ -476,6 +476,16 @@ class Worker:
         if task.upload_id and task.src_etag is not None and task.part_size:
             return Upload(task.upload_id, task.src_etag, task.part_size)
         return None
+
+    async def creating(self, task: Task) -> None:
+        await self._call(
+            self.repo.upload_started,
+            task.id,
+            self.worker_id,
+            f"{CREATING}{time.time():.0f}",
+            "",
+            0,
+        )
 
     async def started(self, task: Task, upload: Upload) -> None:
         await self._call(

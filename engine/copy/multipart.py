@@ -44,10 +44,22 @@ class Upload:
     part_size: int
 
 
+# a task's recorded upload id while its CreateMultipartUpload is in flight: a
+# process killed in that window leaves an upload the job table does not know,
+# which the next attempt finds by the destination key and aborts
+CREATING = "creating:"
+
+
+def interrupted_create(task: Task) -> bool:
+    """Whether an earlier run may have created an upload it never recorded."""
+    return bool(task.upload_id and task.upload_id.startswith(CREATING))
+
+
 class PartLog(Protocol):
     """Where a multipart copy records its upload and parts (the job table)."""
 
     def current(self, task: Task) -> Upload | None: ...
+    async def creating(self, task: Task) -> None: ...
     async def started(self, task: Task, upload: Upload) -> None: ...
     async def part_done(self, task: Task, upload: Upload, part: PartRecord) -> None: ...
     async def recorded(self, task: Task, upload: Upload) -> list[PartRecord]: ...
@@ -171,7 +183,34 @@ class MultipartCopy:
                 recorded = await self.log.recorded(self.task, upload)
                 done = {p.number: p for p in recorded if listed.get(p.number) == p.etag}
                 return upload, done
+        if interrupted_create(self.task):
+            await self._abort_strays()
         return await self._start(layout[0].size if layout else None), {}
+
+    async def _abort_strays(self) -> None:
+        """Abort the uploads to this task's destination key that an earlier
+        run created but was killed before recording (see :data:`CREATING`);
+        an upload of the same key by someone else in the meantime goes too:
+        this copy would overwrite what it writes anyway."""
+        key = self.dst["Key"]
+        listed = await invoke(
+            "ListMultipartUploads",
+            self.client.list_multipart_uploads,
+            Bucket=self.dst["Bucket"],
+            Prefix=key,
+            **self.requests.destination(),
+        )
+        for stray in listed.get("Uploads", []):
+            if stray.get("Key") != key:
+                continue
+            with contextlib.suppress(S3Error):
+                await invoke(
+                    "AbortMultipartUpload",
+                    self.client.abort_multipart_upload,
+                    **self.dst,
+                    UploadId=stray["UploadId"],
+                    **self.requests.destination(),
+                )
 
     async def _start(self, part_size: int | None) -> Upload:
         overrides = self.task.overrides or {}
@@ -187,6 +226,7 @@ class MultipartCopy:
             overrides,
             object_lock=self.settings.preserve_object_lock,
         )
+        await self.log.creating(self.task)
         resp = await invoke(
             "CreateMultipartUpload",
             self.client.create_multipart_upload,

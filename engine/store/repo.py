@@ -23,6 +23,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from engine.copy.multipart import CREATING
 from engine.copy.skip import EXISTS
 from engine.errors import DatabaseError, JobNotFound, ManifestError, UsageError
 from engine.models import (
@@ -1339,7 +1340,11 @@ class Repository:
                 ).where(tasks.c.job_id == job_id, tasks.c.upload_id.is_not(None))
             ).fetchall()
         prefix = self._prefix(job_id)
-        return [(r[0], _dst_key(r[1], prefix, r[2]), r[3]) for r in rows]
+        return [
+            (r[0], _dst_key(r[1], prefix, r[2]), r[3])
+            for r in rows
+            if not r[3].startswith(CREATING)
+        ]
 
     @reconnecting
     def fail_succeeded(self, failures: list[tuple[int, str, str]]) -> int:

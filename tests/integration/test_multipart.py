@@ -195,6 +195,33 @@ def test_resume_after_the_upload_vanished_starts_over(
     assert get_body(moto, dst, "huge.bin") == body
 
 
+def test_an_upload_created_but_never_recorded_is_aborted_on_resume(
+    moto: S3Server, tmp_path: Path
+) -> None:
+    """A process killed between CreateMultipartUpload and recording its id
+    leaves an upload the job table does not know (the task says only that a
+    create was under way): the next run aborts it, copies, and leaves no
+    upload open."""
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    body = _big(moto, src, "huge.bin")
+    manifest = write_manifest(tmp_path / "m.csv", [(src, "huge.bin", None)])
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    job = submit_job(repo, manifest, moto, f"s3://{dst}", **MP)
+    # what the killed run left: an upload on the server, a marker in the table
+    stray = moto.client().create_multipart_upload(Bucket=dst, Key="huge.bin")
+    [task] = repo.claim(job.id, "killed-worker", 1, lease_until=0.0)
+    assert repo.upload_started(task.id, "killed-worker", "creating:1", "", 0)
+    assert repo.open_uploads(job.id) == []  # not an upload to report or clean
+
+    run_job(repo, repo.get_job(job.id), moto)
+
+    [row] = list(repo.iter_results(job.id))
+    assert row.status is TaskStatus.SUCCEEDED
+    assert row.method == "multipart"
+    assert get_body(moto, dst, "huge.bin") == body
+    assert _open_uploads(moto, dst) == [], stray["UploadId"]
+
+
 def test_source_changed_between_runs_fails_with_precondition(
     moto: S3Server, tmp_path: Path
 ) -> None:

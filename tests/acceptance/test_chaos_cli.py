@@ -1,0 +1,99 @@
+"""Chaos: `bulkcopy run` killed with -9 at random moments, several times per
+job, and resumed until done, against a real S3 server process (moto).
+
+Whatever the moments, the end is the same: every object copied exactly as
+the source, each manifest row reported exactly once, no multipart upload
+left open, and the job's figures add up."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import unquote_plus
+
+import pytest
+
+from tests.acceptance.conftest import Cli
+from tests.acceptance.test_cli import _report_rows
+from tests.helpers import seed, write_manifest
+from tests.servers import S3Server
+
+pytestmark = pytest.mark.integration
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize("seed_value", [7, 2026])
+def test_kill_9_at_random_moments_then_resume_until_done(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path, seed_value: int
+) -> None:
+    rng = random.Random(seed_value)
+    cli = cli_for(moto)
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    small = [f"small/{i:04d}" for i in range(600)]
+    bodies = seed(moto, src, small)
+    c = moto.client()
+    big = {f"big/{i}": bytes([65 + i]) * (11 * MIB + i) for i in range(3)}
+    for key, body in big.items():
+        c.put_object(Bucket=src, Key=key, Body=body)
+    bodies.update(big)
+    keys = list(bodies)
+    rng.shuffle(keys)
+    manifest = write_manifest(tmp_path / "m.csv", [(src, k, None) for k in keys])
+    sub = cli(
+        "submit",
+        str(manifest),
+        "--to",
+        f"s3://{dst}/c/",
+        "--multipart-threshold",
+        "5MiB",
+        "--part-size",
+        "5MiB",
+    )
+    assert sub.returncode == 0, sub.stderr
+    job_id = sub.stdout.strip()
+
+    kills = 0
+    for _round in range(40):
+        proc = cli.popen("run", job_id, "--concurrency", "8", "--part-concurrency", "4")
+        # after start-up (about 1 s), 0-1.2 s of copying at moto's pace
+        deadline = time.monotonic() + rng.uniform(1.0, 2.2)
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+            kills += 1
+            continue
+        _out, err = proc.communicate()
+        assert proc.returncode == 0, err
+        break
+    else:
+        pytest.fail("the job did not finish in 40 runs")
+    assert kills >= 2, "the job finished before it was killed twice: make it longer"
+
+    # every object copied exactly as the source
+    for key, body in bodies.items():
+        got = c.get_object(Bucket=dst, Key=f"c/{key}")["Body"].read()
+        assert got == body, key
+    listed = c.list_objects_v2(Bucket=dst, Prefix="c/", MaxKeys=1000)
+    assert listed["KeyCount"] == len(bodies)
+    # no multipart upload left open
+    uploads = c.list_multipart_uploads(Bucket=dst).get("Uploads", [])
+    assert uploads == [], [u["Key"] for u in uploads]
+    # each row reported exactly once
+    rep = cli("report", job_id, "--out", "out")
+    assert rep.returncode == 0, rep.stderr
+    rows = _report_rows(cli.cwd / "out", job_id)
+    assert sorted(unquote_plus(r[1]) for r in rows) == sorted(keys)
+    assert {r[3] for r in rows} == {"succeeded"}
+    # the figures add up
+    status = json.loads(cli("status", job_id, "--json").stdout)
+    assert status["status"] == "complete"
+    assert status["counts"]["succeeded"] == len(bodies)
+    assert status["tasks"] == len(bodies)
+    assert status["bytes"] == sum(len(b) for b in bodies.values())
