@@ -167,6 +167,22 @@ def run_options(f: F) -> F:
         help="Progress bar (default: on a terminal).",
     )(f)
     f = click.option(
+        "--metrics-port",
+        type=click.IntRange(1, 65535),
+        default=None,
+        metavar="PORT",
+        help="Serve Prometheus metrics on http://0.0.0.0:PORT/metrics while "
+        "running (tasks, bytes, retries, throttles, errors by code, durations).",
+    )(f)
+    f = click.option(
+        "--metrics-textfile",
+        type=click.Path(dir_okay=False),
+        default=None,
+        metavar="PATH",
+        help="Write the same metrics to PATH (node exporter's textfile "
+        "collector) every 10 s and at the end: for cron jobs and short runs.",
+    )(f)
+    f = click.option(
         "--fail-after",
         type=click.IntRange(0),
         default=1000,

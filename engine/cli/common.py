@@ -157,6 +157,44 @@ def make_worker(
     )
 
 
+class MetricsSink:
+    """``--metrics-port`` / ``--metrics-textfile``: the run's events also go
+    to Prometheus metrics (:mod:`engine.metrics`), served or written."""
+
+    EVERY = 10.0  # seconds between textfile writes
+
+    def __init__(self, opts: dict[str, Any], observer: Any) -> None:
+        self.observer = observer
+        self.metrics: Any = None  # engine.metrics.Metrics
+        self.textfile = opts.get("metrics_textfile")
+        self._written = 0.0
+        port = opts.get("metrics_port")
+        if port is None and self.textfile is None:
+            return
+        from engine.metrics import Metrics  # prometheus_client, only when asked
+
+        self.metrics = Metrics(concurrency=opts.get("concurrency", 0))
+        if port is not None:
+            try:
+                self.metrics.serve(port)
+            except OSError as exc:
+                raise UsageError(f"--metrics-port {port}: {exc.strerror}") from None
+            log.info("metrics_serving", url=f"http://0.0.0.0:{port}/metrics")
+
+    def __call__(self, event: Any) -> None:
+        self.observer(event)
+        if self.metrics is None:
+            return
+        self.metrics(event)
+        if self.textfile and time.monotonic() - self._written >= self.EVERY:
+            self.write()
+
+    def write(self) -> None:
+        if self.metrics is not None and self.textfile:
+            self.metrics.write(self.textfile)
+            self._written = time.monotonic()
+
+
 def log_errors(repo: Repository, job_id: str, counts: JobCounts) -> None:
     """The run's end: the failed and skipped tasks by error code, one line."""
     if not (counts.get(TaskStatus.FAILED) or counts.get(TaskStatus.SKIPPED)):
@@ -177,14 +215,22 @@ def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:
 
     workers: list[Worker] = []
 
+    sinks: list[MetricsSink] = []
+
     async def go() -> JobCounts:
         with Renderer(progress=opts.get("progress")) as renderer:
-            worker = make_worker(repo, job, opts, renderer)
+            sink = MetricsSink(opts, renderer)
+            sinks.append(sink)
+            worker = make_worker(repo, job, opts, sink)
             workers.append(worker)
             with stop_on_signals(worker):
                 return await worker.run()
 
-    counts = loop.run(go())
+    try:
+        counts = loop.run(go())
+    finally:
+        for sink in sinks:
+            sink.write()
     log_errors(repo, job.id, counts)
     if workers and workers[0].failed is not None:
         click.echo(

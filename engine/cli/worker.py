@@ -13,6 +13,7 @@ from engine.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_FAILED,
+    MetricsSink,
     exit_code,
     log,
     log_errors,
@@ -109,21 +110,29 @@ def worker_cmd(**opts: Any) -> None:
         poll=opts["poll"],
     )
 
+    sinks: list[MetricsSink] = []
+
     async def go() -> Outcome:
         with Renderer(progress=opts["progress"]) as renderer:
+            sink = MetricsSink(opts, renderer)
+            sinks.append(sink)
 
             def new_worker(
                 job: JobRecord, other_work: Callable[[str], bool] | None
             ) -> Worker:
                 return make_worker(
-                    repo, job, opts, renderer, other_work, stop_marks_job=False
+                    repo, job, opts, sink, other_work, stop_marks_job=False
                 )
 
             scheduler = Scheduler(repo, plan, new_worker, renderer)
             with stop_on_signals(scheduler):
                 return await scheduler.run()
 
-    outcome = loop.run(go())
+    try:
+        outcome = loop.run(go())
+    finally:
+        for sink in sinks:
+            sink.write()
     log.info(
         "worker_finished",
         jobs=[job_id for job_id, _ in outcome.jobs],

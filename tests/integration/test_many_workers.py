@@ -29,6 +29,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -778,3 +779,49 @@ def test_worker_takes_the_higher_priority_job_first(
     assert cli.status(high)["status"] == "complete"
     assert cli.status(low)["status"] == "complete"
     assert_copied_once(s3, 600)
+
+
+def test_a_worker_serves_prometheus_metrics_and_writes_a_textfile(
+    cli: Cli, start_fakes3: Callable[..., FakeS3], tmp_path: Path
+) -> None:
+    """``--metrics-port``: while a worker copies, its /metrics counts the
+    tasks done so far; ``--metrics-textfile`` holds every copy at its end."""
+    from tests.servers import free_port
+
+    n = 200
+    # 4 in flight at 50 ms: about 80 copies/s, so the job lasts a while
+    s3 = start_fakes3(f"src/k/:{n}:1KiB", latency_ms=50)
+    port, textfile = free_port(), tmp_path / "bulkcopy.prom"
+    job = cli.submit(s3, "s3://src/k/", "s3://dst/")
+    worker = cli.worker(
+        "--job",
+        job,
+        "--concurrency",
+        "4",
+        "--metrics-port",
+        str(port),
+        "--metrics-textfile",
+        str(textfile),
+    )
+    succeeded = re.compile(
+        rf'^bulkcopy_tasks_total{{job="{job}",status="succeeded"}} (\d+)\.0$', re.M
+    )
+
+    def copied_so_far() -> int:
+        try:
+            url = f"http://127.0.0.1:{port}/metrics"
+            with urllib.request.urlopen(url, timeout=2) as r:
+                found = succeeded.search(r.read().decode())
+        except OSError:
+            return -1
+        return int(found.group(1)) if found else -1
+
+    wait_for("the worker's /metrics to count copies", lambda: copied_so_far() > 0)
+    midway = copied_so_far()
+    assert 0 < midway < n, midway
+    assert worker.wait() == 0
+    text = textfile.read_text()
+    found = succeeded.search(text)
+    assert found is not None, text
+    assert int(found.group(1)) == n
+    assert f'bulkcopy_job_tasks{{job="{job}",status="succeeded"}} {n}.0' in text
