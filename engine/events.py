@@ -76,6 +76,16 @@ class JobCancelled:
 
 
 @dataclass(frozen=True, slots=True)
+class ConcurrencyChanged:
+    """The adaptive limit of requests in flight moved (``why``: throttled or
+    recovering)."""
+
+    job_id: str
+    limit: int
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class JobFailing:
     """The failure threshold (or another worker) gave up on the job: this
     worker finishes ``in_flight`` copies, hands back the rest and leaves."""
@@ -109,6 +119,7 @@ class RunFinished:
 
 Event = (
     RunStarted
+    | ConcurrencyChanged
     | JobFailing
     | PreflightWarning
     | TaskRetrying

@@ -11,7 +11,7 @@ for cron jobs and other short runs.
     bulkcopy_throttles_total{job}           of those, throttling (SlowDown, 503)
     bulkcopy_errors_total{job,status,code}  failed and skipped tasks by code
     bulkcopy_task_duration_seconds{job}     first attempt to result (histogram)
-    bulkcopy_concurrency{job}               the copies allowed in flight
+    bulkcopy_concurrency{job}               requests allowed in flight (adaptive)
     bulkcopy_job_tasks{job,status}          the job's tasks (all workers) by
                                             status, at run start and end
 """
@@ -123,6 +123,8 @@ class Metrics:
                 self.duration.labels(job).observe(
                     max(0.0, result.finished_at - result.started_at)
                 )
+            case events.ConcurrencyChanged(job_id=job, limit=limit):
+                self.concurrency.labels(job).set(limit)
             case events.RunFinished(job_id=job, counts=counts):
                 self._job_counts(job, counts)
             case _:

@@ -45,6 +45,8 @@ from engine.copy.execute import CopyContext, Interrupted, abandon, execute
 from engine.copy.multipart import CREATING, Upload
 from engine.copy.request import Requests
 from engine.errors import JobCannotStart, S3Error
+from engine.governor import CURRENT as GOVERNOR
+from engine.governor import Governor
 from engine.jobclient import open_job_client
 from engine.models import JobCounts, JobStatus, PartRecord, Task, TaskResult, TaskStatus
 from engine.preflight import check_destination, check_sources
@@ -99,6 +101,10 @@ class RunSettings:
     stop_marks_job: bool = True
     # when to give up on the job (engine.threshold)
     failure: FailurePolicy = field(default_factory=FailurePolicy)
+    # adaptive concurrency: the fewest requests in flight it may go down to
+    # (engine.governor); = concurrency: fixed
+    min_concurrency: int = 1
+    max_rps: float | None = None  # requests started per second, at most
 
     @property
     def heartbeat_every(self) -> float:
@@ -188,6 +194,7 @@ class Worker:
         # worker's: the job's status turned ``failed``)
         self.failed: str | None = None
         self._guard = FailureGuard(run.failure)
+        self.governor: Governor | None = None  # while copying
         self._uploads: dict[int, Upload | None] = {}  # None: ended this run
         self.requests = Requests()  # the job's, once its client is open
         # every version of each key, oldest first: claims go round by round
@@ -359,6 +366,14 @@ class Worker:
     async def _pool(self, client: Any) -> None:
         n = self.run_settings.concurrency
         self._part_slots = asyncio.Semaphore(self.run_settings.part_concurrency)
+        self.governor = Governor(
+            n,
+            self.run_settings.min_concurrency,
+            self.run_settings.max_rps,
+            on_change=self._concurrency_changed,
+        )
+        # every S3 call of the copiers takes a slot (tasks inherit the context)
+        token = GOVERNOR.set(self.governor)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._feeder(n))
@@ -376,6 +391,8 @@ class Worker:
         except BaseExceptionGroup as group:
             # one failure (a database error, say) ends the run; show it, not the group
             raise group.exceptions[0] from group
+        finally:
+            GOVERNOR.reset(token)
         await self._call(self.repo.release, self.worker_id, self._unstarted)
         self._unstarted = []
 
@@ -556,6 +573,9 @@ class Worker:
             )
             if reason is not None and self.failed is None:
                 self._give_up(reason)
+
+    def _concurrency_changed(self, limit: int, why: str) -> None:
+        self.observer(events.ConcurrencyChanged(self.job.id, limit, why))
 
     def _give_up(self, reason: str) -> None:
         """Stop this run because the job fails: finish the copies in flight,

@@ -167,6 +167,23 @@ def run_options(f: F) -> F:
         help="Progress bar (default: on a terminal).",
     )(f)
     f = click.option(
+        "--min-concurrency",
+        type=click.IntRange(1, 4096),
+        default=1,
+        show_default=True,
+        metavar="N",
+        help="Adaptive concurrency: when S3 throttles (SlowDown, 503), the "
+        "requests in flight halve, down to N, and climb back one at a time "
+        "while requests succeed, up to --concurrency. N = --concurrency: fixed.",
+    )(f)
+    f = click.option(
+        "--max-rps",
+        type=click.FloatRange(0.1, None),
+        default=None,
+        metavar="N",
+        help="Start at most N S3 requests a second (all kinds, this process).",
+    )(f)
+    f = click.option(
         "--metrics-port",
         type=click.IntRange(1, 65535),
         default=None,

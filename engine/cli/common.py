@@ -124,6 +124,8 @@ def run_settings(opts: dict[str, Any], **more: Any) -> RunSettings:
         part_concurrency=opts["part_concurrency"],
         retry=RetryPolicy(max_attempts=opts["max_attempts"]),
         preflight=not opts["no_preflight"],
+        min_concurrency=min(opts.get("min_concurrency") or 1, opts["concurrency"]),
+        max_rps=opts.get("max_rps"),
         failure=FailurePolicy(
             fail_after=opts.get("fail_after", 1000),
             fail_ratio=opts.get("fail_ratio", 50.0) / 100,

@@ -36,6 +36,8 @@ class Renderer:
         self.done = 0
         self.failed = 0
         self.bytes = 0
+        # the adaptive limit of requests in flight, once it moved (0: never)
+        self.concurrency = 0
         self._run_done = 0
         self._t0 = time.monotonic()
         self._last_log = self._t0
@@ -153,6 +155,18 @@ class Renderer:
                     "in flight, then leaving",
                     in_flight=n,
                 )
+            case events.ConcurrencyChanged(job_id=job_id, limit=limit, why=why):
+                self.concurrency = limit
+                if why == "throttled":
+                    log.warning(
+                        "concurrency_lowered",
+                        job_id=job_id,
+                        concurrency=limit,
+                        detail="S3 is throttling (SlowDown/503): fewer requests "
+                        "in flight",
+                    )
+                else:
+                    log.debug("concurrency_raised", job_id=job_id, concurrency=limit)
             case events.JobFailing(job_id=job_id, reason=reason, in_flight=n):
                 log.error(
                     "job_failing",
@@ -211,4 +225,5 @@ class Renderer:
                 bytes=self.bytes,
                 rate=round(rate, 1),
                 eta_s=round(remaining / rate) if rate else None,
+                **({"concurrency": self.concurrency} if self.concurrency else {}),
             )

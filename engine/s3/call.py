@@ -26,6 +26,7 @@ from botocore.exceptions import (
 )
 
 from engine.errors import S3Error
+from engine.governor import CURRENT
 from engine.retry import RetryPolicy
 from engine.s3.classify import Disposition, classify, name_status_code
 
@@ -76,7 +77,30 @@ def from_exception(exc: BaseException, operation: str) -> S3Error:
 
 
 async def invoke(operation: str, fn: S3Call, **kwargs: Any) -> dict[str, Any]:
-    """Make one S3 call; every failure comes out as an ``S3Error``."""
+    """Make one S3 call; every failure comes out as an ``S3Error``.
+
+    Inside a run the call first takes a slot of the run's
+    :class:`~engine.governor.Governor` (adaptive concurrency, ``--max-rps``)
+    and tells it how the call ended."""
+    governor = CURRENT.get()
+    if governor is None:
+        return await _invoke(operation, fn, kwargs)
+    await governor.acquire()
+    outcome = "error"
+    try:
+        answer = await _invoke(operation, fn, kwargs)
+    except S3Error as err:
+        if err.disposition is Disposition.THROTTLE:
+            outcome = "throttled"
+        raise
+    else:
+        outcome = "ok"
+        return answer
+    finally:
+        governor.release(outcome)
+
+
+async def _invoke(operation: str, fn: S3Call, kwargs: dict[str, Any]) -> dict[str, Any]:
     try:
         return await fn(**kwargs)
     except asyncio.CancelledError:

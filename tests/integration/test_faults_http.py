@@ -8,12 +8,14 @@ import http.client
 import os
 import random
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engine import events
 from engine.copy.plan import MiB
 from engine.models import TaskStatus
 from engine.retry import RetryPolicy
@@ -565,3 +567,60 @@ def test_a_transient_error_in_preflight_is_retried(
 
     assert job.rows()["a"].status is TaskStatus.SUCCEEDED
     assert job.copied("a")
+
+
+def test_throttling_lowers_the_requests_in_flight_then_they_climb_back(
+    moto: S3Server, proxy: FaultProxy, tmp_path: Path, copy_path: str
+) -> None:
+    """A storm of 503 SlowDown on the first 60 CopyObject answers: the
+    adaptive limit halves (not below --min-concurrency), climbs back once
+    answers succeed, and every object arrives."""
+    keys = [f"obj-{i:03d}" for i in range(120)]
+    job = Job(moto, tmp_path, keys)
+    answered = {"n": 0}
+
+    def storm(req: Request) -> Fault | None:
+        if req.operation != "CopyObject":
+            return None
+        answered["n"] += 1
+        return Respond(503, SLOW_DOWN) if answered["n"] <= 60 else None
+
+    proxy.decide = storm
+    seen: list[events.Event] = []
+
+    job.run(
+        proxy,
+        copy_path,
+        concurrency=16,
+        min_concurrency=2,
+        observer=seen.append,
+        retry=RetryPolicy(
+            max_attempts=30, base_delay=0.001, throttle_base_delay=0.002, max_delay=0.01
+        ),
+    )
+
+    changes = [e for e in seen if isinstance(e, events.ConcurrencyChanged)]
+    lowered = [e.limit for e in changes if e.why == "throttled"]
+    assert lowered, "the limit never went down"
+    assert min(lowered) >= 2
+    assert lowered == sorted(lowered, reverse=True)
+    assert any(e.why == "recovering" for e in changes)
+    rows = job.rows()
+    assert all(r.status is TaskStatus.SUCCEEDED for r in rows.values())
+    assert all(job.copied(k) for k in keys)
+
+
+def test_max_rps_spaces_the_requests(
+    moto: S3Server, proxy: FaultProxy, tmp_path: Path, copy_path: str
+) -> None:
+    """--max-rps 20: 40 copies (one request each) take at least a second:
+    a second's burst of 20, then one every 50 ms."""
+    keys = [f"obj-{i:03d}" for i in range(40)]
+    job = Job(moto, tmp_path, keys)
+    started = time.monotonic()
+
+    job.run(proxy, copy_path, concurrency=16, max_rps=20.0, preflight=False)
+
+    assert time.monotonic() - started >= 0.95
+    assert proxy.requests["CopyObject"] == 40
+    assert all(r.status is TaskStatus.SUCCEEDED for r in job.rows().values())
