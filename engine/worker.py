@@ -611,6 +611,7 @@ class Worker:
                 self.repo.heartbeat,
                 self.worker_id,
                 time.time() + self.run_settings.lease_seconds,
+                self.governor.limit if self.governor is not None else None,
             )
             released = await self._release_orphans()
             if released:

@@ -32,6 +32,8 @@ def worker_dicts(found: list[WorkerRecord], now: float) -> list[dict[str, Any]]:
                 "pid": w.pid,
                 "live": is_live(w, now),
                 "state": w.state,
+                # requests in flight it allows now (lower: S3 throttled it)
+                "concurrency": w.concurrency,
                 "tasks_done": w.tasks_done,
                 "bytes_done": w.bytes_done,
                 "objects_per_second": (
@@ -202,7 +204,8 @@ def _show(
             f"{w['tasks_done']:>10,} done  "
             f"{(str(rate) + ' obj/s') if rate is not None else '':>14}  "
             f"{human_bytes(w['bytes_done'])}  "
-            f"heartbeat {w['heartbeat_age_seconds']:g}s ago"
+            + (f"c={w['concurrency']}  " if w["concurrency"] is not None else "")
+            + f"heartbeat {w['heartbeat_age_seconds']:g}s ago"
         )
     for status, codes in data["errors"].items():
         click.echo(f"{status} by error code")

@@ -453,6 +453,7 @@ class WorkerRecord:
     tasks_done: int
     bytes_done: int
     state: str | None
+    concurrency: int | None = None  # requests in flight it allows now
 
     def live(self, stale_before: float) -> bool:
         return self.stopped_at is None and self.heartbeat_at >= stale_before
@@ -974,11 +975,12 @@ class Repository:
                     workers.c.tasks_done,
                     workers.c.bytes_done,
                     workers.c.state,
+                    workers.c.concurrency,
                 )
                 .where(workers.c.job_id == job_id)
                 .order_by(workers.c.started_at.desc())
             ).fetchall()
-        return [WorkerRecord(*r) for r in rows]
+        return [WorkerRecord(*tuple(r)) for r in rows]
 
     def dead_workers(
         self,
@@ -1037,14 +1039,18 @@ class Repository:
         return int(res.rowcount or 0)
 
     @reconnecting
-    def heartbeat(self, worker_id: str, lease_until: float) -> int:
+    def heartbeat(
+        self, worker_id: str, lease_until: float, concurrency: int | None = None
+    ) -> int:
         """Extend the worker's heartbeat and the leases of the tasks it still
-        holds; how many it holds."""
+        holds (and note the requests in flight it allows now); how many it
+        holds."""
+        values: dict[str, Any] = {"heartbeat_at": time.time()}
+        if concurrency is not None:
+            values["concurrency"] = concurrency
         with self.engine.begin() as conn:
             conn.execute(
-                workers.update()
-                .where(workers.c.id == worker_id)
-                .values(heartbeat_at=time.time())
+                workers.update().where(workers.c.id == worker_id).values(**values)
             )
             res = conn.execute(
                 tasks.update()

@@ -140,5 +140,7 @@ workers = Table(
     Column("bytes_done", BigInteger, nullable=False, server_default="0"),
     # copying | paused | waiting (for other workers' tasks) | stopped
     Column("state", String(16)),
+    # requests in flight it allows now (adaptive; written with the heartbeat)
+    Column("concurrency", Integer),
     Index("ix_workers_job_id", "job_id"),
 )

@@ -441,6 +441,7 @@ def test_an_older_schema_is_migrated_on_open(db_path: str) -> None:
         conn.execute(sa.text("ALTER TABLE workers DROP COLUMN state"))
         conn.execute(sa.text("ALTER TABLE workers DROP COLUMN bytes_done"))
         conn.execute(sa.text("ALTER TABLE workers DROP COLUMN tasks_done"))
+        conn.execute(sa.text("ALTER TABLE workers DROP COLUMN concurrency"))
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0004'"))
     engine.dispose()
     Repository(db_path).close()
@@ -452,7 +453,7 @@ def test_an_older_schema_is_migrated_on_open(db_path: str) -> None:
         )
         columns = {c["name"] for c in sa.inspect(conn).get_columns("workers")}
     engine.dispose()
-    assert {"state", "tasks_done", "bytes_done"} <= columns
+    assert {"state", "tasks_done", "bytes_done", "concurrency"} <= columns
 
 
 def test_reopening_a_migrated_database_keeps_its_jobs(db_path: str) -> None:

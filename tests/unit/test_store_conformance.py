@@ -291,6 +291,20 @@ def test_heartbeat_extends_only_the_owners_running_tasks(repo: Repository) -> No
     assert beats["w2"] == 10.0
 
 
+def test_heartbeat_notes_the_concurrency_the_worker_allows_now(
+    repo: Repository,
+) -> None:
+    """``status`` shows how far throttling brought each worker down: the
+    heartbeat writes it; a heartbeat without it keeps the last one."""
+    job = make_job(repo, 1)
+    repo.register_worker("w1", job, "h", 1)
+    assert repo.workers_of(job)[0].concurrency is None
+    repo.heartbeat("w1", LEASE, concurrency=7)
+    assert repo.workers_of(job)[0].concurrency == 7
+    repo.heartbeat("w1", LEASE)
+    assert repo.workers_of(job)[0].concurrency == 7
+
+
 def test_release_orphans_takes_back_expired_leases_only(repo: Repository) -> None:
     """A lease that ran out puts its task back to pending; a live owner's task
     under a valid lease keeps its owner and lease."""
