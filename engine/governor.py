@@ -98,6 +98,14 @@ class Governor:
     def limit(self) -> int:
         return self.aimd.limit
 
+    def try_acquire(self) -> bool:
+        """Take a slot without waiting, if one is free and no rate applies
+        (the common case: no coroutine to create)."""
+        if self.rate is None and self.in_flight < self.aimd.limit and not self._waiters:
+            self.in_flight += 1
+            return True
+        return False
+
     async def acquire(self) -> None:
         if self.in_flight < self.aimd.limit and not self._waiters:
             self.in_flight += 1

@@ -85,7 +85,8 @@ async def invoke(operation: str, fn: S3Call, **kwargs: Any) -> dict[str, Any]:
     governor = CURRENT.get()
     if governor is None:
         return await _invoke(operation, fn, kwargs)
-    await governor.acquire()
+    if not governor.try_acquire():
+        await governor.acquire()
     outcome = "error"
     try:
         answer = await _invoke(operation, fn, kwargs)
