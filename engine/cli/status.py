@@ -123,18 +123,26 @@ _MOVING = ("ingesting", "submitted", "running", "paused")
 )
 @click.option(
     "--watch",
-    "watch",
-    type=click.FloatRange(0.2),
-    default=None,
-    is_flag=False,
-    flag_value=2.0,
-    metavar="[SECONDS]",
-    help="Show it again every SECONDS (default 2) until the job is no longer "
+    is_flag=True,
+    help="Show it again every --every seconds until the job is no longer "
     "running or paused (Ctrl-C leaves). With --json: one line each time.",
+)
+@click.option(
+    "--every",
+    type=click.FloatRange(0.2),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --watch: seconds between updates.",
 )
 @db_option
 def status_cmd(
-    job_id: str, as_json: bool, all_workers: bool, watch: float | None, db: str | None
+    job_id: str,
+    as_json: bool,
+    all_workers: bool,
+    watch: bool,
+    every: float,
+    db: str | None,
 ) -> None:
     from engine.cli.common import open_repo
 
@@ -149,13 +157,13 @@ def status_cmd(
             repo.workers_of(job.id),
             errors_by_code(repo, job.id),
         )
-        if watch is not None and not as_json and sys.stdout.isatty():
+        if watch and not as_json and sys.stdout.isatty():
             click.clear()
         _show(data, job, as_json, all_workers)
-        if watch is None or data["status"] not in _MOVING:
+        if not watch or data["status"] not in _MOVING:
             return
         try:
-            time.sleep(watch)
+            time.sleep(every)
         except KeyboardInterrupt:
             return
 

@@ -176,7 +176,7 @@ def test_some_failed_tasks_exit_1_and_failed_only_report(
     assert "failed by error code" in text
     assert "NoSuchKey" in text
     # --watch on a finished job: shown once, then it returns
-    watched = cli("status", job_id, "--json", "--watch", "0.2", timeout=30)
+    watched = cli("status", "--watch", job_id, "--json", "--every", "0.2", timeout=30)
     assert watched.returncode == 0
     assert len(watched.stdout.splitlines()) == 1
 
