@@ -76,6 +76,14 @@ class JobCancelled:
 
 
 @dataclass(frozen=True, slots=True)
+class CredentialsRefreshed:
+    """S3 said the credentials expired (ExpiredToken): they were refreshed
+    through the credential chain and the copies that saw it go on."""
+
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ConcurrencyChanged:
     """The adaptive limit of requests in flight moved (``why``: throttled or
     recovering)."""
@@ -119,6 +127,7 @@ class RunFinished:
 
 Event = (
     RunStarted
+    | CredentialsRefreshed
     | ConcurrencyChanged
     | JobFailing
     | PreflightWarning

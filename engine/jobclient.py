@@ -7,7 +7,7 @@ here, so the SSE-C keys are read, and the extra headers installed, one way.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,6 +24,28 @@ def job_requests(spec: JobSpec) -> Requests:
     """The job's request arguments, with its SSE-C keys read now."""
     keys = load_keys(spec.object.sse_c_key, spec.object.source_sse_c_key)
     return Requests(spec.object, keys)
+
+
+Refresh = Callable[[], Awaitable[bool]]
+
+
+def credentials_refresher(creds: Any) -> Refresh:
+    """Refresh botocore's credentials now (an ``ExpiredToken`` answer):
+    refreshable ones (assumed roles, SSO, instance and container roles) ask
+    their provider again; static ones cannot (``False``).
+
+    botocore has no public way to force a refresh: this calls
+    ``_protected_refresh(is_mandatory=True)``, which
+    tests/unit/test_credentials_refresh.py checks on every upgrade."""
+
+    async def refresh() -> bool:
+        force = getattr(creds, "_protected_refresh", None)
+        if force is None:
+            return False
+        await force(is_mandatory=True)
+        return True
+
+    return refresh
 
 
 def credentials_getter(creds: Any) -> Any:
@@ -53,6 +75,7 @@ async def open_job_client(
     *,
     copy_bucket: str | None = None,
     head_buckets: tuple[str, ...] = (),
+    on_credentials: Callable[[Refresh], None] | None = None,
 ) -> AsyncIterator[tuple[Any, Requests]]:
     """An S3 client for ``spec`` (``settings`` override its client settings).
 
@@ -64,6 +87,8 @@ async def open_job_client(
     requests = job_requests(spec)
     settings = settings or spec.client
     async with open_client_and_credentials(settings) as (client, creds):
+        if on_credentials is not None:
+            on_credentials(credentials_refresher(creds))
         install_headers(client, spec.headers, requests.retention_headers())
         if settings.content_md5:
             install_content_md5(client)

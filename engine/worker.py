@@ -33,7 +33,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -195,6 +195,9 @@ class Worker:
         self.failed: str | None = None
         self._guard = FailureGuard(run.failure)
         self.governor: Governor | None = None  # while copying
+        self._refresher: Callable[[], Awaitable[bool]] | None = None
+        self._refreshing: asyncio.Future[bool] | None = None
+        self.credential_refreshes = 0
         self._uploads: dict[int, Upload | None] = {}  # None: ended this run
         self.requests = Requests()  # the job's, once its client is open
         # every version of each key, oldest first: claims go round by round
@@ -273,6 +276,7 @@ class Worker:
                 self.client_settings,
                 copy_bucket=job.dst_bucket,
                 head_buckets=(*self.spec.source_buckets, job.dst_bucket),
+                on_credentials=self._keep_refresher,
             ) as (client, requests):
                 self.requests = requests
                 if self.on_client is not None:
@@ -536,6 +540,7 @@ class Worker:
             part_slots=self._part_slots,
             stopping=self._hold,
             requests=self.requests,
+            refresh_credentials=self._refresh_credentials,
         )
         policy = self.run_settings.retry
         while True:
@@ -573,6 +578,20 @@ class Worker:
             )
             if reason is not None and self.failed is None:
                 self._give_up(reason)
+
+    def _keep_refresher(self, refresh: Callable[[], Awaitable[bool]]) -> None:
+        self._refresher = refresh
+
+    async def _refresh_credentials(self) -> bool:
+        """An ExpiredToken answer: refresh the credentials once for every
+        copy that saw it in the same moment (they share one refresh)."""
+        if self._refresher is None:
+            return False
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self._refresher())
+            self.credential_refreshes += 1
+            self.observer(events.CredentialsRefreshed(self.job.id))
+        return await asyncio.shield(self._refreshing)
 
     def _concurrency_changed(self, limit: int, why: str) -> None:
         self.observer(events.ConcurrencyChanged(self.job.id, limit, why))

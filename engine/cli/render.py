@@ -155,6 +155,13 @@ class Renderer:
                     "in flight, then leaving",
                     in_flight=n,
                 )
+            case events.CredentialsRefreshed(job_id=job_id):
+                log.info(
+                    "credentials_refreshed",
+                    job_id=job_id,
+                    detail="S3 said ExpiredToken: credentials refreshed through "
+                    "the chain; the copies go on (not counted as attempts)",
+                )
             case events.ConcurrencyChanged(job_id=job_id, limit=limit, why=why):
                 self.concurrency = limit
                 if why == "throttled":

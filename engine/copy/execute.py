@@ -49,6 +49,15 @@ class CopyContext:
     part_slots: asyncio.Semaphore
     stopping: asyncio.Event
     requests: Requests = field(default_factory=Requests)
+    # refresh the credentials now (an ExpiredToken answer); False: cannot
+    refresh_credentials: Callable[[], Awaitable[bool]] | None = None
+
+
+# answers that mean the credentials ran out, not that the copy failed: the
+# credentials are refreshed and the attempt does not count (at most this many
+# times per task, in case the fresh ones are refused too)
+EXPIRED_CREDENTIALS = frozenset({"ExpiredToken", "ExpiredTokenException"})
+MAX_REFRESHES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,11 +289,21 @@ async def execute(
     """
     started = time.time()
     attempt = 0
+    refreshes = 0
     while True:
         attempt += 1
         try:
             done = await copy_once(ctx, task)
         except S3Error as err:
+            if (
+                err.code in EXPIRED_CREDENTIALS
+                and ctx.refresh_credentials is not None
+                and refreshes < MAX_REFRESHES
+                and await ctx.refresh_credentials()
+            ):
+                refreshes += 1
+                attempt -= 1  # the credentials' fault, not the copy's
+                continue
             # stopping in the middle of a multipart copy: keep it for the resume
             if (
                 ctx.stopping.is_set()

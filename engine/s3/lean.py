@@ -93,10 +93,10 @@ FALLBACK_CODES = frozenset(
         "AuthorizationHeaderMalformed",
         "IllegalLocationConstraintException",
         "RequestTimeTooSkewed",
-        "ExpiredToken",
-        "InvalidToken",
     }
 )
+# (an expired token is the engine's to handle, on both paths: it refreshes the
+# credentials and tries again, engine.copy.execute.EXPIRED_CREDENTIALS)
 _DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _TAG = re.compile(
     rb"<(Code|Message|ETag|LastModified|RequestId|HostId)>(.*?)</\1>", re.S

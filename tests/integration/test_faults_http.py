@@ -3,6 +3,7 @@ paths (botocore and the lean one): none may pass for a success."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import http.client
 import os
@@ -624,3 +625,56 @@ def test_max_rps_spaces_the_requests(
     assert time.monotonic() - started >= 0.95
     assert proxy.requests["CopyObject"] == 40
     assert all(r.status is TaskStatus.SUCCEEDED for r in job.rows().values())
+
+
+EXPIRED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ExpiredToken</Code>'
+    b"<Message>The provided token has expired.</Message></Error>"
+)
+
+
+@pytest.mark.parametrize("refreshable", [True, False], ids=["refreshable", "static"])
+def test_expired_credentials_are_refreshed_and_the_copy_goes_on(
+    moto: S3Server,
+    proxy: FaultProxy,
+    tmp_path: Path,
+    copy_path: str,
+    refreshable: bool,
+) -> None:
+    """The first CopyObject of each object answers 400 ExpiredToken.  With
+    credentials that can be refreshed (roles, SSO), they are refreshed through
+    the chain — once for the copies that saw it together — and the attempt
+    does not count; static ones cannot be, and the answer is an ordinary
+    retried failure."""
+    keys = [f"obj-{i}" for i in range(6)]
+    job = Job(moto, tmp_path, keys)
+    proxy.decide = on_copy(Respond(400, EXPIRED), first=1)
+    refreshed: list[int] = []
+    seen: list[events.Event] = []
+
+    def hook(worker: Worker) -> None:
+        if not refreshable:
+            return
+
+        async def refresh() -> bool:  # the chain handing out fresh credentials
+            refreshed.append(1)
+            await asyncio.sleep(0.05)
+            return True
+
+        worker._keep_refresher = lambda _real: setattr(  # type: ignore[method-assign]
+            worker, "_refresher", refresh
+        )
+
+    job.run(proxy, copy_path, worker_hook=hook, observer=seen.append, concurrency=8)
+
+    rows = job.rows()
+    assert all(r.status is TaskStatus.SUCCEEDED for r in rows.values())
+    assert all(job.copied(k) for k in keys)
+    attempts = {r.attempts for r in rows.values()}
+    if refreshable:
+        assert attempts == {1}
+        assert 1 <= len(refreshed) < len(keys)  # shared by copies that saw it
+        assert any(isinstance(e, events.CredentialsRefreshed) for e in seen)
+    else:
+        assert attempts == {2}
+        assert refreshed == []
