@@ -94,6 +94,7 @@ async def _skip_if_there(ctx: CopyContext, task: Task, head: dict[str, Any]) -> 
             Bucket=ctx.dst_bucket,
             Key=task.dst_key,
             **ctx.requests.destination(),
+            **ctx.requests.destination_sse_c(),  # an SSE-C copy reads with its key
         )
     except S3Error as err:
         if err.http_status != 404:

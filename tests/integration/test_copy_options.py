@@ -889,6 +889,43 @@ def test_sse_c_keys_go_on_every_call_that_needs_them(
     assert got == body
 
 
+def test_skip_existing_reads_an_sse_c_destination_with_its_key(
+    moto: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--skip-existing HEADs the destination with the destination's SSE-C key
+    (an SSE-C object cannot be read without it) and skips what is there."""
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    dst_key = os.urandom(32)
+    moto.client().put_object(Bucket=src, Key="k", Body=b"x" * 900)
+    moto.client().put_object(
+        Bucket=dst,
+        Key="k",
+        Body=b"y" * 900,
+        SSECustomerAlgorithm="AES256",
+        SSECustomerKey=dst_key,
+    )
+    monkeypatch.setenv("BULKCOPY_DST_KEY", _b64(dst_key))
+    capture = Capture()
+
+    [row] = _copy(
+        moto,
+        tmp_path,
+        [(src, "k", None)],
+        f"s3://{dst}",
+        ObjectOptions(sse_c_key="env:BULKCOPY_DST_KEY"),
+        on_client=capture.install,
+        preflight=False,
+        skip_existing="same-size",
+    )
+
+    assert row.status is TaskStatus.SKIPPED
+    assert row.error_code == "DestinationExists"
+    heads = capture.of("HeadObject")
+    assert len(heads) == 2  # the source, then the destination with its key
+    _has(heads[1], _sse_c(SSE_C, dst_key))
+    assert SSE_C + "key" not in heads[0]
+
+
 def _resume_after_a_hard_stop(
     moto: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Repository, str, bytes, bytes]:
