@@ -591,7 +591,10 @@ class Worker:
             self._refreshing = asyncio.ensure_future(self._refresher())
             self.credential_refreshes += 1
             self.observer(events.CredentialsRefreshed(self.job.id))
-        return await asyncio.shield(self._refreshing)
+        try:
+            return await asyncio.shield(self._refreshing)
+        except Exception:  # the provider failed: the answer counts as usual
+            return False
 
     def _concurrency_changed(self, limit: int, why: str) -> None:
         self.observer(events.ConcurrencyChanged(self.job.id, limit, why))
