@@ -39,10 +39,12 @@ class Canned:
         return AWSResponse(request.url, self.status, self.headers, raw)
 
 
-def boto_client(style: str, token: str | None = None) -> Any:
+def boto_client(
+    style: str, token: str | None = None, endpoint: str = "http://s3.test:9000"
+) -> Any:
     client = boto3.client(
         "s3",
-        endpoint_url="http://s3.test:9000",
+        endpoint_url=endpoint,
         region_name="eu-west-3",
         aws_access_key_id="AKID",
         aws_secret_access_key="SECRET",
@@ -283,17 +285,7 @@ def test_answers_are_botocores(http_server: Any, answer: str) -> None:
     http_server["reply"] = ANSWERS[answer]
     url = f"http://127.0.0.1:{http_server['port']}"
     kwargs = CASES[0]
-    boto = boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="AKID",
-        aws_secret_access_key="SECRET",
-        config=Config(
-            s3={"addressing_style": "path"},
-            retries={"mode": "standard", "total_max_attempts": 1},
-        ),
-    )
+    boto = boto_client("path", endpoint=url)
 
     async def creds() -> Credentials:
         return Credentials("AKID", "SECRET")
@@ -600,17 +592,7 @@ def test_head_answers_are_botocores(http_server: Any, answer: str) -> None:
     http_server["reply"] = HEAD_ANSWERS[answer]
     url = f"http://127.0.0.1:{http_server['port']}"
     kwargs = {"Bucket": "src", "Key": "k", "VersionId": "v1"}
-    boto = boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="eu-west-3",
-        aws_access_key_id="AKID",
-        aws_secret_access_key="SECRET",
-        config=Config(
-            s3={"addressing_style": "path"},
-            retries={"mode": "standard", "total_max_attempts": 1},
-        ),
-    )
+    boto = boto_client("path", endpoint=url)
 
     async def lean_call() -> dict[str, Any]:
         copier = _head_copier("path", url=url)
