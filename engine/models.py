@@ -145,6 +145,30 @@ class Task:
     overrides: dict[str, Any] | None = None
     # None: copy the object; "delete_marker": recreate a delete marker
     kind: str | None = None
+    # a move whose copy an earlier run recorded: only the source delete is left
+    copied: CopyRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRecord:
+    """A move's copy, recorded before its source is deleted (``--delete-source``).
+
+    What the delete checks against: the destination still holds this copy
+    (``etag``, ``bytes``), the source is still the version copied
+    (``src_etag``).  ``skip_code``/``skip_message``: the destination already
+    held the object (``--skip-existing``), nothing was copied.
+    """
+
+    etag: str
+    bytes: int | None
+    src_etag: str | None
+    src_version_id: str | None
+    dst_version_id: str | None
+    http_status: int | None = None
+    method: str | None = None
+    part_count: int | None = None
+    skip_code: str | None = None
+    skip_message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +189,9 @@ class TaskResult:
     bytes: int | None = None
     method: str | None = None  # "copy" or "multipart"
     part_count: int | None = None
+    # a move: "deleted" (the source is gone) or "kept" (error_* say why)
+    delete_state: str | None = None
+    deleted_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +213,8 @@ class JobCounts:
     # skipped because the destination already held the object
     # (--skip-existing): counted, not a failure
     up_to_date: int = 0
+    # a move (--delete-source): sources deleted after their verified copy
+    sources_deleted: int = 0
     first_started_at: float | None = None
     last_finished_at: float | None = None
 

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from engine.checksums import md5_file
+from engine.copy.move import DELETED
 from engine.copy.skip import EXISTS
 from engine.models import JobCounts, TaskStatus
 from engine.store.repo import JobRecord, Repository, ResultRow
@@ -107,6 +108,11 @@ def jsonl_record(job_id: str, row: ResultRow) -> dict[str, Any]:
         "bytes": row.bytes,
         "method": row.method,
         "part_count": row.part_count,
+        # a move (--delete-source): whether the source is gone, and when
+        "source_deleted": row.delete_state == DELETED
+        if row.delete_state is not None
+        else None,
+        "deleted_at": _iso(row.deleted_at),
         "started_at": _iso(row.started_at),
         "finished_at": _iso(row.finished_at),
         "duration_s": duration,

@@ -32,6 +32,9 @@ class CopyOptions:
     # HEAD the destination first and skip the copy when it is already there
     # (engine.copy.skip: never, same-etag, same-size, newer)
     skip_existing: str = "never"
+    # a move: delete each source (that version) once its copy is recorded and
+    # verified (engine.copy.move)
+    delete_source: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CopyOptions:

@@ -48,7 +48,15 @@ from engine.errors import JobCannotStart, S3Error
 from engine.governor import CURRENT as GOVERNOR
 from engine.governor import Governor
 from engine.jobclient import open_job_client
-from engine.models import JobCounts, JobStatus, PartRecord, Task, TaskResult, TaskStatus
+from engine.models import (
+    CopyRecord,
+    JobCounts,
+    JobStatus,
+    PartRecord,
+    Task,
+    TaskResult,
+    TaskStatus,
+)
 from engine.preflight import check_destination, check_sources
 from engine.retry import RetryPolicy
 from engine.s3.client import ClientSettings
@@ -199,6 +207,10 @@ class Worker:
         self._refreshing: asyncio.Future[bool] | None = None
         self.credential_refreshes = 0
         self._uploads: dict[int, Upload | None] = {}  # None: ended this run
+        # moves' copies waiting to be recorded (one commit for all waiting)
+        self._copies: list[tuple[int, CopyRecord, asyncio.Future[bool]]] = []
+        self._recording_copies = False
+        self._copies_writer: asyncio.Future[None] | None = None
         self.requests = Requests()  # the job's, once its client is open
         # every version of each key, oldest first: claims go round by round
         self.ordered = bool(job.source.get("all_versions"))
@@ -529,6 +541,39 @@ class Worker:
         await self._call(self.repo.upload_ended, task.id)
         self._uploads[task.id] = None
 
+    # -- MoveLog: a move's copy is recorded before its source is deleted --------
+
+    async def copied(self, task: Task, record: CopyRecord) -> bool:
+        """Record the copy (group commit with the others waiting); ``False``
+        when this worker no longer holds the task: do not delete."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._copies.append((task.id, record, done))
+        if not self._recording_copies:
+            self._recording_copies = True
+            self._copies_writer = asyncio.ensure_future(self._record_copies())
+        return await done
+
+    async def _record_copies(self) -> None:
+        try:
+            while self._copies:
+                batch, self._copies = self._copies, []
+                try:
+                    held = await self._call(
+                        self.repo.copied,
+                        self.worker_id,
+                        [(i, r) for i, r, _ in batch],
+                    )
+                except Exception as exc:  # the copiers waiting see it
+                    for _, _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for i, _, done in batch:
+                    if not done.done():
+                        done.set_result(i in held)
+        finally:
+            self._recording_copies = False
+
     # -- copiers ----------------------------------------------------------------
 
     async def _copier(self, client: Any) -> None:
@@ -541,6 +586,7 @@ class Worker:
             stopping=self._hold,
             requests=self.requests,
             refresh_credentials=self._refresh_credentials,
+            move_log=self if self.spec.copy.delete_source else None,
         )
         policy = self.run_settings.retry
         while True:

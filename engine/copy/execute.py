@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
+from engine.copy import move
 from engine.copy.multipart import Interrupted, MultipartCopy, PartLog, abort_upload
 from engine.copy.plan import MAX_COPY_OBJECT, use_multipart
 from engine.copy.properties import grant_args, not_restored
@@ -22,7 +23,7 @@ from engine.copy.single import copy_object, head_source, too_large
 from engine.copy.skip import EXISTS, skip_reason
 from engine.errors import S3Error
 from engine.manifest.rows import DELETE_MARKER
-from engine.models import ObjectRef, Task, TaskResult, TaskStatus
+from engine.models import CopyRecord, ObjectRef, Task, TaskResult, TaskStatus
 from engine.retry import RetryPolicy
 from engine.s3.call import invoke
 from engine.s3.classify import Disposition, skipped
@@ -30,6 +31,15 @@ from engine.spec import CopyOptions
 from engine.verify import verify_copy
 
 OnRetry = Callable[[Task, int, S3Error, float], None]
+
+
+class MoveLog(Protocol):
+    """Where a move records its copy before deleting the source (the worker)."""
+
+    async def copied(self, task: Task, record: CopyRecord) -> bool:
+        """Record it durably; ``False`` when the task is no longer ours."""
+        ...
+
 
 __all__ = ["CopyContext", "Interrupted", "execute"]
 
@@ -51,6 +61,8 @@ class CopyContext:
     requests: Requests = field(default_factory=Requests)
     # refresh the credentials now (an ExpiredToken answer); False: cannot
     refresh_credentials: Callable[[], Awaitable[bool]] | None = None
+    # a move (--delete-source): where the copy is recorded before the delete
+    move_log: MoveLog | None = None
 
 
 # answers that mean the credentials ran out, not that the copy failed: the
@@ -69,6 +81,7 @@ class Copied:
     http_status: int
     method: str
     part_count: int | None = None
+    src_etag: str | None = None  # the source's ETag the copy was pinned to
 
 
 def _check_conditions(ctx: CopyContext, head: dict[str, Any]) -> None:
@@ -84,9 +97,19 @@ def _check_restored(head: dict[str, Any]) -> None:
         raise S3Error("ObjectArchived", why, None, Disposition.FATAL, "HeadObject")
 
 
+class AlreadyThere(S3Error):
+    """``--skip-existing``: the destination already holds the object (a move
+    still deletes the source: ``dst`` and ``src`` are the two HEADs)."""
+
+    def __init__(self, message: str, src: dict[str, Any], dst: dict[str, Any]) -> None:
+        super().__init__(EXISTS, message, None, Disposition.FATAL, "HeadObject")
+        self.src = src
+        self.dst = dst
+
+
 async def _skip_if_there(ctx: CopyContext, task: Task, head: dict[str, Any]) -> None:
-    """``--skip-existing``: HEAD the destination; raise the skip when it
-    already holds the object (:func:`engine.copy.skip.skip_reason`)."""
+    """``--skip-existing``: HEAD the destination; raise :class:`AlreadyThere`
+    when it already holds the object (:func:`engine.copy.skip.skip_reason`)."""
     try:
         dst = await invoke(
             "HeadObject",
@@ -100,14 +123,12 @@ async def _skip_if_there(ctx: CopyContext, task: Task, head: dict[str, Any]) -> 
         if err.http_status != 404:
             raise
         return
-    why = skip_reason(ctx.options.skip_existing, head, dst)
+    why = skip_reason(
+        ctx.options.skip_existing, head, dst, strict=ctx.options.delete_source
+    )
     if why is not None:
-        raise S3Error(
-            EXISTS,
-            f"{why} (--skip-existing {ctx.options.skip_existing})",
-            None,
-            Disposition.FATAL,
-            "HeadObject",
+        raise AlreadyThere(
+            f"{why} (--skip-existing {ctx.options.skip_existing})", head, dst
         )
 
 
@@ -138,12 +159,22 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
     threshold = ctx.options.multipart_threshold
     overrides = task.overrides or {}
     in_place = task.src.bucket == ctx.dst_bucket and task.src.key == task.dst_key
+    moving = ctx.options.delete_source
+    if moving and in_place:
+        raise S3Error(
+            move.SAME_OBJECT,
+            "the source is its own destination: moving it would delete it",
+            None,
+            Disposition.FATAL,
+            "CopyObject",
+        )
     req = ctx.requests
     head: dict[str, Any] | None = None
     size = task.size
     skip_policy = ctx.options.skip_existing
     if (
         ctx.options.stat_source
+        or moving  # a move pins the copy to the source's ETag
         or task.upload_id
         or use_multipart(size, threshold)
         or req.needs_head(overrides, in_place=in_place)
@@ -180,6 +211,7 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
         bytes=size,
         http_status=status,
         method="copy",
+        src_etag=pinned,
     )
     await _carry_acl(ctx, task, copied)
     await _verify(ctx, task, copied)
@@ -207,6 +239,7 @@ async def _multipart(ctx: CopyContext, task: Task, head: dict[str, Any]) -> Copi
         http_status=done.http_status,
         method="multipart",
         part_count=done.part_count,
+        src_etag=head.get("ETag"),
     )
     await _carry_acl(ctx, task, copied)
     await _verify(ctx, task, copied)
@@ -262,6 +295,90 @@ async def _verify(ctx: CopyContext, task: Task, copied: Copied) -> None:
     )
 
 
+def _record_of(task: Task, done: Copied) -> CopyRecord:
+    return CopyRecord(
+        etag=done.etag,
+        bytes=done.bytes,
+        src_etag=done.src_etag,
+        src_version_id=done.src_version_id or task.src.version_id,
+        dst_version_id=done.dst_version_id,
+        http_status=done.http_status,
+        method=done.method,
+        part_count=done.part_count,
+    )
+
+
+def _record_of_skip(task: Task, there: AlreadyThere) -> CopyRecord:
+    return CopyRecord(
+        etag=str(there.dst.get("ETag") or ""),
+        bytes=int(there.dst.get("ContentLength", 0)),
+        src_etag=there.src.get("ETag"),
+        src_version_id=there.src.get("VersionId") or task.src.version_id,
+        dst_version_id=there.dst.get("VersionId"),
+        skip_code=there.code,
+        skip_message=there.message,
+    )
+
+
+async def _head_or_none(
+    ctx: CopyContext, params: dict[str, Any], extra: dict[str, Any]
+) -> dict[str, Any] | None:
+    try:
+        return await invoke(
+            "HeadObject",
+            ctx.client.head_object,
+            **params,
+            **extra,
+            ChecksumMode="ENABLED",
+        )
+    except S3Error as err:
+        if err.http_status == 404:
+            return None
+        raise
+
+
+async def delete_source(ctx: CopyContext, task: Task, copied: CopyRecord) -> str:
+    """A move's second half: HEAD both ends, delete the source version when
+    :func:`engine.copy.move.decide` vouches for the copy.  Returns how the
+    copy was verified; raises (the source kept) when it was not."""
+    version = move.version_to_delete(task.src.version_id, copied.src_version_id)
+    src = {"Bucket": task.src.bucket, "Key": task.src.key}
+    if version:
+        src["VersionId"] = version
+    how = "a delete marker"
+    if task.kind != DELETE_MARKER:
+        dst = ObjectRef(ctx.dst_bucket, task.dst_key).params()
+        if copied.dst_version_id and copied.dst_version_id != "null":
+            dst["VersionId"] = copied.dst_version_id
+        src_head, dst_head = await asyncio.gather(
+            _head_or_none(ctx, src, ctx.requests.head_source()),
+            _head_or_none(
+                ctx,
+                dst,
+                {**ctx.requests.destination(), **ctx.requests.destination_sse_c()},
+            ),
+        )
+        decision = move.decide(copied, src_head, dst_head)
+        if decision.action == "gone":
+            return decision.verified_by
+        if decision.action == "keep":
+            raise S3Error(
+                decision.code or move.VERIFICATION_FAILED,
+                decision.reason,
+                None,
+                Disposition.FATAL,
+                "DeleteObject",
+            )
+        how = decision.verified_by
+    await invoke(
+        "DeleteObject",
+        ctx.client.delete_object,
+        **src,
+        **ctx.requests.read_source(),
+    )
+    return how
+
+
 async def abandon(ctx: CopyContext, task: Task) -> None:
     """A task failed for good: abort the multipart upload it may have left."""
     upload = ctx.part_log.current(task)
@@ -285,16 +402,37 @@ async def execute(
 ) -> TaskResult:
     """Copy ``task`` until it succeeds, fails for good, or runs out of attempts.
 
+    A move (``--delete-source``) records the copy through ``ctx.move_log``
+    and then deletes the source (:func:`delete_source`); a task whose copy an
+    earlier run recorded (``task.copied``) goes straight to the delete.  The
+    attempts of both halves add up.
+
     Raises :class:`Interrupted` when the run stops in the middle of a
     multipart copy; the upload is kept for the next run.
     """
     started = time.time()
     attempt = 0
     refreshes = 0
+    copied = task.copied
     while True:
         attempt += 1
         try:
-            done = await copy_once(ctx, task)
+            if copied is None:
+                try:
+                    done = await copy_once(ctx, task)
+                except AlreadyThere as there:
+                    if ctx.move_log is None:
+                        raise
+                    copied = _record_of_skip(task, there)
+                else:
+                    if ctx.move_log is None:
+                        return _finished(task, started, attempt, _record_of(task, done))
+                    copied = _record_of(task, done)
+                if not await ctx.move_log.copied(task, copied):
+                    return _lost(task, started, attempt)
+            assert ctx.move_log is not None
+            await delete_source(ctx, task, copied)
+            return _finished(task, started, attempt, copied, deleted=time.time())
         except S3Error as err:
             if (
                 err.code in EXPIRED_CREDENTIALS
@@ -318,29 +456,86 @@ async def execute(
                 await sleep(delay)
                 continue
             await abandon(ctx, task)
-            return TaskResult(
-                task_id=task.id,
-                status=TaskStatus.SKIPPED if skipped(err.code) else TaskStatus.FAILED,
-                attempts=attempt,
-                started_at=started,
-                finished_at=time.time(),
-                error_code=err.code,
-                error_message=f"{err.operation}: {err.message}"
-                if err.operation
-                else err.message,
-                http_status=err.http_status,
-            )
-        return TaskResult(
-            task_id=task.id,
-            status=TaskStatus.SUCCEEDED,
-            attempts=attempt,
-            started_at=started,
-            finished_at=time.time(),
-            http_status=done.http_status,
-            src_version_id=done.src_version_id,
-            dst_version_id=done.dst_version_id,
-            etag=done.etag,
-            bytes=done.bytes,
-            method=done.method,
-            part_count=done.part_count,
-        )
+            return _failed(task, started, attempt, err, copied)
+
+
+def _finished(
+    task: Task,
+    started: float,
+    attempts: int,
+    done: CopyRecord,
+    deleted: float | None = None,
+) -> TaskResult:
+    """Copied (or, a move, copied and the source deleted at ``deleted``)."""
+    skipped = done.skip_code is not None
+    return TaskResult(
+        task_id=task.id,
+        status=TaskStatus.SKIPPED if skipped else TaskStatus.SUCCEEDED,
+        attempts=attempts,
+        started_at=started,
+        finished_at=time.time(),
+        error_code=done.skip_code,
+        error_message=f"{done.skip_message}; the source is deleted"
+        if skipped
+        else None,
+        http_status=done.http_status,
+        src_version_id=done.src_version_id,
+        dst_version_id=done.dst_version_id,
+        etag=done.etag,
+        bytes=done.bytes,
+        method=done.method,
+        part_count=done.part_count,
+        delete_state=move.DELETED if deleted is not None else None,
+        deleted_at=deleted,
+    )
+
+
+def _failed(
+    task: Task,
+    started: float,
+    attempts: int,
+    err: S3Error,
+    copied: CopyRecord | None,
+) -> TaskResult:
+    """Failed for good; a move whose copy was recorded keeps the copy's
+    fields, and its source (``delete_state`` kept)."""
+    message = f"{err.operation}: {err.message}" if err.operation else err.message
+    base = TaskResult(
+        task_id=task.id,
+        status=TaskStatus.SKIPPED if skipped(err.code) else TaskStatus.FAILED,
+        attempts=attempts,
+        started_at=started,
+        finished_at=time.time(),
+        error_code=err.code,
+        error_message=message,
+        http_status=err.http_status,
+    )
+    if copied is None:
+        return base
+    where = "the destination already held it" if copied.skip_code else "copied"
+    return replace(
+        base,
+        status=TaskStatus.FAILED,
+        error_message=f"{message} ({where}; the source was not deleted)",
+        src_version_id=copied.src_version_id,
+        dst_version_id=copied.dst_version_id,
+        etag=copied.etag,
+        bytes=copied.bytes,
+        method=copied.method,
+        part_count=copied.part_count,
+        delete_state=move.KEPT,
+    )
+
+
+def _lost(task: Task, started: float, attempts: int) -> TaskResult:
+    """The task was taken by another worker before its copy was recorded: a
+    result the job table will not accept (its attempts still count)."""
+    return TaskResult(
+        task_id=task.id,
+        status=TaskStatus.FAILED,
+        attempts=attempts,
+        started_at=started,
+        finished_at=time.time(),
+        error_code="LeaseLost",
+        error_message="another worker took the task over; the source was not deleted",
+    )

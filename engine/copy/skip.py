@@ -34,14 +34,24 @@ def comparable_etag(head: dict[str, Any]) -> str | None:
 
 
 def skip_reason(
-    policy: str, src: dict[str, Any], dst: dict[str, Any] | None
+    policy: str,
+    src: dict[str, Any],
+    dst: dict[str, Any] | None,
+    *,
+    strict: bool = False,
 ) -> str | None:
     """Why the copy is not needed, or ``None`` to copy (``dst`` is the
-    destination's HEAD, ``None`` when it does not exist)."""
+    destination's HEAD, ``None`` when it does not exist).
+
+    ``strict`` (a move, which deletes the source of a skipped object): only
+    ``same-etag`` with ETags that can be compared skips; the size alone never
+    vouches for a destination the source is deleted for."""
     if policy == "never" or dst is None:
         return None
     src_size, dst_size = src.get("ContentLength"), dst.get("ContentLength")
     same_size = src_size is not None and src_size == dst_size
+    if strict and policy != "same-etag":
+        raise ValueError(f"--skip-existing {policy} cannot vouch for a move")
     if policy == "same-size":
         return (
             f"destination exists with the same size ({dst_size} bytes)"
@@ -58,6 +68,8 @@ def skip_reason(
                 if a == b
                 else None
             )
+        if strict:
+            return None
         return (
             f"destination exists with the same size ({dst_size} bytes; "
             "ETags not comparable)"

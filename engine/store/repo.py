@@ -23,10 +23,13 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from engine.copy.move import DELETED
+from engine.copy.move import PENDING as DELETE_PENDING
 from engine.copy.multipart import CREATING
 from engine.copy.skip import EXISTS
 from engine.errors import DatabaseError, JobNotFound, ManifestError, UsageError
 from engine.models import (
+    CopyRecord,
     JobCounts,
     JobStatus,
     ObjectRef,
@@ -172,6 +175,10 @@ class ResultRow:
     overrides: dict[str, Any] | None = None
     kind: str | None = None
     last_modified: float | None = None
+    # a move: "deleted" or "kept" (engine.copy.move); "pending" while the
+    # source delete is still to do
+    delete_state: str | None = None
+    deleted_at: float | None = None
 
 
 def new_job_id(now: float | None = None) -> str:
@@ -206,7 +213,36 @@ _TASK_COLUMNS = (
     tasks.c.part_size,
     tasks.c.overrides,
     tasks.c.kind,
+    # a move's recorded copy (delete_state "pending": only the delete is left)
+    tasks.c.delete_state,
+    tasks.c.etag,
+    tasks.c.bytes,
+    tasks.c.src_version_id,
+    tasks.c.dst_version_id,
+    tasks.c.http_status,
+    tasks.c.method,
+    tasks.c.part_count,
+    tasks.c.error_code,
+    tasks.c.error_message,
 )
+
+
+def _copy_record(r: Any) -> CopyRecord | None:
+    """The recorded copy of a move whose source delete is still to do."""
+    if r[12] != DELETE_PENDING:
+        return None
+    return CopyRecord(
+        etag=r[13] or "",
+        bytes=r[14],
+        src_etag=r[8],
+        src_version_id=r[15],
+        dst_version_id=r[16],
+        http_status=r[17],
+        method=r[18],
+        part_count=r[19],
+        skip_code=r[20],
+        skip_message=r[21],
+    )
 
 
 def _task(job_id: str, prefix: str, r: Any) -> Task:
@@ -223,6 +259,7 @@ def _task(job_id: str, prefix: str, r: Any) -> Task:
         part_size=r[9],
         overrides=json.loads(r[10]) if r[10] else None,
         kind=r[11],
+        copied=_copy_record(r),
     )
 
 
@@ -503,6 +540,27 @@ _RECORD = (
         finished_at=sa.bindparam("b_finished_at"),
         method=sa.bindparam("b_method"),
         part_count=sa.bindparam("b_part_count"),
+        delete_state=sa.bindparam("b_delete_state"),
+        deleted_at=sa.bindparam("b_deleted_at"),
+    )
+)
+
+# a move's copy, recorded before its source is deleted (Repository.copied)
+_COPIED = (
+    tasks.update()
+    .where(tasks.c.id == sa.bindparam("b_id"))
+    .values(
+        delete_state=DELETE_PENDING,
+        etag=sa.bindparam("b_etag"),
+        bytes=sa.bindparam("b_bytes"),
+        src_etag=sa.bindparam("b_src_etag"),
+        src_version_id=sa.bindparam("b_src_version_id"),
+        dst_version_id=sa.bindparam("b_dst_version_id"),
+        http_status=sa.bindparam("b_http_status"),
+        method=sa.bindparam("b_method"),
+        part_count=sa.bindparam("b_part_count"),
+        error_code=sa.bindparam("b_error_code"),
+        error_message=sa.bindparam("b_error_message"),
     )
 )
 
@@ -1241,6 +1299,8 @@ class Repository:
                 "b_finished_at": r.finished_at,
                 "b_method": r.method,
                 "b_part_count": r.part_count,
+                "b_delete_state": r.delete_state,
+                "b_deleted_at": r.deleted_at,
             }
             for r in results
         ]
@@ -1271,6 +1331,39 @@ class Repository:
                 )
             )
         return accepted
+
+    # -- moves ------------------------------------------------------------------
+
+    @reconnecting
+    def copied(self, owner: str, records: list[tuple[int, CopyRecord]]) -> set[int]:
+        """Record moves' copies before their sources are deleted, in one
+        commit (``delete_state`` pending: a resumed run goes straight to the
+        delete).  Returns the tasks ``owner`` still held: only their sources
+        may be deleted."""
+        if not records:
+            return set()
+        with self.engine.begin() as conn:
+            held = _held(conn, owner, [i for i, _ in records])
+            params = [
+                {
+                    "b_id": i,
+                    "b_etag": c.etag,
+                    "b_bytes": c.bytes,
+                    "b_src_etag": c.src_etag,
+                    "b_src_version_id": c.src_version_id,
+                    "b_dst_version_id": c.dst_version_id,
+                    "b_http_status": c.http_status,
+                    "b_method": c.method,
+                    "b_part_count": c.part_count,
+                    "b_error_code": c.skip_code,
+                    "b_error_message": c.skip_message,
+                }
+                for i, c in records
+                if i in held
+            ]
+            if params:
+                conn.execute(_COPIED, params)
+        return held
 
     # -- multipart uploads ------------------------------------------------------
 
@@ -1412,6 +1505,20 @@ class Repository:
                     .group_by(tasks.c.status)
                 )
             }
+            deleted = 0
+            spec = conn.execute(
+                sa.select(jobs.c.spec).where(jobs.c.id == job_id)
+            ).scalar()
+            if spec and json.loads(spec).get("copy", {}).get("delete_source"):
+                # a move (the only jobs that delete): not in the claim index
+                deleted = int(
+                    conn.execute(
+                        sa.select(sa.func.count()).where(
+                            tasks.c.job_id == job_id,
+                            tasks.c.delete_state == DELETED,
+                        )
+                    ).scalar_one()
+                )
             done_bytes, first, last = conn.execute(
                 sa.select(
                     sa.func.coalesce(sa.func.sum(tasks.c.bytes), 0),
@@ -1439,6 +1546,7 @@ class Repository:
             first_started_at=first,
             last_finished_at=last,
             up_to_date=up_to_date,
+            sources_deleted=deleted,
         )
 
     @reconnecting
@@ -1511,6 +1619,8 @@ class Repository:
                     overrides=json.loads(m["overrides"]) if m["overrides"] else None,
                     kind=m["kind"],
                     last_modified=m["last_modified"],
+                    delete_state=m["delete_state"],
+                    deleted_at=m["deleted_at"],
                 )
 
     @reconnecting

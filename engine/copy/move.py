@@ -1,0 +1,128 @@
+"""Moves (``--delete-source``): whether a source may be deleted now.  Pure.
+
+A move copies an object, records the copy (the task's ``delete_state``
+becomes ``pending``: a crash from here on resumes to the delete), then HEADs
+both ends and deletes the source — that exact version when it has one — only
+when :func:`decide` says the copy is verified:
+
+* the destination still holds the recorded copy (same ETag, same size);
+* the source is still the version that was copied (its ETag is the one the
+  copy was pinned to with ``x-amz-copy-source-if-match``);
+* the content matches: equal ETags where both are MD5s of the body (single
+  part, not SSE-KMS / SSE-C); else equal checksums where both carry the same
+  algorithm; else the size and the pinned source ETag (a server-side copy of
+  an unchanged source, e.g. multipart into a different part layout).
+
+Anything else keeps the source and fails the task with the reason: a source
+is never deleted without a verified copy.  A source already gone when the
+delete comes (a crash after the delete, before its result was recorded) is
+recorded as deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from engine.copy.skip import comparable_etag
+from engine.models import CopyRecord
+
+# tasks.delete_state
+PENDING = "pending"
+DELETED = "deleted"
+KEPT = "kept"
+
+VERIFICATION_FAILED = "VerificationFailed"
+SOURCE_CHANGED = "SourceChanged"
+SAME_OBJECT = "SameObject"
+
+# the checksums HeadObject returns with ChecksumMode=ENABLED, strongest first
+_CHECKSUMS = ("SHA256", "SHA1", "CRC64NVME", "CRC32C", "CRC32")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with the source: ``delete`` it, it is already ``gone``, or
+    ``keep`` it (``code`` and ``reason`` say why); ``verified_by`` names the
+    check that vouched for the copy."""
+
+    action: Literal["delete", "gone", "keep"]
+    verified_by: str = ""
+    code: str | None = None
+    reason: str = ""
+
+
+def _keep(code: str, reason: str) -> Decision:
+    return Decision("keep", code=code, reason=f"{reason}; the source is kept")
+
+
+def _size(head: dict[str, Any]) -> int | None:
+    n = head.get("ContentLength")
+    return int(n) if n is not None else None
+
+
+def decide(
+    copied: CopyRecord,
+    src: dict[str, Any] | None,
+    dst: dict[str, Any] | None,
+) -> Decision:
+    """Whether the source may be deleted, from the recorded copy and the HEADs
+    of the source (``None``: not found) and the destination (``None``: not
+    found), both read with ``ChecksumMode=ENABLED``."""
+    if src is None:
+        return Decision("gone", verified_by="source already gone")
+    if dst is None:
+        return _keep(VERIFICATION_FAILED, "the copy is not at the destination")
+    dst_etag = str(dst.get("ETag") or "")
+    if copied.etag and dst_etag != copied.etag:
+        return _keep(
+            VERIFICATION_FAILED,
+            f"the destination changed since the copy (ETag {dst_etag}, "
+            f"copied {copied.etag})",
+        )
+    src_size, dst_size = _size(src), _size(dst)
+    if src_size is None or src_size != dst_size:
+        return _keep(
+            VERIFICATION_FAILED, f"size {src_size} at the source, {dst_size} copied"
+        )
+    if copied.bytes is not None and copied.bytes != dst_size:
+        return _keep(
+            VERIFICATION_FAILED,
+            f"size {dst_size} at the destination, {copied.bytes} recorded",
+        )
+    src_etag = str(src.get("ETag") or "")
+    if copied.src_etag and src_etag != copied.src_etag:
+        return _keep(
+            SOURCE_CHANGED,
+            f"the source changed since it was copied (ETag {src_etag}, "
+            f"copied {copied.src_etag})",
+        )
+    a, b = comparable_etag(src), comparable_etag(dst)
+    if a is not None and b is not None:
+        if a != b:
+            return _keep(VERIFICATION_FAILED, f"ETag {a} at the source, {b} copied")
+        return Decision("delete", verified_by="size and ETag")
+    for alg in _CHECKSUMS:
+        x, y = src.get(f"Checksum{alg}"), dst.get(f"Checksum{alg}")
+        if x and y:
+            if x != y:
+                return _keep(
+                    VERIFICATION_FAILED, f"checksum {alg} {x} at the source, {y} copied"
+                )
+            return Decision("delete", verified_by=f"size and {alg} checksum")
+    if copied.src_etag and not copied.skip_code:
+        return Decision("delete", verified_by="size and the pinned source ETag")
+    return _keep(
+        VERIFICATION_FAILED,
+        "cannot verify the copy (no comparable ETag or checksum)",
+    )
+
+
+def version_to_delete(
+    task_version: str | None, copied_version: str | None
+) -> str | None:
+    """The source version a move deletes: the manifest's, else the one the
+    copy read.  ``null`` (the version of an unversioned object) is left out:
+    some S3-compatible stores refuse it, and without it the key is deleted."""
+    version = task_version or copied_version
+    return None if version in (None, "", "null") else version
