@@ -13,7 +13,7 @@ line option (``storage_class`` for ``--storage-class``); see
                signature_version, content_md5
     [copy]     stat_source, skip_existing, multipart_threshold, part_size,
                match_source_parts, preserve_tags, preserve_object_lock,
-               preserve (["acl"]), verify
+               preserve (["acl"]), verify, delete_source
     [object]   acl, grant_*, metadata_directive, metadata (a table), content
                headers, tagging_directive, tags (a table), storage_class, sse,
                sse_kms_key_id, sse_kms_encryption_context (a table),
@@ -54,6 +54,7 @@ COPY = (
     "preserve_object_lock",
     "preserve",
     "verify",
+    "delete_source",
 )
 OBJECT = tuple(f.name for f in fields(ObjectOptions))
 TABLES = {"client": CLIENT, "copy": COPY, "object": OBJECT}
@@ -79,6 +80,7 @@ BOOLS = {
     "preserve_tags",
     "preserve_object_lock",
     "verify",
+    "delete_source",
     "bucket_key_enabled",
     "request_payer",
 }

@@ -208,6 +208,11 @@ class Renderer:
                     skipped=counts.get(TaskStatus.SKIPPED),
                     remaining=counts.remaining,
                     bytes=counts.bytes_done,
+                    **(
+                        {"sources_deleted": counts.sources_deleted}
+                        if counts.sources_deleted
+                        else {}
+                    ),
                 )
 
     def _tick(self) -> None:

@@ -13,6 +13,7 @@ import click
 from engine.cli.app import cli, db_option
 from engine.models import JobCounts, TaskStatus
 from engine.report import human_bytes
+from engine.spec import JobSpec
 from engine.store.repo import JobRecord, Repository, WorkerRecord
 from engine.worker import is_live
 
@@ -81,6 +82,10 @@ def status_dict(
         "tasks": counts.total,
         "counts": {s.value: counts.get(s) for s in TaskStatus},
         "bytes": counts.bytes_done,
+        # a move (--delete-source): None for a copy job
+        "sources_deleted": counts.sources_deleted
+        if JobSpec.from_dict(job.spec).copy.delete_source
+        else None,
         "objects_per_second": round(rate, 2) if rate is not None else None,
         "bytes_per_second": round(bytes_rate) if bytes_rate is not None else None,
         "eta_seconds": round(eta) if eta is not None else None,
@@ -190,6 +195,8 @@ def _show(
     for name, n in data["counts"].items():
         click.echo(f"  {name:<10} {n}")
     click.echo(f"copied     {human_bytes(data['bytes'])}")
+    if data["sources_deleted"] is not None:
+        click.echo(f"moved      {data['sources_deleted']} sources deleted")
     if data["objects_per_second"] is not None:
         click.echo(
             f"rate       {data['objects_per_second']} objects/s, "

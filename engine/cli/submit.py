@@ -272,6 +272,14 @@ def submit_options(f: Any) -> Any:
             "checksum where ETags are not comparable), metadata and tags. A "
             "mismatch fails the task with VerificationFailed.",
         ),
+        click.option(
+            "--delete-source",
+            is_flag=True,
+            help="Move: once an object's copy is recorded and verified (size, "
+            "and ETag or checksum), delete its source (that version). A source "
+            "is never deleted without a verified copy; a delete that fails "
+            "keeps the source and fails the task. Same as `bulkcopy move`.",
+        ),
         object_options,
         click.option(
             "--header",
@@ -296,6 +304,7 @@ COPY_FIELDS = (
     "preserve_tags",
     "preserve_object_lock",
     "verify",
+    "delete_source",
 )
 
 
@@ -313,6 +322,8 @@ def _copy_options(opts: dict[str, Any], file: dict[str, Any]) -> CopyOptions:
     values: dict[str, Any] = {}
     for name in COPY_FIELDS:
         values[name] = opts[name] if _given(name) else file.get(name, opts[name])
+    if opts.get("move"):  # `bulkcopy move`
+        values["delete_source"] = True
     for name in ("multipart_threshold", "part_size"):
         if isinstance(values[name], str):
             try:
@@ -330,6 +341,11 @@ def _copy_options(opts: dict[str, Any], file: dict[str, Any]) -> CopyOptions:
         raise UsageError(
             f"skip_existing: {values['skip_existing']!r} is not one of "
             f"{', '.join(POLICIES)}"
+        )
+    if values["delete_source"] and values["skip_existing"] in ("same-size", "newer"):
+        raise UsageError(
+            f"--skip-existing {values['skip_existing']} cannot vouch for a move: "
+            "a source is deleted only when its copy is verified (use same-etag)"
         )
     unknown = set(preserve) - {"acl"}
     if unknown:
@@ -491,6 +507,10 @@ continues it.
 @db_option
 @log_options
 def copy_cmd(**opts: Any) -> None:
+    _copy_and_run(opts)
+
+
+def _copy_and_run(opts: dict[str, Any]) -> None:
     setup(opts["log_format"], opts["verbose"], opts["quiet"])
     if opts["dry_run"]:
         _dry_run(opts)
@@ -499,3 +519,43 @@ def copy_cmd(**opts: Any) -> None:
     job = _submit(repo, opts)
     click.echo(f"job {job.id}", err=True)
     raise SystemExit(run_job(repo, job, opts))
+
+
+MOVE_HELP = """Move the objects of MANIFEST: copy each one, then delete its source.
+
+\b
+  bulkcopy move manifests/example.csv --to s3://dst-bucket/prefix/
+  bulkcopy move --from s3://old-bucket/logs/ --to s3://new-bucket/logs/ \\
+      --skip-existing same-etag
+
+`bulkcopy copy --delete-source`, with the same options.  For each object, in
+this order: the copy is made (pinned to the source's ETag) and recorded in the
+job; the source and the copy are HEADed and compared (size, and ETag where
+both are MD5s, else a checksum both carry, else the source's ETag the copy was
+pinned to); only then is the source deleted: the version copied, when the
+source is versioned (no delete marker is added).  Anything else keeps the
+source and fails the task with the reason (VerificationFailed, SourceChanged,
+the delete's own error); its copy stays recorded.  A run killed between a copy
+and its delete resumes to the delete.  With --skip-existing same-etag an
+object the destination already holds (same size and ETag) is not copied
+again, and its source is deleted.
+
+Moving an object onto itself fails (SameObject).  Needs s3:DeleteObject (and
+s3:DeleteObjectVersion) on the sources.
+
+{manifest}
+
+{exits}"""
+
+
+@cli.command(
+    "move",
+    help=MOVE_HELP.format(manifest=MANIFEST_HELP, exits=EXIT_CODES),
+)
+@submit_options
+@run_options
+@client_options
+@db_option
+@log_options
+def move_cmd(**opts: Any) -> None:
+    _copy_and_run({**opts, "move": True})

@@ -265,6 +265,65 @@ def test_a_nightly_rerun_with_skip_existing_copies_only_what_changed(
     assert {r["error_code"] for r in skipped} == {"DestinationExists"}
 
 
+def test_the_cut_over_move_deletes_every_source_copied_or_already_there(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli]
+) -> None:
+    """Nightly copies until the cut-over, then `bulkcopy move` with
+    --skip-existing same-etag: what is already there is not copied again, a
+    new object is; every source is deleted; status and report say so."""
+    cli = cli_for(moto)
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    keys = [f"data/f{i}.txt" for i in range(5)]
+    bodies = seed(moto, src, keys)
+    listing = ("--from", f"s3://{src}/data/", "--to", f"s3://{dst}/")
+    nightly = cli("copy", *listing, "--skip-existing", "same-etag")
+    assert nightly.returncode == 0, nightly.stderr
+    moto.client().put_object(Bucket=src, Key="data/new.txt", Body=b"late")
+    bodies["data/new.txt"] = b"late"
+
+    cut = cli("move", *listing, "--skip-existing", "same-etag")
+
+    assert cut.returncode == 0, cut.stderr
+    assert "sources_deleted" in cut.stderr
+    assert moto.client().list_objects_v2(Bucket=src).get("KeyCount") == 0
+    for key, body in bodies.items():
+        got = moto.client().get_object(Bucket=dst, Key=key)["Body"].read()
+        assert got == body
+    job_id = json.loads(cli("jobs", "--json").stdout.splitlines()[0])["job_id"]
+    status = json.loads(cli("status", job_id, "--json").stdout)
+    assert status["counts"]["succeeded"] == 1
+    assert status["counts"]["skipped"] == 5
+    assert status["sources_deleted"] == 6
+    assert "moved      6 sources deleted" in cli("status", job_id).stdout
+    rep = cli("report", job_id, "--out", "out")
+    assert rep.returncode == 0, rep.stderr
+    assert [r[3] for r in _report_rows(cli.cwd / "out", job_id)] == ["succeeded"] * 6
+    jsonl = (cli.cwd / "out" / f"job-{job_id}" / "results.jsonl").read_text()
+    records = [json.loads(line) for line in jsonl.splitlines()]
+    assert all(r["source_deleted"] is True and r["deleted_at"] for r in records)
+
+
+def test_a_move_refuses_skip_policies_that_cannot_vouch_for_a_copy(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli]
+) -> None:
+    cli = cli_for(moto)
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    seed(moto, src, ["k"])
+    res = cli(
+        "move",
+        "--from",
+        f"s3://{src}/",
+        "--to",
+        f"s3://{dst}/",
+        "--skip-existing",
+        "same-size",
+    )
+    assert res.returncode == 2
+    assert "cannot vouch for a move" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert moto.client().list_objects_v2(Bucket=src).get("KeyCount") == 1
+
+
 def test_unknown_job_and_bad_destination_are_usage_errors(
     moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
 ) -> None:
