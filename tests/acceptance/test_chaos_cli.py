@@ -97,3 +97,78 @@ def test_kill_9_at_random_moments_then_resume_until_done(
     assert status["counts"]["succeeded"] == len(bodies)
     assert status["tasks"] == len(bodies)
     assert status["bytes"] == sum(len(b) for b in bodies.values())
+
+
+@pytest.mark.parametrize("seed_value", [11])
+def test_kill_9_during_a_move_never_deletes_a_source_without_its_copy(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path, seed_value: int
+) -> None:
+    """`bulkcopy move` killed -9 at random moments: after every kill, each
+    source already gone has its exact copy at the destination; resumed
+    until done, every source is gone, every copy is there, each row is
+    reported once as succeeded with its source deleted."""
+    rng = random.Random(seed_value)
+    cli = cli_for(moto)
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    bodies = seed(moto, src, [f"small/{i:04d}" for i in range(300)])
+    c = moto.client()
+    big = {f"big/{i}": bytes([97 + i]) * (11 * MIB + i) for i in range(2)}
+    for key, body in big.items():
+        c.put_object(Bucket=src, Key=key, Body=body)
+    bodies.update(big)
+    keys = list(bodies)
+    rng.shuffle(keys)
+    manifest = write_manifest(tmp_path / "m.csv", [(src, k, None) for k in keys])
+    sub = cli(
+        "submit",
+        str(manifest),
+        "--to",
+        f"s3://{dst}/m/",
+        "--delete-source",
+        "--multipart-threshold",
+        "5MiB",
+        "--part-size",
+        "5MiB",
+    )
+    assert sub.returncode == 0, sub.stderr
+    job_id = sub.stdout.strip()
+
+    def sources_left() -> set[str]:
+        pages = c.get_paginator("list_objects_v2").paginate(Bucket=src)
+        return {o["Key"] for p in pages for o in p.get("Contents", [])}
+
+    def no_source_lost() -> None:
+        for key in set(bodies) - sources_left():
+            got = c.get_object(Bucket=dst, Key=f"m/{key}")["Body"].read()
+            assert got == bodies[key], f"{key} deleted without its copy"
+
+    kills = 0
+    for _round in range(40):
+        proc = cli.popen("run", job_id, "--concurrency", "8", "--part-concurrency", "4")
+        deadline = time.monotonic() + rng.uniform(1.0, 2.2)
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+            kills += 1
+            no_source_lost()
+            continue
+        _out, err = proc.communicate()
+        assert proc.returncode == 0, err
+        break
+    else:
+        pytest.fail("the job did not finish in 40 runs")
+    assert kills >= 2, "the job finished before it was killed twice: make it longer"
+
+    assert sources_left() == set()
+    no_source_lost()
+    assert c.list_multipart_uploads(Bucket=dst).get("Uploads", []) == []
+    rep = cli("report", job_id, "--out", "out")
+    assert rep.returncode == 0, rep.stderr
+    rows = _report_rows(cli.cwd / "out", job_id)
+    assert sorted(unquote_plus(r[1]) for r in rows) == sorted(keys)
+    assert {r[3] for r in rows} == {"succeeded"}
+    status = json.loads(cli("status", job_id, "--json").stdout)
+    assert status["status"] == "complete"
+    assert status["counts"]["succeeded"] == status["sources_deleted"] == len(bodies)
