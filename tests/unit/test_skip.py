@@ -64,3 +64,16 @@ def test_newer_compares_last_modified() -> None:
 def test_an_unknown_policy_is_an_error() -> None:
     with pytest.raises(ValueError, match="sometimes"):
         skip_reason("sometimes", head(), head())
+
+
+def test_a_move_skips_only_what_an_etag_vouches_for() -> None:
+    """A move deletes the source of a skipped object: the size alone is no
+    proof (multipart or KMS ETags are copied again)."""
+    same = {"ContentLength": 5, "ETag": '"abc"'}
+    multipart = {"ContentLength": 5, "ETag": '"abc-2"'}
+    assert skip_reason("same-etag", same, dict(same), strict=True) is not None
+    assert skip_reason("same-etag", same, dict(same)) is not None
+    assert skip_reason("same-etag", multipart, dict(multipart)) is not None
+    assert skip_reason("same-etag", multipart, dict(multipart), strict=True) is None
+    with pytest.raises(ValueError, match="cannot vouch"):
+        skip_reason("same-size", same, dict(same), strict=True)

@@ -24,7 +24,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from engine.errors import DatabaseError, UsageError
-from engine.models import JobStatus, Task, TaskResult, TaskStatus
+from engine.models import CopyRecord, JobStatus, Task, TaskResult, TaskStatus
 from engine.store import tables
 from engine.store.reconnect import Reconnect, retryable
 from engine.store.repo import IngestTotals, Repository, WorkerState
@@ -406,6 +406,51 @@ def test_a_worker_that_lost_its_lease_cannot_record(repo: Repository) -> None:
     assert row.attempts == 1 + 2
     assert task_rows(repo)[task.id].owner is None
     assert counters(repo, job) == {"new": (1, 7), "old": (0, 0)}
+
+
+def test_a_moves_copy_is_recorded_only_by_its_owner_and_claimed_back(
+    repo: Repository,
+) -> None:
+    """A move records its copy before deleting the source: only while the
+    worker holds the task (the delete is skipped otherwise); a task taken
+    back after a crash comes with the recorded copy (straight to the
+    delete), and the final result records the delete."""
+    job = make_job(repo, 2)
+    repo.register_worker("old", job, "h", 1)
+    repo.register_worker("new", job, "h", 2)
+    a, b = repo.claim(job, "old", limit=2, lease_until=LEASE)
+    record = CopyRecord(
+        etag='"e"',
+        bytes=5,
+        src_etag='"s"',
+        src_version_id="v1",
+        dst_version_id="d1",
+        http_status=200,
+        method="copy",
+    )
+    assert repo.copied("old", [(a.id, record)]) == {a.id}
+    assert repo.copied("new", [(b.id, record)]) == set()  # not its task
+    set_lease(repo, [a.id, b.id], 1000.0)  # "old" crashed
+    assert repo.release_orphans(job, time.time()) == 2
+
+    again = {t.id: t for t in repo.claim(job, "new", limit=2, lease_until=LEASE)}
+
+    assert again[a.id].copied == record
+    assert again[b.id].copied is None
+    done = TaskResult(
+        task_id=a.id,
+        status=TaskStatus.SUCCEEDED,
+        attempts=1,
+        started_at=100.0,
+        finished_at=101.0,
+        etag='"e"',
+        bytes=5,
+        delete_state="deleted",
+        deleted_at=101.0,
+    )
+    assert repo.record("new", [done]) == 1
+    row = next(r for r in repo.iter_results(job) if r.id == a.id)
+    assert (row.delete_state, row.deleted_at, row.etag) == ("deleted", 101.0, '"e"')
 
 
 def test_a_late_result_before_the_new_owner_records_is_refused(

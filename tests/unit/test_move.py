@@ -1,0 +1,105 @@
+"""engine.copy.move: when a move may delete its source (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.copy import move
+from engine.models import CopyRecord
+
+MD5 = '"9e107d9d372bb6826bd81d3542a419d6"'
+OTHER = '"e4d909c290d0fb1ca068ffaddf22cbd0"'
+
+
+def _copied(**kw: Any) -> CopyRecord:
+    base: dict[str, Any] = {
+        "etag": MD5,
+        "bytes": 10,
+        "src_etag": MD5,
+        "src_version_id": None,
+        "dst_version_id": None,
+    }
+    return CopyRecord(**{**base, **kw})
+
+
+def _head(etag: str = MD5, size: int = 10, **kw: Any) -> dict[str, Any]:
+    return {"ETag": etag, "ContentLength": size, **kw}
+
+
+def test_equal_md5_etags_and_sizes_delete() -> None:
+    d = move.decide(_copied(), _head(), _head())
+    assert d.action == "delete"
+    assert d.verified_by == "size and ETag"
+
+
+def test_a_source_already_gone_is_not_deleted_again() -> None:
+    assert move.decide(_copied(), None, _head()).action == "gone"
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "code", "why"),
+    [
+        # the copy vanished or was overwritten since it was made
+        (_head(), None, move.VERIFICATION_FAILED, "not at the destination"),
+        (_head(), _head(OTHER), move.VERIFICATION_FAILED, "destination changed"),
+        # the sizes differ
+        (_head(), _head(size=9), move.VERIFICATION_FAILED, "size"),
+        # the source was overwritten after the copy (unversioned bucket)
+        (_head(OTHER), _head(), move.SOURCE_CHANGED, "source changed"),
+    ],
+)
+def test_anything_unproven_keeps_the_source(
+    src: dict[str, Any], dst: dict[str, Any] | None, code: str, why: str
+) -> None:
+    d = move.decide(_copied(), src, dst)
+    assert d.action == "keep"
+    assert d.code == code
+    assert why in d.reason
+    assert "the source is kept" in d.reason
+
+
+def test_the_recorded_size_must_match_too() -> None:
+    d = move.decide(_copied(bytes=11), _head(), _head())
+    assert (d.action, d.code) == ("keep", move.VERIFICATION_FAILED)
+
+
+def test_checksums_decide_where_etags_cannot_be_compared() -> None:
+    kms = {"ServerSideEncryption": "aws:kms"}
+    copied = _copied(etag='"x-2"', src_etag='"y"')
+    src = _head('"y"', ChecksumCRC32="AAAA", **kms)
+    same = _head('"x-2"', ChecksumCRC32="AAAA", **kms)
+    other = _head('"x-2"', ChecksumCRC32="BBBB", **kms)
+    assert move.decide(copied, src, same).verified_by == "size and CRC32 checksum"
+    d = move.decide(copied, src, other)
+    assert (d.action, d.code) == ("keep", move.VERIFICATION_FAILED)
+
+
+def test_a_pinned_copy_of_an_unchanged_source_is_vouched_by_its_size() -> None:
+    # multipart into another part layout: ETags differ in kind, no checksums
+    copied = _copied(etag='"m-3"', src_etag='"s-2"')
+    d = move.decide(copied, _head('"s-2"'), _head('"m-3"'))
+    assert (d.action, d.verified_by) == ("delete", "size and the pinned source ETag")
+
+
+def test_an_unpinned_destination_that_was_already_there_needs_a_real_match() -> None:
+    # --skip-existing found it: nothing was copied, so nothing was pinned
+    copied = _copied(etag='"m-3"', src_etag='"s-2"', skip_code="DestinationExists")
+    d = move.decide(copied, _head('"s-2"'), _head('"m-3"'))
+    assert (d.action, d.code) == ("keep", move.VERIFICATION_FAILED)
+
+
+@pytest.mark.parametrize(
+    ("task", "copied", "deleted"),
+    [
+        ("v1", "v2", "v1"),  # the manifest's version wins
+        (None, "v2", "v2"),  # else the one the copy read
+        (None, "null", None),  # unversioned: the key
+        (None, None, None),
+    ],
+)
+def test_the_version_deleted(
+    task: str | None, copied: str | None, deleted: str | None
+) -> None:
+    assert move.version_to_delete(task, copied) == deleted
