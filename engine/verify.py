@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from engine.copy.move import DELETED
 from engine.copy.properties import CHECKSUM_ALGORITHMS, CONTENT_HEADERS
 from engine.copy.request import Requests
 from engine.errors import S3Error
@@ -150,6 +151,34 @@ async def verify_copy(
         )
 
 
+async def verify_moved(
+    client: Any, row: ResultRow, dst: dict[str, Any], requests: Requests
+) -> None:
+    """A moved object (its source deleted): the destination must still be the
+    copy recorded (ETag and size)."""
+    head = await invoke(
+        "HeadObject",
+        client.head_object,
+        **_without_null_version(dst),
+        **requests.destination(),
+        **requests.destination_sse_c(),
+    )
+    diffs = []
+    if row.etag and head.get("ETag") != row.etag:
+        diffs.append(f"ETag {head.get('ETag')}, recorded {row.etag}")
+    if row.bytes is not None and head.get("ContentLength") != row.bytes:
+        diffs.append(f"size {head.get('ContentLength')}, recorded {row.bytes}")
+    if diffs:
+        raise S3Error(
+            VERIFICATION_FAILED,
+            "the move's copy changed since (its source is deleted): "
+            + "; ".join(diffs),
+            None,
+            Disposition.FATAL,
+            "Verify",
+        )
+
+
 async def verify_job(
     client: Any,
     repo: Repository,
@@ -158,6 +187,9 @@ async def verify_job(
     keys: Keys | None = None,
 ) -> tuple[int, list[tuple[int, str, str]]]:
     """Verify every succeeded task of a job; record mismatches as failures.
+
+    A moved object (``--delete-source``) has no source left: its destination
+    is checked against the copy recorded (ETag, size).
 
     Returns how many were checked and the failures ``(task_id, code, message)``.
     An object that cannot be read for checking (gone, no access) is a failure
@@ -175,6 +207,9 @@ async def verify_job(
         dst = ObjectRef(row.dst_bucket, row.dst_key).params(row.dst_version_id)
         async with slots:
             try:
+                if row.delete_state == DELETED:  # a move: no source to compare
+                    await verify_moved(client, row, dst, requests)
+                    return
                 await verify_copy(
                     client,
                     src,

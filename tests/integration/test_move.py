@@ -198,3 +198,68 @@ def test_a_crash_between_the_copy_and_the_delete_resumes_to_the_delete(
     assert rows[first.src.key].etag == first.etag
     for key, body in bodies.items():
         assert get_body(moto, dst, f"moved/{key}") == body
+
+
+def test_verify_after_a_move_checks_each_copy_against_its_record(
+    moto: S3Server, tmp_path: Path
+) -> None:
+    """`bulkcopy verify` of a move: the sources are gone, so each destination
+    is checked against the copy recorded; a copy changed since fails."""
+    import asyncio
+
+    from engine.s3.client import open_client
+    from engine.verify import verify_job
+    from tests.helpers import client_settings
+
+    repo, job, _src, dst, _bodies = _move_job(moto, tmp_path, n=3)
+    assert run_job(repo, job, moto, preflight=False).sources_deleted == 3
+    moto.client().put_object(Bucket=dst, Key="moved/dir/k1", Body=b"changed later")
+
+    async def go() -> tuple[int, list[tuple[int, str, str]]]:
+        async with open_client(client_settings(moto)) as client:
+            return await verify_job(client, repo, job.id)
+
+    checked, failures = asyncio.run(go())
+
+    assert checked == 3
+    assert len(failures) == 1
+    rows = {r.src.key: r for r in repo.iter_results(job.id)}
+    assert rows["dir/k1"].status is TaskStatus.FAILED
+    assert "changed since" in (rows["dir/k1"].error_message or "")
+    assert rows["dir/k0"].status is TaskStatus.SUCCEEDED
+
+
+def test_a_multipart_move_the_server_answers_with_empty_parts_deletes_nothing(
+    rclone: S3Server, tmp_path: Path
+) -> None:
+    """rclone answers UploadPartCopy with an empty 200 (a 0-byte part): the
+    copy is no copy, so the source stays (a real Go S3 server)."""
+    import os
+
+    mib = 1024 * 1024
+    src, dst = rclone.new_bucket(), rclone.new_bucket()
+    rclone.client().put_object(Bucket=src, Key="big", Body=os.urandom(11 * mib))
+    seed(rclone, src, ["small"])
+    manifest = write_manifest(
+        tmp_path / "m.csv", [(src, "big", None), (src, "small", None)]
+    )
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    job = submit_job(
+        repo,
+        manifest,
+        rclone,
+        f"s3://{dst}",
+        delete_source=True,
+        multipart_threshold=5 * mib,
+        part_size=5 * mib,
+        preserve_tags=False,
+    )
+
+    counts = run_job(repo, job, rclone, preflight=False)
+
+    assert counts.sources_deleted == 1
+    rows = {r.src.key: r for r in repo.iter_results(job.id)}
+    assert rows["small"].delete_state == move.DELETED
+    assert rows["big"].status is TaskStatus.FAILED
+    assert rows["big"].delete_state is None  # never copied: nothing to delete
+    assert _keys(rclone, src) == {"big"}
