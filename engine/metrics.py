@@ -30,6 +30,7 @@ from prometheus_client import (
 )
 
 from engine import events
+from engine.copy.move import DELETED
 from engine.models import TaskStatus
 from engine.s3.classify import Disposition, classify
 
@@ -70,6 +71,12 @@ class Metrics:
             "bulkcopy_retries",
             "Failed attempts that were retried, by error code.",
             ["job", "code"],
+            registry=r,
+        )
+        self.deleted = Counter(
+            "bulkcopy_sources_deleted",
+            "Sources a move deleted after their verified copy.",
+            ["job"],
             registry=r,
         )
         self.throttles = Counter(
@@ -120,6 +127,8 @@ class Metrics:
                     self.errors.labels(
                         job, result.status.value, result.error_code
                     ).inc()
+                if result.delete_state == DELETED:
+                    self.deleted.labels(job).inc()
                 self.duration.labels(job).observe(
                     max(0.0, result.finished_at - result.started_at)
                 )

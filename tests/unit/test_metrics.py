@@ -69,3 +69,16 @@ def test_events_become_counters_histograms_and_gauges(tmp_path: Path) -> None:
     m.write(out)
     text = out.read_text()
     assert f'bulkcopy_tasks_total{{job="{JOB}",status="succeeded"}} 2.0' in text
+
+
+def test_a_move_counts_the_sources_it_deleted() -> None:
+    from dataclasses import replace
+
+    m = Metrics()
+    moved = replace(result(1, TaskStatus.SUCCEEDED, size=5), delete_state="deleted")
+    kept = replace(result(2, TaskStatus.FAILED, "AccessDenied"), delete_state="kept")
+    m(events.TaskFinished(task(1), moved))
+    m(events.TaskFinished(task(2), kept))
+    m(events.TaskFinished(task(3), result(3, TaskStatus.SUCCEEDED, size=5)))
+
+    assert value(m, "bulkcopy_sources_deleted_total") == 1
