@@ -34,7 +34,9 @@ def _move_job(
     bodies = seed(s3, src, keys)
     manifest = write_manifest(tmp_path / "m.csv", [(src, k, None) for k in keys])
     repo = Repository(str(tmp_path / "db.sqlite"))
-    job = submit_job(repo, manifest, s3, f"s3://{dst}/moved/", delete_source=True, **copy)
+    job = submit_job(
+        repo, manifest, s3, f"s3://{dst}/moved/", delete_source=True, **copy
+    )
     return repo, job, src, dst, bodies
 
 
