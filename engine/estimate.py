@@ -38,14 +38,21 @@ class Estimate:
     def add(self, rows: Rows, copy: CopyOptions) -> None:
         """Count the rows of one batch (already filtered)."""
         sizes, storage = rows.sizes, rows.storage
-        per_object = (1 if copy.stat_source else 0) + (1 if copy.verify else 0)
+        stat = copy.stat_source or copy.delete_source  # a move always HEADs
+        per_object = (
+            (1 if stat else 0)
+            + (1 if copy.verify else 0)
+            + (1 if copy.skip_existing != "never" else 0)  # HEAD the destination
+            # a move: HEAD both ends again, then DeleteObject
+            + (3 if copy.delete_source else 0)
+        )
         for i in range(len(rows)):
             if i in rows.errors:
                 self.invalid += 1
                 continue
             if i in rows.kinds:
                 self.delete_markers += 1
-                self.requests += 1
+                self.requests += 2 if copy.delete_source else 1
                 continue
             self.objects += 1
             self.requests += per_object
@@ -65,7 +72,7 @@ class Estimate:
                 self.multipart += 1
                 self.parts += parts
                 # a multipart copy always HEADs its source
-                head = 0 if copy.stat_source else 1
+                head = 0 if stat else 1
                 self.requests += head + 2 + parts + (1 if copy.preserve_tags else 0)
             else:
                 self.requests += 1

@@ -244,3 +244,14 @@ def test_dry_run_refuses_a_filter_the_manifest_cannot_serve(
     source = Source("csv", path, filters=Filters(max_size=10))
     with pytest.raises(UsageError, match="--max-size"):
         asyncio.run(dry_run(source, JobSpec()))
+
+
+def test_skip_existing_adds_a_head_of_each_destination() -> None:
+    opts = CopyOptions(skip_existing="same-etag")
+    assert estimate(make_rows([10]), opts).requests == 3
+
+
+def test_a_move_heads_both_ends_and_deletes_each_source() -> None:
+    # HEAD, CopyObject, then HEAD source + HEAD copy + DeleteObject
+    opts = CopyOptions(stat_source=False, delete_source=True)
+    assert estimate(make_rows([10]), opts).requests == 5
