@@ -147,6 +147,8 @@ def summary_text(
         if n or status.final:
             lines.append(f"  {status.value:<10} {n}")
     lines.append(f"copied     {human_bytes(counts.bytes_done)}")
+    if job.spec.get("copy", {}).get("delete_source"):
+        lines.append(f"moved      {counts.sources_deleted} sources deleted")
     if counts.first_started_at and counts.last_finished_at:
         elapsed = max(counts.last_finished_at - counts.first_started_at, 1e-9)
         lines.append(
@@ -196,9 +198,10 @@ def write_report(
                 rows += 1
                 jf.write(json.dumps(jsonl_record(job.id, row), ensure_ascii=False))
                 jf.write("\n")
-                w = writers.get(_csv_status(row.status))
+                line = bops_row(row)
+                w = writers.get(line[3])  # an up-to-date skip is "succeeded"
                 if w is not None:
-                    w.writerow(bops_row(row))
+                    w.writerow(line)
     finally:
         for h in handles.values():
             h.close()

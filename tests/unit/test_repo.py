@@ -442,6 +442,8 @@ def test_an_older_schema_is_migrated_on_open(db_path: str) -> None:
         conn.execute(sa.text("ALTER TABLE workers DROP COLUMN bytes_done"))
         conn.execute(sa.text("ALTER TABLE workers DROP COLUMN tasks_done"))
         conn.execute(sa.text("ALTER TABLE workers DROP COLUMN concurrency"))
+        conn.execute(sa.text("ALTER TABLE tasks DROP COLUMN delete_state"))
+        conn.execute(sa.text("ALTER TABLE tasks DROP COLUMN deleted_at"))
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0004'"))
     engine.dispose()
     Repository(db_path).close()
@@ -452,8 +454,10 @@ def test_an_older_schema_is_migrated_on_open(db_path: str) -> None:
             == db.HEAD_REVISION
         )
         columns = {c["name"] for c in sa.inspect(conn).get_columns("workers")}
+        task_columns = {c["name"] for c in sa.inspect(conn).get_columns("tasks")}
     engine.dispose()
     assert {"state", "tasks_done", "bytes_done", "concurrency"} <= columns
+    assert {"delete_state", "deleted_at"} <= task_columns
 
 
 def test_reopening_a_migrated_database_keeps_its_jobs(db_path: str) -> None:

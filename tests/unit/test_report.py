@@ -144,11 +144,23 @@ def test_jsonl_record_carries_every_field() -> None:
         "bytes": 1234,
         "method": None,
         "part_count": None,
+        "source_deleted": None,  # not a move
+        "deleted_at": None,
         "started_at": "2023-11-14T22:13:20.000+00:00",
         "finished_at": "2023-11-14T22:13:21.500+00:00",
         "duration_s": 1.5,
     }
     json.dumps(record)
+
+
+def test_a_moves_records_say_whether_the_source_is_gone() -> None:
+    moved = jsonl_record(
+        "job-1", result_row(delete_state="deleted", deleted_at=1_700_000_002.0)
+    )
+    assert moved["source_deleted"] is True
+    assert moved["deleted_at"] == "2023-11-14T22:13:22.000+00:00"
+    kept = jsonl_record("job-1", result_row(TaskStatus.FAILED, delete_state="kept"))
+    assert (kept["source_deleted"], kept["deleted_at"]) == (False, None)
 
 
 def test_jsonl_record_of_an_unstarted_task_has_no_times() -> None:
