@@ -84,6 +84,18 @@ class CredentialsRefreshed:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestDone:
+    """One S3 request of a run ended (only when the run was asked to report
+    them: ``RunSettings.request_events``, for metrics): ``outcome`` is
+    ``ok`` or the error code."""
+
+    job_id: str
+    operation: str
+    outcome: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class ConcurrencyChanged:
     """The adaptive limit of requests in flight moved (``why``: throttled or
     recovering)."""
@@ -129,6 +141,7 @@ Event = (
     RunStarted
     | CredentialsRefreshed
     | ConcurrencyChanged
+    | RequestDone
     | JobFailing
     | PreflightWarning
     | TaskRetrying

@@ -54,6 +54,9 @@ BUCKETS = (
     7200,
 )
 
+# one S3 request: milliseconds, or minutes for a large UploadPartCopy
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120)
+
 
 class Metrics:
     """A run's metrics; call it with each event."""
@@ -71,6 +74,19 @@ class Metrics:
             "bulkcopy_retries",
             "Failed attempts that were retried, by error code.",
             ["job", "code"],
+            registry=r,
+        )
+        self.requests = Counter(
+            "bulkcopy_requests",
+            "S3 requests by operation and outcome (ok, or the error code).",
+            ["job", "operation", "outcome"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "bulkcopy_request_duration_seconds",
+            "S3 request latency by operation (the SDK's retries included).",
+            ["job", "operation"],
+            buckets=REQUEST_BUCKETS,
             registry=r,
         )
         self.deleted = Counter(
@@ -132,6 +148,11 @@ class Metrics:
                 self.duration.labels(job).observe(
                     max(0.0, result.finished_at - result.started_at)
                 )
+            case events.RequestDone(
+                job_id=job, operation=op, outcome=outcome, seconds=seconds
+            ):
+                self.requests.labels(job, op, outcome).inc()
+                self.latency.labels(job, op).observe(seconds)
             case events.ConcurrencyChanged(job_id=job, limit=limit):
                 self.concurrency.labels(job).set(limit)
             case events.RunFinished(job_id=job, counts=counts):

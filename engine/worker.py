@@ -59,6 +59,7 @@ from engine.models import (
 )
 from engine.preflight import check_destination, check_sources
 from engine.retry import RetryPolicy
+from engine.s3.call import ON_REQUEST
 from engine.s3.client import ClientSettings
 from engine.spec import JobSpec
 from engine.store.repo import JobRecord, Repository, WorkerRecord, WorkerState
@@ -113,6 +114,8 @@ class RunSettings:
     # (engine.governor); = concurrency: fixed
     min_concurrency: int = 1
     max_rps: float | None = None  # requests started per second, at most
+    # emit a RequestDone event for every S3 request (metrics ask for it)
+    request_events: bool = False
 
     @property
     def heartbeat_every(self) -> float:
@@ -390,6 +393,9 @@ class Worker:
         )
         # every S3 call of the copiers takes a slot (tasks inherit the context)
         token = GOVERNOR.set(self.governor)
+        seen = ON_REQUEST.set(
+            self._request_done if self.run_settings.request_events else None
+        )
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._feeder(n))
@@ -409,6 +415,7 @@ class Worker:
             raise group.exceptions[0] from group
         finally:
             GOVERNOR.reset(token)
+            ON_REQUEST.reset(seen)
         await self._call(self.repo.release, self.worker_id, self._unstarted)
         self._unstarted = []
 
@@ -641,6 +648,9 @@ class Worker:
             return await asyncio.shield(self._refreshing)
         except Exception:  # the provider failed: the answer counts as usual
             return False
+
+    def _request_done(self, operation: str, outcome: str, seconds: float) -> None:
+        self.observer(events.RequestDone(self.job.id, operation, outcome, seconds))
 
     def _concurrency_changed(self, limit: int, why: str) -> None:
         self.observer(events.ConcurrencyChanged(self.job.id, limit, why))

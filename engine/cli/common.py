@@ -126,6 +126,8 @@ def run_settings(opts: dict[str, Any], **more: Any) -> RunSettings:
         preflight=not opts["no_preflight"],
         min_concurrency=min(opts.get("min_concurrency") or 1, opts["concurrency"]),
         max_rps=opts.get("max_rps"),
+        # every request's end, for the requests and latency metrics
+        request_events=bool(opts.get("metrics_port") or opts.get("metrics_textfile")),
         failure=FailurePolicy(
             fail_after=opts.get("fail_after", 1000),
             fail_ratio=opts.get("fail_ratio", 50.0) / 100,

@@ -8,7 +8,9 @@ catches botocore or aiohttp exceptions.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import aiohttp
@@ -31,6 +33,12 @@ from engine.retry import RetryPolicy
 from engine.s3.classify import Disposition, classify, name_status_code
 
 S3Call = Callable[..., Awaitable[dict[str, Any]]]
+
+# told of every request's end inside a run that asked for it (metrics):
+# (operation, "ok" or the error code, seconds)
+ON_REQUEST: ContextVar[Callable[[str, str, float], None] | None] = ContextVar(
+    "bulkcopy_on_request", default=None
+)
 
 
 def from_client_error(exc: ClientError, operation: str) -> S3Error:
@@ -88,17 +96,23 @@ async def invoke(operation: str, fn: S3Call, **kwargs: Any) -> dict[str, Any]:
     if not governor.try_acquire():
         await governor.acquire()
     outcome = "error"
+    code = "error"
+    seen = ON_REQUEST.get()
+    started = time.monotonic() if seen is not None else 0.0
     try:
         answer = await _invoke(operation, fn, kwargs)
     except S3Error as err:
+        code = err.code
         if err.disposition is Disposition.THROTTLE:
             outcome = "throttled"
         raise
     else:
-        outcome = "ok"
+        outcome = code = "ok"
         return answer
     finally:
         governor.release(outcome)
+        if seen is not None:
+            seen(operation, code, time.monotonic() - started)
 
 
 async def _invoke(operation: str, fn: S3Call, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -825,3 +825,10 @@ def test_a_worker_serves_prometheus_metrics_and_writes_a_textfile(
     assert found is not None, text
     assert int(found.group(1)) == n
     assert f'bulkcopy_job_tasks{{job="{job}",status="succeeded"}} {n}.0' in text
+    # every request counted by operation and outcome, with its latency
+    copies = (
+        f'bulkcopy_requests_total{{job="{job}",operation="CopyObject",outcome="ok"}}'
+    )
+    assert f"{copies} {n}.0" in text, text
+    latency = "bulkcopy_request_duration_seconds_count"
+    assert f'{latency}{{job="{job}",operation="CopyObject"}} {n}.0' in text

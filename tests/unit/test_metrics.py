@@ -82,3 +82,20 @@ def test_a_move_counts_the_sources_it_deleted() -> None:
     m(events.TaskFinished(task(3), result(3, TaskStatus.SUCCEEDED, size=5)))
 
     assert value(m, "bulkcopy_sources_deleted_total") == 1
+
+
+def test_requests_by_operation_and_outcome_with_their_latency() -> None:
+    m = Metrics()
+    m(events.RequestDone(JOB, "CopyObject", "ok", 0.02))
+    m(events.RequestDone(JOB, "CopyObject", "ok", 0.03))
+    m(events.RequestDone(JOB, "CopyObject", "SlowDown", 0.2))
+    m(events.RequestDone(JOB, "HeadObject", "ok", 0.004))
+
+    requests = "bulkcopy_requests_total"
+    assert value(m, requests, operation="CopyObject", outcome="ok") == 2
+    assert value(m, requests, operation="CopyObject", outcome="SlowDown") == 1
+    assert value(m, requests, operation="HeadObject", outcome="ok") == 1
+    latency = "bulkcopy_request_duration_seconds"
+    assert value(m, f"{latency}_count", operation="CopyObject") == 3
+    assert value(m, f"{latency}_bucket", operation="CopyObject", le="0.025") == 1
+    assert value(m, f"{latency}_bucket", operation="HeadObject", le="0.005") == 1
