@@ -318,6 +318,34 @@ def test_all_versions_copies_each_history_oldest_first(
     assert src_versions == want
 
 
+def test_a_move_of_every_version_empties_the_source_history(
+    moto: S3Server, tmp_path: Path
+) -> None:
+    """A move with --all-versions --delete-markers: the destination gets the
+    whole history in order, and each source version (delete markers too) is
+    deleted by its id: the source bucket is left with no version at all."""
+    history = _write_history(moto, tick=True)
+    dst = moto.new_bucket(versioned=True)
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    source = _listing(f"s3://{history.bucket}", all_versions=True, delete_markers=True)
+    spec = JobSpec(client=client_settings(moto), copy=CopyOptions(delete_source=True))
+    job = asyncio.run(
+        submit_source(
+            repo,
+            source,
+            Destination.parse(f"s3://{dst}"),
+            spec,
+            open_client=open_job_client,
+        )
+    )
+
+    counts = run_job(repo, job, moto, concurrency=8)
+
+    _assert_history_copied(moto, repo, job, dst, True)
+    assert counts.sources_deleted == 6
+    assert _versions(moto, history.bucket) == {"versions": [], "markers": []}
+
+
 @pytest.mark.parametrize(
     "delete_markers",
     [
