@@ -30,7 +30,7 @@ from prometheus_client import (
 )
 
 from engine import events
-from engine.copy.move import DELETED
+from engine.copy.move import REMOVED
 from engine.models import TaskStatus
 from engine.s3.classify import Disposition, classify
 
@@ -143,7 +143,7 @@ class Metrics:
                     self.errors.labels(
                         job, result.status.value, result.error_code
                     ).inc()
-                if result.delete_state == DELETED:
+                if result.delete_state in REMOVED:
                     self.deleted.labels(job).inc()
                 self.duration.labels(job).observe(
                     max(0.0, result.finished_at - result.started_at)

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from engine.checksums import md5_file
-from engine.copy.move import DELETED
+from engine.copy.move import REMOVED
 from engine.copy.skip import EXISTS
 from engine.models import JobCounts, TaskStatus
 from engine.store.repo import JobRecord, Repository, ResultRow
@@ -109,9 +109,12 @@ def jsonl_record(job_id: str, row: ResultRow) -> dict[str, Any]:
         "method": row.method,
         "part_count": row.part_count,
         # a move (--delete-source): whether the source is gone, and when
-        "source_deleted": row.delete_state == DELETED
+        "source_deleted": row.delete_state in REMOVED
         if row.delete_state is not None
         else None,
+        # deleted, gone (not found for its delete: deleted before the run that
+        # recorded it was killed), kept (see the error), pending
+        "delete_state": row.delete_state,
         "deleted_at": _iso(row.deleted_at),
         "started_at": _iso(row.started_at),
         "finished_at": _iso(row.finished_at),

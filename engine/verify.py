@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from engine.copy.move import DELETED
+from engine.copy.move import REMOVED
 from engine.copy.properties import CHECKSUM_ALGORITHMS, CONTENT_HEADERS
 from engine.copy.request import Requests
 from engine.errors import S3Error
@@ -207,7 +207,7 @@ async def verify_job(
         dst = ObjectRef(row.dst_bucket, row.dst_key).params(row.dst_version_id)
         async with slots:
             try:
-                if row.delete_state == DELETED:  # a move: no source to compare
+                if row.delete_state in REMOVED:  # a move: no source to compare
                     await verify_moved(client, row, dst, requests)
                     return
                 await verify_copy(

@@ -337,46 +337,53 @@ async def _head_or_none(
         raise
 
 
-async def delete_source(ctx: CopyContext, task: Task, copied: CopyRecord) -> str:
-    """A move's second half: HEAD both ends, delete the source version when
-    :func:`engine.copy.move.decide` vouches for the copy.  Returns how the
-    copy was verified; raises (the source kept) when it was not."""
-    version = move.version_to_delete(task.src.version_id, copied.src_version_id)
+async def check_source(
+    ctx: CopyContext, task: Task, copied: CopyRecord, *, deleted_before: bool
+) -> move.Decision:
+    """A move's check before the delete: HEAD both ends and decide
+    (:func:`engine.copy.move.decide`); raises (the source kept) when the copy
+    is not vouched for."""
+    if task.kind == DELETE_MARKER:  # a marker has no content to compare
+        return move.Decision("delete", verified_by="a delete marker")
+    dst = ObjectRef(ctx.dst_bucket, task.dst_key).params()
+    if copied.dst_version_id and copied.dst_version_id != "null":
+        dst["VersionId"] = copied.dst_version_id
+    src_head, dst_head = await asyncio.gather(
+        _head_or_none(ctx, _source_to_delete(task, copied), ctx.requests.head_source()),
+        _head_or_none(
+            ctx,
+            dst,
+            {**ctx.requests.destination(), **ctx.requests.destination_sse_c()},
+        ),
+    )
+    decision = move.decide(copied, src_head, dst_head, deleted_before=deleted_before)
+    if decision.action == "keep":
+        raise S3Error(
+            decision.code or move.VERIFICATION_FAILED,
+            decision.reason,
+            404 if decision.code == move.SOURCE_VANISHED else None,
+            Disposition.RETRY if decision.retry else Disposition.FATAL,
+            "DeleteObject",
+        )
+    return decision
+
+
+def _source_to_delete(task: Task, copied: CopyRecord) -> dict[str, Any]:
     src = {"Bucket": task.src.bucket, "Key": task.src.key}
+    version = move.version_to_delete(task.src.version_id, copied.src_version_id)
     if version:
         src["VersionId"] = version
-    how = "a delete marker"
-    if task.kind != DELETE_MARKER:
-        dst = ObjectRef(ctx.dst_bucket, task.dst_key).params()
-        if copied.dst_version_id and copied.dst_version_id != "null":
-            dst["VersionId"] = copied.dst_version_id
-        src_head, dst_head = await asyncio.gather(
-            _head_or_none(ctx, src, ctx.requests.head_source()),
-            _head_or_none(
-                ctx,
-                dst,
-                {**ctx.requests.destination(), **ctx.requests.destination_sse_c()},
-            ),
-        )
-        decision = move.decide(copied, src_head, dst_head)
-        if decision.action == "gone":
-            return decision.verified_by
-        if decision.action == "keep":
-            raise S3Error(
-                decision.code or move.VERIFICATION_FAILED,
-                decision.reason,
-                None,
-                Disposition.FATAL,
-                "DeleteObject",
-            )
-        how = decision.verified_by
+    return src
+
+
+async def delete_source(ctx: CopyContext, task: Task, copied: CopyRecord) -> None:
+    """DeleteObject of the source version the copy was made from."""
     await invoke(
         "DeleteObject",
         ctx.client.delete_object,
-        **src,
+        **_source_to_delete(task, copied),
         **ctx.requests.read_source(),
     )
-    return how
 
 
 async def abandon(ctx: CopyContext, task: Task) -> None:
@@ -414,6 +421,9 @@ async def execute(
     attempt = 0
     refreshes = 0
     copied = task.copied
+    # a delete of the source may have gone out: an earlier run recorded the
+    # copy (and was stopped or killed), or an answer of ours was lost
+    deleted_before = copied is not None
     while True:
         attempt += 1
         try:
@@ -430,9 +440,20 @@ async def execute(
                     copied = _record_of(task, done)
                 if not await ctx.move_log.copied(task, copied):
                     return _lost(task, started, attempt)
-            assert ctx.move_log is not None
-            await delete_source(ctx, task, copied)
-            return _finished(task, started, attempt, copied, deleted=time.time())
+            decision = await check_source(
+                ctx, task, copied, deleted_before=deleted_before
+            )
+            if decision.action == "delete":
+                deleted_before = True
+                await delete_source(ctx, task, copied)
+            return _finished(
+                task,
+                started,
+                attempt,
+                copied,
+                deleted=time.time(),
+                gone=decision.action == "gone",
+            )
         except S3Error as err:
             if (
                 err.code in EXPIRED_CREDENTIALS
@@ -465,8 +486,10 @@ def _finished(
     attempts: int,
     done: CopyRecord,
     deleted: float | None = None,
+    gone: bool = False,
 ) -> TaskResult:
-    """Copied (or, a move, copied and the source deleted at ``deleted``)."""
+    """Copied (or, a move, copied and the source deleted at ``deleted``;
+    ``gone``: found already deleted)."""
     skipped = done.skip_code is not None
     return TaskResult(
         task_id=task.id,
@@ -485,7 +508,7 @@ def _finished(
         bytes=done.bytes,
         method=done.method,
         part_count=done.part_count,
-        delete_state=move.DELETED if deleted is not None else None,
+        delete_state=None if deleted is None else (move.GONE if gone else move.DELETED),
         deleted_at=deleted,
     )
 

@@ -14,9 +14,12 @@ when :func:`decide` says the copy is verified:
   an unchanged source, e.g. multipart into a different part layout).
 
 Anything else keeps the source and fails the task with the reason: a source
-is never deleted without a verified copy.  A source already gone when the
-delete comes (a crash after the delete, before its result was recorded) is
-recorded as deleted.
+is never deleted without a verified copy.  A source not found when the delete
+comes is ``gone`` — recorded as deleted, the destination still holding the
+copy — only when a delete of ours may have gone out before (an earlier run
+recorded the copy and was killed, or the answer to our delete was lost);
+otherwise (it vanished right after we copied it, or a flaky 404) the check is
+retried and, if it persists, the task fails with ``SourceVanished``.
 """
 
 from __future__ import annotations
@@ -30,11 +33,15 @@ from engine.models import CopyRecord
 # tasks.delete_state
 PENDING = "pending"
 DELETED = "deleted"
+GONE = "gone"  # not found for its delete, after a delete of ours may have gone out
 KEPT = "kept"
+# the source is no longer there (``JobCounts.sources_deleted``)
+REMOVED = (DELETED, GONE)
 
 VERIFICATION_FAILED = "VerificationFailed"
 SOURCE_CHANGED = "SourceChanged"
 SAME_OBJECT = "SameObject"
+SOURCE_VANISHED = "SourceVanished"
 
 # the checksums HeadObject returns with ChecksumMode=ENABLED, strongest first
 _CHECKSUMS = ("SHA256", "SHA1", "CRC64NVME", "CRC32C", "CRC32")
@@ -50,10 +57,13 @@ class Decision:
     verified_by: str = ""
     code: str | None = None
     reason: str = ""
+    retry: bool = False  # keep for now, look again (a source not found)
 
 
-def _keep(code: str, reason: str) -> Decision:
-    return Decision("keep", code=code, reason=f"{reason}; the source is kept")
+def _keep(code: str, reason: str, *, retry: bool = False) -> Decision:
+    return Decision(
+        "keep", code=code, reason=f"{reason}; the source is kept", retry=retry
+    )
 
 
 def _size(head: dict[str, Any]) -> int | None:
@@ -65,12 +75,14 @@ def decide(
     copied: CopyRecord,
     src: dict[str, Any] | None,
     dst: dict[str, Any] | None,
+    *,
+    deleted_before: bool = False,
 ) -> Decision:
     """Whether the source may be deleted, from the recorded copy and the HEADs
     of the source (``None``: not found) and the destination (``None``: not
-    found), both read with ``ChecksumMode=ENABLED``."""
-    if src is None:
-        return Decision("gone", verified_by="source already gone")
+    found), both read with ``ChecksumMode=ENABLED``.  ``deleted_before``: a
+    delete of this source may have been sent already (by an earlier run or
+    attempt)."""
     if dst is None:
         return _keep(VERIFICATION_FAILED, "the copy is not at the destination")
     dst_etag = str(dst.get("ETag") or "")
@@ -79,6 +91,20 @@ def decide(
             VERIFICATION_FAILED,
             f"the destination changed since the copy (ETag {dst_etag}, "
             f"copied {copied.etag})",
+        )
+    if src is None:
+        if copied.bytes is not None and _size(dst) != copied.bytes:
+            return _keep(
+                VERIFICATION_FAILED,
+                f"size {_size(dst)} at the destination, {copied.bytes} recorded",
+            )
+        if deleted_before:
+            return Decision("gone", verified_by="the copy; the source already gone")
+        return _keep(
+            SOURCE_VANISHED,
+            "the source was not found for its delete, though nothing deleted it "
+            "here (someone else did, or the store answered 404 by mistake)",
+            retry=True,
         )
     src_size, dst_size = _size(src), _size(dst)
     if src_size is None or src_size != dst_size:

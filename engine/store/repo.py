@@ -23,8 +23,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from engine.copy.move import DELETED
 from engine.copy.move import PENDING as DELETE_PENDING
+from engine.copy.move import REMOVED
 from engine.copy.multipart import CREATING
 from engine.copy.skip import EXISTS
 from engine.errors import DatabaseError, JobNotFound, ManifestError, UsageError
@@ -1515,7 +1515,7 @@ class Repository:
                     conn.execute(
                         sa.select(sa.func.count()).where(
                             tasks.c.job_id == job_id,
-                            tasks.c.delete_state == DELETED,
+                            tasks.c.delete_state.in_(REMOVED),
                         )
                     ).scalar_one()
                 )

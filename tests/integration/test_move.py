@@ -160,16 +160,16 @@ def _counting(calls: list[str]) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("crash_at", "deletes"),
+    ("crash_at", "deletes", "state"),
     [
         # copied and recorded, the delete never sent: it is sent on resume
-        ("before-call.s3.DeleteObject", 3),
+        ("before-call.s3.DeleteObject", 3, move.DELETED),
         # deleted, the result never recorded: the source is found gone
-        ("after-call.s3.DeleteObject", 2),
+        ("after-call.s3.DeleteObject", 2, move.GONE),
     ],
 )
 def test_a_crash_between_the_copy_and_the_delete_resumes_to_the_delete(
-    moto: S3Server, tmp_path: Path, crash_at: str, deletes: int
+    moto: S3Server, tmp_path: Path, crash_at: str, deletes: int, state: str
 ) -> None:
     repo, job, src, dst, bodies = _move_job(moto, tmp_path, n=3)
     with pytest.raises(Crash):
@@ -198,6 +198,7 @@ def test_a_crash_between_the_copy_and_the_delete_resumes_to_the_delete(
     rows = {r.src.key: r for r in repo.iter_results(job.id)}
     assert len(rows) == 3
     assert rows[first.src.key].etag == first.etag
+    assert rows[first.src.key].delete_state == state
     for key, body in bodies.items():
         assert get_body(moto, dst, f"moved/{key}") == body
 

@@ -18,10 +18,10 @@ from engine.models import JobCounts, TaskStatus
 from engine.report import jsonl_record
 from engine.retry import RetryPolicy
 from engine.s3.lean import LeanClient
-from engine.store.repo import ResultRow
+from engine.store.repo import Repository, ResultRow
 from tests.faultproxy import AfterUpstream, Fault, FaultProxy, Request, Reset, Respond
 from tests.faults import EMBEDDED_ERROR, SLOW_DOWN
-from tests.helpers import get_body, run_job
+from tests.helpers import get_body, run_job, submit_job, write_manifest
 from tests.integration.test_move import _keys, _move_job
 from tests.servers import S3Server
 
@@ -154,7 +154,7 @@ def test_a_delete_done_upstream_but_answered_by_a_reset_is_recorded_once(
     moto: S3Server, proxy: FaultProxy, tmp_path: Path, copy_path: str, fault: Fault
 ) -> None:
     """The server deleted the source, the client saw its connection drop: the
-    retry finds the source gone and records it deleted, once per object."""
+    delete is sent again (the key already gone) and the move recorded once."""
     job = MoveJob(moto, tmp_path, n=3)
     proxy.decide = on("DeleteObject", AfterUpstream(fault), first=1)
 
@@ -180,6 +180,98 @@ def test_a_delete_done_upstream_but_answered_by_a_reset_is_recorded_once(
         assert proxy.seen["DeleteObject", key] == (2 if row.attempts == 1 else 1)
         assert proxy.seen["CopyObject", f"moved/{key}"] == 1
         assert job.moved(key)
+
+
+def test_a_delete_whose_every_answer_is_lost_finds_the_source_gone(
+    moto: S3Server, proxy: FaultProxy, tmp_path: Path, copy_path: str
+) -> None:
+    """Every DeleteObject is done upstream but answered by a reset, the HTTP
+    client's own resend included: the engine's retry HEADs the source, finds
+    it gone, and records the move (no third delete, no second copy)."""
+    job = MoveJob(moto, tmp_path, n=3)
+    proxy.decide = on("DeleteObject", AfterUpstream(Reset()))
+
+    counts = job.run(proxy, copy_path)
+
+    assert counts.get(TaskStatus.SUCCEEDED) == 3
+    assert counts.sources_deleted == 3
+    assert exit_code(counts) == EXIT_OK
+    assert job.sources_left() == set()
+    rows = job.rows()  # one row per object
+    for key in job.bodies:
+        row = rows[key]
+        assert row.status is TaskStatus.SUCCEEDED
+        assert row.delete_state == move.GONE
+        assert row.deleted_at is not None
+        assert row.error_code is None
+        assert row.etag
+        assert row.attempts == 2  # the delete's answer lost, then found gone
+        assert proxy.seen["DeleteObject", key] in (1, 2)  # the client's resend
+        assert proxy.seen["CopyObject", f"moved/{key}"] == 1
+        assert job.moved(key)
+
+
+def test_a_versioned_source_whose_delete_answers_are_lost_is_found_gone(
+    moto: S3Server, proxy: FaultProxy, tmp_path: Path, copy_path: str
+) -> None:
+    """A move of one version of a versioned source, every DeleteObject of it
+    done upstream but answered by a reset: the retry HEADs that version, finds
+    it gone, and records the move; the newer version stays, no marker added."""
+    src, dst = moto.new_bucket(versioned=True), moto.new_bucket()
+    c = moto.client()
+    old = c.put_object(Bucket=src, Key="k", Body=b"old")["VersionId"]
+    new = c.put_object(Bucket=src, Key="k", Body=b"new")["VersionId"]
+    manifest = write_manifest(tmp_path / "m.csv", [(src, "k", old)])
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    job = submit_job(repo, manifest, moto, f"s3://{dst}", delete_source=True)
+    proxy.decide = on("DeleteObject", AfterUpstream(Reset()))
+
+    clients: list[Any] = []
+    counts = run_job(repo, job, proxy.server, on_client=clients.append)
+
+    (client,) = clients
+    assert isinstance(client, LeanClient) == (copy_path == "lean")
+    assert counts.sources_deleted == 1
+    (row,) = repo.iter_results(job.id)
+    assert row.status is TaskStatus.SUCCEEDED
+    assert row.delete_state == move.GONE
+    assert row.attempts == 2
+    deletes = [r for r, _ in proxy.log if r.operation == "DeleteObject"]
+    assert deletes
+    assert all(r.query.get("versionId") == old for r in deletes)
+    assert get_body(moto, dst, "k") == b"old"
+    left = c.list_object_versions(Bucket=src, Prefix="k")
+    assert [v["VersionId"] for v in left.get("Versions", [])] == [new]
+    assert not left.get("DeleteMarkers")
+
+
+def test_a_delete_throttled_past_the_last_attempt_keeps_the_source(
+    moto: S3Server, proxy: FaultProxy, tmp_path: Path, copy_path: str
+) -> None:
+    """Every DeleteObject answers 503 SlowDown: the delete is retried until
+    the attempts run out (the copy made once), then the task fails with the
+    copy recorded and the source kept."""
+    job = MoveJob(moto, tmp_path, n=2)
+    proxy.decide = on("DeleteObject", Respond(503, SLOW_DOWN))
+
+    counts = job.run(proxy, copy_path, retry=THREE_TRIES)
+
+    assert counts.get(TaskStatus.FAILED) == 2
+    assert counts.sources_deleted == 0
+    assert job.sources_left() == set(job.bodies)
+    rows = job.rows()
+    for key in job.bodies:
+        row = rows[key]
+        assert row.status is TaskStatus.FAILED
+        assert row.error_code == "SlowDown"
+        assert "the source was not deleted" in (row.error_message or "")
+        assert row.delete_state == move.KEPT
+        assert row.attempts == 3
+        assert proxy.seen["DeleteObject", key] == 3
+        assert proxy.seen["CopyObject", f"moved/{key}"] == 1
+        assert row.etag
+        assert job.moved(key)
+        assert job.source_intact(key)
 
 
 def test_a_delete_refused_on_the_wire_keeps_every_source(
@@ -277,3 +369,80 @@ def test_a_copy_answered_by_an_error_in_a_200_deletes_nothing(
         assert row.deleted_at is None
         assert jsonl_record(job.job.id, row)["source_deleted"] is not True
         assert job.source_intact(key)
+
+
+def _source_head_after_the_copy(
+    src: str, fault: Fault, *, times: int | None = None
+) -> Callable[[Request], Fault | None]:
+    """``fault`` for the HEADs of a source after its first (the one before
+    the copy): the check before the delete; ``times`` of them (all)."""
+
+    def decide(req: Request) -> Fault | None:
+        if req.operation != "HeadObject" or req.bucket != src or req.n < 2:
+            return None
+        if times is not None and req.n > 1 + times:
+            return None
+        return fault
+
+    return decide
+
+
+def test_a_source_reported_missing_once_is_looked_at_again_and_deleted(
+    moto: S3Server, proxy: FaultProxy, tmp_path: Path, copy_path: str
+) -> None:
+    """The source's HEAD before the delete answers 404 once (nothing of ours
+    deleted it): not taken for a delete; the next attempt finds it and really
+    deletes it."""
+    job = MoveJob(moto, tmp_path, n=2)
+    proxy.decide = _source_head_after_the_copy(job.src, Respond(404, b""), times=1)
+
+    counts = job.run(proxy, copy_path, preflight=False)  # its HEADs
+
+    assert counts.sources_deleted == 2
+    assert job.sources_left() == set()  # really deleted, not just said to be
+    rows = job.rows()
+    for key in job.bodies:
+        assert rows[key].delete_state == move.DELETED
+        assert rows[key].attempts == 2
+        assert proxy.seen["DeleteObject", key] == 1
+        assert proxy.seen["CopyObject", f"moved/{key}"] == 1
+        assert job.moved(key)
+
+
+def test_a_source_always_reported_missing_is_never_recorded_as_deleted(
+    moto: S3Server, proxy: FaultProxy, tmp_path: Path, copy_path: str
+) -> None:
+    """Every HEAD of the source after the copy answers 404: the task fails
+    with SourceVanished, no delete is sent, the source is still there."""
+    job = MoveJob(moto, tmp_path, n=2)
+    proxy.decide = _source_head_after_the_copy(job.src, Respond(404, b""))
+
+    counts = job.run(proxy, copy_path, retry=THREE_TRIES, preflight=False)
+
+    assert counts.sources_deleted == 0
+    assert proxy.requests["DeleteObject"] == 0
+    assert job.sources_left() == set(job.bodies)
+    for row in job.rows().values():
+        assert row.status is TaskStatus.FAILED
+        assert row.error_code == move.SOURCE_VANISHED
+        assert row.delete_state == move.KEPT
+        assert jsonl_record(job.job.id, row)["source_deleted"] is False
+
+
+def test_both_ends_reported_missing_is_a_failed_verification(
+    moto: S3Server, proxy: FaultProxy, tmp_path: Path, copy_path: str
+) -> None:
+    """Source and copy both answer 404 before the delete: the copy cannot be
+    vouched for, whatever became of the source."""
+    job = MoveJob(moto, tmp_path, n=2)
+    src_404 = _source_head_after_the_copy(job.src, Respond(404, b""))
+    dst_404 = on("HeadObject", Respond(404, b""), bucket=job.dst)
+    proxy.decide = lambda req: src_404(req) or dst_404(req)
+
+    counts = job.run(proxy, copy_path, retry=THREE_TRIES, preflight=False)
+
+    assert counts.sources_deleted == 0
+    assert proxy.requests["DeleteObject"] == 0
+    for row in job.rows().values():
+        assert row.error_code == move.VERIFICATION_FAILED
+        assert row.delete_state == move.KEPT

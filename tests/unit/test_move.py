@@ -34,8 +34,26 @@ def test_equal_md5_etags_and_sizes_delete() -> None:
     assert d.verified_by == "size and ETag"
 
 
-def test_a_source_already_gone_is_not_deleted_again() -> None:
-    assert move.decide(_copied(), None, _head()).action == "gone"
+def test_a_source_gone_after_a_delete_of_ours_counts_as_deleted() -> None:
+    """A crash after the delete, or its answer lost: found gone, the copy
+    still there: recorded (as gone), not deleted again."""
+    d = move.decide(_copied(), None, _head(), deleted_before=True)
+    assert d.action == "gone"
+
+
+def test_a_source_that_vanished_by_itself_is_looked_at_again() -> None:
+    """No delete of ours went out: a 404 is someone else's doing or the
+    store's mistake; never recorded as our delete."""
+    d = move.decide(_copied(), None, _head())
+    assert (d.action, d.code, d.retry) == ("keep", move.SOURCE_VANISHED, True)
+
+
+@pytest.mark.parametrize("deleted_before", [True, False])
+def test_a_missing_source_never_excuses_a_missing_copy(deleted_before: bool) -> None:
+    d = move.decide(_copied(), None, None, deleted_before=deleted_before)
+    assert (d.action, d.code) == ("keep", move.VERIFICATION_FAILED)
+    d = move.decide(_copied(), None, _head(OTHER), deleted_before=deleted_before)
+    assert (d.action, d.code) == ("keep", move.VERIFICATION_FAILED)
 
 
 @pytest.mark.parametrize(
