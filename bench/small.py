@@ -5,6 +5,7 @@ s5cmd, rclone and ``aws s3 cp --recursive``, side by side, against one endpoint.
     python bench/small.py                                # 20,000 objects, 3 rounds
     python bench/small.py --latency-ms 20 --objects 5000 --rounds 1
     python bench/small.py --server moto --objects 1000 --rounds 1
+    python bench/small.py --move --tools bulkcopy,s5cmd,rclone  # copy + delete
 
 The endpoint (fakes3, or ``--server moto``: moto's S3 server, a real S3
 implementation and far slower) runs as a process of its own holding
@@ -19,6 +20,11 @@ request counts are read and the run is checked: exit status 0, one CopyObject
 per object, no error answered, and exactly the expected keys at the
 destination.  Prints a table of medians, writes every run to ``--json``;
 exits 1 if a check failed.
+
+``--move``: every tool moves instead (``bulkcopy move`` semantics through
+``submit --delete-source``, ``s5cmd mv``, ``rclone move``, ``aws s3 mv``); the
+source is seeded again before each run, and a run is checked to have left it
+empty.
 """
 
 from __future__ import annotations
@@ -107,6 +113,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="pin the endpoint to one CPU and each tool to another with taskset "
         "(default: on with 2 or more CPUs)",
+    )
+    p.add_argument(
+        "--move",
+        action="store_true",
+        help="move (copy, then delete each source) instead of copy",
     )
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="write results here")
     p.add_argument(
@@ -506,6 +517,7 @@ def submit_bulkcopy(ctx: Bench, tool: str, run_prefix: str) -> tuple[str, str]:
     and the database."""
     db = str(ctx.workdir / f"{run_prefix.strip('/')}.db")
     stat = "--stat-source" if tool == "bulkcopy+head" else "--no-stat-source"
+    move = ["--delete-source"] if ctx.args.move else []
     out = subprocess.run(
         [
             sys.executable,
@@ -522,6 +534,7 @@ def submit_bulkcopy(ctx: Bench, tool: str, run_prefix: str) -> tuple[str, str]:
             "--addressing-style",
             "path",
             stat,
+            *move,
             "-q",
         ],
         cwd=ctx.args.engine_root,
@@ -572,7 +585,7 @@ def command(
             c,
             "--log",
             "error",  # not a line per object on stdout
-            "cp",
+            "mv" if args.move else "cp",
             f"s3://{SRC}/{PREFIX}*",
             f"s3://{DST}/{run_prefix}{PREFIX}",
         ]
@@ -581,7 +594,7 @@ def command(
         env.update(rclone_env(ctx))
         argv = [
             ctx.bins.rclone,
-            "copy",
+            "move" if args.move else "copy",
             f"{RCLONE_REMOTE}:{SRC}/{PREFIX.rstrip('/')}",
             f"{RCLONE_REMOTE}:{DST}/{run_prefix}{PREFIX.rstrip('/')}",
             "--transfers",
@@ -602,7 +615,7 @@ def command(
         argv = [
             ctx.bins.aws,
             "s3",
-            "cp",
+            "mv" if args.move else "cp",
             f"s3://{SRC}/{PREFIX}",
             f"s3://{DST}/{run_prefix}{PREFIX}",
             "--recursive",
@@ -682,10 +695,10 @@ def measured(
     return found
 
 
-def destination_keys(client: Any, prefix: str) -> list[str]:
+def destination_keys(client: Any, prefix: str, bucket: str = DST) -> list[str]:
     keys: list[str] = []
     for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=DST, Prefix=prefix
+        Bucket=bucket, Prefix=prefix
     ):
         keys += [o["Key"] for o in page.get("Contents", [])]
     return keys
@@ -704,6 +717,8 @@ def one_run(ctx: Bench, tool: str, round_no: int) -> Run:
     n = ctx.args.objects
     run_prefix = f"{tool.replace('+', '-')}-r{round_no}/"
     run = Run(tool, round_no, n)
+    if ctx.args.move:  # the last move emptied the source
+        ctx.endpoint.seed(n)
     try:
         argv, env, cwd = command(ctx, tool, run_prefix)  # bulkcopy: submits here
     except (BenchError, subprocess.TimeoutExpired) as exc:
@@ -744,6 +759,10 @@ def one_run(ctx: Bench, tool: str, round_no: int) -> Run:
             f"destination holds {len(keys)} objects ({missing} missing, "
             f"{extra} unexpected)"
         )
+    if ctx.args.move:
+        left = destination_keys(ctx.client, PREFIX, bucket=SRC)
+        if left:
+            run.problems.append(f"{len(left)} sources left after the move")
     delete_keys(ctx.client, keys)  # keep the endpoint's store the same size
     run.ok = not run.problems
     return run
@@ -907,6 +926,7 @@ def settings(args: argparse.Namespace, bins: Binaries) -> dict[str, Any]:
         "server": args.server,
         "latency_ms": args.latency_ms,
         "concurrency": args.concurrency,
+        "move": args.move,
         "pinned": {"client_cpu": args.client_cpu, "server_cpu": args.server_cpu}
         if args.pin
         else None,
@@ -961,7 +981,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         row["version"] = found_versions.get(tool)
         row["runs"] = [asdict(r) for r in runs if r.tool == tool]
     return {
-        "benchmark": "small-object server-side copy",
+        "benchmark": "small-object server-side " + ("move" if args.move else "copy"),
         "command": " ".join(["python", "bench/small.py", *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": {
@@ -1009,7 +1029,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     latency = f", latency {s['latency_ms']:g} ms" if s["server"] == "fakes3" else ""
     print(
-        f"{s['objects']:,} objects of 1 KiB, {s['rounds']} round(s), "
+        ("moved: " if s["move"] else "")
+        + f"{s['objects']:,} objects of 1 KiB, {s['rounds']} round(s), "
         f"{s['server']}{latency}, concurrency {s['concurrency']}, {pin}"
     )
     if any(t.startswith("bulkcopy") for t in args.tools):

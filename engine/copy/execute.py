@@ -376,14 +376,43 @@ def _source_to_delete(task: Task, copied: CopyRecord) -> dict[str, Any]:
     return src
 
 
-async def delete_source(ctx: CopyContext, task: Task, copied: CopyRecord) -> None:
-    """DeleteObject of the source version the copy was made from."""
-    await invoke(
-        "DeleteObject",
-        ctx.client.delete_object,
-        **_source_to_delete(task, copied),
-        **ctx.requests.read_source(),
+async def delete_source(ctx: CopyContext, task: Task, copied: CopyRecord) -> bool:
+    """DeleteObject of the source version the copy was made from; ``False``
+    when the source turned out to be gone already.
+
+    A source deleted by key (unversioned) is deleted only if it still has the
+    ETag copied (``If-Match``: S3 since 2025, Ceph; a store that ignores the
+    header deletes anyway): one overwritten after the check is kept
+    (``SourceChanged``).  A delete by version needs no condition (and S3
+    would hold it against the current version)."""
+    src = _source_to_delete(task, copied)
+    condition = (
+        {"IfMatch": copied.src_etag}
+        if "VersionId" not in src and copied.src_etag and task.kind != DELETE_MARKER
+        else {}
     )
+    try:
+        await invoke(
+            "DeleteObject",
+            ctx.client.delete_object,
+            **src,
+            **condition,
+            **ctx.requests.read_source(),
+        )
+    except S3Error as err:
+        if condition and err.http_status == 412:
+            raise S3Error(
+                move.SOURCE_CHANGED,
+                f"the source changed since it was checked (its ETag is no longer "
+                f"{copied.src_etag}); the source is kept",
+                412,
+                Disposition.FATAL,
+                "DeleteObject",
+            ) from err
+        if condition and err.http_status == 404:  # If-Match on a missing key
+            return False
+        raise
+    return True
 
 
 async def abandon(ctx: CopyContext, task: Task) -> None:
@@ -443,16 +472,12 @@ async def execute(
             decision = await check_source(
                 ctx, task, copied, deleted_before=deleted_before
             )
-            if decision.action == "delete":
+            gone = decision.action == "gone"
+            if not gone:
                 deleted_before = True
-                await delete_source(ctx, task, copied)
+                gone = not await delete_source(ctx, task, copied)
             return _finished(
-                task,
-                started,
-                attempt,
-                copied,
-                deleted=time.time(),
-                gone=decision.action == "gone",
+                task, started, attempt, copied, deleted=time.time(), gone=gone
             )
         except S3Error as err:
             if (

@@ -266,3 +266,29 @@ def test_a_multipart_move_the_server_answers_with_empty_parts_deletes_nothing(
     assert rows["big"].status is TaskStatus.FAILED
     assert rows["big"].delete_state is None  # never copied: nothing to delete
     assert _keys(rclone, src) == {"big"}
+
+
+def test_a_source_overwritten_between_its_check_and_its_delete_is_kept(
+    moto: S3Server, tmp_path: Path
+) -> None:
+    """An unversioned source rewritten by someone else after the check, just
+    before the delete: the delete is conditional (If-Match: the ETag copied),
+    the server refuses it, and the new object stays (SourceChanged)."""
+    repo, job, src, _dst, _bodies = _move_job(moto, tmp_path, n=1)
+    writer = moto.client()
+
+    def overwrite_first(client: Any) -> None:
+        def before_delete(params: Any, **_: Any) -> None:
+            writer.put_object(Bucket=src, Key=params["Key"], Body=b"written meanwhile")
+
+        client.meta.events.register(
+            "before-parameter-build.s3.DeleteObject", before_delete
+        )
+
+    counts = run_job(repo, job, moto, preflight=False, on_client=overwrite_first)
+
+    assert counts.sources_deleted == 0
+    (row,) = repo.iter_results(job.id)
+    assert (row.status, row.error_code) == (TaskStatus.FAILED, move.SOURCE_CHANGED)
+    assert row.delete_state == move.KEPT
+    assert get_body(moto, src, "dir/k0") == b"written meanwhile"
