@@ -65,3 +65,42 @@ def test_every_command_works_on_postgresql(
     listed = moto.client().list_objects_v2(Bucket=dst, Prefix="x/")["Contents"]
     assert sorted(o["Key"] for o in listed) == ["x/a.txt", "x/b/c.txt", "x/missing"]
     assert not (cli.cwd / "bulkcopy.db").exists()  # nothing went to SQLite
+
+
+def test_two_workers_move_a_job_on_postgresql(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli], pg_url: str
+) -> None:
+    """`bulkcopy run` twice at once on one move job (PostgreSQL): every
+    source moved once, reported once, none lost."""
+    cli = cli_for(moto)
+    db = _libpq(pg_url)
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    bodies = seed(moto, src, [f"k{i:03d}" for i in range(120)])
+    sub = cli(
+        "submit",
+        "--from",
+        f"s3://{src}/",
+        "--to",
+        f"s3://{dst}/m/",
+        "--delete-source",
+        "--db",
+        db,
+    )
+    assert sub.returncode == 0, sub.stderr
+    job_id = sub.stdout.strip()
+
+    runs = [
+        cli.popen("run", job_id, "--db", db, "-c", "4", "--no-progress")
+        for _ in range(2)
+    ]
+    for proc in runs:
+        _out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+
+    assert moto.client().list_objects_v2(Bucket=src).get("KeyCount") == 0
+    for key, body in bodies.items():
+        got = moto.client().get_object(Bucket=dst, Key=f"m/{key}")["Body"].read()
+        assert got == body
+    status = json.loads(cli("status", job_id, "--json", "--db", db).stdout)
+    assert status["counts"]["succeeded"] == status["sources_deleted"] == 120
+    assert status["tasks"] == 120
