@@ -27,6 +27,7 @@ HELP = f"""Copy millions of S3 objects server-side, from a manifest, resumably.
 
 \b
   bulkcopy copy manifests/example.csv --to s3://dst-bucket/prefix/
+  bulkcopy move manifests/example.csv --to s3://dst-bucket/prefix/  # copy, delete
   bulkcopy status JOB_ID
   bulkcopy report JOB_ID --out reports/
   bulkcopy resume JOB_ID              # after Ctrl-C, kill -9, power loss
