@@ -137,3 +137,70 @@ async def check_sources(
                 ) from err
             # 404 and the like are the object's problem, recorded on its task.
     return warnings
+
+
+async def _versioning(
+    client: Any, bucket: str, owner: dict[str, Any], policy: RetryPolicy | None
+) -> str | None:
+    """``Enabled``, ``Suspended``, ``""`` (never enabled), or ``None`` when
+    the store will not say (no s3:GetBucketVersioning, not implemented)."""
+    try:
+        answer = await invoke_retrying(
+            "GetBucketVersioning",
+            client.get_bucket_versioning,
+            policy,
+            Bucket=bucket,
+            **owner,
+        )
+    except S3Error:
+        return None
+    return str(answer.get("Status") or "")
+
+
+async def check_move(
+    client: Any,
+    dst_bucket: str,
+    source_buckets: list[str],
+    *,
+    all_versions: bool,
+    requests: Requests | None = None,
+    policy: RetryPolicy | None = None,
+) -> tuple[frozenset[str], list[str]]:
+    """Before a move (``--delete-source``): which source buckets keep
+    versions (their objects are deleted by version id, ``null`` included, so
+    no delete marker hides a version that stays), and warnings.
+
+    Moving every version of a key (``--all-versions``) needs a destination
+    that keeps versions: into one that does not, each version would overwrite
+    the last, a delete marker would delete the copy, and the sources would be
+    gone — refused (:class:`JobCannotStart`)."""
+    req = requests or Requests()
+    dst_owner = {
+        k: v for k, v in req.destination().items() if k == "ExpectedBucketOwner"
+    }
+    src_owner = {
+        k: v for k, v in req.read_source().items() if k == "ExpectedBucketOwner"
+    }
+    warnings: list[str] = []
+    if all_versions:
+        status = await _versioning(client, dst_bucket, dst_owner, policy)
+        if status != "Enabled":
+            said = "cannot be read" if status is None else f"is {status or 'off'}"
+            raise JobCannotStart(
+                f"moving every version needs versioning enabled on the destination "
+                f"bucket {dst_bucket!r} (it {said}): each version would replace the "
+                "last one copied while its source is deleted"
+            )
+    versioned: set[str] = set()
+    for bucket in source_buckets:
+        status = await _versioning(client, bucket, src_owner, policy)
+        if status is None:
+            warnings.append(
+                f"cannot read the versioning of source bucket {bucket!r} "
+                "(s3:GetBucketVersioning): its objects are deleted by the version "
+                "the copy reported, else by key (a versioned bucket then keeps "
+                "the data behind a delete marker)"
+            )
+        elif status:
+            versioned.add(bucket)
+    return frozenset(versioned), warnings

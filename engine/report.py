@@ -130,6 +130,11 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+def _moved(job: JobRecord) -> bool:
+    """A move's job (``--delete-source``)."""
+    return bool(job.spec.get("copy", {}).get("delete_source"))
+
+
 def summary_text(
     job: JobRecord, counts: JobCounts, errors: list[tuple[str, int]]
 ) -> str:
@@ -150,7 +155,7 @@ def summary_text(
         if n or status.final:
             lines.append(f"  {status.value:<10} {n}")
     lines.append(f"copied     {human_bytes(counts.bytes_done)}")
-    if job.spec.get("copy", {}).get("delete_source"):
+    if _moved(job):
         lines.append(f"moved      {counts.sources_deleted} sources deleted")
     if counts.first_started_at and counts.last_finished_at:
         elapsed = max(counts.last_finished_at - counts.first_started_at, 1e-9)
@@ -226,7 +231,11 @@ def write_report(
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     summary = base / "summary.txt"
     summary.write_text(
-        summary_text(job, repo.counts(job.id), repo.error_counts(job.id)),
+        summary_text(
+            job,
+            repo.counts(job.id, sources_deleted=_moved(job)),
+            repo.error_counts(job.id),
+        ),
         encoding="utf-8",
     )
     return ReportFiles(base, manifest_path, paths, jsonl, summary, rows)

@@ -15,6 +15,7 @@ from engine.copy.move import REMOVED
 from engine.copy.properties import CHECKSUM_ALGORITHMS, CONTENT_HEADERS
 from engine.copy.request import Requests
 from engine.errors import S3Error
+from engine.manifest.rows import DELETE_MARKER
 from engine.models import ObjectRef, TaskStatus
 from engine.s3.call import invoke
 from engine.s3.classify import Disposition
@@ -189,7 +190,9 @@ async def verify_job(
     """Verify every succeeded task of a job; record mismatches as failures.
 
     A moved object (``--delete-source``) has no source left: its destination
-    is checked against the copy recorded (ETag, size).
+    is checked against the copy recorded (ETag, size) — also one a move
+    found already there (skipped, its source deleted).  Delete markers are
+    not checked.
 
     Returns how many were checked and the failures ``(task_id, code, message)``.
     An object that cannot be read for checking (gone, no access) is a failure
@@ -230,7 +233,13 @@ async def verify_job(
                 )
 
     batch: list[ResultRow] = []
-    for row in repo.iter_results(job.id, status=TaskStatus.SUCCEEDED):
+    for row in repo.iter_results(
+        job.id, statuses=(TaskStatus.SUCCEEDED, TaskStatus.SKIPPED)
+    ):
+        if row.kind == DELETE_MARKER:
+            continue  # a delete marker has nothing to compare
+        if row.status is TaskStatus.SKIPPED and row.delete_state not in REMOVED:
+            continue  # not copied (an up-to-date destination: a move's is)
         batch.append(row)
         if len(batch) >= 1000:
             await asyncio.gather(*(one(r) for r in batch))

@@ -41,7 +41,13 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from engine import events
-from engine.copy.execute import CopyContext, Interrupted, abandon, execute
+from engine.copy.execute import (
+    LEASE_LOST,
+    CopyContext,
+    Interrupted,
+    abandon,
+    execute,
+)
 from engine.copy.multipart import CREATING, Upload
 from engine.copy.request import Requests
 from engine.errors import JobCannotStart, S3Error
@@ -57,7 +63,7 @@ from engine.models import (
     TaskResult,
     TaskStatus,
 )
-from engine.preflight import check_destination, check_sources
+from engine.preflight import check_destination, check_move, check_sources
 from engine.retry import RetryPolicy
 from engine.s3.call import ON_REQUEST
 from engine.s3.client import ClientSettings
@@ -212,8 +218,8 @@ class Worker:
         self._uploads: dict[int, Upload | None] = {}  # None: ended this run
         # moves' copies waiting to be recorded (one commit for all waiting)
         self._copies: list[tuple[int, CopyRecord, asyncio.Future[bool]]] = []
-        self._recording_copies = False
-        self._copies_writer: asyncio.Future[None] | None = None
+        self._copies_waiting = asyncio.Event()
+        self.versioned_sources: frozenset[str] = frozenset()  # a move's
         self.requests = Requests()  # the job's, once its client is open
         # every version of each key, oldest first: claims go round by round
         self.ordered = bool(job.source.get("all_versions"))
@@ -283,7 +289,7 @@ class Worker:
             status = await self._call(self.repo.job_status, job.id)
             if status is JobStatus.CANCELLED:
                 self.cancelled = True
-                counts = await self._call(self.repo.counts, job.id)
+                counts = await self._call(self._counts)
                 self.observer(events.RunFinished(job.id, counts, False))
                 return counts
             async with open_job_client(
@@ -298,6 +304,8 @@ class Worker:
                     self.on_client(client)
                 if self.run_settings.preflight:
                     await self._preflight(client)
+                if self.spec.copy.delete_source:  # a move: checked, always
+                    await self._check_move(client)
                 await self._call(
                     partial(
                         self.repo.set_job_status,
@@ -308,7 +316,7 @@ class Worker:
                         only_from=_STARTABLE,
                     )
                 )
-                counts = await self._call(self.repo.counts, job.id)
+                counts = await self._call(self._counts)
                 self.observer(
                     events.RunStarted(job.id, self.worker_id, counts, released)
                 )
@@ -316,7 +324,7 @@ class Worker:
         finally:
             _HERE.discard(self.worker_id)
             await self._call(self.repo.stop_worker, self.worker_id)
-        counts = await self._call(self.repo.counts, job.id)
+        counts = await self._call(self._counts)
         stopped = self._stop.is_set() and counts.remaining > 0 and not self.cancelled
         if self.failed is not None and counts.remaining > 0:
             await self._call(
@@ -354,6 +362,11 @@ class Worker:
         self.observer(events.RunFinished(job.id, counts, stopped))
         return counts
 
+    def _counts(self) -> JobCounts:
+        return self.repo.counts(
+            self.job.id, sources_deleted=self.spec.copy.delete_source
+        )
+
     async def _others_live(self) -> bool:
         now = time.time()
         others = await self._call(self.repo.workers_of, self.job.id)
@@ -373,6 +386,27 @@ class Worker:
                 first[0] if first else None,
                 self.requests,
                 policy,
+            )
+        except JobCannotStart as exc:
+            await self._call(
+                self.repo.set_job_status, job.id, JobStatus.FAILED, str(exc)
+            )
+            raise
+        for w in warnings:
+            self.observer(events.PreflightWarning(job.id, w))
+
+    async def _check_move(self, client: Any) -> None:
+        """A move deletes sources: learn which source buckets keep versions,
+        and refuse to move every version into a bucket that does not."""
+        job = self.job
+        try:
+            self.versioned_sources, warnings = await check_move(
+                client,
+                job.dst_bucket,
+                list(self.spec.source_buckets),
+                all_versions=self.ordered,
+                requests=self.requests,
+                policy=self.run_settings.retry,
             )
         except JobCannotStart as exc:
             await self._call(
@@ -404,6 +438,8 @@ class Worker:
                     tg.create_task(self._heartbeat()),
                     tg.create_task(self._control()),
                 ]
+                if self.spec.copy.delete_source:
+                    background.append(tg.create_task(self._copy_recorder()))
                 copiers = [tg.create_task(self._copier(client)) for _ in range(n)]
                 await asyncio.wait(copiers)
                 self._copiers_done.set()
@@ -551,35 +587,34 @@ class Worker:
     # -- MoveLog: a move's copy is recorded before its source is deleted --------
 
     async def copied(self, task: Task, record: CopyRecord) -> bool:
-        """Record the copy (group commit with the others waiting); ``False``
-        when this worker no longer holds the task: do not delete."""
+        """Record the copy (one commit for all the copies waiting, by
+        :meth:`_copy_recorder`); ``False`` when this worker no longer holds
+        the task: do not delete."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._copies.append((task.id, record, done))
-        if not self._recording_copies:
-            self._recording_copies = True
-            self._copies_writer = asyncio.ensure_future(self._record_copies())
+        self._copies_waiting.set()
         return await done
 
-    async def _record_copies(self) -> None:
-        try:
-            while self._copies:
-                batch, self._copies = self._copies, []
-                try:
-                    held = await self._call(
-                        self.repo.copied,
-                        self.worker_id,
-                        [(i, r) for i, r, _ in batch],
-                    )
-                except Exception as exc:  # the copiers waiting see it
-                    for _, _, done in batch:
-                        if not done.done():
-                            done.set_exception(exc)
-                    continue
-                for i, _, done in batch:
-                    if not done.done():
-                        done.set_result(i in held)
-        finally:
-            self._recording_copies = False
+    async def _copy_recorder(self) -> None:
+        """Runs beside the copiers of a move (in the pool's task group)."""
+        while True:
+            await self._copies_waiting.wait()
+            self._copies_waiting.clear()
+            batch, self._copies = self._copies, []
+            try:
+                held = await self._call(
+                    self.repo.copied,
+                    self.worker_id,
+                    [(i, r) for i, r, _ in batch],
+                )
+            except Exception as exc:  # the copiers waiting see it
+                for _, _, done in batch:
+                    if not done.done():  # (a copier cancelled meanwhile)
+                        done.set_exception(exc)
+                continue
+            for i, _, done in batch:
+                if not done.done():
+                    done.set_result(i in held)
 
     # -- copiers ----------------------------------------------------------------
 
@@ -594,6 +629,7 @@ class Worker:
             requests=self.requests,
             refresh_credentials=self._refresh_credentials,
             move_log=self if self.spec.copy.delete_source else None,
+            versioned_sources=self.versioned_sources,
         )
         policy = self.run_settings.retry
         while True:
@@ -625,6 +661,8 @@ class Worker:
             self._results.append(result)
             if len(self._results) >= self.run_settings.flush_max:
                 self._flush_now.set()
+            if result.error_code == LEASE_LOST:
+                continue  # another worker has it: not this run's result
             self.observer(events.TaskFinished(task, result))
             reason = self._guard.observe(
                 result.status, result.error_code, result.http_status

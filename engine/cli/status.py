@@ -157,7 +157,9 @@ def status_cmd(
         job = repo.get_job(job.id)
         data = status_dict(
             job,
-            repo.counts(job.id),
+            repo.counts(
+                job.id, sources_deleted=JobSpec.from_dict(job.spec).copy.delete_source
+            ),
             time.time(),
             repo.workers_of(job.id),
             errors_by_code(repo, job.id),

@@ -12,9 +12,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 from engine.copy import move
+from engine.copy.delete import MoveLog, check_source, delete_source
 from engine.copy.multipart import Interrupted, MultipartCopy, PartLog, abort_upload
 from engine.copy.plan import MAX_COPY_OBJECT, use_multipart
 from engine.copy.properties import grant_args, not_restored
@@ -33,15 +34,10 @@ from engine.verify import verify_copy
 OnRetry = Callable[[Task, int, S3Error, float], None]
 
 
-class MoveLog(Protocol):
-    """Where a move records its copy before deleting the source (the worker)."""
+__all__ = ["LEASE_LOST", "CopyContext", "Interrupted", "execute"]
 
-    async def copied(self, task: Task, record: CopyRecord) -> bool:
-        """Record it durably; ``False`` when the task is no longer ours."""
-        ...
-
-
-__all__ = ["CopyContext", "Interrupted", "execute"]
+# a result the job table will not take: another worker holds the task now
+LEASE_LOST = "LeaseLost"
 
 
 def _no_retry_hook(_t: Task, _a: int, _e: S3Error, _d: float) -> None:
@@ -63,6 +59,8 @@ class CopyContext:
     refresh_credentials: Callable[[], Awaitable[bool]] | None = None
     # a move (--delete-source): where the copy is recorded before the delete
     move_log: MoveLog | None = None
+    # a move: the source buckets that keep versions (engine.preflight.check_move)
+    versioned_sources: frozenset[str] = frozenset()
 
 
 # answers that mean the credentials ran out, not that the copy failed: the
@@ -320,101 +318,6 @@ def _record_of_skip(task: Task, there: AlreadyThere) -> CopyRecord:
     )
 
 
-async def _head_or_none(
-    ctx: CopyContext, params: dict[str, Any], extra: dict[str, Any]
-) -> dict[str, Any] | None:
-    try:
-        return await invoke(
-            "HeadObject",
-            ctx.client.head_object,
-            **params,
-            **extra,
-            ChecksumMode="ENABLED",
-        )
-    except S3Error as err:
-        if err.http_status == 404:
-            return None
-        raise
-
-
-async def check_source(
-    ctx: CopyContext, task: Task, copied: CopyRecord, *, deleted_before: bool
-) -> move.Decision:
-    """A move's check before the delete: HEAD both ends and decide
-    (:func:`engine.copy.move.decide`); raises (the source kept) when the copy
-    is not vouched for."""
-    if task.kind == DELETE_MARKER:  # a marker has no content to compare
-        return move.Decision("delete", verified_by="a delete marker")
-    dst = ObjectRef(ctx.dst_bucket, task.dst_key).params()
-    if copied.dst_version_id and copied.dst_version_id != "null":
-        dst["VersionId"] = copied.dst_version_id
-    src_head, dst_head = await asyncio.gather(
-        _head_or_none(ctx, _source_to_delete(task, copied), ctx.requests.head_source()),
-        _head_or_none(
-            ctx,
-            dst,
-            {**ctx.requests.destination(), **ctx.requests.destination_sse_c()},
-        ),
-    )
-    decision = move.decide(copied, src_head, dst_head, deleted_before=deleted_before)
-    if decision.action == "keep":
-        raise S3Error(
-            decision.code or move.VERIFICATION_FAILED,
-            decision.reason,
-            404 if decision.code == move.SOURCE_VANISHED else None,
-            Disposition.RETRY if decision.retry else Disposition.FATAL,
-            "DeleteObject",
-        )
-    return decision
-
-
-def _source_to_delete(task: Task, copied: CopyRecord) -> dict[str, Any]:
-    src = {"Bucket": task.src.bucket, "Key": task.src.key}
-    version = move.version_to_delete(task.src.version_id, copied.src_version_id)
-    if version:
-        src["VersionId"] = version
-    return src
-
-
-async def delete_source(ctx: CopyContext, task: Task, copied: CopyRecord) -> bool:
-    """DeleteObject of the source version the copy was made from; ``False``
-    when the source turned out to be gone already.
-
-    A source deleted by key (unversioned) is deleted only if it still has the
-    ETag copied (``If-Match``: S3 since 2025, Ceph; a store that ignores the
-    header deletes anyway): one overwritten after the check is kept
-    (``SourceChanged``).  A delete by version needs no condition (and S3
-    would hold it against the current version)."""
-    src = _source_to_delete(task, copied)
-    condition = (
-        {"IfMatch": copied.src_etag}
-        if "VersionId" not in src and copied.src_etag and task.kind != DELETE_MARKER
-        else {}
-    )
-    try:
-        await invoke(
-            "DeleteObject",
-            ctx.client.delete_object,
-            **src,
-            **condition,
-            **ctx.requests.read_source(),
-        )
-    except S3Error as err:
-        if condition and err.http_status == 412:
-            raise S3Error(
-                move.SOURCE_CHANGED,
-                f"the source changed since it was checked (its ETag is no longer "
-                f"{copied.src_etag}); the source is kept",
-                412,
-                Disposition.FATAL,
-                "DeleteObject",
-            ) from err
-        if condition and err.http_status == 404:  # If-Match on a missing key
-            return False
-        raise
-    return True
-
-
 async def abandon(ctx: CopyContext, task: Task) -> None:
     """A task failed for good: abort the multipart upload it may have left."""
     upload = ctx.part_log.current(task)
@@ -561,17 +464,19 @@ def _failed(
     if copied is None:
         return base
     where = "the destination already held it" if copied.skip_code else "copied"
+    vanished = err.code == move.SOURCE_VANISHED
+    source = "the source was already gone" if vanished else "the source was not deleted"
     return replace(
         base,
         status=TaskStatus.FAILED,
-        error_message=f"{message} ({where}; the source was not deleted)",
+        error_message=f"{message} ({where}; {source})",
         src_version_id=copied.src_version_id,
         dst_version_id=copied.dst_version_id,
         etag=copied.etag,
         bytes=copied.bytes,
         method=copied.method,
         part_count=copied.part_count,
-        delete_state=move.KEPT,
+        delete_state=move.KEPT,  # not deleted by us, whatever became of it
     )
 
 
@@ -584,6 +489,6 @@ def _lost(task: Task, started: float, attempts: int) -> TaskResult:
         attempts=attempts,
         started_at=started,
         finished_at=time.time(),
-        error_code="LeaseLost",
+        error_code=LEASE_LOST,
         error_message="another worker took the task over; the source was not deleted",
     )

@@ -145,10 +145,15 @@ def decide(
 
 
 def version_to_delete(
-    task_version: str | None, copied_version: str | None
+    task_version: str | None, copied_version: str | None, versioned: bool = False
 ) -> str | None:
     """The source version a move deletes: the manifest's, else the one the
-    copy read.  ``null`` (the version of an unversioned object) is left out:
-    some S3-compatible stores refuse it, and without it the key is deleted."""
+    copy read.  In a bucket that keeps versions (``versioned``) an object
+    without one reported is its ``null`` version (written before versioning
+    was enabled, or while suspended): deleted as such, not hidden behind a
+    delete marker.  In one that does not, the key is deleted (``null`` is
+    left out: some S3-compatible stores refuse it)."""
     version = task_version or copied_version
-    return None if version in (None, "", "null") else version
+    if version in (None, "", "null"):
+        return "null" if versioned else None
+    return version

@@ -82,6 +82,11 @@ FATAL_CODES = frozenset(
         "KMS.DisabledException",
         "KMS.NotFoundException",
         "KMS.KMSInvalidStateException",
+        # ours: a copy that does not match (verify, a move's check), a move's
+        # source changed since it was copied, a move onto itself
+        "VerificationFailed",
+        "SourceChanged",
+        "SameObject",
     }
 )
 

@@ -548,7 +548,11 @@ _RECORD = (
 # a move's copy, recorded before its source is deleted (Repository.copied)
 _COPIED = (
     tasks.update()
-    .where(tasks.c.id == sa.bindparam("b_id"))
+    .where(
+        tasks.c.id == sa.bindparam("b_id"),
+        tasks.c.owner == sa.bindparam("b_owner"),
+        tasks.c.status == TaskStatus.RUNNING.value,
+    )
     .values(
         delete_state=DELETE_PENDING,
         etag=sa.bindparam("b_etag"),
@@ -1342,27 +1346,31 @@ class Repository:
         may be deleted."""
         if not records:
             return set()
+        held: set[int] = set()
         with self.engine.begin() as conn:
-            held = _held(conn, owner, [i for i, _ in records])
-            params = [
-                {
-                    "b_id": i,
-                    "b_etag": c.etag,
-                    "b_bytes": c.bytes,
-                    "b_src_etag": c.src_etag,
-                    "b_src_version_id": c.src_version_id,
-                    "b_dst_version_id": c.dst_version_id,
-                    "b_http_status": c.http_status,
-                    "b_method": c.method,
-                    "b_part_count": c.part_count,
-                    "b_error_code": c.skip_code,
-                    "b_error_message": c.skip_message,
-                }
+            for i, params in (
+                (
+                    i,
+                    {
+                        "b_id": i,
+                        "b_owner": owner,
+                        "b_etag": c.etag,
+                        "b_bytes": c.bytes,
+                        "b_src_etag": c.src_etag,
+                        "b_src_version_id": c.src_version_id,
+                        "b_dst_version_id": c.dst_version_id,
+                        "b_http_status": c.http_status,
+                        "b_method": c.method,
+                        "b_part_count": c.part_count,
+                        "b_error_code": c.skip_code,
+                        "b_error_message": c.skip_message,
+                    },
+                )
                 for i, c in records
-                if i in held
-            ]
-            if params:
-                conn.execute(_COPIED, params)
+            ):
+                # fenced row by row: a task taken back meanwhile is not ours
+                if conn.execute(_COPIED, params).rowcount:
+                    held.add(i)
         return held
 
     # -- multipart uploads ------------------------------------------------------
@@ -1447,7 +1455,8 @@ class Repository:
 
     @reconnecting
     def fail_succeeded(self, failures: list[tuple[int, str, str]]) -> int:
-        """Turn succeeded tasks into failures ``(task_id, code, message)``.
+        """Turn succeeded (or skipped) tasks into failures ``(task_id, code,
+        message)``.
 
         Used by ``bulkcopy verify`` when a recorded copy turns out not to
         match its source.
@@ -1458,7 +1467,10 @@ class Repository:
             tasks.update()
             .where(
                 tasks.c.id == sa.bindparam("b_id"),
-                tasks.c.status == TaskStatus.SUCCEEDED.value,
+                # skipped: a move's object the destination already held
+                tasks.c.status.in_(
+                    [TaskStatus.SUCCEEDED.value, TaskStatus.SKIPPED.value]
+                ),
             )
             .values(
                 status=TaskStatus.FAILED.value,
@@ -1495,7 +1507,9 @@ class Repository:
     # -- reading results -----------------------------------------------------
 
     @reconnecting
-    def counts(self, job_id: str) -> JobCounts:
+    def counts(self, job_id: str, *, sources_deleted: bool = False) -> JobCounts:
+        """The job's tasks by status, bytes and times; ``sources_deleted``
+        (a move's callers ask): how many sources are gone."""
         with self.engine.connect() as conn:
             by_status = {
                 s: n
@@ -1506,11 +1520,7 @@ class Repository:
                 )
             }
             deleted = 0
-            spec = conn.execute(
-                sa.select(jobs.c.spec).where(jobs.c.id == job_id)
-            ).scalar()
-            if spec and json.loads(spec).get("copy", {}).get("delete_source"):
-                # a move (the only jobs that delete): not in the claim index
+            if sources_deleted:  # a move's: not in the claim index, a scan
                 deleted = int(
                     conn.execute(
                         sa.select(sa.func.count()).where(

@@ -346,6 +346,68 @@ def test_a_move_of_every_version_empties_the_source_history(
     assert _versions(moto, history.bucket) == {"versions": [], "markers": []}
 
 
+def test_moving_every_version_into_a_bucket_without_versions_is_refused(
+    moto: S3Server, tmp_path: Path
+) -> None:
+    """Each version would replace the last one copied while its source is
+    deleted (and a delete marker would delete the copy): the job does not
+    start, nothing is copied or deleted."""
+    from engine.errors import JobCannotStart
+
+    history = _write_history(moto, tick=False)
+    dst = moto.new_bucket()  # versioning never enabled
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    source = _listing(f"s3://{history.bucket}", all_versions=True, delete_markers=True)
+    spec = JobSpec(client=client_settings(moto), copy=CopyOptions(delete_source=True))
+    job = asyncio.run(
+        submit_source(
+            repo,
+            source,
+            Destination.parse(f"s3://{dst}"),
+            spec,
+            open_client=open_job_client,
+        )
+    )
+    before = _versions(moto, history.bucket)
+
+    with pytest.raises(JobCannotStart, match="versioning enabled on the destination"):
+        run_job(repo, job, moto, preflight=False)  # checked even so
+
+    assert repo.get_job(job.id).status.value == "failed"
+    assert _versions(moto, history.bucket) == before
+    assert _listed_keys(moto, dst) == []
+
+
+def test_a_move_deletes_a_null_version_instead_of_hiding_it(
+    moto: S3Server, tmp_path: Path
+) -> None:
+    """An object written before versioning was enabled on its bucket (its
+    version is "null"): the move deletes that version, it does not add a
+    delete marker in front of it."""
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    c = moto.client()
+    c.put_object(Bucket=src, Key="old.txt", Body=b"from before versioning")
+    c.put_bucket_versioning(Bucket=src, VersioningConfiguration={"Status": "Enabled"})
+    c.put_object(Bucket=src, Key="new.txt", Body=b"versioned")
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    spec = JobSpec(client=client_settings(moto), copy=CopyOptions(delete_source=True))
+    job = asyncio.run(
+        submit_source(
+            repo,
+            _listing(f"s3://{src}"),
+            Destination.parse(f"s3://{dst}"),
+            spec,
+            open_client=open_job_client,
+        )
+    )
+
+    counts = run_job(repo, job, moto)
+
+    assert counts.sources_deleted == 2
+    assert get_body(moto, dst, "old.txt") == b"from before versioning"
+    assert _versions(moto, src) == {"versions": [], "markers": []}
+
+
 @pytest.mark.parametrize(
     "delete_markers",
     [

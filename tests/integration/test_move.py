@@ -292,3 +292,47 @@ def test_a_source_overwritten_between_its_check_and_its_delete_is_kept(
     assert (row.status, row.error_code) == (TaskStatus.FAILED, move.SOURCE_CHANGED)
     assert row.delete_state == move.KEPT
     assert get_body(moto, src, "dir/k0") == b"written meanwhile"
+
+
+def test_verify_checks_the_moves_that_found_their_object_already_there(
+    moto: S3Server, tmp_path: Path
+) -> None:
+    """--skip-existing same-etag in a move: the object already there is not
+    copied, its source is deleted; `verify` checks that destination too."""
+    import asyncio
+
+    from engine.s3.client import open_client
+    from engine.verify import verify_job
+    from tests.helpers import client_settings
+
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    bodies = seed(moto, src, ["a", "b"])
+    c = moto.client()
+    for key, body in bodies.items():
+        c.put_object(Bucket=dst, Key=key, Body=body)  # already copied, say
+    manifest = write_manifest(tmp_path / "m.csv", [(src, k, None) for k in bodies])
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    job = submit_job(
+        repo,
+        manifest,
+        moto,
+        f"s3://{dst}",
+        delete_source=True,
+        skip_existing="same-etag",
+    )
+    counts = run_job(repo, job, moto, preflight=False)
+    assert (counts.up_to_date, counts.sources_deleted) == (2, 2)
+    assert _keys(moto, src) == set()
+    c.put_object(Bucket=dst, Key="b", Body=b"changed since")
+
+    async def go() -> tuple[int, list[tuple[int, str, str]]]:
+        async with open_client(client_settings(moto)) as client:
+            return await verify_job(client, repo, job.id)
+
+    checked, failures = asyncio.run(go())
+
+    assert (checked, len(failures)) == (2, 1)
+    rows = {r.src.key: r for r in repo.iter_results(job.id)}
+    assert rows["a"].status is TaskStatus.SKIPPED
+    assert rows["b"].status is TaskStatus.FAILED
+    assert rows["b"].error_code == "VerificationFailed"

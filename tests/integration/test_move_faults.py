@@ -426,6 +426,7 @@ def test_a_source_always_reported_missing_is_never_recorded_as_deleted(
     for row in job.rows().values():
         assert row.status is TaskStatus.FAILED
         assert row.error_code == move.SOURCE_VANISHED
+        assert "the source was already gone" in (row.error_message or "")
         assert row.delete_state == move.KEPT
         assert jsonl_record(job.job.id, row)["source_deleted"] is False
 

@@ -145,6 +145,7 @@ def test_jsonl_record_carries_every_field() -> None:
         "method": None,
         "part_count": None,
         "source_deleted": None,  # not a move
+        "delete_state": None,
         "deleted_at": None,
         "started_at": "2023-11-14T22:13:20.000+00:00",
         "finished_at": "2023-11-14T22:13:21.500+00:00",

@@ -1,0 +1,143 @@
+"""A move's second half (``--delete-source``): check both ends, then delete
+the source.  The decision is :func:`engine.copy.move.decide` (pure); this
+module makes the calls.  :func:`engine.copy.execute.execute` runs it once the
+copy is recorded (:class:`MoveLog`)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Protocol
+
+from engine.copy import move
+from engine.errors import S3Error
+from engine.manifest.rows import DELETE_MARKER
+from engine.models import CopyRecord, ObjectRef, Task
+from engine.s3.call import invoke
+from engine.s3.classify import Disposition
+
+if TYPE_CHECKING:
+    from engine.copy.execute import CopyContext
+
+
+class MoveLog(Protocol):
+    """Where a move records its copy before deleting the source (the worker)."""
+
+    async def copied(self, task: Task, record: CopyRecord) -> bool:
+        """Record it durably; ``False`` when the task is no longer ours."""
+        ...
+
+
+async def _head_or_none(
+    ctx: CopyContext, params: dict[str, Any], extra: dict[str, Any]
+) -> dict[str, Any] | None:
+    try:
+        return await invoke(
+            "HeadObject",
+            ctx.client.head_object,
+            **params,
+            **extra,
+            ChecksumMode="ENABLED",
+        )
+    except S3Error as err:
+        if err.http_status == 404 and err.code != "NoSuchBucket":
+            return None
+        raise
+
+
+async def check_source(
+    ctx: CopyContext, task: Task, copied: CopyRecord, *, deleted_before: bool
+) -> move.Decision:
+    """A move's check before the delete: HEAD both ends and decide
+    (:func:`engine.copy.move.decide`); raises (the source kept) when the copy
+    is not vouched for."""
+    if task.kind == DELETE_MARKER:  # a marker has no content to compare
+        return move.Decision("delete", verified_by="a delete marker")
+    dst = ObjectRef(ctx.dst_bucket, task.dst_key).params()
+    if copied.dst_version_id and copied.dst_version_id != "null":
+        dst["VersionId"] = copied.dst_version_id
+    src_head, dst_head = await asyncio.gather(
+        _head_or_none(
+            ctx, _source_to_delete(ctx, task, copied), ctx.requests.head_source()
+        ),
+        _head_or_none(
+            ctx,
+            dst,
+            {**ctx.requests.destination(), **ctx.requests.destination_sse_c()},
+        ),
+    )
+    decision = move.decide(copied, src_head, dst_head, deleted_before=deleted_before)
+    if decision.action == "keep":
+        raise S3Error(
+            decision.code or move.VERIFICATION_FAILED,
+            decision.reason,
+            404 if decision.code == move.SOURCE_VANISHED else None,
+            Disposition.RETRY if decision.retry else Disposition.FATAL,
+            "HeadObject" if decision.code == move.SOURCE_VANISHED else "Verify",
+        )
+    return decision
+
+
+def _source_to_delete(
+    ctx: CopyContext, task: Task, copied: CopyRecord
+) -> dict[str, Any]:
+    src = {"Bucket": task.src.bucket, "Key": task.src.key}
+    version = move.version_to_delete(
+        task.src.version_id,
+        copied.src_version_id,
+        versioned=task.src.bucket in ctx.versioned_sources,
+    )
+    if version:
+        src["VersionId"] = version
+    return src
+
+
+def _can_send_if_match(client: Any) -> bool:
+    """Whether this botocore knows DeleteObject's ``IfMatch`` (2024 on)."""
+    try:
+        model = client.meta.service_model.operation_model("DeleteObject")
+    except Exception:  # not a botocore client (a test's fake)
+        return False
+    return "IfMatch" in model.input_shape.members
+
+
+async def delete_source(ctx: CopyContext, task: Task, copied: CopyRecord) -> bool:
+    """DeleteObject of the source version the copy was made from; ``False``
+    when the source turned out to be gone already.
+
+    A source deleted by key (unversioned) is deleted only if it still has the
+    ETag copied (``If-Match``: S3 since 2025, Ceph; a store that ignores the
+    header, or a botocore too old to send it, deletes anyway — the window
+    between the check and the delete is then open): one overwritten after
+    the check is kept (``SourceChanged``).  A delete by version needs no
+    condition (and S3 would hold it against the current version)."""
+    src = _source_to_delete(ctx, task, copied)
+    condition = (
+        {"IfMatch": copied.src_etag}
+        if "VersionId" not in src
+        and copied.src_etag
+        and task.kind != DELETE_MARKER
+        and _can_send_if_match(ctx.client)
+        else {}
+    )
+    try:
+        await invoke(
+            "DeleteObject",
+            ctx.client.delete_object,
+            **src,
+            **condition,
+            **ctx.requests.read_source(),
+        )
+    except S3Error as err:
+        if condition and err.http_status == 412:
+            raise S3Error(
+                move.SOURCE_CHANGED,
+                f"the source changed since it was checked (its ETag is no longer "
+                f"{copied.src_etag}); the source is kept",
+                412,
+                Disposition.FATAL,
+                "DeleteObject",
+            ) from err
+        if condition and err.http_status == 404 and err.code != "NoSuchBucket":
+            return False  # If-Match on a key gone meanwhile
+        raise
+    return True
