@@ -121,3 +121,13 @@ def test_the_version_deleted(
     task: str | None, copied: str | None, deleted: str | None
 ) -> None:
     assert move.version_to_delete(task, copied) == deleted
+
+
+@pytest.mark.parametrize("copied", [None, "null"])
+def test_a_versioned_buckets_object_without_a_version_is_its_null_version(
+    copied: str | None,
+) -> None:
+    """Written before versioning was enabled: deleted as version null (by
+    key, a delete marker would hide it and the data would stay)."""
+    assert move.version_to_delete(None, copied, versioned=True) == "null"
+    assert move.version_to_delete("v1", copied, versioned=True) == "v1"
