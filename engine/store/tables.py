@@ -110,7 +110,8 @@ tasks = Table(
     # CRC-32 of src_key: finding duplicate rows sorts this, not the keys
     Column("key_hash", BigInteger),
     # a move (--delete-source): NULL (nothing to delete), "pending" (the copy
-    # is recorded, the source delete still to do), "deleted", "kept"
+    # is recorded, the source delete still to do), "deleted", "gone", "kept"
+    # (engine.copy.move)
     Column("delete_state", String(12)),
     Column("deleted_at", Float),
     Index("ix_tasks_job_status_depth_id", "job_id", "status", "depth", "id"),

@@ -2,8 +2,9 @@
 
 tasks: ``delete_state`` — NULL (a copy, or the copy failed: nothing to
 delete), ``pending`` (the copy is recorded and verified-to-be, the source
-delete is still to do: a resumed run goes straight to it), ``deleted`` or
-``kept`` (not deleted; the task's error says why) — and ``deleted_at``.
+delete is still to do: a resumed run goes straight to it), ``deleted``,
+``gone`` (not found for its delete after a delete of ours may have gone out)
+or ``kept`` (not deleted; the task's error says why) — and ``deleted_at``.
 
 Revision ID: 0007
 Revises: 0006
