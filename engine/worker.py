@@ -374,47 +374,52 @@ class Worker:
 
     async def _preflight(self, client: Any) -> None:
         job = self.job
-        try:
-            policy = self.run_settings.retry
+        policy = self.run_settings.retry
+
+        async def checks() -> list[str]:
             await check_destination(
                 client, job.dst_bucket, job.dst_prefix, self.requests, policy
             )
             first = await self._call(self.repo.first_tasks, job.id, 1)
-            warnings = await check_sources(
+            return await check_sources(
                 client,
                 list(self.spec.source_buckets),
                 first[0] if first else None,
                 self.requests,
                 policy,
             )
+
+        await self._checked(checks())
+
+    async def _checked(self, checks: Awaitable[list[str]]) -> None:
+        """Run start-up checks: a refusal marks the job failed (and is
+        raised); warnings become events."""
+        try:
+            warnings = await checks
         except JobCannotStart as exc:
             await self._call(
-                self.repo.set_job_status, job.id, JobStatus.FAILED, str(exc)
+                self.repo.set_job_status, self.job.id, JobStatus.FAILED, str(exc)
             )
             raise
         for w in warnings:
-            self.observer(events.PreflightWarning(job.id, w))
+            self.observer(events.PreflightWarning(self.job.id, w))
 
     async def _check_move(self, client: Any) -> None:
         """A move deletes sources: learn which source buckets keep versions,
         and refuse to move every version into a bucket that does not."""
-        job = self.job
-        try:
+
+        async def checks() -> list[str]:
             self.versioned_sources, warnings = await check_move(
                 client,
-                job.dst_bucket,
+                self.job.dst_bucket,
                 list(self.spec.source_buckets),
                 all_versions=self.ordered,
                 requests=self.requests,
                 policy=self.run_settings.retry,
             )
-        except JobCannotStart as exc:
-            await self._call(
-                self.repo.set_job_status, job.id, JobStatus.FAILED, str(exc)
-            )
-            raise
-        for w in warnings:
-            self.observer(events.PreflightWarning(job.id, w))
+            return warnings
+
+        await self._checked(checks())
 
     async def _pool(self, client: Any) -> None:
         n = self.run_settings.concurrency

@@ -154,3 +154,18 @@ def get_body(
         kw["VersionId"] = version
     body: bytes = server.client().get_object(**kw)["Body"].read()
     return body
+
+
+def verify_job_now(
+    server: S3Server, repo: Repository, job_id: str
+) -> tuple[int, list[tuple[int, str, str]]]:
+    """What `bulkcopy verify JOB_ID` does, in-process: how many were checked,
+    and the failures ``(task_id, code, message)`` (recorded as failed)."""
+    from engine.s3.client import open_client
+    from engine.verify import verify_job
+
+    async def go() -> tuple[int, list[tuple[int, str, str]]]:
+        async with open_client(client_settings(server)) as client:
+            return await verify_job(client, repo, job_id)
+
+    return asyncio.run(go())

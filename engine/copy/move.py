@@ -92,12 +92,13 @@ def decide(
             f"the destination changed since the copy (ETag {dst_etag}, "
             f"copied {copied.etag})",
         )
+    dst_size = _size(dst)
+    if copied.bytes is not None and copied.bytes != dst_size:
+        return _keep(
+            VERIFICATION_FAILED,
+            f"size {dst_size} at the destination, {copied.bytes} recorded",
+        )
     if src is None:
-        if copied.bytes is not None and _size(dst) != copied.bytes:
-            return _keep(
-                VERIFICATION_FAILED,
-                f"size {_size(dst)} at the destination, {copied.bytes} recorded",
-            )
         if deleted_before:
             return Decision("gone", verified_by="the copy; the source already gone")
         return _keep(
@@ -106,15 +107,10 @@ def decide(
             "here (someone else did, or the store answered 404 by mistake)",
             retry=True,
         )
-    src_size, dst_size = _size(src), _size(dst)
+    src_size = _size(src)
     if src_size is None or src_size != dst_size:
         return _keep(
             VERIFICATION_FAILED, f"size {src_size} at the source, {dst_size} copied"
-        )
-    if copied.bytes is not None and copied.bytes != dst_size:
-        return _keep(
-            VERIFICATION_FAILED,
-            f"size {dst_size} at the destination, {copied.bytes} recorded",
         )
     src_etag = str(src.get("ETag") or "")
     if copied.src_etag and src_etag != copied.src_etag:

@@ -1468,8 +1468,9 @@ class Repository:
             .where(
                 tasks.c.id == sa.bindparam("b_id"),
                 # skipped: a move's object the destination already held
-                tasks.c.status.in_(
-                    [TaskStatus.SUCCEEDED.value, TaskStatus.SKIPPED.value]
+                sa.or_(  # (no IN: an executemany cannot expand it)
+                    tasks.c.status == TaskStatus.SUCCEEDED.value,
+                    tasks.c.status == TaskStatus.SKIPPED.value,
                 ),
             )
             .values(

@@ -27,6 +27,36 @@ pytestmark = pytest.mark.integration
 MIB = 1024 * 1024
 
 
+def kill_until_done(
+    cli: Cli,
+    job_id: str,
+    rng: random.Random,
+    after_kill: Callable[[], None] = lambda: None,
+) -> None:
+    """`bulkcopy run JOB_ID`, killed -9 at a random moment, again and again
+    until a run finishes (exit 0); at least two kills; ``after_kill`` checks
+    what each kill left."""
+    kills = 0
+    for _round in range(40):
+        proc = cli.popen("run", job_id, "--concurrency", "8", "--part-concurrency", "4")
+        # after start-up (about 1 s), 0-1.2 s of copying at moto's pace
+        deadline = time.monotonic() + rng.uniform(1.0, 2.2)
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+            kills += 1
+            after_kill()
+            continue
+        _out, err = proc.communicate()
+        assert proc.returncode == 0, err
+        break
+    else:
+        pytest.fail("the job did not finish in 40 runs")
+    assert kills >= 2, "the job finished before it was killed twice: make it longer"
+
+
 @pytest.mark.parametrize("seed_value", [7, 2026])
 def test_kill_9_at_random_moments_then_resume_until_done(
     moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path, seed_value: int
@@ -57,24 +87,7 @@ def test_kill_9_at_random_moments_then_resume_until_done(
     assert sub.returncode == 0, sub.stderr
     job_id = sub.stdout.strip()
 
-    kills = 0
-    for _round in range(40):
-        proc = cli.popen("run", job_id, "--concurrency", "8", "--part-concurrency", "4")
-        # after start-up (about 1 s), 0-1.2 s of copying at moto's pace
-        deadline = time.monotonic() + rng.uniform(1.0, 2.2)
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate()
-            kills += 1
-            continue
-        _out, err = proc.communicate()
-        assert proc.returncode == 0, err
-        break
-    else:
-        pytest.fail("the job did not finish in 40 runs")
-    assert kills >= 2, "the job finished before it was killed twice: make it longer"
+    kill_until_done(cli, job_id, rng)
 
     # every object copied exactly as the source
     for key, body in bodies.items():
@@ -142,24 +155,7 @@ def test_kill_9_during_a_move_never_deletes_a_source_without_its_copy(
             got = c.get_object(Bucket=dst, Key=f"m/{key}")["Body"].read()
             assert got == bodies[key], f"{key} deleted without its copy"
 
-    kills = 0
-    for _round in range(40):
-        proc = cli.popen("run", job_id, "--concurrency", "8", "--part-concurrency", "4")
-        deadline = time.monotonic() + rng.uniform(1.0, 2.2)
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate()
-            kills += 1
-            no_source_lost()
-            continue
-        _out, err = proc.communicate()
-        assert proc.returncode == 0, err
-        break
-    else:
-        pytest.fail("the job did not finish in 40 runs")
-    assert kills >= 2, "the job finished before it was killed twice: make it longer"
+    kill_until_done(cli, job_id, rng, after_kill=no_source_lost)
 
     assert sources_left() == set()
     no_source_lost()

@@ -69,8 +69,13 @@ def listed_bucket(moto: S3Server) -> str:
     return bucket
 
 
-def _spec(server: S3Server, stat_source: bool = True) -> JobSpec:
-    return JobSpec(client=client_settings(server), copy=CopyOptions(stat_source))
+def _spec(
+    server: S3Server, stat_source: bool = True, delete_source: bool = False
+) -> JobSpec:
+    return JobSpec(
+        client=client_settings(server),
+        copy=CopyOptions(stat_source, delete_source=delete_source),
+    )
 
 
 def _submit(
@@ -81,15 +86,16 @@ def _submit(
     *,
     stat_source: bool = True,
     restart: bool = False,
+    delete_source: bool = False,
 ) -> JobRecord:
     """Submit ``source`` as the CLI does, with an S3 client for listings and
-    manifests in S3."""
+    manifests in S3 (``delete_source``: a move)."""
     return asyncio.run(
         submit_source(
             repo,
             source,
             Destination.parse(dst),
-            _spec(server, stat_source),
+            _spec(server, stat_source, delete_source),
             restart=restart,
             open_client=open_job_client,
         )
@@ -328,16 +334,7 @@ def test_a_move_of_every_version_empties_the_source_history(
     dst = moto.new_bucket(versioned=True)
     repo = Repository(str(tmp_path / "db.sqlite"))
     source = _listing(f"s3://{history.bucket}", all_versions=True, delete_markers=True)
-    spec = JobSpec(client=client_settings(moto), copy=CopyOptions(delete_source=True))
-    job = asyncio.run(
-        submit_source(
-            repo,
-            source,
-            Destination.parse(f"s3://{dst}"),
-            spec,
-            open_client=open_job_client,
-        )
-    )
+    job = _submit(repo, moto, source, f"s3://{dst}", delete_source=True)
 
     counts = run_job(repo, job, moto, concurrency=8)
 
@@ -358,16 +355,7 @@ def test_moving_every_version_into_a_bucket_without_versions_is_refused(
     dst = moto.new_bucket()  # versioning never enabled
     repo = Repository(str(tmp_path / "db.sqlite"))
     source = _listing(f"s3://{history.bucket}", all_versions=True, delete_markers=True)
-    spec = JobSpec(client=client_settings(moto), copy=CopyOptions(delete_source=True))
-    job = asyncio.run(
-        submit_source(
-            repo,
-            source,
-            Destination.parse(f"s3://{dst}"),
-            spec,
-            open_client=open_job_client,
-        )
-    )
+    job = _submit(repo, moto, source, f"s3://{dst}", delete_source=True)
     before = _versions(moto, history.bucket)
 
     with pytest.raises(JobCannotStart, match="versioning enabled on the destination"):
@@ -390,15 +378,8 @@ def test_a_move_deletes_a_null_version_instead_of_hiding_it(
     c.put_bucket_versioning(Bucket=src, VersioningConfiguration={"Status": "Enabled"})
     c.put_object(Bucket=src, Key="new.txt", Body=b"versioned")
     repo = Repository(str(tmp_path / "db.sqlite"))
-    spec = JobSpec(client=client_settings(moto), copy=CopyOptions(delete_source=True))
-    job = asyncio.run(
-        submit_source(
-            repo,
-            _listing(f"s3://{src}"),
-            Destination.parse(f"s3://{dst}"),
-            spec,
-            open_client=open_job_client,
-        )
+    job = _submit(
+        repo, moto, _listing(f"s3://{src}"), f"s3://{dst}", delete_source=True
     )
 
     counts = run_job(repo, job, moto)

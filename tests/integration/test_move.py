@@ -15,7 +15,14 @@ from engine.copy import move
 from engine.models import TaskStatus
 from engine.report import bops_row, jsonl_record
 from engine.store.repo import Repository
-from tests.helpers import get_body, run_job, seed, submit_job, write_manifest
+from tests.helpers import (
+    get_body,
+    run_job,
+    seed,
+    submit_job,
+    verify_job_now,
+    write_manifest,
+)
 from tests.servers import S3Server
 
 pytestmark = pytest.mark.integration
@@ -61,9 +68,11 @@ def test_a_move_copies_every_object_then_deletes_its_source(
     assert bops_row(rows[0])[3] == "succeeded"
 
 
-def test_a_move_of_a_versioned_source_deletes_exactly_the_version_copied(
+def versioned_move(
     moto: S3Server, tmp_path: Path
-) -> None:
+) -> tuple[Repository, Any, str, str, str]:
+    """A move of the older of two versions of ``k`` (b"old", then b"new");
+    returns the newer version's id last."""
     src, dst = moto.new_bucket(versioned=True), moto.new_bucket()
     c = moto.client()
     old = c.put_object(Bucket=src, Key="k", Body=b"old")["VersionId"]
@@ -71,6 +80,14 @@ def test_a_move_of_a_versioned_source_deletes_exactly_the_version_copied(
     manifest = write_manifest(tmp_path / "m.csv", [(src, "k", old)])
     repo = Repository(str(tmp_path / "db.sqlite"))
     job = submit_job(repo, manifest, moto, f"s3://{dst}", delete_source=True)
+    return repo, job, src, dst, new
+
+
+def test_a_move_of_a_versioned_source_deletes_exactly_the_version_copied(
+    moto: S3Server, tmp_path: Path
+) -> None:
+    repo, job, src, dst, new = versioned_move(moto, tmp_path)
+    c = moto.client()
 
     counts = run_job(repo, job, moto, preflight=False)
 
@@ -208,21 +225,12 @@ def test_verify_after_a_move_checks_each_copy_against_its_record(
 ) -> None:
     """`bulkcopy verify` of a move: the sources are gone, so each destination
     is checked against the copy recorded; a copy changed since fails."""
-    import asyncio
-
-    from engine.s3.client import open_client
-    from engine.verify import verify_job
-    from tests.helpers import client_settings
 
     repo, job, _src, dst, _bodies = _move_job(moto, tmp_path, n=3)
     assert run_job(repo, job, moto, preflight=False).sources_deleted == 3
     moto.client().put_object(Bucket=dst, Key="moved/dir/k1", Body=b"changed later")
 
-    async def go() -> tuple[int, list[tuple[int, str, str]]]:
-        async with open_client(client_settings(moto)) as client:
-            return await verify_job(client, repo, job.id)
-
-    checked, failures = asyncio.run(go())
+    checked, failures = verify_job_now(moto, repo, job.id)
 
     assert checked == 3
     assert len(failures) == 1
@@ -299,11 +307,6 @@ def test_verify_checks_the_moves_that_found_their_object_already_there(
 ) -> None:
     """--skip-existing same-etag in a move: the object already there is not
     copied, its source is deleted; `verify` checks that destination too."""
-    import asyncio
-
-    from engine.s3.client import open_client
-    from engine.verify import verify_job
-    from tests.helpers import client_settings
 
     src, dst = moto.new_bucket(), moto.new_bucket()
     bodies = seed(moto, src, ["a", "b"])
@@ -325,11 +328,7 @@ def test_verify_checks_the_moves_that_found_their_object_already_there(
     assert _keys(moto, src) == set()
     c.put_object(Bucket=dst, Key="b", Body=b"changed since")
 
-    async def go() -> tuple[int, list[tuple[int, str, str]]]:
-        async with open_client(client_settings(moto)) as client:
-            return await verify_job(client, repo, job.id)
-
-    checked, failures = asyncio.run(go())
+    checked, failures = verify_job_now(moto, repo, job.id)
 
     assert (checked, len(failures)) == (2, 1)
     rows = {r.src.key: r for r in repo.iter_results(job.id)}

@@ -18,11 +18,11 @@ from engine.models import JobCounts, TaskStatus
 from engine.report import jsonl_record
 from engine.retry import RetryPolicy
 from engine.s3.lean import LeanClient
-from engine.store.repo import Repository, ResultRow
+from engine.store.repo import ResultRow
 from tests.faultproxy import AfterUpstream, Fault, FaultProxy, Request, Reset, Respond
 from tests.faults import EMBEDDED_ERROR, SLOW_DOWN
-from tests.helpers import get_body, run_job, submit_job, write_manifest
-from tests.integration.test_move import _keys, _move_job
+from tests.helpers import get_body, run_job
+from tests.integration.test_move import _keys, _move_job, versioned_move
 from tests.servers import S3Server
 
 pytestmark = pytest.mark.integration
@@ -218,13 +218,9 @@ def test_a_versioned_source_whose_delete_answers_are_lost_is_found_gone(
     """A move of one version of a versioned source, every DeleteObject of it
     done upstream but answered by a reset: the retry HEADs that version, finds
     it gone, and records the move; the newer version stays, no marker added."""
-    src, dst = moto.new_bucket(versioned=True), moto.new_bucket()
+    repo, job, src, dst, new = versioned_move(moto, tmp_path)
     c = moto.client()
-    old = c.put_object(Bucket=src, Key="k", Body=b"old")["VersionId"]
-    new = c.put_object(Bucket=src, Key="k", Body=b"new")["VersionId"]
-    manifest = write_manifest(tmp_path / "m.csv", [(src, "k", old)])
-    repo = Repository(str(tmp_path / "db.sqlite"))
-    job = submit_job(repo, manifest, moto, f"s3://{dst}", delete_source=True)
+    (old,) = {r.src.version_id for r in repo.iter_results(job.id)}
     proxy.decide = on("DeleteObject", AfterUpstream(Reset()))
 
     clients: list[Any] = []

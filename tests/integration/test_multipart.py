@@ -17,7 +17,7 @@ from engine.models import JobStatus, TaskStatus
 from engine.store.repo import Repository
 from engine.worker import Worker
 from tests.faults import response
-from tests.helpers import get_body, run_job, submit_job, write_manifest
+from tests.helpers import get_body, run_job, submit_job, verify_job_now, write_manifest
 from tests.servers import S3Server
 
 pytestmark = pytest.mark.integration
@@ -471,9 +471,7 @@ def test_verify_passes_good_copies_and_catches_tampering(
     moto: S3Server, tmp_path: Path
 ) -> None:
     """--verify accepts true copies; `verify` later fails ones changed since."""
-    from engine.s3.client import open_client
-    from engine.verify import verify_job
-    from tests.helpers import client_settings, seed
+    from tests.helpers import seed
 
     src, dst = moto.new_bucket(), moto.new_bucket()
     _big(moto, src, "big.bin", Metadata={"m": "1"}, Tagging="t=1")
@@ -498,11 +496,7 @@ def test_verify_passes_good_copies_and_catches_tampering(
     )
     c.delete_object(Bucket=dst, Key="c")
 
-    async def go() -> tuple[int, list[tuple[int, str, str]]]:
-        async with open_client(client_settings(moto)) as client:
-            return await verify_job(client, repo, job.id)
-
-    checked, failures = asyncio.run(go())
+    checked, failures = verify_job_now(moto, repo, job.id)
     assert checked == 4
     assert len(failures) == 3
     rows = {r.src.key: r for r in repo.iter_results(job.id)}
