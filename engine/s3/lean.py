@@ -73,8 +73,21 @@ HANDLED = frozenset({*HEADERS, "Bucket", "Key", "CopySource", "Metadata"})
 HEAD_HEADERS = {
     "ExpectedBucketOwner": "x-amz-expected-bucket-owner",
     "RequestPayer": "x-amz-request-payer",
+    "ChecksumMode": "x-amz-checksum-mode",
 }
 HEAD_HANDLED = frozenset({*HEAD_HEADERS, "Bucket", "Key", "VersionId"})
+# DeleteObject parameters this path serializes (a move's source delete)
+DELETE_HEADERS = {
+    "ExpectedBucketOwner": "x-amz-expected-bucket-owner",
+    "RequestPayer": "x-amz-request-payer",
+    "IfMatch": "if-match",
+}
+DELETE_HANDLED = frozenset({*DELETE_HEADERS, "Bucket", "Key", "VersionId"})
+# response headers botocore's DeleteObject output carries, by member name
+DELETE_RESPONSE_HEADERS = {
+    "x-amz-version-id": "VersionId",
+    "x-amz-request-charged": "RequestCharged",
+}
 # response headers botocore's CopyObject output carries, by member name
 RESPONSE_HEADERS = {
     "x-amz-version-id": "VersionId",
@@ -270,11 +283,21 @@ class LeanCopier:
 
     def handles_head(self, kwargs: dict[str, Any]) -> bool:
         """Whether this path can make this HeadObject as botocore would."""
+        return self._handles_object_call(kwargs, HEAD_HANDLED, HEAD_HEADERS)
+
+    def handles_delete(self, kwargs: dict[str, Any]) -> bool:
+        """Whether this path can make this DeleteObject as botocore would
+        (objects of the buckets whose HEADs it makes: a move's sources)."""
+        return self._handles_object_call(kwargs, DELETE_HANDLED, DELETE_HEADERS)
+
+    def _handles_object_call(
+        self, kwargs: dict[str, Any], handled: frozenset[str], headers: dict[str, str]
+    ) -> bool:
         if kwargs.get("Bucket") not in self.head_buckets:
             return False
-        if not self.usable_endpoint or not HEAD_HANDLED.issuperset(kwargs):
+        if not self.usable_endpoint or not handled.issuperset(kwargs):
             return False
-        values = [str(kwargs[p]) for p in HEAD_HEADERS if kwargs.get(p) is not None]
+        values = [str(kwargs[p]) for p in headers if kwargs.get(p) is not None]
         return all(v.isascii() and v.isprintable() for v in values)
 
     def request(
@@ -301,15 +324,31 @@ class LeanCopier:
         self, kwargs: dict[str, Any], creds: Credentials, now: float
     ) -> tuple[str, bytes]:
         """The host and the serialized, signed HeadObject."""
+        return self._object_request("HEAD", HEAD_HEADERS, kwargs, creds, now)
+
+    def delete_request(
+        self, kwargs: dict[str, Any], creds: Credentials, now: float
+    ) -> tuple[str, bytes]:
+        """The host and the serialized, signed DeleteObject."""
+        return self._object_request("DELETE", DELETE_HEADERS, kwargs, creds, now)
+
+    def _object_request(
+        self,
+        method: str,
+        params: dict[str, str],
+        kwargs: dict[str, Any],
+        creds: Credentials,
+        now: float,
+    ) -> tuple[str, bytes]:
         version = kwargs.get("VersionId")
         query = encode_query([("versionId", version)]) if version else ""
         headers = {
             header: str(kwargs[param])
-            for param, header in HEAD_HEADERS.items()
+            for param, header in params.items()
             if kwargs.get(param) is not None
         }
         return self._signed(
-            "HEAD", kwargs["Bucket"], kwargs["Key"], query, headers, creds, now
+            method, kwargs["Bucket"], kwargs["Key"], query, headers, creds, now
         )
 
     def _signed(
@@ -444,6 +483,44 @@ class LeanCopier:
             raise ClientError({"Error": error, "ResponseMetadata": meta}, "HeadObject")
         out = self.head_parser.parse(response)
         out["ResponseMetadata"] = meta
+        return out
+
+    async def delete_object(self, **kwargs: Any) -> dict[str, Any]:
+        """botocore's ``delete_object``: the same answer or the same error."""
+        creds = await self.credentials()
+        host, raw = self.delete_request(kwargs, creds, time.time())
+        response = await self._exchange(host, raw)
+        fields = parse_fields(response.body)
+        meta: dict[str, Any] = {}
+        if "x-amz-request-id" in response.headers or "RequestId" in fields:
+            meta["RequestId"] = response.headers.get(
+                "x-amz-request-id", fields.get("RequestId", "")
+            )
+            meta["HostId"] = response.headers.get(
+                "x-amz-id-2", fields.get("HostId", "")
+            )
+        meta.update(
+            HTTPStatusCode=response.status,
+            HTTPHeaders=response.headers,
+            RetryAttempts=0,
+        )
+        status = response.status
+        if status >= 300:
+            code = fields.get("Code") or str(status)
+            if code in FALLBACK_CODES or 300 <= status < 400:
+                raise Fallback(code)
+            message = fields.get("Message", response.reason)
+            error = {"Code": code, "Message": message}
+            raise ClientError(
+                {"Error": error, "ResponseMetadata": meta}, "DeleteObject"
+            )
+        out: dict[str, Any] = {"ResponseMetadata": meta}
+        marker = response.headers.get("x-amz-delete-marker")
+        if marker is not None:
+            out["DeleteMarker"] = marker.lower() == "true"
+        for header, member in DELETE_RESPONSE_HEADERS.items():
+            if header in response.headers:
+                out[member] = response.headers[header]
         return out
 
     def close(self) -> None:
@@ -620,6 +697,7 @@ class LeanClient:
         )
         self.lean_copies = 0  # how many copies went the lean way (for tests)
         self.lean_heads = 0
+        self.lean_deletes = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -650,6 +728,20 @@ class LeanClient:
                 self.lean_heads += 1
                 return answer
         answer = await self._client.head_object(**kwargs)
+        return dict(answer)
+
+    async def delete_object(self, **kwargs: Any) -> dict[str, Any]:
+        if self._copier.handles_delete(kwargs):
+            try:
+                answer = await self._lean(
+                    "DeleteObject", self._copier.delete_object, kwargs
+                )
+            except Fallback:
+                pass
+            else:
+                self.lean_deletes += 1
+                return answer
+        answer = await self._client.delete_object(**kwargs)
         return dict(answer)
 
     async def _lean(

@@ -72,6 +72,8 @@ class MoveJob:
         (self.client,) = clients
         # the parametrization cannot silently test botocore twice
         assert isinstance(self.client, LeanClient) == (copy_path == "lean")
+        if copy_path == "lean" and counts.sources_deleted:
+            assert self.client.lean_heads  # the check's HEADs went the lean way
         return counts
 
     def rows(self) -> dict[str, ResultRow]:
@@ -128,6 +130,8 @@ def test_a_throttled_delete_is_retried_without_copying_again(
     proxy.decide = on("DeleteObject", Respond(503, SLOW_DOWN), keys=throttled, first=2)
 
     counts = job.run(proxy, copy_path)
+    if copy_path == "lean":  # the deletes too
+        assert job.client.lean_deletes == len(job.bodies)
 
     assert counts.get(TaskStatus.SUCCEEDED) == 4
     assert counts.sources_deleted == 4

@@ -478,6 +478,8 @@ HEAD_CASES: list[dict[str, Any]] = [
         "ExpectedBucketOwner": "111122223333",
         "RequestPayer": "requester",
     },
+    # a move's check before the delete reads the checksums too
+    {"Bucket": "src", "Key": "k", "VersionId": "v1", "ChecksumMode": "ENABLED"},
 ]
 
 
@@ -640,3 +642,116 @@ def test_head_redirects_go_to_botocore(http_server: Any) -> None:
         http_server["reply"] = reply
         with pytest.raises(Fallback):
             asyncio.run(call())
+
+
+# -- DeleteObject (a move's source delete) ------------------------------------------
+
+DELETE_CASES: list[dict[str, Any]] = [
+    {"Bucket": "src", "Key": "a.txt"},
+    {
+        "Bucket": "src-bucket",
+        "Key": "dir/with space/ü+&=?#%.bin",
+        "VersionId": "v+/1= x",
+    },
+    {"Bucket": "src", "Key": "k", "VersionId": "null"},
+    {
+        "Bucket": "src",
+        "Key": "k",
+        "IfMatch": '"9e107d9d372bb6826bd81d3542a419d6"',
+        "ExpectedBucketOwner": "111122223333",
+        "RequestPayer": "requester",
+    },
+]
+
+
+@pytest.mark.parametrize("style", ["path", "virtual"])
+@pytest.mark.parametrize("token", [None, TOKEN])
+@pytest.mark.parametrize("case", range(len(DELETE_CASES)))
+def test_delete_requests_are_botocores_byte_for_byte(
+    style: str, token: str | None, case: int
+) -> None:
+    kwargs = DELETE_CASES[case]
+    client = boto_client(style, token)
+    canned = Canned(status=204)
+    client.meta.events.register("before-send.s3.DeleteObject", canned)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=NOW):
+        client.delete_object(**kwargs)
+    (request,) = canned.requests
+    copier = _head_copier(style, token)
+    assert copier.handles_delete(kwargs)
+    host, raw = copier.delete_request(
+        kwargs, Credentials("AKID", "SECRET", token), NOW.timestamp() - _utc_offset()
+    )
+    assert raw.startswith(b"DELETE ")
+    assert_same_request(host, raw, request)
+
+
+def test_deletes_it_does_not_know_go_to_botocore() -> None:
+    copier = _head_copier("path")
+    assert copier.handles_delete({"Bucket": "src", "Key": "k"})
+    assert not copier.handles_delete({"Bucket": "elsewhere", "Key": "k"})
+    assert not copier.handles_delete({"Bucket": "src", "Key": "k", "MFA": "x 1"})
+    assert not copier.handles_delete(
+        {"Bucket": "src", "Key": "k", "BypassGovernanceRetention": True}
+    )
+    assert not copier.handles_delete({"Bucket": "src", "Key": "k", "IfMatch": "é"})
+
+
+def _delete_reply(status: int, reason: str, extra: str = "", body: str = "") -> bytes:
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body.encode())}\r\n"
+        f"{extra}\r\n{body}"
+    ).encode()
+
+
+def _error_body(code: str, message: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+        "<RequestId>R9</RequestId><HostId>H9</HostId></Error>"
+    )
+
+
+DELETE_ANSWERS = {
+    "deleted": b"HTTP/1.1 204 No Content\r\nx-amz-request-id: R1\r\n"
+    b"x-amz-id-2: H1\r\n\r\n",
+    "version-deleted": b"HTTP/1.1 204 No Content\r\nx-amz-request-id: R2\r\n"
+    b"x-amz-version-id: v1\r\nx-amz-request-charged: requester\r\n\r\n",
+    "marker-added": b"HTTP/1.1 204 No Content\r\nx-amz-request-id: R3\r\n"
+    b"x-amz-delete-marker: true\r\nx-amz-version-id: m1\r\n\r\n",
+    "precondition-failed": _delete_reply(
+        412,
+        "Precondition Failed",
+        "x-amz-request-id: R4\r\n",
+        _error_body("PreconditionFailed", "At least one of the preconditions failed"),
+    ),
+    "no-such-key": _delete_reply(
+        404, "Not Found", "", _error_body("NoSuchKey", "The key does not exist")
+    ),
+    "access-denied": _delete_reply(
+        403, "Forbidden", "", _error_body("AccessDenied", "Access Denied")
+    ),
+    "slow-down": _delete_reply(503, "Slow Down", "", _error_body("SlowDown", "Reduce")),
+    "bare-500": _delete_reply(500, "Internal Server Error"),
+}
+
+
+@pytest.mark.parametrize("answer", list(DELETE_ANSWERS))
+def test_delete_answers_are_botocores(http_server: Any, answer: str) -> None:
+    """The same dict (DeleteMarker, VersionId, RequestCharged) or the same
+    error (code, message, status)."""
+    http_server["reply"] = DELETE_ANSWERS[answer]
+    url = f"http://127.0.0.1:{http_server['port']}"
+    kwargs = {"Bucket": "src", "Key": "k", "VersionId": "v1"}
+    boto = boto_client("path", endpoint=url)
+
+    async def lean_call() -> dict[str, Any]:
+        copier = _head_copier("path", url=url)
+        try:
+            return await copier.delete_object(**kwargs)
+        finally:
+            copier.close()
+
+    expected = _head_outcome(lambda: boto.delete_object(**kwargs))
+    got = _head_outcome(lambda: asyncio.run(lean_call()))
+    assert got == expected
