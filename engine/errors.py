@@ -95,10 +95,14 @@ class S3Error(BulkcopyError):
         http_status: int | None,
         disposition: Disposition,
         operation: str = "",
+        sdk_retries: int = 0,
     ) -> None:
         self.code = code
         self.message = message
         self.http_status = http_status
         self.disposition = disposition
         self.operation = operation
+        # the SDK sent the request this many times more before this answer
+        # (an earlier send may have been carried out, its answer lost)
+        self.sdk_retries = sdk_retries
         super().__init__(f"{operation}: {code}: {message}" if operation else message)

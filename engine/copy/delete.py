@@ -45,26 +45,39 @@ async def _head_or_none(
 
 
 async def check_source(
-    ctx: CopyContext, task: Task, copied: CopyRecord, *, deleted_before: bool
+    ctx: CopyContext,
+    task: Task,
+    copied: CopyRecord,
+    *,
+    deleted_before: bool,
+    pinned_by: dict[str, Any] | None = None,
 ) -> move.Decision:
     """A move's check before the delete: HEAD both ends and decide
     (:func:`engine.copy.move.decide`); raises (the source kept) when the copy
-    is not vouched for."""
+    is not vouched for.
+
+    ``pinned_by``: the source's HEAD the copy was made from moments ago (in
+    this attempt).  When the delete itself is bound to that version (by
+    version id, or ``If-Match`` on its ETag) the source is not HEADed again:
+    the copy is compared with that HEAD, and a source changed since makes the
+    delete fail, not succeed."""
     if task.kind == DELETE_MARKER:  # a marker has no content to compare
         return move.Decision("delete", verified_by="a delete marker")
     dst = ObjectRef(ctx.dst_bucket, task.dst_key).params()
     if copied.dst_version_id and copied.dst_version_id != "null":
         dst["VersionId"] = copied.dst_version_id
-    src_head, dst_head = await asyncio.gather(
-        _head_or_none(
-            ctx, _source_to_delete(ctx, task, copied), ctx.requests.head_source()
-        ),
-        _head_or_none(
-            ctx,
-            dst,
-            {**ctx.requests.destination(), **ctx.requests.destination_sse_c()},
-        ),
-    )
+    dst_access = {**ctx.requests.destination(), **ctx.requests.destination_sse_c()}
+    src_head: dict[str, Any] | None
+    dst_head: dict[str, Any] | None
+    if pinned_by is not None and _bound(ctx, task, copied):
+        src_head, dst_head = pinned_by, await _head_or_none(ctx, dst, dst_access)
+    else:
+        src_head, dst_head = await asyncio.gather(
+            _head_or_none(
+                ctx, _source_to_delete(ctx, task, copied), ctx.requests.head_source()
+            ),
+            _head_or_none(ctx, dst, dst_access),
+        )
     decision = move.decide(copied, src_head, dst_head, deleted_before=deleted_before)
     if decision.action == "keep":
         raise S3Error(
@@ -89,6 +102,14 @@ def _source_to_delete(
     if version:
         src["VersionId"] = version
     return src
+
+
+def _bound(ctx: CopyContext, task: Task, copied: CopyRecord) -> bool:
+    """Whether the delete can only take the version that was copied: by its
+    version id, or by key with ``If-Match`` on the ETag copied."""
+    if "VersionId" in _source_to_delete(ctx, task, copied):
+        return True
+    return bool(copied.src_etag) and _can_send_if_match(ctx.client)
 
 
 def _can_send_if_match(client: Any) -> bool:
@@ -138,6 +159,9 @@ async def delete_source(ctx: CopyContext, task: Task, copied: CopyRecord) -> boo
                 "DeleteObject",
             ) from err
         if condition and err.http_status == 404 and err.code != "NoSuchBucket":
-            return False  # If-Match on a key gone meanwhile
+            # If-Match on a key not there (S3 is strongly consistent): gone,
+            # most often by our own delete resent after its answer was lost
+            # (a resend below the SDK's count); the copy was verified just now
+            return False
         raise
     return True

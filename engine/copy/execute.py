@@ -80,6 +80,7 @@ class Copied:
     method: str
     part_count: int | None = None
     src_etag: str | None = None  # the source's ETag the copy was pinned to
+    src_head: dict[str, Any] | None = None  # the HEAD it was pinned by
 
 
 def _check_conditions(ctx: CopyContext, head: dict[str, Any]) -> None:
@@ -210,6 +211,7 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
         http_status=status,
         method="copy",
         src_etag=pinned,
+        src_head=head,
     )
     await _carry_acl(ctx, task, copied)
     await _verify(ctx, task, copied)
@@ -238,6 +240,7 @@ async def _multipart(ctx: CopyContext, task: Task, head: dict[str, Any]) -> Copi
         method="multipart",
         part_count=done.part_count,
         src_etag=head.get("ETag"),
+        src_head=head,
     )
     await _carry_acl(ctx, task, copied)
     await _verify(ctx, task, copied)
@@ -358,6 +361,8 @@ async def execute(
     deleted_before = copied is not None
     while True:
         attempt += 1
+        # the source's HEAD the copy was just made from (this attempt only)
+        pinned_by: dict[str, Any] | None = None
         try:
             if copied is None:
                 try:
@@ -365,20 +370,26 @@ async def execute(
                 except AlreadyThere as there:
                     if ctx.move_log is None:
                         raise
-                    copied = _record_of_skip(task, there)
+                    copied, pinned_by = _record_of_skip(task, there), there.src
                 else:
                     if ctx.move_log is None:
                         return _finished(task, started, attempt, _record_of(task, done))
-                    copied = _record_of(task, done)
+                    copied, pinned_by = _record_of(task, done), done.src_head
                 if not await ctx.move_log.copied(task, copied):
                     return _lost(task, started, attempt)
             decision = await check_source(
-                ctx, task, copied, deleted_before=deleted_before
+                ctx, task, copied, deleted_before=deleted_before, pinned_by=pinned_by
             )
             gone = decision.action == "gone"
             if not gone:
-                deleted_before = True
-                gone = not await delete_source(ctx, task, copied)
+                try:
+                    gone = not await delete_source(ctx, task, copied)
+                except S3Error as err:
+                    # no answer, or the SDK sent it more than once: a delete
+                    # of ours may have been carried out
+                    if err.http_status is None or err.sdk_retries:
+                        deleted_before = True
+                    raise
             return _finished(
                 task, started, attempt, copied, deleted=time.time(), gone=gone
             )

@@ -49,7 +49,14 @@ def from_client_error(exc: ClientError, operation: str) -> S3Error:
     code = str(err.get("Code") or (status if status is not None else "Unknown"))
     code = name_status_code(code, status)
     message = str(err.get("Message") or exc)
-    return S3Error(code, message, status, classify(code, status), operation)
+    return S3Error(
+        code,
+        message,
+        status,
+        classify(code, status),
+        operation,
+        sdk_retries=int(meta.get("RetryAttempts") or 0),
+    )
 
 
 def from_exception(exc: BaseException, operation: str) -> S3Error:

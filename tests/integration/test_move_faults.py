@@ -391,11 +391,13 @@ def _source_head_after_the_copy(
 def test_a_source_reported_missing_once_is_looked_at_again_and_deleted(
     moto: S3Server, proxy: FaultProxy, tmp_path: Path, copy_path: str
 ) -> None:
-    """The source's HEAD before the delete answers 404 once (nothing of ours
-    deleted it): not taken for a delete; the next attempt finds it and really
-    deletes it."""
+    """The first delete is throttled (not done), then the source's HEAD of
+    the next check answers 404 once, though nothing of ours deleted it: not
+    taken for a delete; the attempt after finds it and really deletes it."""
     job = MoveJob(moto, tmp_path, n=2)
-    proxy.decide = _source_head_after_the_copy(job.src, Respond(404, b""), times=1)
+    throttled = on("DeleteObject", Respond(503, SLOW_DOWN), first=1)
+    src_404 = _source_head_after_the_copy(job.src, Respond(404, b""), times=1)
+    proxy.decide = lambda req: throttled(req) or src_404(req)
 
     counts = job.run(proxy, copy_path, preflight=False)  # its HEADs
 
@@ -404,8 +406,8 @@ def test_a_source_reported_missing_once_is_looked_at_again_and_deleted(
     rows = job.rows()
     for key in job.bodies:
         assert rows[key].delete_state == move.DELETED
-        assert rows[key].attempts == 2
-        assert proxy.seen["DeleteObject", key] == 1
+        assert rows[key].attempts == 3
+        assert proxy.seen["DeleteObject", key] == 2
         assert proxy.seen["CopyObject", f"moved/{key}"] == 1
         assert job.moved(key)
 
@@ -413,22 +415,25 @@ def test_a_source_reported_missing_once_is_looked_at_again_and_deleted(
 def test_a_source_always_reported_missing_is_never_recorded_as_deleted(
     moto: S3Server, proxy: FaultProxy, tmp_path: Path, copy_path: str
 ) -> None:
-    """Every HEAD of the source after the copy answers 404: the task fails
-    with SourceVanished, no delete is sent, the source is still there."""
+    """The first delete is throttled (not done), and every later HEAD of the
+    source answers 404: the task fails with SourceVanished, no other delete
+    is sent, the source is still there."""
     job = MoveJob(moto, tmp_path, n=2)
-    proxy.decide = _source_head_after_the_copy(job.src, Respond(404, b""))
+    throttled = on("DeleteObject", Respond(503, SLOW_DOWN), first=1)
+    src_404 = _source_head_after_the_copy(job.src, Respond(404, b""))
+    proxy.decide = lambda req: throttled(req) or src_404(req)
 
     counts = job.run(proxy, copy_path, retry=THREE_TRIES, preflight=False)
 
     assert counts.sources_deleted == 0
-    assert proxy.requests["DeleteObject"] == 0
     assert job.sources_left() == set(job.bodies)
-    for row in job.rows().values():
+    for key, row in job.rows().items():
         assert row.status is TaskStatus.FAILED
         assert row.error_code == move.SOURCE_VANISHED
         assert "the source was already gone" in (row.error_message or "")
         assert row.delete_state == move.KEPT
         assert jsonl_record(job.job.id, row)["source_deleted"] is False
+        assert proxy.seen["DeleteObject", key] == 1
 
 
 def test_both_ends_reported_missing_is_a_failed_verification(
