@@ -43,8 +43,8 @@ class Estimate:
             (1 if stat else 0)
             + (1 if copy.verify else 0)
             + (1 if copy.skip_existing != "never" else 0)  # HEAD the destination
-            # a move: HEAD both ends again, then DeleteObject
-            + (3 if copy.delete_source else 0)
+            # a move: HEAD the copy, then DeleteObject
+            + (2 if copy.delete_source else 0)
         )
         for i in range(len(rows)):
             if i in rows.errors:

@@ -43,6 +43,15 @@ def get_bucket_location(env: Env, req: Request, where: Address) -> Response:
     return xml_response(render.location(env.region))
 
 
+def get_bucket_versioning(env: Env, req: Request, where: Address) -> Response:
+    """fakes3 keeps no versions: versioning was never enabled."""
+    env.store.bucket(where.bucket)
+    return xml_response(
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<VersioningConfiguration '
+        b'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
+    )
+
+
 def _max_keys(req: Request) -> int:
     return max(0, min(int_param(req.query, "max-keys", MAX_KEYS), MAX_KEYS))
 

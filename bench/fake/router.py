@@ -37,7 +37,6 @@ OTHER_SUBRESOURCES = frozenset(
         "select",
         "session",
         "torrent",
-        "versioning",
         "versions",
         "website",
     }
@@ -86,12 +85,14 @@ def _bucket_operation(method: str, query: dict[str, str]) -> str:
     if method == "GET":
         if "location" in query:
             return "GetBucketLocation"
+        if "versioning" in query:  # never enabled here (a move asks)
+            return "GetBucketVersioning"
         if "uploads" in query:
             return "ListMultipartUploads"
         if "tagging" in query or "acl" in query:
             return NOT_IMPLEMENTED
         return "ListObjectsV2" if query.get("list-type") == "2" else "ListObjects"
-    if "tagging" in query or "acl" in query:
+    if "tagging" in query or "acl" in query or "versioning" in query:
         return NOT_IMPLEMENTED
     if method == "HEAD":
         return "HeadBucket"

@@ -25,6 +25,7 @@ HANDLERS: dict[str, Handler] = {
     "HeadBucket": buckets.head_bucket,
     "DeleteBucket": buckets.delete_bucket,
     "GetBucketLocation": buckets.get_bucket_location,
+    "GetBucketVersioning": buckets.get_bucket_versioning,
     "ListObjectsV2": buckets.list_objects_v2,
     "ListObjects": buckets.list_objects,
     "DeleteObjects": buckets.delete_objects,

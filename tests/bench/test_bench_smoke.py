@@ -246,8 +246,20 @@ def test_virtual_host_addressing(fake: FakeS3) -> None:
 
 def test_unknown_operation_is_not_implemented(s3: Any, log: io.StringIO) -> None:
     """An operation fakes3 lacks answers 501 NotImplemented and is logged."""
-    assert error_of(s3.get_bucket_versioning, Bucket="src") == (501, "NotImplemented")
-    assert "501 NotImplemented: GET /src?versioning" in log.getvalue()
+    assert error_of(s3.get_bucket_lifecycle_configuration, Bucket="src") == (
+        501,
+        "NotImplemented",
+    )
+    assert "501 NotImplemented: GET /src?lifecycle" in log.getvalue()
+
+
+def test_versioning_is_never_enabled(s3: Any) -> None:
+    """A move asks which buckets keep versions: none here (and none can)."""
+    assert s3.get_bucket_versioning(Bucket="src").get("Status") is None
+    config = {"Status": "Enabled"}
+    assert error_of(
+        s3.put_bucket_versioning, Bucket="src", VersioningConfiguration=config
+    ) == (501, "NotImplemented")
 
 
 def test_stats_count_the_most_parts_in_flight() -> None:

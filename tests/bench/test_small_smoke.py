@@ -74,3 +74,41 @@ def test_moto_log_lines_are_classified() -> None:
     assert operation("PUT", "/dst/k?partNumber=2&uploadId=u") == "UploadPartCopy"
     assert operation("POST", "/dst?delete") == "DeleteObjects"
     assert operation("GET", "/") == "ListBuckets"
+
+
+def test_small_bench_moves_with_bulkcopy_and_rclone(tmp_path: Path) -> None:
+    """--move: each tool moves the objects; the source ends empty."""
+    out = tmp_path / "move.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "bench/small.py",
+            "--move",
+            "--objects",
+            str(OBJECTS),
+            "--rounds",
+            "1",
+            "--tools",
+            "bulkcopy,rclone",
+            "--no-pin",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+    assert result["settings"]["move"] is True
+    for tool, row in result["tools"].items():
+        assert row["checks_ok"], (tool, row["problems"])
+        (run,) = row["runs"]
+        assert run["requests"]["CopyObject"] == OBJECTS
+        assert run["requests"]["DeleteObject"] == OBJECTS
+        assert run["errors"] == {}
+    # a move's check: the source's HEAD before the copy, the copy's after
+    assert (
+        result["tools"]["bulkcopy"]["runs"][0]["requests"]["HeadObject"] == 2 * OBJECTS
+    )

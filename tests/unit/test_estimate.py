@@ -251,7 +251,7 @@ def test_skip_existing_adds_a_head_of_each_destination() -> None:
     assert estimate(make_rows([10]), opts).requests == 3
 
 
-def test_a_move_heads_both_ends_and_deletes_each_source() -> None:
-    # HEAD, CopyObject, then HEAD source + HEAD copy + DeleteObject
+def test_a_move_heads_each_copy_and_deletes_each_source() -> None:
+    # HEAD, CopyObject, then HEAD of the copy + DeleteObject
     opts = CopyOptions(stat_source=False, delete_source=True)
-    assert estimate(make_rows([10]), opts).requests == 5
+    assert estimate(make_rows([10]), opts).requests == 4
