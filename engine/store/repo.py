@@ -301,6 +301,55 @@ def _refuse_collisions(
     )
 
 
+def _refuse_chains(
+    conn: sa.Connection, job_id: str, manifest: str, prefix: str, bucket: str
+) -> None:
+    """Raise when an object would be copied onto another source object of the
+    same job (the destination bucket is a source bucket): that source would be
+    overwritten before, or instead of, being copied itself — and a move would
+    then delete it.  An object copied onto itself (in place) is fine."""
+    good = sa.and_(tasks.c.job_id == job_id, tasks.c.error_code.is_(None))
+    if (
+        conn.execute(
+            sa.select(tasks.c.id).where(good, tasks.c.src_bucket == bucket).limit(1)
+        ).first()
+        is None
+    ):
+        return  # no source in the destination bucket: nothing to overwrite
+    t1, t2 = tasks.alias("t1"), tasks.alias("t2")
+    dst_key = sa.func.coalesce(t1.c.dst_key, sa.literal(prefix, sa.Text) + t1.c.src_key)
+    found = conn.execute(
+        sa.select(t1.c.line, t1.c.src_bucket, t1.c.src_key, dst_key, t2.c.line)
+        .join(
+            t2,
+            sa.and_(
+                t2.c.job_id == t1.c.job_id,
+                t2.c.src_bucket == bucket,
+                t2.c.src_key == dst_key,
+            ),
+        )
+        .where(
+            t1.c.job_id == job_id,
+            t1.c.error_code.is_(None),
+            t2.c.error_code.is_(None),
+            sa.not_(sa.and_(t1.c.src_bucket == bucket, t1.c.src_key == t2.c.src_key)),
+        )
+        .order_by(t1.c.line)
+        .limit(1)
+    ).first()
+    if found is None:
+        return
+    line, src_bucket, src_key, key, other = found
+    raise ManifestError(
+        manifest,
+        None,
+        f"s3://{src_bucket}/{src_key} (line {line}) would be copied onto "
+        f"s3://{bucket}/{key}, itself a source of this job (line {other}): it "
+        "would be overwritten before it is copied; change --key-template / "
+        "--strip-prefix / --to, or the manifest's dst_key",
+    )
+
+
 _OBJECT = (
     tasks.c.src_bucket,
     tasks.c.src_key,
@@ -727,19 +776,21 @@ class Repository:
         ``submitted``.
 
         Raises :class:`ManifestError` (and leaves the job as it was) when two
-        source objects map to one destination key.
+        source objects map to one destination key, or one would be copied
+        onto another source object of the job.
         """
 
         def finish() -> JobRecord:
             with self._writing("finish job in"), self.engine.begin() as conn:
-                manifest, prefix = conn.execute(
-                    sa.select(jobs.c.manifest, jobs.c.dst_prefix).where(
-                        jobs.c.id == job_id
-                    )
+                manifest, prefix, bucket = conn.execute(
+                    sa.select(
+                        jobs.c.manifest, jobs.c.dst_prefix, jobs.c.dst_bucket
+                    ).where(jobs.c.id == job_id)
                 ).one()
                 merged = _merge_duplicates(conn, job_id) if merge_duplicates else 0
                 if check_collisions:
                     _refuse_collisions(conn, job_id, manifest, prefix)
+                _refuse_chains(conn, job_id, manifest, prefix, bucket)
                 if order_versions:
                     _number_versions(conn, job_id, prefix)
                 if totals.inserted is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -252,3 +253,33 @@ def test_keys_whose_hashes_collide_are_not_merged(
             ).scalars()
         )
     assert keys == ["k15860000", "k97872", "other"]
+
+
+def _submit_into(repo: Repository, manifest: str, bucket: str, prefix: str) -> Any:
+    return submit(repo, manifest, Destination(bucket, prefix), JobSpec())
+
+
+def test_an_object_copied_onto_another_source_of_the_job_is_refused(
+    repo: Repository, write_manifest: WriteManifest
+) -> None:
+    """Into the source bucket, `x` would land on `copy/x`, itself a source:
+    that object would be overwritten before it is copied (and a move would
+    delete it). Refused with both lines; nothing stays behind."""
+    path = write_manifest("b,x\nb,other\nb,copy/x\n")
+    with pytest.raises(ManifestError) as info:
+        _submit_into(repo, path, "b", "copy/")
+    message = str(info.value)
+    assert "s3://b/x (line 1) would be copied onto s3://b/copy/x" in message
+    assert "(line 3)" in message
+    assert repo.list_jobs() == []
+
+
+def test_copies_within_one_bucket_that_overwrite_no_source_are_fine(
+    repo: Repository, write_manifest: WriteManifest
+) -> None:
+    path = write_manifest("b,x\nb,y\n")
+    # in place (each object onto itself), and into a prefix no source is in
+    assert _submit_into(repo, path, "b", "").total_tasks == 2
+    assert _submit_into(repo, path, "b", "moved/").total_tasks == 2
+    # another bucket: whatever the keys
+    assert _submit_into(repo, path, "dst", "").total_tasks == 2
