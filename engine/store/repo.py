@@ -316,30 +316,29 @@ def _refuse_chains(
         is None
     ):
         return  # no source in the destination bucket: nothing to overwrite
-    t1, t2 = tasks.alias("t1"), tasks.alias("t2")
-    dst_key = sa.func.coalesce(t1.c.dst_key, sa.literal(prefix, sa.Text) + t1.c.src_key)
-    found = conn.execute(
-        sa.select(t1.c.line, t1.c.src_bucket, t1.c.src_key, dst_key, t2.c.line)
-        .join(
-            t2,
-            sa.and_(
-                t2.c.job_id == t1.c.job_id,
-                t2.c.src_bucket == bucket,
-                t2.c.src_key == dst_key,
-            ),
-        )
-        .where(
-            t1.c.job_id == job_id,
-            t1.c.error_code.is_(None),
-            t2.c.error_code.is_(None),
-            sa.not_(sa.and_(t1.c.src_bucket == bucket, t1.c.src_key == t2.c.src_key)),
-        )
-        .order_by(t1.c.line)
-        .limit(1)
-    ).first()
-    if found is None:
+    # the keys objects land on (each onto itself excepted), met with the
+    # keys of the sources in that bucket: two sorted sets, not a join
+    landing = _dst_key_sql(prefix)
+    in_place = sa.and_(tasks.c.src_bucket == bucket, landing == tasks.c.src_key)
+    key = conn.execute(
+        sa.intersect(
+            sa.select(landing).where(good, sa.not_(in_place)),
+            sa.select(tasks.c.src_key).where(good, tasks.c.src_bucket == bucket),
+        ).limit(1)
+    ).scalar()
+    if key is None:
         return
-    line, src_bucket, src_key, key, other = found
+    line, src_bucket, src_key = conn.execute(
+        sa.select(tasks.c.line, tasks.c.src_bucket, tasks.c.src_key)
+        .where(good, landing == key, sa.not_(in_place))
+        .order_by(tasks.c.line)
+        .limit(1)
+    ).one()
+    other = conn.execute(
+        sa.select(sa.func.min(tasks.c.line)).where(
+            good, tasks.c.src_bucket == bucket, tasks.c.src_key == key
+        )
+    ).scalar()
     raise ManifestError(
         manifest,
         None,
