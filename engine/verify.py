@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from engine import etag
 from engine.copy.move import REMOVED
 from engine.copy.properties import CHECKSUM_ALGORITHMS, CONTENT_HEADERS
 from engine.copy.request import Requests
@@ -165,7 +166,7 @@ async def verify_moved(
         **requests.destination_sse_c(),
     )
     diffs = []
-    if row.etag and head.get("ETag") != row.etag:
+    if row.etag and not etag.same(head.get("ETag"), row.etag):
         diffs.append(f"ETag {head.get('ETag')}, recorded {row.etag}")
     if row.bytes is not None and head.get("ContentLength") != row.bytes:
         diffs.append(f"size {head.get('ContentLength')}, recorded {row.bytes}")

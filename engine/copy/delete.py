@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
+from engine import etag
 from engine.copy import move
 from engine.errors import S3Error
 from engine.manifest.rows import DELETE_MARKER
@@ -133,7 +134,7 @@ async def delete_source(ctx: CopyContext, task: Task, copied: CopyRecord) -> boo
     condition (and S3 would hold it against the current version)."""
     src = _source_to_delete(ctx, task, copied)
     condition = (
-        {"IfMatch": copied.src_etag}
+        {"IfMatch": etag.quoted(copied.src_etag)}
         if "VersionId" not in src
         and copied.src_etag
         and task.kind != DELETE_MARKER

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from engine import etag
 from engine.copy.skip import comparable_etag
 from engine.models import CopyRecord
 
@@ -86,7 +87,7 @@ def decide(
     if dst is None:
         return _keep(VERIFICATION_FAILED, "the copy is not at the destination")
     dst_etag = str(dst.get("ETag") or "")
-    if copied.etag and dst_etag != copied.etag:
+    if copied.etag and not etag.same(dst_etag, copied.etag):
         return _keep(
             VERIFICATION_FAILED,
             f"the destination changed since the copy (ETag {dst_etag}, "
@@ -113,7 +114,7 @@ def decide(
             VERIFICATION_FAILED, f"size {src_size} at the source, {dst_size} copied"
         )
     src_etag = str(src.get("ETag") or "")
-    if copied.src_etag and src_etag != copied.src_etag:
+    if copied.src_etag and not etag.same(src_etag, copied.src_etag):
         return _keep(
             SOURCE_CHANGED,
             f"the source changed since it was copied (ETag {src_etag}, "

@@ -16,6 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from engine import etag
 from engine.copy.plan import (
     Part,
     layout_is_copyable,
@@ -79,8 +80,8 @@ class MultipartDone:
 def expected_etag(etags: list[str]) -> str:
     """The ETag S3 gives a completed multipart object with these part ETags."""
     digest = hashlib.md5(usedforsecurity=False)
-    for etag in etags:
-        digest.update(bytes.fromhex(etag.strip('"')))
+    for value in etags:
+        digest.update(bytes.fromhex(etag.bare(value)))
     return f'"{digest.hexdigest()}-{len(etags)}"'
 
 
@@ -163,7 +164,7 @@ class MultipartCopy:
     ) -> tuple[Upload, dict[int, PartRecord]]:
         upload = self.log.current(self.task)
         if upload is not None:
-            if upload.src_etag != self.src_etag:
+            if not etag.same(upload.src_etag, self.src_etag):
                 await self.abort(upload)
                 raise S3Error(
                     "PreconditionFailed",
@@ -181,7 +182,11 @@ class MultipartCopy:
                 await self.log.ended(self.task)  # gone (aborted, expired): start over
             else:
                 recorded = await self.log.recorded(self.task, upload)
-                done = {p.number: p for p in recorded if listed.get(p.number) == p.etag}
+                done = {
+                    p.number: p
+                    for p in recorded
+                    if etag.same(listed.get(p.number), p.etag)
+                }
                 return upload, done
         if interrupted_create(self.task):
             await self._abort_strays()
@@ -379,7 +384,7 @@ class MultipartCopy:
             dst_version_id=head.get("VersionId"),
             src_version_id=self.src_version_id,
             size=self.size,
-            part_count=int(want.strip('"').rsplit("-", 1)[1]),
+            part_count=etag.part_count(want) or 1,
             http_status=200,
         )
 

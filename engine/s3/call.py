@@ -28,6 +28,7 @@ from botocore.exceptions import (
 )
 
 from engine.errors import S3Error
+from engine.etag import normalise_answer
 from engine.governor import CURRENT
 from engine.retry import RetryPolicy
 from engine.s3.classify import Disposition, classify, name_status_code
@@ -124,13 +125,15 @@ async def invoke(operation: str, fn: S3Call, **kwargs: Any) -> dict[str, Any]:
 
 async def _invoke(operation: str, fn: S3Call, kwargs: dict[str, Any]) -> dict[str, Any]:
     try:
-        return await fn(**kwargs)
+        answer = await fn(**kwargs)
     except asyncio.CancelledError:
         raise
     except S3Error:
         raise
     except Exception as exc:
         raise from_exception(exc, operation) from exc
+    # one ETag value type, whatever the store sent (Ceph RGW leaves some bare)
+    return normalise_answer(answer) if isinstance(answer, dict) else answer
 
 
 async def invoke_retrying(
