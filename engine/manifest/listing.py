@@ -14,9 +14,21 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from engine.errors import ManifestError, S3Error
+from engine.errors import BulkcopyError, JobCannotStart, ManifestError, S3Error
 from engine.manifest.rows import DELETE_MARKER, Rows
 from engine.s3.call import invoke_retrying
+from engine.s3.classify import cannot_start
+
+
+def unreadable(where: str, what: str, err: S3Error) -> BulkcopyError:
+    """The error for an input in S3 that cannot be read: the job cannot start
+    (exit 3) when the bucket is missing or access is refused, else the
+    manifest is unusable (exit 2)."""
+    message = f"{what}: {err.code}: {err.message}"
+    if cannot_start(err.code, err.http_status):
+        return JobCannotStart(f"{where}: {message}")
+    return ManifestError(where, None, message)
+
 
 PAGE = 1000
 
@@ -63,9 +75,7 @@ async def list_batches(
                     client, bucket, prefix, pos, extra, page_size
                 )
         except S3Error as err:
-            raise ManifestError(
-                uri, None, f"cannot list: {err.code}: {err.message}"
-            ) from None
+            raise unreadable(uri, "cannot list", err) from None
         after = pos.get("after")
         rows, pos = _page_rows(page, bucket, row, all_versions, delete_markers)
         row += len(rows)

@@ -35,7 +35,7 @@ from engine.manifest.inventory import (
     inventory_batches,
     load_inventory_manifest,
 )
-from engine.manifest.listing import list_batches, parse_location
+from engine.manifest.listing import list_batches, parse_location, unreadable
 from engine.manifest.report import is_report, read_report
 from engine.manifest.rows import Rows, rows_from_entries
 from engine.s3.call import invoke_retrying
@@ -286,9 +286,7 @@ class Reader:
                 raise ManifestError(
                     where, None, "changed while it was being read"
                 ) from None
-            raise ManifestError(
-                where, None, f"cannot download: {err.code}: {err.message}"
-            ) from None
+            raise unreadable(where, "cannot download", err) from None
         return target
 
     async def _call(self, operation: str, method: str, **args: Any) -> dict[str, Any]:
@@ -298,9 +296,7 @@ class Reader:
             )
         except S3Error as err:
             where = f"s3://{args.get('Bucket')}/{args.get('Key', '')}"
-            raise ManifestError(
-                where, None, f"cannot read: {err.code}: {err.message}"
-            ) from None
+            raise unreadable(where, "cannot read", err) from None
 
 
 def _split(uri: str) -> tuple[str, str]:

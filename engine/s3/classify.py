@@ -155,3 +155,29 @@ def name_status_code(code: str, http_status: int | None) -> str:
     if code.isdigit() and http_status in HEAD_STATUS_CODES:
         return HEAD_STATUS_CODES[http_status]
     return code
+
+
+# answers that say the job cannot start, not that its input is malformed: the
+# bucket is missing, or these credentials may not use it (exit 3, not 2)
+CANNOT_START_CODES = frozenset(
+    {
+        "NoSuchBucket",
+        "AccessDenied",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "NoCredentials",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidToken",
+        "PermanentRedirect",
+        "AuthorizationHeaderMalformed",
+    }
+)
+
+
+def cannot_start(code: str | None, http_status: int | None) -> bool:
+    """Whether a failure to read a job's input (a listing, a manifest in S3)
+    means the job cannot start (bucket missing, no access) rather than that
+    the input is bad."""
+    return code in CANNOT_START_CODES or http_status in (401, 403)

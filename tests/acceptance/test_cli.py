@@ -150,6 +150,20 @@ def test_missing_bucket_exits_3_with_one_message(
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.parametrize("command", ["copy", "submit"])
+def test_missing_source_bucket_of_a_listing_exits_3(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli], command: str
+) -> None:
+    """`--from s3://missing-bucket/`: the job cannot start (exit 3, as the
+    README's table says for a missing bucket), not a usage error (2)."""
+    cli = cli_for(moto)
+    dst = moto.new_bucket()
+    res = cli(command, "--from", "s3://bulkcopy-missing-src/p/", "--to", f"s3://{dst}/")
+    assert res.returncode == 3, res.stderr
+    assert "s3://bulkcopy-missing-src/p/: cannot list: NoSuchBucket" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
 def test_some_failed_tasks_exit_1_and_failed_only_report(
     moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
 ) -> None:
