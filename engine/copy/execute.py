@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine.copy import move
+from engine.copy import confirm, move
 from engine.copy.delete import MoveLog, check_source, delete_source
 from engine.copy.multipart import Interrupted, MultipartCopy, PartLog, abort_upload
 from engine.copy.plan import MAX_COPY_OBJECT, use_multipart
@@ -213,9 +213,39 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
         src_etag=pinned,
         src_head=head,
     )
+    if confirm.relies_on_store(extra):
+        await _confirm(ctx, task, copied, head or {}, carries_checksum=False)
     await _carry_acl(ctx, task, copied)
     await _verify(ctx, task, copied)
     return copied
+
+
+async def _confirm(
+    ctx: CopyContext,
+    task: Task,
+    copied: Copied,
+    head: dict[str, Any],
+    *,
+    carries_checksum: bool,
+) -> None:
+    """The copy holds what the job promised (:mod:`engine.copy.confirm`)."""
+    tags = await confirm.promised_tags(
+        ctx.client,
+        task,
+        ctx.requests,
+        preserve_tags=ctx.options.preserve_tags,
+        src_version_id=copied.src_version_id,
+    )
+    promise = confirm.promise_for(
+        ctx.requests,
+        head,
+        task.overrides or {},
+        carries_checksum=carries_checksum,
+        tags=tags,
+    )
+    await confirm.confirm_copy(
+        ctx.client, task, ctx.dst_bucket, copied.dst_version_id, promise, ctx.requests
+    )
 
 
 async def _multipart(ctx: CopyContext, task: Task, head: dict[str, Any]) -> Copied:
@@ -242,6 +272,7 @@ async def _multipart(ctx: CopyContext, task: Task, head: dict[str, Any]) -> Copi
         src_etag=head.get("ETag"),
         src_head=head,
     )
+    await _confirm(ctx, task, copied, head, carries_checksum=True)
     await _carry_acl(ctx, task, copied)
     await _verify(ctx, task, copied)
     return copied

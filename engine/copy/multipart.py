@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine import etag
+from engine.copy.confirm import source_tags
 from engine.copy.plan import (
     Part,
     layout_is_copyable,
@@ -28,7 +29,7 @@ from engine.copy.request import Requests
 from engine.errors import S3Error
 from engine.models import PartRecord, Task
 from engine.s3.call import invoke
-from engine.s3.classify import Disposition
+from engine.s3.classify import Disposition, upload_gone
 from engine.spec import CopyOptions
 
 
@@ -77,6 +78,19 @@ class MultipartDone:
     http_status: int
 
 
+def source_changed(began: dict[str, Any], now: dict[str, Any]) -> str | None:
+    """How the source's HEAD ``now`` differs from the one its copy ``began``
+    with (ETag, size, last modified, version id); ``None``: the same object."""
+    if not etag.same(began.get("ETag"), now.get("ETag")):
+        return f"ETag {began.get('ETag')} is now {now.get('ETag')}"
+    if began.get("ContentLength") != now.get("ContentLength"):
+        return f"size {began.get('ContentLength')} is now {now.get('ContentLength')}"
+    for name in ("LastModified", "VersionId"):
+        if began.get(name) != now.get(name):
+            return f"{name} {began.get(name)} is now {now.get(name)}"
+    return None
+
+
 def expected_etag(etags: list[str]) -> str:
     """The ETag S3 gives a completed multipart object with these part ETags."""
     digest = hashlib.md5(usedforsecurity=False)
@@ -112,6 +126,10 @@ class MultipartCopy:
         self.slots = part_slots
         self.stopping = stopping
         self.src_version_id: str | None = head.get("VersionId")
+        # every part reads the version the HEAD saw, where the source has
+        # versions: exact even on a store that ignores CopySourceIfMatch
+        pinned = self.src_version_id if self.src_version_id != "null" else None
+        self.copy_source = task.src.params(pinned)
 
     async def run(self) -> MultipartDone:
         layout = (
@@ -131,7 +149,32 @@ class MultipartCopy:
             raise err from None
         if len(done) < len(plan):  # stopping: parts in flight finished, rest later
             raise Interrupted()
+        await self._source_unchanged(upload)
         return await self._complete(upload, [done[p.number] for p in plan])
+
+    async def _source_unchanged(self, upload: Upload) -> None:
+        """After the last part: the source is still the one the copy began
+        from (ETag, last modified, version), else abort: the parts may mix two
+        objects.  ``CopySourceIfMatch`` on each part should have refused them,
+        but some stores ignore it (Ceph RGW 16, moto)."""
+        now = await invoke(
+            "HeadObject",
+            self.client.head_object,
+            **self.task.src.params(),
+            **self.requests.head_source(),
+        )
+        why = source_changed(self.head, now)
+        if why is None:
+            return
+        await self.abort(upload)
+        raise S3Error(
+            "PreconditionFailed",
+            f"the source changed during its multipart copy ({why}); the upload "
+            "is aborted",
+            412,
+            Disposition.FATAL,
+            "UploadPartCopy",
+        )
 
     async def _source_layout(self) -> list[Part] | None:
         """The source's own parts (``--match-source-parts``), if it has usable ones.
@@ -177,7 +220,7 @@ class MultipartCopy:
             try:
                 listed = await self._list_parts(upload)
             except S3Error as err:
-                if err.code != "NoSuchUpload":
+                if not upload_gone(err.code, "ListParts"):
                     raise
                 await self.log.ended(self.task)  # gone (aborted, expired): start over
             else:
@@ -220,7 +263,7 @@ class MultipartCopy:
     async def _start(self, part_size: int | None) -> Upload:
         overrides = self.task.overrides or {}
         tags = (
-            await self._source_tags()
+            await source_tags(self.client, self.task, self.requests)
             if self.settings.preserve_tags
             and not self.requests.replaces_tags(overrides)
             else None
@@ -245,27 +288,6 @@ class MultipartCopy:
         )
         await self.log.started(self.task, upload)
         return upload
-
-    async def _source_tags(self) -> list[dict[str, str]]:
-        kwargs = {**self.task.src.params(), **self.requests.read_source()}
-        try:
-            resp = await invoke(
-                "GetObjectTagging", self.client.get_object_tagging, **kwargs
-            )
-        except S3Error as err:
-            if err.code == "AccessDenied":
-                raise S3Error(
-                    "AccessDenied",
-                    "cannot read the source's tags to carry them over "
-                    "(s3:GetObjectTagging); grant it or copy without tags "
-                    "(--no-preserve-tags)",
-                    err.http_status,
-                    Disposition.FATAL,
-                    "GetObjectTagging",
-                ) from err
-            raise
-        tag_set: list[dict[str, str]] = resp.get("TagSet", [])
-        return tag_set
 
     async def _list_parts(self, upload: Upload) -> dict[int, str]:
         found: dict[int, str] = {}
@@ -296,7 +318,7 @@ class MultipartCopy:
                 **self.dst,
                 "UploadId": upload.upload_id,
                 "PartNumber": part.number,
-                "CopySource": self.task.src.params(),
+                "CopySource": self.copy_source,
                 "CopySourceRange": part.range,
             }
             resp = await invoke(
@@ -351,7 +373,7 @@ class MultipartCopy:
             if found is not None:
                 await self.log.ended(self.task)
                 return found
-            if err.code == "NoSuchUpload":
+            if upload_gone(err.code, "CompleteMultipartUpload"):
                 await self.log.ended(self.task)  # next attempt starts over
             raise
         await self.log.ended(self.task)

@@ -13,13 +13,18 @@ from engine.s3.classify import Disposition
 async def head_source(
     client: Any, task: Task, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """HEAD the source object (that exact version when pinned).
+    """HEAD the source object (that exact version when pinned), with its
+    checksum (``ChecksumMode``: a multipart copy carries its algorithm).
 
     ``extra`` carries what the job's options add (SSE-C key, expected owner,
     requester pays).
     """
     return await invoke(
-        "HeadObject", client.head_object, **task.src.params(), **(extra or {})
+        "HeadObject",
+        client.head_object,
+        **task.src.params(),
+        **(extra or {}),
+        ChecksumMode="ENABLED",
     )
 
 

@@ -181,3 +181,19 @@ def cannot_start(code: str | None, http_status: int | None) -> bool:
     means the job cannot start (bucket missing, no access) rather than that
     the input is bad."""
     return code in CANNOT_START_CODES or http_status in (401, 403)
+
+
+# operations on an upload that do not read the source: there ``NoSuchKey``
+# also means the upload is gone (Ceph RGW answers ListParts of an aborted
+# upload so), where UploadPartCopy's ``NoSuchKey`` is the source's
+_UPLOAD_ONLY = frozenset(
+    {"ListParts", "CompleteMultipartUpload", "AbortMultipartUpload"}
+)
+
+
+def upload_gone(code: str | None, operation: str) -> bool:
+    """Whether ``code`` from ``operation`` says the multipart upload no
+    longer exists (aborted, expired, completed): start a new one."""
+    if code == "NoSuchUpload":
+        return True
+    return code == "NoSuchKey" and operation in _UPLOAD_ONLY

@@ -1,0 +1,218 @@
+"""Confirm that a copy holds what the job promised it would carry.
+
+The store is not trusted to honour every header that asks for a property:
+Ceph RGW ignores ``Tagging`` on CreateMultipartUpload and ``TaggingDirective``
+on CopyObject (its tags follow ``MetadataDirective``), and stores differ on
+``ChecksumAlgorithm``.  So a copy that relied on such a header is checked on
+the destination before its task counts as ``succeeded``:
+
+* a multipart copy, always (its properties were all set on the create);
+* a CopyObject that replaced metadata or tags, or asked for a checksum
+  algorithm (:func:`relies_on_store`); a plain ``COPY``/``COPY`` CopyObject
+  is the store's own copy and is not HEADed again (the hot path);
+* a move, before its source is deleted (``engine.copy.delete``).
+
+Tags found wrong are set with PutObjectTagging and read back; anything else
+wrong (metadata, content headers, the checksum algorithm) fails the task with
+``VerificationFailed``: the copy cannot be fixed without copying again.
+The comparisons are pure (:func:`unmet_properties`, :func:`tag_dict`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.copy.properties import CHECKSUM_ALGORITHMS, CONTENT_HEADERS
+from engine.copy.request import Requests
+from engine.errors import S3Error
+from engine.models import ObjectRef, Task
+from engine.s3.call import invoke
+from engine.s3.classify import Disposition
+
+VERIFICATION_FAILED = "VerificationFailed"
+
+
+@dataclass(frozen=True, slots=True)
+class Promise:
+    """What a copy should carry: ``properties`` (``Metadata`` and the content
+    headers, as its HEAD reads them), the ``checksum_algorithm`` it should
+    have (``None``: none promised), and its ``tags`` (``None``: not promised)."""
+
+    properties: dict[str, Any]
+    checksum_algorithm: str | None = None
+    tags: dict[str, str] | None = None
+
+
+def checksum_algorithm(head: dict[str, Any]) -> str | None:
+    """The checksum algorithm an object's HEAD (``ChecksumMode=ENABLED``) shows."""
+    for alg in CHECKSUM_ALGORITHMS:
+        if head.get(f"Checksum{alg}"):
+            return alg
+    return None
+
+
+def promise_for(
+    requests: Requests,
+    src_head: dict[str, Any],
+    overrides: dict[str, Any],
+    *,
+    carries_checksum: bool,
+    tags: dict[str, str] | None,
+) -> Promise:
+    """What a copy of the source read by ``src_head`` should carry, with the
+    job's options and the task's ``overrides`` applied.  ``carries_checksum``:
+    the copy was asked to keep the source's checksum algorithm (a multipart
+    copy sets it on the create)."""
+    want = requests.expected(src_head, overrides)
+    properties = {"Metadata": dict(want.get("Metadata") or {})}
+    for name in CONTENT_HEADERS:
+        if want.get(name) not in (None, ""):
+            properties[name] = want[name]
+    alg = requests.options.checksum_algorithm or (
+        checksum_algorithm(src_head) if carries_checksum else None
+    )
+    return Promise(properties, alg, tags)
+
+
+def relies_on_store(copy_args: dict[str, Any]) -> bool:
+    """Whether a CopyObject asked the store for something some stores ignore
+    (replaced metadata or tags, a checksum algorithm): then its outcome is
+    confirmed."""
+    return (
+        copy_args.get("MetadataDirective") == "REPLACE"
+        or copy_args.get("TaggingDirective") == "REPLACE"
+        or "ChecksumAlgorithm" in copy_args
+    )
+
+
+def tag_dict(tag_set: list[dict[str, str]]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tag_set}
+
+
+def unmet_properties(promise: Promise, dst: dict[str, Any]) -> list[str]:
+    """What the destination's HEAD lacks of the promise (empty: all kept)."""
+    want = promise.properties
+    diffs: list[str] = []
+    meta, have = want.get("Metadata") or {}, dst.get("Metadata") or {}
+    if meta != have:
+        diffs.append(f"metadata {have}, promised {meta}")
+    for name in CONTENT_HEADERS:
+        if name == "ContentType" and not want.get(name):
+            continue  # none given: the store's default
+        if want.get(name) != dst.get(name):
+            diffs.append(f"{name} {dst.get(name)!r}, promised {want.get(name)!r}")
+    alg = promise.checksum_algorithm
+    if alg and not dst.get(f"Checksum{alg}"):
+        have = checksum_algorithm(dst)
+        diffs.append(
+            f"checksum algorithm {have or 'none'}, promised {alg} "
+            "(the store ignored ChecksumAlgorithm)"
+        )
+    return diffs
+
+
+def _failed(message: str, operation: str = "Verify") -> S3Error:
+    return S3Error(VERIFICATION_FAILED, message, None, Disposition.FATAL, operation)
+
+
+async def source_tags(
+    client: Any, task: Task, requests: Requests, version_id: str | None = None
+) -> list[dict[str, str]]:
+    """The source's tags (to carry them), with a clear error when refused."""
+    kwargs = {**task.src.params(version_id), **requests.read_source()}
+    try:
+        resp = await invoke("GetObjectTagging", client.get_object_tagging, **kwargs)
+    except S3Error as err:
+        if err.code == "AccessDenied":
+            raise S3Error(
+                "AccessDenied",
+                "cannot read the source's tags to carry them over "
+                "(s3:GetObjectTagging); grant it or copy without tags "
+                "(--no-preserve-tags)",
+                err.http_status,
+                Disposition.FATAL,
+                "GetObjectTagging",
+            ) from err
+        raise
+    tag_set: list[dict[str, str]] = resp.get("TagSet", [])
+    return tag_set
+
+
+async def promised_tags(
+    client: Any,
+    task: Task,
+    requests: Requests,
+    *,
+    preserve_tags: bool,
+    src_version_id: str | None = None,
+) -> dict[str, str] | None:
+    """The tags the copy should have, ``None`` when the job promises none."""
+    overrides = task.overrides or {}
+    if requests.replaces_tags(overrides):
+        return requests.expected_tags([], overrides)
+    if not preserve_tags:
+        return None
+    tags = await source_tags(client, task, requests, src_version_id)
+    return requests.expected_tags(tags, overrides)
+
+
+def _version(version_id: str | None) -> dict[str, str]:
+    return {"VersionId": version_id} if version_id and version_id != "null" else {}
+
+
+async def confirm_copy(
+    client: Any,
+    task: Task,
+    dst_bucket: str,
+    dst_version_id: str | None,
+    promise: Promise,
+    requests: Requests,
+    dst_head: dict[str, Any] | None = None,
+) -> None:
+    """Check the copy against ``promise`` (HEAD it unless ``dst_head`` is
+    given); set tags the store left off; raise ``VerificationFailed`` for
+    anything that cannot be set afterwards."""
+    dst = {**ObjectRef(dst_bucket, task.dst_key).params(), **_version(dst_version_id)}
+    if dst_head is None:
+        dst_head = await invoke(
+            "HeadObject",
+            client.head_object,
+            **dst,
+            **requests.destination(),
+            **requests.destination_sse_c(),
+            ChecksumMode="ENABLED",
+        )
+    diffs = unmet_properties(promise, dst_head)
+    if diffs:
+        raise _failed("the copy lacks what was promised: " + "; ".join(diffs))
+    if promise.tags is None:
+        return
+    await confirm_tags(client, dst, promise.tags, requests)
+
+
+async def _read_tags(
+    client: Any, dst: dict[str, Any], requests: Requests
+) -> dict[str, str]:
+    resp = await invoke(
+        "GetObjectTagging", client.get_object_tagging, **dst, **requests.destination()
+    )
+    return tag_dict(resp.get("TagSet", []))
+
+
+async def confirm_tags(
+    client: Any, dst: dict[str, Any], want: dict[str, str], requests: Requests
+) -> None:
+    """The copy's tags are ``want``; set them if the store left them off."""
+    if await _read_tags(client, dst, requests) == want:
+        return
+    await invoke(
+        "PutObjectTagging",
+        client.put_object_tagging,
+        **dst,
+        **requests.destination(),
+        Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in want.items()]},
+    )
+    have = await _read_tags(client, dst, requests)
+    if have != want:
+        raise _failed(f"tags {have}, promised {want}, and they cannot be set")

@@ -1,0 +1,1 @@
+"""Real third-party S3 stores started as throwaway processes for tests."""
