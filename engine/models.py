@@ -192,6 +192,8 @@ class TaskResult:
     # a move: "deleted" (the source is gone) or "kept" (error_* say why)
     delete_state: str | None = None
     deleted_at: float | None = None
+    # the source's ETag the copy was pinned to (its HEAD): verify compares it
+    src_etag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,8 @@ def jsonl_record(job_id: str, row: ResultRow) -> dict[str, Any]:
         "source_version_id": row.src_version_id,
         "destination_version_id": row.dst_version_id,
         "etag": row.etag,
+        # the source's ETag the copy was pinned to (its HEAD before the copy)
+        "source_etag": row.src_etag,
         "bytes": row.bytes,
         "method": row.method,
         "part_count": row.part_count,

@@ -13,7 +13,11 @@ from typing import Any
 
 from engine import etag
 from engine.copy.move import REMOVED
-from engine.copy.properties import CHECKSUM_ALGORITHMS, CONTENT_HEADERS
+from engine.copy.properties import (
+    CHECKSUM_ALGORITHMS,
+    CONTENT_HEADERS,
+    whole_object_checksum,
+)
 from engine.copy.request import Requests
 from engine.errors import S3Error
 from engine.manifest.rows import DELETE_MARKER
@@ -58,7 +62,8 @@ def compare(
             diffs.append(f"ETag {src.get('ETag')} != {dst.get('ETag')}")
     else:
         for alg in CHECKSUM_ALGORITHMS:
-            a, b = src.get(f"Checksum{alg}"), dst.get(f"Checksum{alg}")
+            a = whole_object_checksum(src, alg)
+            b = whole_object_checksum(dst, alg)
             if a and b:
                 if a != b:
                     diffs.append(f"checksum {alg} {a} != {b}")
@@ -93,8 +98,14 @@ async def verify_copy(
     tags: bool = True,
     requests: Requests | None = None,
     overrides: dict[str, Any] | None = None,
+    pinned_etag: str | None = None,
 ) -> None:
     """HEAD both ends (and read tags); raise ``VerificationFailed`` on a mismatch.
+
+    ``pinned_etag``: the source's ETag the copy was made from, as recorded;
+    a source whose ETag is no longer that was replaced since (by other bytes
+    of the same size, maybe: a multipart copy has no comparable ETag and
+    often no shared checksum to tell).
 
     ``src`` and ``dst`` are ``Bucket``/``Key``[/``VersionId``] dicts.  What the
     job's options (``requests``) or the task's ``overrides`` changed on
@@ -143,6 +154,12 @@ async def verify_copy(
         src_tags = [{"Key": k, "Value": v} for k, v in wanted.items()]
         dst_tags = d.get("TagSet", [])
     diffs = compare(want, dst_head, src_tags, dst_tags)
+    if pinned_etag and not etag.same(src_head.get("ETag"), pinned_etag):
+        diffs.insert(
+            0,
+            f"the source changed since it was copied (ETag {src_head.get('ETag')}, "
+            f"copied {etag.quoted(pinned_etag)})",
+        )
     if diffs:
         raise S3Error(
             VERIFICATION_FAILED,
@@ -221,6 +238,7 @@ async def verify_job(
                     tags=spec.copy.preserve_tags,
                     requests=requests,
                     overrides=row.overrides or {},
+                    pinned_etag=row.src_etag,
                 )
             except S3Error as err:
                 failures.append(

@@ -90,12 +90,20 @@ def tag_dict(tag_set: list[dict[str, str]]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in tag_set}
 
 
+def _lower_keys(metadata: dict[str, str]) -> dict[str, str]:
+    # user metadata names are HTTP header names: case does not matter
+    return {k.lower(): v for k, v in metadata.items()}
+
+
 def unmet_properties(promise: Promise, dst: dict[str, Any]) -> list[str]:
     """What the destination's HEAD lacks of the promise (empty: all kept)."""
     want = promise.properties
     diffs: list[str] = []
-    meta, have = want.get("Metadata") or {}, dst.get("Metadata") or {}
-    if meta != have:
+    meta = _lower_keys(want.get("Metadata") or {})
+    have = _lower_keys(dst.get("Metadata") or {})
+    # every promised key with its value; a store may add its own (rclone
+    # adds mtime)
+    if any(have.get(k) != v for k, v in meta.items()):
         diffs.append(f"metadata {have}, promised {meta}")
     for name in CONTENT_HEADERS:
         if name == "ContentType" and not want.get(name):
@@ -104,9 +112,9 @@ def unmet_properties(promise: Promise, dst: dict[str, Any]) -> list[str]:
             diffs.append(f"{name} {dst.get(name)!r}, promised {want.get(name)!r}")
     alg = promise.checksum_algorithm
     if alg and not dst.get(f"Checksum{alg}"):
-        have = checksum_algorithm(dst)
+        found = checksum_algorithm(dst)
         diffs.append(
-            f"checksum algorithm {have or 'none'}, promised {alg} "
+            f"checksum algorithm {found or 'none'}, promised {alg} "
             "(the store ignored ChecksumAlgorithm)"
         )
     return diffs
@@ -120,7 +128,8 @@ async def source_tags(
     client: Any, task: Task, requests: Requests, version_id: str | None = None
 ) -> list[dict[str, str]]:
     """The source's tags (to carry them), with a clear error when refused."""
-    kwargs = {**task.src.params(version_id), **requests.read_source()}
+    version = version_id if version_id != "null" else None
+    kwargs = {**task.src.params(version), **requests.read_source()}
     try:
         resp = await invoke("GetObjectTagging", client.get_object_tagging, **kwargs)
     except S3Error as err:

@@ -9,7 +9,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine import etag
-from engine.copy import move
+from engine.copy import confirm, move
 from engine.errors import S3Error
 from engine.manifest.rows import DELETE_MARKER
 from engine.models import CopyRecord, ObjectRef, Task
@@ -80,6 +80,8 @@ async def check_source(
             _head_or_none(ctx, dst, dst_access),
         )
     decision = move.decide(copied, src_head, dst_head, deleted_before=deleted_before)
+    if decision.action == "delete" and src_head and dst_head and not copied.skip_code:
+        _check_promise(ctx, task, copied, src_head, dst_head)
     if decision.action == "keep":
         raise S3Error(
             decision.code or move.VERIFICATION_FAILED,
@@ -89,6 +91,38 @@ async def check_source(
             "HeadObject" if decision.code == move.SOURCE_VANISHED else "Verify",
         )
     return decision
+
+
+def _check_promise(
+    ctx: CopyContext,
+    task: Task,
+    copied: CopyRecord,
+    src_head: dict[str, Any],
+    dst_head: dict[str, Any],
+) -> None:
+    """Before a source is deleted: its copy carries the metadata, content
+    headers and (a multipart copy) checksum algorithm the job promised, read
+    from the two HEADs already made; else the source is kept.  Tags are
+    confirmed by the copy itself where it relied on the store for them
+    (:mod:`engine.copy.confirm`), before the copy is recorded."""
+    promise = confirm.promise_for(
+        ctx.requests,
+        src_head,
+        task.overrides or {},
+        carries_checksum=copied.method == "multipart",
+        tags=None,
+    )
+    diffs = confirm.unmet_properties(promise, dst_head)
+    if diffs:
+        raise S3Error(
+            move.VERIFICATION_FAILED,
+            "the copy lacks what was promised: "
+            + "; ".join(diffs)
+            + "; the source is kept",
+            None,
+            Disposition.FATAL,
+            "Verify",
+        )
 
 
 def _source_to_delete(

@@ -324,6 +324,7 @@ async def _verify(ctx: CopyContext, task: Task, copied: Copied) -> None:
         tags=ctx.options.preserve_tags,
         requests=ctx.requests,
         overrides=task.overrides or {},
+        pinned_etag=copied.src_etag,
     )
 
 
@@ -480,6 +481,7 @@ def _finished(
         part_count=done.part_count,
         delete_state=None if deleted is None else (move.GONE if gone else move.DELETED),
         deleted_at=deleted,
+        src_etag=done.src_etag,
     )
 
 
@@ -519,6 +521,7 @@ def _failed(
         method=copied.method,
         part_count=copied.part_count,
         delete_state=move.KEPT,  # not deleted by us, whatever became of it
+        src_etag=copied.src_etag,
     )
 
 

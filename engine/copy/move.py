@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from engine import etag
+from engine.copy.properties import whole_object_checksum
 from engine.copy.skip import comparable_etag
 from engine.models import CopyRecord
 
@@ -126,7 +127,7 @@ def decide(
             return _keep(VERIFICATION_FAILED, f"ETag {a} at the source, {b} copied")
         return Decision("delete", verified_by="size and ETag")
     for alg in _CHECKSUMS:
-        x, y = src.get(f"Checksum{alg}"), dst.get(f"Checksum{alg}")
+        x, y = whole_object_checksum(src, alg), whole_object_checksum(dst, alg)
         if x and y:
             if x != y:
                 return _keep(

@@ -179,6 +179,8 @@ class ResultRow:
     # source delete is still to do
     delete_state: str | None = None
     deleted_at: float | None = None
+    # the source's ETag the copy was pinned to (None: not HEADed)
+    src_etag: str | None = None
 
 
 def new_job_id(now: float | None = None) -> str:
@@ -590,6 +592,7 @@ _RECORD = (
         part_count=sa.bindparam("b_part_count"),
         delete_state=sa.bindparam("b_delete_state"),
         deleted_at=sa.bindparam("b_deleted_at"),
+        src_etag=sa.bindparam("b_src_etag"),
     )
 )
 
@@ -1355,6 +1358,7 @@ class Repository:
                 "b_part_count": r.part_count,
                 "b_delete_state": r.delete_state,
                 "b_deleted_at": r.deleted_at,
+                "b_src_etag": r.src_etag,
             }
             for r in results
         ]
@@ -1682,6 +1686,7 @@ class Repository:
                     last_modified=m["last_modified"],
                     delete_state=m["delete_state"],
                     deleted_at=m["deleted_at"],
+                    src_etag=m["src_etag"],
                 )
 
     @reconnecting
