@@ -20,8 +20,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
+from aiobotocore.awsrequest import AioAWSResponse
+from botocore.awsrequest import HTTPHeaders
 
 from engine.copy.keys import KeyMapping
 from engine.errors import ManifestError
@@ -30,7 +33,7 @@ from engine.options import ObjectOptions
 from engine.spec import JobSpec
 from engine.store.repo import Repository, ResultRow
 from engine.worker import Worker
-from tests.faults import response
+from tests.faults import _Raw, response
 from tests.helpers import encode, get_body, run_job, submit_job, write_manifest
 from tests.servers import S3Server
 
@@ -247,6 +250,41 @@ FAKE_ANSWERS = {
 }
 
 
+def _honoured_head(request: Any, written: dict[str, str]) -> Any:
+    """HeadObject of a faked copy: what its write asked for (a checksum of
+    the algorithm asked, metadata, content headers)."""
+    headers = HTTPHeaders()
+    headers["ETag"] = _etag("copy")
+    headers["Content-Length"] = "0"
+    for name, value in written.items():
+        if name.startswith("x-amz-meta-") or name in (
+            "content-type",
+            "cache-control",
+            "content-disposition",
+            "content-encoding",
+            "content-language",
+            "expires",
+        ):
+            headers[name] = value
+    alg = written.get("x-amz-checksum-algorithm")
+    if alg:
+        headers[f"x-amz-checksum-{alg.lower()}"] = "AAAAAA=="
+    return AioAWSResponse(request.url, 200, headers, _Raw(b""))
+
+
+def _honoured_tags(request: Any, written: dict[str, str]) -> Any:
+    pairs = parse_qsl(written.get("x-amz-tagging", ""), keep_blank_values=True)
+    inner = "".join(f"<Tag><Key>{k}</Key><Value>{v}</Value></Tag>" for k, v in pairs)
+    return response(request.url, 200, _xml("Tagging", f"<TagSet>{inner}</TagSet>"))
+
+
+# the copy's checks after a faked write (engine.copy.confirm)
+CONFIRM_ANSWERS: dict[str, Callable[[Any, dict[str, str]], Any]] = {
+    "HeadObject": _honoured_head,
+    "GetObjectTagging": _honoured_tags,
+}
+
+
 class Capture:
     """Records (operation, headers) of every request, after signing.
 
@@ -258,6 +296,10 @@ class Capture:
     def __init__(self, answer: Iterable[str] = ()) -> None:
         self.sent: list[tuple[str, dict[str, str]]] = []
         self.answer = set(answer)
+        # the faked write's headers: the copy's own checks (HEAD, tags) that
+        # follow it are answered as a store that honoured every header would
+        self.written: dict[str, str] | None = None
+        self.written_to = ""
 
     def install(self, client: Any) -> None:
         client.meta.events.register("before-send.s3.*", self._seen)
@@ -269,6 +311,16 @@ class Capture:
             for k, v in request.headers.items()
         }
         self.sent.append((op, headers))
+        where = request.url.split("?", 1)[0]
+        if op in ("CopyObject", "CreateMultipartUpload") and op in self.answer:
+            self.written, self.written_to = headers, where
+        # the copy, not its source
+        if (
+            self.written is not None
+            and op in CONFIRM_ANSWERS
+            and where == self.written_to
+        ):
+            return CONFIRM_ANSWERS[op](request, self.written)
         if op in self.answer:
             return response(request.url, 200, FAKE_ANSWERS[op](request))
         return None
@@ -390,12 +442,18 @@ def test_copyobject_sends_every_option(
     pinned = _etag_of(source.bodies["small.txt"])
     assert sent["x-amz-copy-source-if-match"] == pinned  # pinned by the HEAD
     assert set(EXTRA) | set(RETENTION) <= set(signed_headers(sent))
-    # the extra header goes on every request, signed; the source HEAD too
-    assert [op for op, _ in capture.sent] == ["HeadObject", "CopyObject"]
+    # the extra header goes on every request, signed; the source HEAD too;
+    # REPLACE directives are confirmed on the copy (HEAD, tags) after it
+    assert [op for op, _ in capture.sent] == [
+        "HeadObject",
+        "CopyObject",
+        "HeadObject",
+        "GetObjectTagging",
+    ]
     for op, headers in capture.sent:
         assert headers.get("x-tenant") == "blue", op
         assert "x-tenant" in signed_headers(headers), op
-    source_head = capture.one("HeadObject")
+    source_head = capture.of("HeadObject")[0]
     _has(
         source_head,
         {
@@ -435,7 +493,10 @@ def test_multipart_sends_every_option_on_the_right_call(
         "UploadPartCopy",
         "UploadPartCopy",
         "UploadPartCopy",
+        "HeadObject",  # the source is still the one the parts were pinned to
         "CompleteMultipartUpload",
+        "HeadObject",  # the copy holds what was promised (engine.copy.confirm)
+        "GetObjectTagging",
     ]
     create = capture.one("CreateMultipartUpload")
     _has(create, WRITTEN)
@@ -864,7 +925,11 @@ def test_sse_c_keys_go_on_every_call_that_needs_them(
 
     _ok([row])
     assert row.method == method
-    _has(capture.one("HeadObject"), _sse_c(SSE_C, src_key))
+    heads = capture.of("HeadObject")
+    _has(heads[0], _sse_c(SSE_C, src_key))
+    if method == "multipart":  # the source again after the parts; the copy
+        _has(heads[1], _sse_c(SSE_C, src_key))
+        _has(heads[2], _sse_c(SSE_C, dst_key))
     if method == "copy":
         copy = capture.one("CopyObject")
         _has(copy, _sse_c(SSE_C, dst_key))
@@ -1044,12 +1109,18 @@ def test_verify_still_catches_a_real_difference(
     obj = ObjectOptions(metadata_directive="REPLACE", metadata={"stage": "verified"})
     sync = moto.client()
 
+    reads = Counter[str]()
+
     def tamper(parsed: Any, **_: Any) -> None:
-        sync.put_object_tagging(
-            Bucket=dst,
-            Key="small.txt",
-            Tagging={"TagSet": [{"Key": "x", "Value": "y"}]},
-        )
+        # after the copy's own check of its tags (the source's, then its
+        # own: REPLACE is confirmed), before --verify reads them
+        reads["tags"] += 1
+        if reads["tags"] == 2:
+            sync.put_object_tagging(
+                Bucket=dst,
+                Key="small.txt",
+                Tagging={"TagSet": [{"Key": "x", "Value": "y"}]},
+            )
 
     [row] = _copy(
         moto,
@@ -1058,7 +1129,9 @@ def test_verify_still_catches_a_real_difference(
         f"s3://{dst}",
         obj,
         verify=True,
-        on_client=lambda c: c.meta.events.register("after-call.s3.CopyObject", tamper),
+        on_client=lambda c: c.meta.events.register(
+            "after-call.s3.GetObjectTagging", tamper
+        ),
     )
 
     assert row.status is TaskStatus.FAILED
