@@ -52,7 +52,44 @@ def test_multipart_etags_with_the_same_part_count_are_compared() -> None:
 
 
 def test_checksums_decide_when_etags_cannot() -> None:
-    """A checksum both carry is compared when the ETags are not comparable."""
+    """A whole-object checksum both carry is compared when the ETags are not
+    comparable (a multipart copy's must say FULL_OBJECT: a composite checksum
+    of parts differs for equal bodies)."""
     src = head(ETag='"aaa"', ChecksumCRC32="AAAA")
-    assert compare(src, head(ETag='"x-2"', ChecksumCRC32="AAAA")) == []
-    assert "checksum CRC32" in compare(src, head(ETag='"x-2"', ChecksumCRC32="BBBB"))[0]
+    full = {"ETag": '"x-2"', "ChecksumType": "FULL_OBJECT"}
+    assert compare(src, head(**full, ChecksumCRC32="AAAA")) == []
+    assert "checksum CRC32" in compare(src, head(**full, ChecksumCRC32="BBBB"))[0]
+    assert compare(src, head(ETag='"x-2"', ChecksumCRC32="BBBB")) == []
+
+
+class _Heads:
+    """A client whose HEADs answer from a dict (no tags asked for)."""
+
+    def __init__(self, heads: dict[str, dict[str, Any]]) -> None:
+        self.heads = heads
+
+    async def head_object(self, **kw: Any) -> dict[str, Any]:
+        return dict(self.heads[kw["Bucket"]])
+
+
+def test_a_source_replaced_since_its_copy_fails_verify() -> None:
+    """A multipart copy has no comparable ETag and maybe no shared checksum:
+    a source since replaced by other bytes of the same size still fails,
+    by the ETag the copy was pinned to (recorded with the task)."""
+    import asyncio
+
+    import pytest
+
+    from engine.errors import S3Error
+    from engine.verify import verify_copy
+
+    client = _Heads({"src": head(ETag='"new-bytes"'), "dst": head(ETag='"copied-2"')})
+    src = {"Bucket": "src", "Key": "k"}
+    dst = {"Bucket": "dst", "Key": "k"}
+    # without the pin, sizes are all there is to compare: "match"
+    asyncio.run(verify_copy(client, src, dst, tags=False))
+    with pytest.raises(S3Error, match="the source changed since it was copied"):
+        asyncio.run(
+            verify_copy(client, src, dst, tags=False, pinned_etag='"old-bytes"')
+        )
+    asyncio.run(verify_copy(client, src, dst, tags=False, pinned_etag="new-bytes"))

@@ -1,0 +1,120 @@
+"""engine.copy.confirm and the store defences around it: what a copy must be
+checked for, decided without a network (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.copy import confirm
+from engine.copy.multipart import source_changed
+from engine.copy.properties import whole_object_checksum
+from engine.copy.request import Requests
+from engine.options import ObjectOptions
+from engine.s3.classify import upload_gone
+
+WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _head(**kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "ETag": '"9e107d9d372bb6826bd81d3542a419d6"',
+        "ContentLength": 10,
+        "LastModified": WHEN,
+        "ContentType": "text/plain",
+        "Metadata": {"a": "1"},
+    }
+    return {**base, **kw}
+
+
+def test_only_copies_that_asked_the_store_for_something_are_confirmed() -> None:
+    """A plain COPY/COPY CopyObject is the store's own copy (the hot path
+    makes no extra request); REPLACE directives and a checksum algorithm are
+    what some stores ignore (Ceph RGW ignores TaggingDirective)."""
+    assert not confirm.relies_on_store({"StorageClass": "STANDARD_IA"})
+    assert confirm.relies_on_store({"TaggingDirective": "REPLACE"})
+    assert confirm.relies_on_store({"MetadataDirective": "REPLACE"})
+    assert confirm.relies_on_store({"ChecksumAlgorithm": "SHA256"})
+
+
+def test_a_multipart_copy_promises_the_sources_checksum_algorithm() -> None:
+    """The source's HEAD (ChecksumMode=ENABLED) names its algorithm; a
+    multipart copy must come out with it (LocalStack's did not: the HEAD was
+    made without ChecksumMode)."""
+    src = _head(ChecksumSHA256="abc=")
+    promise = confirm.promise_for(Requests(), src, {}, carries_checksum=True, tags=None)
+    assert promise.checksum_algorithm == "SHA256"
+    assert confirm.unmet_properties(promise, _head(ChecksumCRC64NVME="x")) == [
+        "checksum algorithm CRC64NVME, promised SHA256 (the store ignored "
+        "ChecksumAlgorithm)"
+    ]
+    assert confirm.unmet_properties(promise, _head(ChecksumSHA256="def=")) == []
+
+
+def test_metadata_and_headers_promised_must_all_be_there() -> None:
+    """Every promised metadata key (any case) and content header; a key the
+    store adds of its own (rclone's mtime) takes nothing away."""
+    promise = confirm.promise_for(
+        Requests(), _head(), {}, carries_checksum=False, tags=None
+    )
+    assert confirm.unmet_properties(promise, _head(Metadata={"A": "1", "x": "y"})) == []
+    lost = confirm.unmet_properties(promise, _head(Metadata={}))
+    assert lost == ["metadata {}, promised {'a': '1'}"]
+    wrong = confirm.unmet_properties(promise, _head(ContentType="binary/octet-stream"))
+    assert wrong == ["ContentType 'binary/octet-stream', promised 'text/plain'"]
+
+
+def test_replaced_metadata_is_what_is_promised() -> None:
+    requests = Requests(
+        ObjectOptions(metadata_directive="REPLACE", metadata={"stage": "copied"})
+    )
+    promise = confirm.promise_for(
+        requests, _head(), {}, carries_checksum=False, tags=None
+    )
+    assert promise.properties["Metadata"] == {"stage": "copied"}
+    assert confirm.unmet_properties(promise, _head()) != []
+
+
+def test_a_source_changed_during_its_multipart_copy_is_told_apart() -> None:
+    """After the last part the source is HEADed again: any change of ETag,
+    size, time or version means the parts may mix two objects."""
+    began = _head(VersionId="v1")
+    assert source_changed(began, dict(began)) is None
+    assert (
+        source_changed(
+            began, _head(VersionId="v1", ETag="9e107d9d372bb6826bd81d3542a419d6")
+        )
+        is None
+    )
+    assert "ETag" in (source_changed(began, _head(VersionId="v1", ETag='"x-2"')) or "")
+    assert "size" in (
+        source_changed(began, _head(VersionId="v1", ContentLength=9)) or ""
+    )
+    later = datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC)
+    assert "LastModified" in (
+        source_changed(began, _head(VersionId="v1", LastModified=later)) or ""
+    )
+    assert "VersionId" in (source_changed(began, _head(VersionId="v2")) or "")
+
+
+def test_which_answers_mean_the_upload_is_gone() -> None:
+    """Ceph RGW answers ListParts of an aborted upload with NoSuchKey; from
+    UploadPartCopy the same code is about the source."""
+    assert upload_gone("NoSuchUpload", "UploadPartCopy")
+    assert upload_gone("NoSuchKey", "ListParts")
+    assert upload_gone("NoSuchKey", "CompleteMultipartUpload")
+    assert not upload_gone("NoSuchKey", "UploadPartCopy")
+    assert not upload_gone("AccessDenied", "ListParts")
+
+
+def test_only_whole_object_checksums_are_compared() -> None:
+    """A multipart object's checksum is of its parts unless its type says
+    FULL_OBJECT: equal bodies in other layouts would look different."""
+    assert whole_object_checksum({"ChecksumCRC32": "a"}, "CRC32") == "a"
+    assert whole_object_checksum({"ChecksumCRC32": "a-3"}, "CRC32") is None
+    composite = {"ChecksumCRC32": "a", "ChecksumType": "COMPOSITE"}
+    assert whole_object_checksum(composite, "CRC32") is None
+    full = {"ChecksumCRC32": "a", "ChecksumType": "FULL_OBJECT", "ETag": '"x-2"'}
+    assert whole_object_checksum(full, "CRC32") == "a"
+    untold = {"ChecksumCRC32": "a", "ETag": '"x-2"'}  # moto: type not told
+    assert whole_object_checksum(untold, "CRC32") is None
