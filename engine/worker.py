@@ -67,6 +67,7 @@ from engine.preflight import check_destination, check_move, check_sources
 from engine.retry import RetryPolicy
 from engine.s3.call import ON_REQUEST
 from engine.s3.client import ClientSettings
+from engine.s3.quirks import Quirks
 from engine.spec import JobSpec
 from engine.store.repo import JobRecord, Repository, WorkerRecord, WorkerState
 from engine.threshold import FailureGuard, FailurePolicy
@@ -219,6 +220,8 @@ class Worker:
         # moves' copies waiting to be recorded (one commit for all waiting)
         self._copies: list[tuple[int, CopyRecord, asyncio.Future[bool]]] = []
         self._copies_waiting = asyncio.Event()
+        # what the store was found not to do, shared by every copier
+        self.quirks = Quirks()
         self.versioned_sources: frozenset[str] = frozenset()  # a move's
         self.requests = Requests()  # the job's, once its client is open
         # every version of each key, oldest first: claims go round by round
@@ -635,6 +638,7 @@ class Worker:
             refresh_credentials=self._refresh_credentials,
             move_log=self if self.spec.copy.delete_source else None,
             versioned_sources=self.versioned_sources,
+            quirks=self.quirks,
         )
         policy = self.run_settings.retry
         while True:

@@ -15,6 +15,7 @@ from engine.manifest.rows import DELETE_MARKER
 from engine.models import CopyRecord, ObjectRef, Task
 from engine.s3.call import invoke
 from engine.s3.classify import Disposition
+from engine.s3.quirks import refuses_condition
 
 if TYPE_CHECKING:
     from engine.copy.execute import CopyContext
@@ -144,13 +145,16 @@ def _bound(ctx: CopyContext, task: Task, copied: CopyRecord) -> bool:
     version id, or by key with ``If-Match`` on the ETag copied."""
     if "VersionId" in _source_to_delete(ctx, task, copied):
         return True
-    return bool(copied.src_etag) and _can_send_if_match(ctx.client)
+    return bool(copied.src_etag) and _can_send_if_match(ctx)
 
 
-def _can_send_if_match(client: Any) -> bool:
-    """Whether this botocore knows DeleteObject's ``IfMatch`` (2024 on)."""
+def _can_send_if_match(ctx: CopyContext) -> bool:
+    """Whether the store takes DeleteObject's ``IfMatch`` (as far as this run
+    knows) and this botocore knows it (2024 on)."""
+    if not ctx.quirks.conditional_delete:
+        return False
     try:
-        model = client.meta.service_model.operation_model("DeleteObject")
+        model = ctx.client.meta.service_model.operation_model("DeleteObject")
     except Exception:  # not a botocore client (a test's fake)
         return False
     return "IfMatch" in model.input_shape.members
@@ -172,7 +176,7 @@ async def delete_source(ctx: CopyContext, task: Task, copied: CopyRecord) -> boo
         if "VersionId" not in src
         and copied.src_etag
         and task.kind != DELETE_MARKER
-        and _can_send_if_match(ctx.client)
+        and _can_send_if_match(ctx)
         else {}
     )
     try:
@@ -198,5 +202,11 @@ async def delete_source(ctx: CopyContext, task: Task, copied: CopyRecord) -> boo
             # most often by our own delete resent after its answer was lost
             # (a resend below the SDK's count); the copy was verified just now
             return False
+        if condition and refuses_condition(err.code, err.http_status):
+            # the store does not take If-Match on DELETE (LocalStack: 501,
+            # nothing deleted): look at the source once more, then delete
+            ctx.quirks.conditional_delete = False
+            await check_source(ctx, task, copied, deleted_before=False)
+            return await delete_source(ctx, task, copied)
         raise
     return True

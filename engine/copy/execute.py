@@ -28,6 +28,7 @@ from engine.models import CopyRecord, ObjectRef, Task, TaskResult, TaskStatus
 from engine.retry import RetryPolicy
 from engine.s3.call import invoke
 from engine.s3.classify import Disposition, skipped
+from engine.s3.quirks import Quirks
 from engine.spec import CopyOptions
 from engine.verify import verify_copy
 
@@ -61,6 +62,8 @@ class CopyContext:
     move_log: MoveLog | None = None
     # a move: the source buckets that keep versions (engine.preflight.check_move)
     versioned_sources: frozenset[str] = frozenset()
+    # what the store was found not to do, this run (engine.s3.quirks)
+    quirks: Quirks = field(default_factory=Quirks)
 
 
 # answers that mean the credentials ran out, not that the copy failed: the

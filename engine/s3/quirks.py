@@ -1,0 +1,30 @@
+"""What a store was found not to do, learned during a run.  One home for each.
+
+bulkcopy defends against a store's gaps where it can check the outcome (the
+copy's properties are confirmed, a multipart copy's source is HEADed again
+after its parts, ETags are quoted on the way in: ``engine.copy.confirm``,
+``engine.copy.multipart``, ``engine.etag``).  What cannot be checked after
+the fact is learned from the store's own answer and kept here for the rest
+of the run, so the engine stops asking for what the store refuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Quirks:
+    """Store behaviours found during one run (every flag starts as S3 does)."""
+
+    # DeleteObject with If-Match (a move's delete of an unversioned source
+    # bound to the ETag copied): LocalStack answers 501 NotImplemented and
+    # deletes nothing.  Without it the source is HEADed just before an
+    # unconditional delete (a window of one round trip).
+    conditional_delete: bool = True
+
+
+def refuses_condition(code: str | None, http_status: int | None) -> bool:
+    """Whether an answer to a conditional request says the store does not
+    implement the condition (rather than that it failed)."""
+    return code == "NotImplemented" or http_status == 501
