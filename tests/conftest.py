@@ -50,6 +50,53 @@ def rclone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     server.stop()
 
 
+def _store_missing(why: str) -> None:
+    """A store server that cannot be started here: skipped with how to get
+    it on a developer's machine; in CI (``CI=true``) every store must run."""
+    import os
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{why} (in CI every store of the matrix runs)", pytrace=False)
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def rgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A Ceph RADOS Gateway on a throwaway one-OSD cluster, for the session."""
+    from tests.stores.rgw import rgw_available, start_rgw
+
+    why = rgw_available()
+    if why is not None:
+        _store_missing(why)
+    server = start_rgw(tmp_path_factory.mktemp("rgw"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def localstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """LocalStack's S3 in host mode, for the session."""
+    from tests.stores.localstack import localstack_available, start_localstack
+
+    why = localstack_available()
+    if why is not None:
+        _store_missing(why)
+    server = start_localstack(tmp_path_factory.mktemp("localstack"))
+    yield server
+    server.stop()
+
+
+# every real S3 server the store matrix runs against (tests/stores)
+STORES = ["moto", "rclone", "rgw", "localstack"]
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> S3Server:
+    """Each server of the store matrix in turn."""
+    server: S3Server = request.getfixturevalue(request.param)
+    return server
+
+
 @pytest.fixture(params=["moto", "rclone"])
 def s3(request: pytest.FixtureRequest) -> S3Server:
     """Each real S3 server in turn."""

@@ -41,6 +41,19 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
     raise RuntimeError(f"{what} did not start on port {port}")
 
 
+# what an S3 server may do or not, as the store matrix tests it
+FEATURES = frozenset(
+    {
+        "tags",  # object tagging
+        "sse-c",  # customer-provided keys
+        "checksums",  # ChecksumAlgorithm kept and returned by HEAD
+        "multipart-copy",  # UploadPartCopy
+        "metadata-replace",  # MetadataDirective REPLACE drops the old metadata
+        "sse-c-multipart-checksum",  # an SSE-C multipart upload keeps its checksum
+    }
+)
+
+
 @dataclass
 class S3Server:
     """A running S3-compatible server process."""
@@ -52,6 +65,9 @@ class S3Server:
     addressing_style: str = "path"
     # keys the server's storage cannot hold (rclone maps keys onto file paths)
     unsupported_key_parts: tuple[str, ...] = ()
+    # what the server does of S3 (FEATURES); a test exercises each where the
+    # store has it (versioning: supports_versioning)
+    features: frozenset[str] = FEATURES
 
     def supports_key(self, key: str) -> bool:
         return not any(part in key for part in self.unsupported_key_parts)
@@ -132,4 +148,8 @@ def start_rclone(log_dir: Path) -> S3Server:
         proc,
         supports_versioning=False,
         unsupported_key_parts=("//",),
+        # GetObjectTagging answers 500; no SSE-C; UploadPartCopy answers
+        # without a part ETag
+        # and MetadataDirective REPLACE keeps the old metadata beside the new
+        features=frozenset(),
     )

@@ -106,8 +106,8 @@ def unmet_properties(promise: Promise, dst: dict[str, Any]) -> list[str]:
     if any(have.get(k) != v for k, v in meta.items()):
         diffs.append(f"metadata {have}, promised {meta}")
     for name in CONTENT_HEADERS:
-        if name == "ContentType" and not want.get(name):
-            continue  # none given: the store's default
+        if not want.get(name):
+            continue  # none promised (ContentType: the store's default)
         if want.get(name) != dst.get(name):
             diffs.append(f"{name} {dst.get(name)!r}, promised {want.get(name)!r}")
     alg = promise.checksum_algorithm
