@@ -79,7 +79,9 @@ def _put(
 
 
 def _tags(store: S3Server, bucket: str, key: str) -> dict[str, str]:
-    tag_set = store.client().get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+    tag_set = (
+        store.client().get_object_tagging(Bucket=bucket, Key=key).get("TagSet", [])
+    )
     return {t["Key"]: t["Value"] for t in tag_set}
 
 
