@@ -271,6 +271,37 @@ def sse_c(store: S3Server) -> str:
     return "no (read without the key)"
 
 
+def sse_c_copy(store: S3Server) -> str:
+    if sse_c(store) != "yes":
+        return "—"
+    c = store.client()
+    b = store.new_bucket()
+    key, other = os.urandom(32), os.urandom(32)
+    c.put_object(
+        Bucket=b,
+        Key="s",
+        Body=b"secret",
+        SSECustomerAlgorithm="AES256",
+        SSECustomerKey=key,
+    )
+    try:
+        c.copy_object(
+            Bucket=b,
+            Key="d",
+            CopySource={"Bucket": b, "Key": "s"},
+            CopySourceSSECustomerAlgorithm="AES256",
+            CopySourceSSECustomerKey=key,
+            SSECustomerAlgorithm="AES256",
+            SSECustomerKey=other,
+        )
+        got = c.get_object(
+            Bucket=b, Key="d", SSECustomerAlgorithm="AES256", SSECustomerKey=other
+        )["Body"].read()
+    except ClientError as exc:
+        return f"no ({_code(exc)})"
+    return _yes(got == b"secret")
+
+
 @dataclass(frozen=True)
 class Behaviour:
     name: str
@@ -341,7 +372,9 @@ BEHAVIOURS: Sequence[Behaviour] = (
         "CreateMultipartUpload keeps `ChecksumAlgorithm`",
         multipart_checksum,
         "yes",
-        "the copy is HEADed; without the algorithm it fails `VerificationFailed`",
+        "the copy is HEADed; without the source's algorithm it fails "
+        "`VerificationFailed` (a store that keeps no checksums gives its "
+        "sources none to carry)",
     ),
     Behaviour(
         "ListParts of an aborted upload",
@@ -367,6 +400,12 @@ BEHAVIOURS: Sequence[Behaviour] = (
         sse_c,
         "yes (https only)",
         "—",
+    ),
+    Behaviour(
+        "CopyObject of an SSE-C source",
+        sse_c_copy,
+        "yes",
+        "the task fails with the store's answer",
     ),
 )
 

@@ -19,6 +19,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 BEGIN = "<!-- provider-table:begin (tests/stores/test_provider_table.py) -->\n"
 END = "<!-- provider-table:end -->"
 WRITE = "BULKCOPY_WRITE_PROVIDER_TABLE"
+# read when the module is collected: the autouse fixture that clears BULKCOPY_*
+# from each test's environment has not run yet
+WRITING = os.environ.get(WRITE) == "1"
 
 
 def _first_line(argv: list[str]) -> str:
@@ -63,7 +66,7 @@ def test_the_readme_provider_table_is_what_the_stores_answer(
     fresh = table(observed, _versions())
     readme = README.read_text(encoding="utf-8")
     start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-    if os.environ.get(WRITE) == "1":
+    if WRITING:
         README.write_text(readme[:start] + fresh + readme[end:], encoding="utf-8")
     current = readme[start:end]
     assert _rows(current) == _rows(fresh), (
