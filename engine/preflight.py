@@ -18,6 +18,9 @@ from engine.retry import RetryPolicy
 from engine.s3.call import invoke_retrying
 from engine.s3.classify import Disposition
 
+# the key of the start-up check's upload, under the destination prefix
+PROBE = ".bulkcopy-preflight-"
+
 
 def _why(err: S3Error) -> str:
     return f"{err.code} (HTTP {err.http_status})" if err.http_status else err.code
@@ -29,12 +32,13 @@ async def check_destination(
     prefix: str,
     requests: Requests | None = None,
     policy: RetryPolicy | None = None,
-) -> None:
-    """The destination bucket exists and we may write to it.
+) -> list[str]:
+    """The destination bucket exists and we may write to it; returns warnings.
 
     Writability is probed with CreateMultipartUpload + AbortMultipartUpload,
     which needs ``s3:PutObject`` and leaves no object (nor version) behind;
-    ``--expected-bucket-owner`` is checked on both calls.
+    ``--expected-bucket-owner`` is checked on both calls.  The probe's
+    uploads are then swept (:func:`sweep_probes`).
     """
     access = (requests or Requests()).destination()
     owner = {k: v for k, v in access.items() if k == "ExpectedBucketOwner"}
@@ -57,7 +61,8 @@ async def check_destination(
                 f"destination bucket {bucket!r}: {_why(err)}: {err.message}"
             ) from err
         # 403 on HeadBucket only means no s3:ListBucket; the write probe decides.
-    probe = f"{normalize_prefix(prefix)}.bulkcopy-preflight-{uuid.uuid4().hex}"
+    base = normalize_prefix(prefix)
+    probe = f"{base}{PROBE}{uuid.uuid4().hex}"
     try:
         up = await invoke_retrying(
             "CreateMultipartUpload",
@@ -69,10 +74,10 @@ async def check_destination(
         )
     except S3Error as err:
         raise JobCannotStart(
-            f"cannot write to destination s3://{bucket}/{normalize_prefix(prefix)}: "
+            f"cannot write to destination s3://{bucket}/{base}: "
             f"{_why(err)}: {err.message}"
         ) from err
-    # a stray empty upload would be harmless (lifecycle rules remove them)
+    # an abort that fails is caught by the sweep below
     with contextlib.suppress(S3Error):
         await invoke_retrying(
             "AbortMultipartUpload",
@@ -83,6 +88,87 @@ async def check_destination(
             UploadId=up["UploadId"],
             **access,
         )
+    return await sweep_probes(client, bucket, base, access, policy)
+
+
+async def sweep_probes(
+    client: Any,
+    bucket: str,
+    base: str,
+    access: dict[str, Any],
+    policy: RetryPolicy | None = None,
+) -> list[str]:
+    """Abort every start-up check upload under the destination prefix; say
+    what could not be (a warning naming the ``bulkcopy cleanup`` command).
+
+    Its own key is the only thing a check writes, so every upload under
+    ``<prefix>.bulkcopy-preflight-`` is one: this check's when its abort
+    failed, or when its create was sent twice (the SDK retried it after a
+    lost answer: two uploads, one id known); an earlier run's killed between
+    its create and its abort.  Another run's check in flight may lose its
+    upload too: harmless, its create has already answered what it asked.
+    Nothing is recorded: the listing finds them, on every run's start.
+    """
+    where = f"{base}{PROBE}"
+    hint = f"`bulkcopy cleanup s3://{bucket}/{where} --older-than 0s`"
+    try:
+        uploads = await _uploads_under(client, bucket, where, access, policy)
+    except S3Error as err:
+        return [
+            f"cannot list the start-up check's uploads under s3://{bucket}/{where}"
+            f" ({_why(err)}); one left by an interrupted run stays open until "
+            f"{hint} removes it"
+        ]
+    left = 0
+    for key, upload_id in uploads:
+        try:
+            await invoke_retrying(
+                "AbortMultipartUpload",
+                client.abort_multipart_upload,
+                policy,
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                **access,
+            )
+        except S3Error as err:
+            if err.code != "NoSuchUpload":  # gone already: another run's sweep
+                left += 1
+    if left:
+        return [
+            f"{left} start-up check upload(s) under s3://{bucket}/{where} could "
+            f"not be aborted; {hint} removes them"
+        ]
+    return []
+
+
+async def _uploads_under(
+    client: Any,
+    bucket: str,
+    prefix: str,
+    access: dict[str, Any],
+    policy: RetryPolicy | None,
+) -> list[tuple[str, str]]:
+    """``(key, upload id)`` of every multipart upload under ``prefix``."""
+    out: list[tuple[str, str]] = []
+    markers: dict[str, str] = {}
+    while True:
+        page = await invoke_retrying(
+            "ListMultipartUploads",
+            client.list_multipart_uploads,
+            policy,
+            Bucket=bucket,
+            Prefix=prefix,
+            **markers,
+            **access,
+        )
+        out.extend((u["Key"], u["UploadId"]) for u in page.get("Uploads", []))
+        if not page.get("IsTruncated"):
+            return out
+        markers = {
+            "KeyMarker": page.get("NextKeyMarker", ""),
+            "UploadIdMarker": page.get("NextUploadIdMarker", ""),
+        }
 
 
 async def check_sources(

@@ -380,11 +380,11 @@ class Worker:
         policy = self.run_settings.retry
 
         async def checks() -> list[str]:
-            await check_destination(
+            warnings = await check_destination(
                 client, job.dst_bucket, job.dst_prefix, self.requests, policy
             )
             first = await self._call(self.repo.first_tasks, job.id, 1)
-            return await check_sources(
+            return warnings + await check_sources(
                 client,
                 list(self.spec.source_buckets),
                 first[0] if first else None,

@@ -48,13 +48,9 @@ class Upload:
 
 # a task's recorded upload id while its CreateMultipartUpload is in flight: a
 # process killed in that window leaves an upload the job table does not know,
-# which the next attempt finds by the destination key and aborts
+# which the next attempt's sweep of the destination key aborts
+# (MultipartCopy._abort_strays)
 CREATING = "creating:"
-
-
-def interrupted_create(task: Task) -> bool:
-    """Whether an earlier run may have created an upload it never recorded."""
-    return bool(task.upload_id and task.upload_id.startswith(CREATING))
 
 
 class PartLog(Protocol):
@@ -231,15 +227,19 @@ class MultipartCopy:
                     if etag.same(listed.get(p.number), p.etag)
                 }
                 return upload, done
-        if interrupted_create(self.task):
-            await self._abort_strays()
         return await self._start(layout[0].size if layout else None), {}
 
-    async def _abort_strays(self) -> None:
-        """Abort the uploads to this task's destination key that an earlier
-        run created but was killed before recording (see :data:`CREATING`);
-        an upload of the same key by someone else in the meantime goes too:
-        this copy would overwrite what it writes anyway."""
+    async def _abort_strays(self, keep: str | None = None) -> None:
+        """Abort the uploads to this task's destination key but ``keep``.
+
+        An upload bulkcopy created may be known to no one: a run killed
+        between CreateMultipartUpload and recording its id (the task then
+        says :data:`CREATING`), or a create whose answer was lost and that
+        the SDK sent again (two uploads, one id returned).  S3 tells which
+        uploads a key has, so the key is swept before each create and after
+        a create answered on a retry, rather than each create's fate
+        tracked.  An upload of the same key by someone else in the meantime
+        goes too: this copy would overwrite what it writes anyway."""
         key = self.dst["Key"]
         listed = await invoke(
             "ListMultipartUploads",
@@ -249,7 +249,7 @@ class MultipartCopy:
             **self.requests.destination(),
         )
         for stray in listed.get("Uploads", []):
-            if stray.get("Key") != key:
+            if stray.get("Key") != key or stray.get("UploadId") == keep:
                 continue
             with contextlib.suppress(S3Error):
                 await invoke(
@@ -275,12 +275,25 @@ class MultipartCopy:
             object_lock=self.settings.preserve_object_lock,
         )
         await self.log.creating(self.task)
-        resp = await invoke(
-            "CreateMultipartUpload",
-            self.client.create_multipart_upload,
-            **self.dst,
-            **args,
-        )
+        # uploads of this key left by an earlier attempt or run whose create
+        # answer never came (the CREATING marker, or a lost answer in this run)
+        await self._abort_strays()
+        try:
+            resp = await invoke(
+                "CreateMultipartUpload",
+                self.client.create_multipart_upload,
+                **self.dst,
+                **args,
+            )
+        except S3Error as err:
+            if err.http_status is None or err.http_status >= 500 or err.sdk_retries:
+                # the store may have created it and lost the answer
+                with contextlib.suppress(S3Error):
+                    await self._abort_strays()
+            raise
+        if resp.get("ResponseMetadata", {}).get("RetryAttempts"):
+            # answered on a retry: an earlier send may have created one too
+            await self._abort_strays(keep=resp["UploadId"])
         upload = Upload(
             upload_id=resp["UploadId"],
             src_etag=self.src_etag,

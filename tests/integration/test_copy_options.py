@@ -489,6 +489,7 @@ def test_multipart_sends_every_option_on_the_right_call(
     assert rows[0].method == "multipart"
     assert [op for op, _ in capture.sent] == [
         "HeadObject",
+        "ListMultipartUploads",  # strays of this key (an answer lost before)
         "CreateMultipartUpload",
         "UploadPartCopy",
         "UploadPartCopy",

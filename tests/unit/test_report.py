@@ -141,6 +141,7 @@ def test_jsonl_record_carries_every_field() -> None:
         "source_version_id": "v1",
         "destination_version_id": "dv1",
         "etag": '"abc"',
+        "source_etag": None,  # the source ETag the copy was pinned to
         "bytes": 1234,
         "method": None,
         "part_count": None,
