@@ -27,6 +27,15 @@ class PreflightWarning:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadsLeft:
+    """Multipart uploads of ended tasks that could not be aborted."""
+
+    job_id: str
+    count: int
+    command: str  # the `bulkcopy cleanup` command that removes them
+
+
+@dataclass(frozen=True, slots=True)
 class TaskRetrying:
     task: Task
     attempt: int
@@ -144,6 +153,7 @@ Event = (
     | RequestDone
     | JobFailing
     | PreflightWarning
+    | UploadsLeft
     | TaskRetrying
     | TaskFinished
     | Draining

@@ -65,7 +65,8 @@ from engine.models import (
 )
 from engine.preflight import check_destination, check_move, check_sources
 from engine.retry import RetryPolicy
-from engine.s3.call import ON_REQUEST
+from engine.s3.call import ON_REQUEST, invoke
+from engine.s3.classify import upload_gone
 from engine.s3.client import ClientSettings
 from engine.s3.quirks import Quirks
 from engine.spec import JobSpec
@@ -324,6 +325,7 @@ class Worker:
                     events.RunStarted(job.id, self.worker_id, counts, released)
                 )
                 await self._pool(client)
+                await self._abort_left_uploads(client)
         finally:
             _HERE.discard(self.worker_id)
             await self._call(self.repo.stop_worker, self.worker_id)
@@ -423,6 +425,36 @@ class Worker:
             return warnings
 
         await self._checked(checks())
+
+    async def _abort_left_uploads(self, client: Any) -> None:
+        """Abort, once more, the uploads of ended tasks whose abort failed
+        (this run's, or a killed run's); say what is still open."""
+        left = await self._call(
+            partial(self.repo.open_uploads, self.job.id, of_final_tasks=True)
+        )
+        still = 0
+        for task_id, key, upload_id in left:
+            try:
+                await invoke(
+                    "AbortMultipartUpload",
+                    client.abort_multipart_upload,
+                    Bucket=self.job.dst_bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    **self.requests.destination(),
+                )
+            except S3Error as err:
+                if not upload_gone(err.code, "AbortMultipartUpload"):
+                    still += 1
+                    continue
+            await self._call(self.repo.upload_ended, task_id)
+        if still:
+            where = f"s3://{self.job.dst_bucket}/{self.job.dst_prefix}"
+            self.observer(
+                events.UploadsLeft(
+                    self.job.id, still, f"bulkcopy cleanup {where} --older-than 0s"
+                )
+            )
 
     async def _pool(self, client: Any) -> None:
         n = self.run_settings.concurrency

@@ -95,6 +95,14 @@ class Renderer:
                     self._start_progress()
             case events.PreflightWarning(job_id=job_id, message=message):
                 log.warning("preflight_warning", job_id=job_id, detail=message)
+            case events.UploadsLeft(job_id=job_id, count=count, command=command):
+                log.warning(
+                    "uploads_left_open",
+                    job_id=job_id,
+                    uploads=count,
+                    detail=f"{count} multipart upload(s) of failed tasks could "
+                    f"not be aborted; remove them with: {command}",
+                )
             case events.TaskRetrying():
                 log.debug(
                     "task_retry",

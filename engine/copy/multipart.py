@@ -444,10 +444,11 @@ async def abort_upload(
 ) -> None:
     """Abort a task's upload and forget it; an S3 error here is not raised.
 
-    (An upload that cannot be aborted now is left to ``bulkcopy cleanup`` or a
-    lifecycle rule.)
+    An upload that cannot be aborted now stays on record: the run aborts
+    the uploads of ended tasks once more before it finishes, and says which
+    are left (``Worker._abort_left_uploads``).
     """
-    with contextlib.suppress(S3Error):
+    try:
         await invoke(
             "AbortMultipartUpload",
             client.abort_multipart_upload,
@@ -456,6 +457,9 @@ async def abort_upload(
             UploadId=upload.upload_id,
             **(extra or {}),
         )
+    except S3Error as err:
+        if not upload_gone(err.code, "AbortMultipartUpload"):
+            return
     await log.ended(task)
 
 

@@ -29,6 +29,7 @@ from engine.copy.multipart import CREATING
 from engine.copy.skip import EXISTS
 from engine.errors import DatabaseError, JobNotFound, ManifestError, UsageError
 from engine.models import (
+    FINAL_STATUSES,
     CopyRecord,
     JobCounts,
     JobStatus,
@@ -1492,14 +1493,19 @@ class Repository:
             conn.execute(parts.delete().where(parts.c.task_id == task_id))
 
     @reconnecting
-    def open_uploads(self, job_id: str) -> list[tuple[int, str, str]]:
-        """``(task_id, dst_key, upload_id)`` of uploads recorded and not ended."""
+    def open_uploads(
+        self, job_id: str, *, of_final_tasks: bool = False
+    ) -> list[tuple[int, str, str]]:
+        """``(task_id, dst_key, upload_id)`` of uploads recorded and not ended
+        (``of_final_tasks``: only those of tasks that ended, whose abort
+        failed: no resume will continue them)."""
+        q = sa.select(
+            tasks.c.id, tasks.c.dst_key, tasks.c.src_key, tasks.c.upload_id
+        ).where(tasks.c.job_id == job_id, tasks.c.upload_id.is_not(None))
+        if of_final_tasks:
+            q = q.where(tasks.c.status.in_([s.value for s in FINAL_STATUSES]))
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(
-                    tasks.c.id, tasks.c.dst_key, tasks.c.src_key, tasks.c.upload_id
-                ).where(tasks.c.job_id == job_id, tasks.c.upload_id.is_not(None))
-            ).fetchall()
+            rows = conn.execute(q).fetchall()
         prefix = self._prefix(job_id)
         return [
             (r[0], _dst_key(r[1], prefix, r[2]), r[3])

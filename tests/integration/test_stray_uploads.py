@@ -151,3 +151,40 @@ def test_a_start_up_check_upload_that_cannot_be_aborted_is_reported(
     assert len(warnings) == 1, warnings
     assert f"bulkcopy cleanup s3://{dst}/p/{PROBE} --older-than 0s" in warnings[0]
     assert [k.startswith(f"p/{PROBE}") for k in _uploads(moto, dst)] == [True]
+
+
+def test_an_upload_whose_abort_failed_is_aborted_by_a_later_run(
+    moto: S3Server, tmp_path: Path
+) -> None:
+    """A task failed for good and its upload's abort failed too: the upload
+    stays on record; the run tries once more before it ends and says what is
+    left (with the cleanup command); the next run aborts it."""
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    moto.client().put_object(Bucket=src, Key="big.bin", Body=os.urandom(11 * MiB))
+    manifest = write_manifest(tmp_path / "m.csv", [(src, "big.bin", None)])
+    repo = Repository(str(tmp_path / "jobs.sqlite"))
+    job = submit_job(repo, manifest, moto, f"s3://{dst}/", **MP)
+    seen: list[Any] = []
+
+    def refuse(req: Request) -> Fault | None:
+        if req.operation == "UploadPartCopy":
+            return Respond(403, ACCESS_DENIED)
+        if req.operation == "AbortMultipartUpload" and req.key == "big.bin":
+            return Respond(403, ACCESS_DENIED)
+        return None
+
+    with FaultProxy(moto, refuse) as p:
+        run_job(repo, job, p.server, observer=seen.append)
+
+    [row] = repo.iter_results(job.id)
+    assert row.status is TaskStatus.FAILED
+    assert _uploads(moto, dst) == ["big.bin"]
+    [left] = [e for e in seen if isinstance(e, events.UploadsLeft)]
+    assert left.count == 1
+    assert left.command == f"bulkcopy cleanup s3://{dst}/ --older-than 0s"
+    assert len(repo.open_uploads(job.id, of_final_tasks=True)) == 1
+
+    run_job(repo, repo.get_job(job.id), moto)
+
+    assert _uploads(moto, dst) == []
+    assert repo.open_uploads(job.id) == []
