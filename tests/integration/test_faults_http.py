@@ -464,8 +464,9 @@ def test_a_redirect_answered_once_still_copies(
 def test_the_proxy_names_every_operation_the_engine_sends(
     moto: S3Server, proxy: FaultProxy, tmp_path: Path, copy_path: str
 ) -> None:
-    """Preflight (HeadBucket twice, a multipart probe, a source HEAD), one HEAD and
-    one CopyObject per object: each counted under its operation."""
+    """Preflight (HeadBucket twice, a multipart probe and the sweep of probes
+    left open, a source HEAD), one HEAD and one CopyObject per object: each
+    counted under its operation."""
     job = Job(moto, tmp_path, ["a", "b"])
 
     job.run(proxy, copy_path)
@@ -474,6 +475,7 @@ def test_the_proxy_names_every_operation_the_engine_sends(
         "HeadBucket": 2,
         "CreateMultipartUpload": 1,
         "AbortMultipartUpload": 1,
+        "ListMultipartUploads": 1,
         "HeadObject": 3,
         "CopyObject": 2,
     }
