@@ -1,28 +1,7 @@
-"""Fixtures of the store matrix: a CLI runner pointed at each store."""
+"""Fixtures of the store matrix: the CLI runner the acceptance tests use."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from pathlib import Path
+from tests.acceptance.conftest import cli_for
 
-import pytest
-
-from tests.acceptance.conftest import REPO_ROOT, Cli
-from tests.servers import S3Server
-
-
-@pytest.fixture
-def cli_for(tmp_path: Path) -> Callable[[S3Server], Cli]:
-    """A CLI runner in a fresh working directory, pointed at ``server`` by env."""
-
-    def make(server: S3Server) -> Cli:
-        env = dict(os.environ)
-        env["AWS_ENDPOINT_URL_S3"] = server.endpoint
-        env["PYTHONPATH"] = str(REPO_ROOT)
-        env.pop("COLUMNS", None)
-        work = tmp_path / "work"
-        work.mkdir(exist_ok=True)
-        return Cli(work, env)
-
-    return make
+__all__ = ["cli_for"]
