@@ -53,6 +53,7 @@ def status_dict(
     now: float,
     found: list[WorkerRecord] | None = None,
     errors: dict[str, dict[str, int]] | None = None,
+    uploads_left_open: int = 0,
 ) -> dict[str, Any]:
     """Everything ``status --json`` prints; rate and ETA from this run's pace."""
     rate = None
@@ -99,6 +100,9 @@ def status_dict(
         "workers": worker_dicts(found or [], now),
         # error codes of the failed and skipped tasks: {"failed": {code: n}}
         "errors": errors or {},
+        # multipart uploads of ended tasks whose abort failed (the next run
+        # aborts them; `bulkcopy cleanup` too)
+        "uploads_left_open": uploads_left_open,
     }
 
 
@@ -163,6 +167,7 @@ def status_cmd(
             time.time(),
             repo.workers_of(job.id),
             errors_by_code(repo, job.id),
+            len(repo.open_uploads(job.id, of_final_tasks=True)),
         )
         if watch and not as_json and sys.stdout.isatty():
             click.clear()
@@ -223,6 +228,12 @@ def _show(
             f"{human_bytes(w['bytes_done'])}  "
             + (f"c={w['concurrency']}  " if w["concurrency"] is not None else "")
             + f"heartbeat {w['heartbeat_age_seconds']:g}s ago"
+        )
+    if data["uploads_left_open"]:
+        click.echo(
+            f"open       {data['uploads_left_open']} multipart upload(s) of ended "
+            "tasks could not be aborted; the next run retries, or: bulkcopy "
+            f"cleanup {data['destination']} --older-than 0s"
         )
     for status, codes in data["errors"].items():
         click.echo(f"{status} by error code")

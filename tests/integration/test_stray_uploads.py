@@ -8,7 +8,10 @@ so the store really acts before the answer is lost."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -158,11 +161,13 @@ def test_an_upload_whose_abort_failed_is_aborted_by_a_later_run(
 ) -> None:
     """A task failed for good and its upload's abort failed too: the upload
     stays on record; the run tries once more before it ends and says what is
-    left (with the cleanup command); the next run aborts it."""
+    left (with the cleanup command), so does `status`; the next run aborts
+    it."""
     src, dst = moto.new_bucket(), moto.new_bucket()
     moto.client().put_object(Bucket=src, Key="big.bin", Body=os.urandom(11 * MiB))
     manifest = write_manifest(tmp_path / "m.csv", [(src, "big.bin", None)])
-    repo = Repository(str(tmp_path / "jobs.sqlite"))
+    db = str(tmp_path / "jobs.sqlite")
+    repo = Repository(db)
     job = submit_job(repo, manifest, moto, f"s3://{dst}/", **MP)
     seen: list[Any] = []
 
@@ -183,6 +188,13 @@ def test_an_upload_whose_abort_failed_is_aborted_by_a_later_run(
     assert left.count == 1
     assert left.command == f"bulkcopy cleanup s3://{dst}/ --older-than 0s"
     assert len(repo.open_uploads(job.id, of_final_tasks=True)) == 1
+    status = subprocess.run(
+        [sys.executable, "-m", "engine", "status", job.id, "--db", db, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(status.stdout)["uploads_left_open"] == 1
 
     run_job(repo, repo.get_job(job.id), moto)
 
