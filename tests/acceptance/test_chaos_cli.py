@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import random
 import signal
+import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +29,26 @@ pytestmark = pytest.mark.integration
 MIB = 1024 * 1024
 
 
+def _watched(
+    proc: subprocess.Popen[str],
+) -> tuple[threading.Event, list[str], threading.Thread]:
+    """Read a run's log (stderr) as it comes: set the event once the run
+    has started copying (``run_started``)."""
+    started = threading.Event()
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "run_started" in line:
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return started, lines, reader
+
+
 def kill_until_done(
     cli: Cli,
     job_id: str,
@@ -39,18 +61,28 @@ def kill_until_done(
     kills = 0
     for _round in range(40):
         proc = cli.popen("run", job_id, "--concurrency", "8", "--part-concurrency", "4")
-        # after start-up (about 1 s), 0-1.2 s of copying at moto's pace
-        deadline = time.monotonic() + rng.uniform(1.0, 2.2)
+        started, lines, reader = _watched(proc)
+        # start-up (the imports and the checks: 1 s or more, with the
+        # machine's load), then 0-1.2 s of copying at moto's pace; an early
+        # kill now and then lands in the start-up itself
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            if started.wait(0.02):
+                break
+        pause = rng.uniform(0.0, 1.2) if rng.random() < 0.85 else 0.0
+        deadline = time.monotonic() + pause
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.02)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            proc.communicate()
+            proc.wait()
+            reader.join()
             kills += 1
             after_kill()
             continue
-        _out, err = proc.communicate()
-        assert proc.returncode == 0, err
+        proc.wait()
+        reader.join()
+        assert proc.returncode == 0, "".join(lines)
         break
     else:
         pytest.fail("the job did not finish in 40 runs")
