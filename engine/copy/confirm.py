@@ -29,6 +29,7 @@ from engine.errors import S3Error
 from engine.models import ObjectRef, Task
 from engine.s3.call import invoke
 from engine.s3.classify import Disposition
+from engine.s3.quirks import refuses_condition
 
 VERIFICATION_FAILED = "VerificationFailed"
 
@@ -138,6 +139,16 @@ async def source_tags(
                 "AccessDenied",
                 "cannot read the source's tags to carry them over "
                 "(s3:GetObjectTagging); grant it or copy without tags "
+                "(--no-preserve-tags)",
+                err.http_status,
+                Disposition.FATAL,
+                "GetObjectTagging",
+            ) from err
+        if refuses_condition(err.code, err.http_status):  # 501: no tags here
+            raise S3Error(
+                err.code,
+                "the store does not implement object tags (GetObjectTagging "
+                f"answered {err.http_status or err.code}); copy without them "
                 "(--no-preserve-tags)",
                 err.http_status,
                 Disposition.FATAL,

@@ -25,6 +25,6 @@ class Quirks:
 
 
 def refuses_condition(code: str | None, http_status: int | None) -> bool:
-    """Whether an answer to a conditional request says the store does not
-    implement the condition (rather than that it failed)."""
+    """Whether an answer says the store does not implement what was asked
+    (a condition, a subresource such as tagging) rather than that it failed."""
     return code == "NotImplemented" or http_status == 501

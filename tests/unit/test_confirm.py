@@ -118,3 +118,26 @@ def test_only_whole_object_checksums_are_compared() -> None:
     assert whole_object_checksum(full, "CRC32") == "a"
     untold = {"ChecksumCRC32": "a", "ETag": '"x-2"'}  # moto: type not told
     assert whole_object_checksum(untold, "CRC32") is None
+
+
+def test_a_store_without_tags_is_told_to_copy_without_them() -> None:
+    """A 501 to GetObjectTagging of the source fails at once, saying which
+    option copies without tags."""
+    import asyncio
+
+    import pytest
+
+    from engine.errors import S3Error
+    from engine.models import ObjectRef, Task
+    from engine.s3.classify import Disposition
+
+    class NoTags:
+        async def get_object_tagging(self, **_: Any) -> dict[str, Any]:
+            raise S3Error(
+                "NotImplemented", "not implemented", 501, Disposition.FATAL, "x"
+            )
+
+    task = Task(id=1, job_id="j", src=ObjectRef("b", "k"), dst_key="k")
+    with pytest.raises(S3Error, match="--no-preserve-tags") as err:
+        asyncio.run(confirm.source_tags(NoTags(), task, Requests()))
+    assert err.value.disposition is Disposition.FATAL
