@@ -2,7 +2,8 @@
 aborted, or found and aborted later — including uploads created by a request
 whose answer never came, and the start-up check's own.
 
-Faults come from the HTTP fault proxy in front of moto (tests/faultproxy.py),
+Faults come from the HTTP fault proxy (tests/faultproxy.py) in front of the
+store (moto; the sweeps also on rclone, Ceph RGW and LocalStack),
 so the store really acts before the answer is lost."""
 
 from __future__ import annotations
@@ -62,43 +63,44 @@ def _first_create(fault: Fault, *, probe: bool) -> Callable[[Request], Fault | N
     return decide
 
 
+@pytest.mark.parametrize("store", ["moto", "rgw", "localstack"], indirect=True)
 @pytest.mark.parametrize("sdk_attempts", [1, 3], ids=["engine-retry", "sdk-retry"])
 def test_a_create_whose_answer_was_lost_leaves_no_upload_open(
-    moto: S3Server, tmp_path: Path, sdk_attempts: int
+    store: S3Server, tmp_path: Path, sdk_attempts: int
 ) -> None:
     """The store created the upload, the connection was reset before its
     answer; the create is sent again (by the SDK, or by the next attempt):
     the copy completes on the second upload and the first is aborted."""
-    src, dst = moto.new_bucket(), moto.new_bucket()
+    src, dst = store.new_bucket(), store.new_bucket()
     body = os.urandom(11 * MiB)
-    moto.client().put_object(Bucket=src, Key="big.bin", Body=body)
+    store.client().put_object(Bucket=src, Key="big.bin", Body=body)
     manifest = write_manifest(tmp_path / "m.csv", [(src, "big.bin", None)])
     repo = Repository(str(tmp_path / "jobs.sqlite"))
-    job = submit_job(repo, manifest, moto, f"s3://{dst}/", **MP)
+    job = submit_job(repo, manifest, store, f"s3://{dst}/", **MP)
 
-    with FaultProxy(moto, _first_create(AfterUpstream(Reset()), probe=False)) as p:
+    with FaultProxy(store, _first_create(AfterUpstream(Reset()), probe=False)) as p:
         run_job(repo, job, p.server, worker_hook=_sdk_attempts(sdk_attempts))
         creates = p.seen["CreateMultipartUpload", "big.bin"]
 
     [row] = repo.iter_results(job.id)
     assert row.status is TaskStatus.SUCCEEDED, row.error_message
     assert creates == 2  # the store made two uploads
-    assert get_body(moto, dst, "big.bin") == body
-    assert _uploads(moto, dst) == []
+    assert get_body(store, dst, "big.bin") == body
+    assert _uploads(store, dst) == []
 
 
 def test_a_start_up_check_whose_create_answer_was_lost_leaves_nothing(
-    moto: S3Server, tmp_path: Path
+    store: S3Server, tmp_path: Path
 ) -> None:
     """The start-up check's own upload, created twice (its first answer
     lost), is aborted both times."""
-    src, dst = moto.new_bucket(), moto.new_bucket()
-    moto.client().put_object(Bucket=src, Key="a", Body=b"a")
+    src, dst = store.new_bucket(), store.new_bucket()
+    store.client().put_object(Bucket=src, Key="a", Body=b"a")
     manifest = write_manifest(tmp_path / "m.csv", [(src, "a", None)])
     repo = Repository(str(tmp_path / "jobs.sqlite"))
-    job = submit_job(repo, manifest, moto, f"s3://{dst}/p/")
+    job = submit_job(repo, manifest, store, f"s3://{dst}/p/")
 
-    with FaultProxy(moto, _first_create(AfterUpstream(Reset()), probe=True)) as p:
+    with FaultProxy(store, _first_create(AfterUpstream(Reset()), probe=True)) as p:
         run_job(repo, job, p.server, worker_hook=_sdk_attempts(3))
         creates = sum(
             n
@@ -108,26 +110,26 @@ def test_a_start_up_check_whose_create_answer_was_lost_leaves_nothing(
 
     assert creates == 2
     assert [r.status for r in repo.iter_results(job.id)] == [TaskStatus.SUCCEEDED]
-    assert _uploads(moto, dst) == []
+    assert _uploads(store, dst) == []
 
 
 def test_an_earlier_runs_start_up_check_upload_is_aborted(
-    moto: S3Server, tmp_path: Path
+    store: S3Server, tmp_path: Path
 ) -> None:
     """A run killed between its check's create and abort left the upload:
     the next run's check aborts it (no record needed: its key says what it
     is)."""
-    src, dst = moto.new_bucket(), moto.new_bucket()
-    moto.client().put_object(Bucket=src, Key="a", Body=b"a")
+    src, dst = store.new_bucket(), store.new_bucket()
+    store.client().put_object(Bucket=src, Key="a", Body=b"a")
     left = f"p/{PROBE}0123456789abcdef"
-    moto.client().create_multipart_upload(Bucket=dst, Key=left)
+    store.client().create_multipart_upload(Bucket=dst, Key=left)
     manifest = write_manifest(tmp_path / "m.csv", [(src, "a", None)])
     repo = Repository(str(tmp_path / "jobs.sqlite"))
-    job = submit_job(repo, manifest, moto, f"s3://{dst}/p/")
+    job = submit_job(repo, manifest, store, f"s3://{dst}/p/")
 
-    run_job(repo, job, moto)
+    run_job(repo, job, store)
 
-    assert _uploads(moto, dst) == []
+    assert _uploads(store, dst) == []
 
 
 def test_a_start_up_check_upload_that_cannot_be_aborted_is_reported(
