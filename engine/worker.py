@@ -48,7 +48,7 @@ from engine.copy.execute import (
     abandon,
     execute,
 )
-from engine.copy.multipart import CREATING, Upload
+from engine.copy.multipart import CREATING, Upload, abort_by_id
 from engine.copy.request import Requests
 from engine.errors import JobCannotStart, S3Error
 from engine.governor import CURRENT as GOVERNOR
@@ -65,8 +65,7 @@ from engine.models import (
 )
 from engine.preflight import check_destination, check_move, check_sources
 from engine.retry import RetryPolicy
-from engine.s3.call import ON_REQUEST, invoke
-from engine.s3.classify import upload_gone
+from engine.s3.call import ON_REQUEST
 from engine.s3.client import ClientSettings
 from engine.s3.quirks import Quirks
 from engine.spec import JobSpec
@@ -434,20 +433,11 @@ class Worker:
         )
         still = 0
         for task_id, key, upload_id in left:
-            try:
-                await invoke(
-                    "AbortMultipartUpload",
-                    client.abort_multipart_upload,
-                    Bucket=self.job.dst_bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    **self.requests.destination(),
-                )
-            except S3Error as err:
-                if not upload_gone(err.code, "AbortMultipartUpload"):
-                    still += 1
-                    continue
-            await self._call(self.repo.upload_ended, task_id)
+            bucket, access = self.job.dst_bucket, self.requests.destination()
+            if await abort_by_id(client, bucket, key, upload_id, access):
+                await self._call(self.repo.upload_ended, task_id)
+            else:
+                still += 1
         if still:
             where = f"s3://{self.job.dst_bucket}/{self.job.dst_prefix}"
             self.observer(

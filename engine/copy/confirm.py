@@ -80,10 +80,15 @@ def relies_on_store(copy_args: dict[str, Any]) -> bool:
     """Whether a CopyObject asked the store for something some stores ignore
     (replaced metadata or tags, a checksum algorithm): then its outcome is
     confirmed."""
+    return replaces(copy_args) or "ChecksumAlgorithm" in copy_args
+
+
+def replaces(copy_args: dict[str, Any]) -> bool:
+    """Whether a CopyObject replaces metadata or tags: then its tags are at
+    the store's mercy (RGW ties them to MetadataDirective) and are read back."""
     return (
         copy_args.get("MetadataDirective") == "REPLACE"
         or copy_args.get("TaggingDirective") == "REPLACE"
-        or "ChecksumAlgorithm" in copy_args
     )
 
 

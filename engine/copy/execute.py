@@ -217,7 +217,14 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
         src_head=head,
     )
     if confirm.relies_on_store(extra):
-        await _confirm(ctx, task, copied, head or {}, carries_checksum=False)
+        await _confirm(
+            ctx,
+            task,
+            copied,
+            head or {},
+            carries_checksum=False,
+            with_tags=confirm.replaces(extra),
+        )
     await _carry_acl(ctx, task, copied)
     await _verify(ctx, task, copied)
     return copied
@@ -230,14 +237,21 @@ async def _confirm(
     head: dict[str, Any],
     *,
     carries_checksum: bool,
+    with_tags: bool = True,
 ) -> None:
-    """The copy holds what the job promised (:mod:`engine.copy.confirm`)."""
-    tags = await confirm.promised_tags(
-        ctx.client,
-        task,
-        ctx.requests,
-        preserve_tags=ctx.options.preserve_tags,
-        src_version_id=copied.src_version_id,
+    """The copy holds what the job promised (:mod:`engine.copy.confirm`);
+    ``with_tags``: its tags too (not for a CopyObject that copied them
+    itself)."""
+    tags = (
+        await confirm.promised_tags(
+            ctx.client,
+            task,
+            ctx.requests,
+            preserve_tags=ctx.options.preserve_tags,
+            src_version_id=copied.src_version_id,
+        )
+        if with_tags
+        else None
     )
     promise = confirm.promise_for(
         ctx.requests,

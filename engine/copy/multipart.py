@@ -448,19 +448,31 @@ async def abort_upload(
     the uploads of ended tasks once more before it finishes, and says which
     are left (``Worker._abort_left_uploads``).
     """
+    if await abort_by_id(client, dst_bucket, task.dst_key, upload.upload_id, extra):
+        await log.ended(task)
+
+
+async def abort_by_id(
+    client: Any,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    """AbortMultipartUpload; whether the upload is gone now (aborted, or
+    found gone already).  An S3 error is not raised."""
     try:
         await invoke(
             "AbortMultipartUpload",
             client.abort_multipart_upload,
-            Bucket=dst_bucket,
-            Key=task.dst_key,
-            UploadId=upload.upload_id,
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
             **(extra or {}),
         )
     except S3Error as err:
-        if not upload_gone(err.code, "AbortMultipartUpload"):
-            return
-    await log.ended(task)
+        return upload_gone(err.code, "AbortMultipartUpload")
+    return True
 
 
 def _part_entry(part: PartRecord) -> dict[str, Any]:
