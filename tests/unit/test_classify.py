@@ -112,3 +112,15 @@ def test_name_status_code_names_bare_head_codes(
 ) -> None:
     """A bare numeric code from a body-less HEAD gets its S3 name; others stay."""
     assert name_status_code(code, status) == name
+
+
+def test_an_input_that_cannot_be_read_for_a_missing_bucket_cannot_start() -> None:
+    """A listing or S3 manifest refused for a missing bucket or access is
+    "the job cannot start" (exit 3); a throttled or malformed answer is not."""
+    from engine.s3.classify import cannot_start
+
+    assert cannot_start("NoSuchBucket", 404)
+    assert cannot_start("AccessDenied", 403)
+    assert cannot_start("Unknown", 403)
+    assert not cannot_start("SlowDown", 503)
+    assert not cannot_start("InternalError", 500)
