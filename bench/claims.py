@@ -301,7 +301,7 @@ class Backend:
 def build_job(url: str, n: int) -> str:
     """A submitted job of ``n`` pending tasks (``src/k/000000``, ...), made with
     the repository's ingest calls, in batches of 10,000 as a submit does."""
-    from engine.spec import JobSpec
+    from engine.domain.spec import JobSpec
     from engine.store.repo import IngestTotals, Repository, key_hash
 
     repo = Repository(url)
@@ -336,7 +336,7 @@ def build_job(url: str, n: int) -> str:
 
 def claimer_main(argv: Sequence[str]) -> int:
     """One db-mode worker process: the claim / record loop of
-    ``engine.worker.Worker`` without the copies.  Says READY once the
+    ``engine.run.worker.Worker`` without the copies.  Says READY once the
     database is open and it is registered, starts at the line GO on stdin,
     prints its figures as one JSON line, leaves at end of stdin."""
     p = argparse.ArgumentParser(prog=f"claims.py {CLAIMER}")
@@ -346,9 +346,9 @@ def claimer_main(argv: Sequence[str]) -> int:
     p.add_argument("--concurrency", type=int, default=64)
     args = p.parse_args(argv)
 
-    from engine.models import TaskResult, TaskStatus
+    from engine.domain.models import TaskResult, TaskStatus
+    from engine.run.worker import RunSettings, pid_alive
     from engine.store.repo import Repository
-    from engine.worker import RunSettings, pid_alive
 
     run = RunSettings(concurrency=args.concurrency)
     repo = Repository(args.db)

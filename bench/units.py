@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from engine.units import parse_size as _parse_size
+from engine.domain.units import parse_size as _parse_size
 
 
 def parse_size(text: str) -> int:
-    """A byte count (see :func:`engine.units.parse_size`); a trailing ``/s`` is
+    """A byte count (see :func:`engine.domain.units.parse_size`); a trailing ``/s`` is
     accepted so rates read naturally (``2GiB/s``)."""
     return _parse_size(text.strip().removesuffix("/s").removesuffix("/S"))
 

@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from engine import events
-from engine.copy.keys import KeyMapping
-from engine.models import Destination, JobCounts
-from engine.options import ObjectOptions, validate
-from engine.retry import RetryPolicy
-from engine.s3.client import ClientSettings
-from engine.spec import CopyOptions, JobSpec
+from engine.domain.backoff import RetryPolicy
+from engine.domain.keys import KeyMapping
+from engine.domain.models import Destination, JobCounts
+from engine.domain.options import ObjectOptions, validate
+from engine.domain.spec import ClientSettings, CopyOptions, JobSpec
+from engine.run import events
+from engine.run.worker import RunSettings, Worker
 from engine.store.repo import JobRecord, Repository
-from engine.submit import submit
-from engine.worker import RunSettings, Worker
+from engine.usecases.submit import submit
 from tests.servers import S3Server
 
 AWKWARD_KEYS = [
@@ -75,7 +74,7 @@ def client_settings(
         addressing_style="path",
         sdk_max_attempts=sdk_attempts,
         max_pool_connections=16,
-        fast_copy=lean,
+        lean_copy=lean,
     )
 
 
@@ -123,7 +122,7 @@ def run_job(
     CopyObject takes the default (lean) path, except with ``on_client``: hooks
     on botocore's events see only botocore's requests, so such a run uses
     botocore's CopyObject unless the test chose a path with
-    ``BULKCOPY_FAST_COPY`` (tests/integration/test_faults_http.py injects
+    ``BULKCOPY_LEAN_COPY`` (tests/integration/test_faults_http.py injects
     faults at the HTTP level, on both paths)."""
     settings = RunSettings(
         concurrency=concurrency,
@@ -162,7 +161,7 @@ def verify_job_now(
     """What `bulkcopy verify JOB_ID` does, in-process: how many were checked,
     and the failures ``(task_id, code, message)`` (recorded as failed)."""
     from engine.s3.client import open_client
-    from engine.verify import verify_job
+    from engine.usecases.verify import verify_job
 
     async def go() -> tuple[int, list[tuple[int, str, str]]]:
         async with open_client(client_settings(server)) as client:

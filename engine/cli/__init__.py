@@ -18,7 +18,7 @@ from engine.cli import (  # noqa: F401 - registers the commands
     worker,
 )
 from engine.cli.app import cli
-from engine.errors import BulkcopyError
+from engine.domain.errors import BulkcopyError
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import click
 
 from engine import __version__
-from engine.units import parse_size
+from engine.domain.units import parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,7 +126,7 @@ def client_options(f: F) -> F:
         help="CopyObject through bulkcopy's lean request path (default: "
         "botocore's request, signed and parsed at a tenth of the CPU; anything "
         "it does not handle goes to botocore) or through botocore itself "
-        "(--no-lean-copy, the reference path). Also BULKCOPY_FAST_COPY=0/1.",
+        "(--no-lean-copy, the reference path). Also BULKCOPY_LEAN_COPY=0/1.",
     )(f)
     return f
 

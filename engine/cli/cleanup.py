@@ -7,13 +7,14 @@ from typing import Any
 import click
 import structlog
 
-from engine import loop
-from engine.cleanup import abort_upload, parse_age, stale_uploads
 from engine.cli.app import cli, client_options, log_options
 from engine.cli.common import client_overrides, setup
-from engine.errors import S3Error, UsageError
-from engine.models import Destination
-from engine.s3.client import ClientSettings, open_client
+from engine.domain.errors import S3Error, UsageError
+from engine.domain.models import Destination
+from engine.domain.spec import ClientSettings
+from engine.run import loop
+from engine.s3.client import open_client
+from engine.usecases.cleanup import abort_upload, parse_age, stale_uploads
 
 log = structlog.get_logger("bulkcopy")
 

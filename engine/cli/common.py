@@ -9,19 +9,19 @@ from typing import Any
 import click
 import structlog
 
-from engine import loop
 from engine.cli.output import configure_logging
 from engine.cli.render import Renderer
-from engine.errors import UsageError
-from engine.jobclient import open_job_client
-from engine.models import JobCounts, JobStatus, TaskStatus
-from engine.retry import RetryPolicy
-from engine.s3.client import ClientSettings
-from engine.spec import JobSpec
+from engine.domain.backoff import RetryPolicy
+from engine.domain.errors import UsageError
+from engine.domain.failure_threshold import FailurePolicy
+from engine.domain.models import JobCounts, JobStatus, TaskStatus
+from engine.domain.spec import ClientSettings, JobSpec
+from engine.run import loop
+from engine.run.jobclient import open_job_client
+from engine.run.worker import RunSettings, Worker, stop_on_signals
 from engine.store.repo import JobRecord, Repository
-from engine.submit import finish_ingest
-from engine.threshold import FailurePolicy
-from engine.worker import RunSettings, Worker, stop_on_signals
+from engine.usecases.report import errors_by_code
+from engine.usecases.submit import finish_ingest
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -58,7 +58,7 @@ def client_overrides(base: ClientSettings, **opts: Any) -> ClientSettings:
         addressing_style=opts.get("addressing_style"),
         signature_version=opts.get("signature_version"),
         content_md5=opts.get("content_md5") or None,
-        fast_copy=opts.get("lean_copy"),
+        lean_copy=opts.get("lean_copy"),
     )
 
 
@@ -163,19 +163,19 @@ def make_worker(
 
 class MetricsSink:
     """``--metrics-port`` / ``--metrics-textfile``: the run's events also go
-    to Prometheus metrics (:mod:`engine.metrics`), served or written."""
+    to Prometheus metrics (:mod:`engine.run.metrics`), served or written."""
 
     EVERY = 10.0  # seconds between textfile writes
 
     def __init__(self, opts: dict[str, Any], observer: Any) -> None:
         self.observer = observer
-        self.metrics: Any = None  # engine.metrics.Metrics
+        self.metrics: Any = None  # engine.run.metrics.Metrics
         self.textfile = opts.get("metrics_textfile")
         self._written = 0.0
         port = opts.get("metrics_port")
         if port is None and self.textfile is None:
             return
-        from engine.metrics import Metrics  # prometheus_client, only when asked
+        from engine.run.metrics import Metrics  # prometheus_client, only when asked
 
         self.metrics = Metrics(concurrency=opts.get("concurrency", 0))
         if port is not None:
@@ -203,8 +203,6 @@ def log_errors(repo: Repository, job_id: str, counts: JobCounts) -> None:
     """The run's end: the failed and skipped tasks by error code, one line."""
     if not (counts.get(TaskStatus.FAILED) or counts.get(TaskStatus.SKIPPED)):
         return
-    from engine.cli.status import errors_by_code
-
     log.warning("errors_by_code", job_id=job_id, **errors_by_code(repo, job_id))
 
 

@@ -17,9 +17,9 @@ from engine.cli.app import (
     run_options,
 )
 from engine.cli.common import EXIT_INTERRUPTED, EXIT_OK, open_repo, run_job, setup
-from engine.models import JobStatus, TaskStatus
+from engine.domain.models import JobStatus, TaskStatus
+from engine.run.worker import is_live
 from engine.store.repo import Repository
-from engine.worker import is_live
 
 
 def _live_workers(repo: Repository, job_id: str) -> int:

@@ -6,10 +6,10 @@ import json
 
 import click
 
-from engine.estimate import Estimate
+from engine.domain.models import Destination
 from engine.manifest.sources import Source
-from engine.models import Destination
-from engine.report import human_bytes
+from engine.usecases.estimate import Estimate
+from engine.usecases.report import human_bytes
 
 
 def print_estimate(

@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
-from engine.errors import UsageError
-from engine.options import (
+from engine.domain.content import CHECKSUM_ALGORITHMS
+from engine.domain.errors import UsageError
+from engine.domain.options import (
     CANNED_ACLS,
-    CHECKSUM_ALGORITHMS,
     DIRECTIVES,
     LEGAL_HOLD,
     LOCK_MODES,

@@ -17,9 +17,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from engine import events
-from engine.models import TaskStatus
-from engine.report import human_bytes
+from engine.domain.models import TaskStatus
+from engine.run import events
+from engine.usecases.report import human_bytes
 
 log = structlog.get_logger("bulkcopy")
 

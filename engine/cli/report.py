@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from engine.cli.app import cli, db_option
-from engine.report import write_report
+from engine.usecases.report import write_report
 
 
 @cli.command(

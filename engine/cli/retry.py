@@ -7,12 +7,12 @@ from typing import Any
 import click
 import structlog
 
-from engine import loop
 from engine.cli.app import cli, db_option, log_options
 from engine.cli.common import open_repo, setup
-from engine.models import Destination, TaskStatus
-from engine.spec import JobSpec
-from engine.submit import job_source, submit_source
+from engine.domain.models import Destination, TaskStatus
+from engine.domain.spec import JobSpec
+from engine.run import loop
+from engine.usecases.submit import job_source, submit_source
 
 log = structlog.get_logger("bulkcopy")
 

@@ -11,11 +11,11 @@ from typing import Any
 import click
 
 from engine.cli.app import cli, db_option
-from engine.models import JobCounts, TaskStatus
-from engine.report import human_bytes
-from engine.spec import JobSpec
-from engine.store.repo import JobRecord, Repository, WorkerRecord
-from engine.worker import is_live
+from engine.domain.models import JobCounts, TaskStatus
+from engine.domain.spec import JobSpec
+from engine.run.worker import is_live
+from engine.store.repo import JobRecord, WorkerRecord
+from engine.usecases.report import errors_by_code, human_bytes
 
 
 def worker_dicts(found: list[WorkerRecord], now: float) -> list[dict[str, Any]]:
@@ -104,16 +104,6 @@ def status_dict(
         # aborts them; `bulkcopy cleanup` too)
         "uploads_left_open": uploads_left_open,
     }
-
-
-def errors_by_code(repo: Repository, job_id: str) -> dict[str, dict[str, int]]:
-    """The failed and skipped tasks' error codes, most frequent first."""
-    out = {}
-    for status in (TaskStatus.FAILED, TaskStatus.SKIPPED):
-        found = repo.error_counts(job_id, status=status)
-        if found:
-            out[status.value] = dict(found)
-    return out
 
 
 # a job in one of these may still change; --watch stops at any other

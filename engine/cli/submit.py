@@ -9,7 +9,6 @@ from typing import Any
 import click
 import structlog
 
-from engine import loop
 from engine.cli.app import (
     EXIT_CODES,
     SIZE,
@@ -29,27 +28,27 @@ from engine.cli.common import (
 )
 from engine.cli.estimate import print_estimate
 from engine.cli.object_options import given_object_options, object_options
-from engine.copy.keys import KeyMapping, check_template
-from engine.copy.plan import MAX_COPY_OBJECT, MAX_PART_SIZE, MIN_PART_SIZE
 from engine.copy.skip import POLICIES
-from engine.errors import UsageError
-from engine.manifest.filters import Filters
-from engine.manifest.sources import Source, detect_kind
-from engine.models import Destination
-from engine.options import (
+from engine.domain.errors import UsageError
+from engine.domain.keys import KeyMapping, check_template
+from engine.domain.models import Destination
+from engine.domain.options import (
     ObjectOptions,
     parse_headers,
     parse_time,
     validate,
     validate_headers,
 )
-from engine.s3.client import ClientSettings
-from engine.secrets import load_keys
-from engine.spec import CopyOptions, JobSpec
-from engine.specfile import load_spec_file
+from engine.domain.plan import MAX_COPY_OBJECT, MAX_PART_SIZE, MIN_PART_SIZE
+from engine.domain.spec import ClientSettings, CopyOptions, JobSpec
+from engine.domain.units import parse_size
+from engine.manifest.filters import Filters
+from engine.manifest.sources import Source, detect_kind
+from engine.run import loop
+from engine.s3.sse_keys import load_keys
 from engine.store.repo import JobRecord, Repository
-from engine.submit import dry_run, submit_source
-from engine.units import parse_size
+from engine.usecases.specfile import load_spec_file
+from engine.usecases.submit import dry_run, submit_source
 
 log = structlog.get_logger("bulkcopy")
 

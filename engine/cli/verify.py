@@ -7,12 +7,12 @@ from typing import Any
 import click
 import structlog
 
-from engine import loop
 from engine.cli.app import cli, client_options, db_option, log_options
 from engine.cli.common import client_overrides, open_repo, setup
-from engine.jobclient import open_job_client
-from engine.spec import JobSpec
-from engine.verify import verify_job
+from engine.domain.spec import JobSpec
+from engine.run import loop
+from engine.run.jobclient import open_job_client
+from engine.usecases.verify import verify_job
 
 log = structlog.get_logger("bulkcopy")
 

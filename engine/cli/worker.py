@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from engine import loop
 from engine.cli.app import cli, client_options, db_option, log_options, run_options
 from engine.cli.common import (
     EXIT_INTERRUPTED,
@@ -22,10 +21,11 @@ from engine.cli.common import (
     setup,
 )
 from engine.cli.render import Renderer
-from engine.models import JobStatus
-from engine.scheduler import Outcome, Plan, Scheduler
+from engine.domain.models import JobStatus
+from engine.run import loop
+from engine.run.scheduler import Outcome, Plan, Scheduler
+from engine.run.worker import Worker, stop_on_signals
 from engine.store.repo import JobRecord
-from engine.worker import Worker, stop_on_signals
 
 WORKER_HELP = """Work on the jobs in the job database, alongside other workers.
 

@@ -23,12 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.copy.properties import CHECKSUM_ALGORITHMS, CONTENT_HEADERS
+from engine.copy.properties import CONTENT_HEADERS
 from engine.copy.request import Requests
-from engine.errors import S3Error
-from engine.models import ObjectRef, Task
+from engine.domain.classify import Disposition
+from engine.domain.content import CHECKSUM_ALGORITHMS
+from engine.domain.errors import S3Error
+from engine.domain.models import ObjectRef, Task
 from engine.s3.call import invoke
-from engine.s3.classify import Disposition
 from engine.s3.quirks import refuses_condition
 
 VERIFICATION_FAILED = "VerificationFailed"

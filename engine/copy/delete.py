@@ -1,32 +1,22 @@
 """A move's second half (``--delete-source``): check both ends, then delete
 the source.  The decision is :func:`engine.copy.move.decide` (pure); this
 module makes the calls.  :func:`engine.copy.execute.execute` runs it once the
-copy is recorded (:class:`MoveLog`)."""
+copy is recorded (:class:`engine.copy.context.MoveLog`)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-from engine import etag
 from engine.copy import confirm, move
-from engine.errors import S3Error
+from engine.copy.context import CopyContext
+from engine.domain import codes, etag
+from engine.domain.classify import Disposition
+from engine.domain.errors import S3Error
+from engine.domain.models import CopyRecord, ObjectRef, Task
 from engine.manifest.rows import DELETE_MARKER
-from engine.models import CopyRecord, ObjectRef, Task
 from engine.s3.call import invoke
-from engine.s3.classify import Disposition
 from engine.s3.quirks import refuses_condition
-
-if TYPE_CHECKING:
-    from engine.copy.execute import CopyContext
-
-
-class MoveLog(Protocol):
-    """Where a move records its copy before deleting the source (the worker)."""
-
-    async def copied(self, task: Task, record: CopyRecord) -> bool:
-        """Record it durably; ``False`` when the task is no longer ours."""
-        ...
 
 
 async def _head_or_none(
@@ -85,11 +75,11 @@ async def check_source(
         _check_promise(ctx, task, copied, src_head, dst_head)
     if decision.action == "keep":
         raise S3Error(
-            decision.code or move.VERIFICATION_FAILED,
+            decision.code or codes.VERIFICATION_FAILED,
             decision.reason,
-            404 if decision.code == move.SOURCE_VANISHED else None,
+            404 if decision.code == codes.SOURCE_VANISHED else None,
             Disposition.RETRY if decision.retry else Disposition.FATAL,
-            "HeadObject" if decision.code == move.SOURCE_VANISHED else "Verify",
+            "HeadObject" if decision.code == codes.SOURCE_VANISHED else "Verify",
         )
     return decision
 
@@ -116,7 +106,7 @@ def _check_promise(
     diffs = confirm.unmet_properties(promise, dst_head)
     if diffs:
         raise S3Error(
-            move.VERIFICATION_FAILED,
+            codes.VERIFICATION_FAILED,
             "the copy lacks what was promised: "
             + "; ".join(diffs)
             + "; the source is kept",
@@ -190,7 +180,7 @@ async def delete_source(ctx: CopyContext, task: Task, copied: CopyRecord) -> boo
     except S3Error as err:
         if condition and err.http_status == 412:
             raise S3Error(
-                move.SOURCE_CHANGED,
+                codes.SOURCE_CHANGED,
                 f"the source changed since it was checked (its ETag is no longer "
                 f"{copied.src_etag}); the source is kept",
                 412,

@@ -11,26 +11,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from engine.copy import confirm, move
-from engine.copy.delete import MoveLog, check_source, delete_source
-from engine.copy.multipart import Interrupted, MultipartCopy, PartLog, abort_upload
-from engine.copy.plan import MAX_COPY_OBJECT, use_multipart
+from engine.copy import confirm
+from engine.copy.check import verify_copy
+from engine.copy.context import CopyContext
+from engine.copy.delete import check_source, delete_source
+from engine.copy.multipart import Interrupted, MultipartCopy, abort_upload
 from engine.copy.properties import grant_args, not_restored
-from engine.copy.request import Requests
 from engine.copy.single import copy_object, head_source, too_large
-from engine.copy.skip import EXISTS, skip_reason
-from engine.errors import S3Error
+from engine.copy.skip import skip_reason
+from engine.domain import codes
+from engine.domain.backoff import RetryPolicy
+from engine.domain.classify import Disposition, skipped
+from engine.domain.codes import DESTINATION_EXISTS as EXISTS
+from engine.domain.errors import S3Error
+from engine.domain.models import CopyRecord, ObjectRef, Task, TaskResult, TaskStatus
+from engine.domain.plan import MAX_COPY_OBJECT, use_multipart
 from engine.manifest.rows import DELETE_MARKER
-from engine.models import CopyRecord, ObjectRef, Task, TaskResult, TaskStatus
-from engine.retry import RetryPolicy
 from engine.s3.call import invoke
-from engine.s3.classify import Disposition, skipped
-from engine.s3.quirks import Quirks
-from engine.spec import CopyOptions
-from engine.verify import verify_copy
 
 OnRetry = Callable[[Task, int, S3Error, float], None]
 
@@ -43,27 +43,6 @@ LEASE_LOST = "LeaseLost"
 
 def _no_retry_hook(_t: Task, _a: int, _e: S3Error, _d: float) -> None:
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class CopyContext:
-    """What every copy in a run shares."""
-
-    client: Any
-    dst_bucket: str
-    options: CopyOptions
-    part_log: PartLog
-    part_slots: asyncio.Semaphore
-    stopping: asyncio.Event
-    requests: Requests = field(default_factory=Requests)
-    # refresh the credentials now (an ExpiredToken answer); False: cannot
-    refresh_credentials: Callable[[], Awaitable[bool]] | None = None
-    # a move (--delete-source): where the copy is recorded before the delete
-    move_log: MoveLog | None = None
-    # a move: the source buckets that keep versions (engine.preflight.check_move)
-    versioned_sources: frozenset[str] = frozenset()
-    # what the store was found not to do, this run (engine.s3.quirks)
-    quirks: Quirks = field(default_factory=Quirks)
 
 
 # answers that mean the credentials ran out, not that the copy failed: the
@@ -164,7 +143,7 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
     moving = ctx.options.delete_source
     if moving and in_place:
         raise S3Error(
-            move.SAME_OBJECT,
+            codes.SAME_OBJECT,
             "the source is its own destination: moving it would delete it",
             None,
             Disposition.FATAL,
@@ -496,7 +475,9 @@ def _finished(
         bytes=done.bytes,
         method=done.method,
         part_count=done.part_count,
-        delete_state=None if deleted is None else (move.GONE if gone else move.DELETED),
+        delete_state=None
+        if deleted is None
+        else (codes.GONE if gone else codes.DELETED),
         deleted_at=deleted,
         src_etag=done.src_etag,
     )
@@ -525,7 +506,7 @@ def _failed(
     if copied is None:
         return base
     where = "the destination already held it" if copied.skip_code else "copied"
-    vanished = err.code == move.SOURCE_VANISHED
+    vanished = err.code == codes.SOURCE_VANISHED
     source = "the source was already gone" if vanished else "the source was not deleted"
     return replace(
         base,
@@ -537,7 +518,7 @@ def _failed(
         bytes=copied.bytes,
         method=copied.method,
         part_count=copied.part_count,
-        delete_state=move.KEPT,  # not deleted by us, whatever became of it
+        delete_state=codes.KEPT,  # not deleted by us, whatever became of it
         src_etag=copied.src_etag,
     )
 

@@ -8,10 +8,11 @@ when :func:`decide` says the copy is verified:
 * the destination still holds the recorded copy (same ETag, same size);
 * the source is still the version that was copied (its ETag is the one the
   copy was pinned to with ``x-amz-copy-source-if-match``);
-* the content matches: equal ETags where both are MD5s of the body (single
-  part, not SSE-KMS / SSE-C); else equal checksums where both carry the same
-  algorithm; else the size and the pinned source ETag (a server-side copy of
-  an unchanged source, e.g. multipart into a different part layout).
+* the content matches by the one rule of
+  :func:`engine.domain.content.same_content` (ETags, else a shared checksum);
+  when the two HEADs cannot tell, the size and the pinned source ETag (a
+  server-side copy of an unchanged source, e.g. multipart into a different
+  part layout).
 
 Anything else keeps the source and fails the task with the reason: a source
 is never deleted without a verified copy.  A source not found when the delete
@@ -27,26 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from engine import etag
-from engine.copy.properties import whole_object_checksum
-from engine.copy.skip import comparable_etag
-from engine.models import CopyRecord
-
-# tasks.delete_state
-PENDING = "pending"
-DELETED = "deleted"
-GONE = "gone"  # not found for its delete, after a delete of ours may have gone out
-KEPT = "kept"
-# the source is no longer there (``JobCounts.sources_deleted``)
-REMOVED = (DELETED, GONE)
-
-VERIFICATION_FAILED = "VerificationFailed"
-SOURCE_CHANGED = "SourceChanged"
-SAME_OBJECT = "SameObject"
-SOURCE_VANISHED = "SourceVanished"
-
-# the checksums HeadObject returns with ChecksumMode=ENABLED, strongest first
-_CHECKSUMS = ("SHA256", "SHA1", "CRC64NVME", "CRC32C", "CRC32")
+from engine.domain import codes, etag
+from engine.domain.content import same_content
+from engine.domain.models import CopyRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,25 +70,25 @@ def decide(
     delete of this source may have been sent already (by an earlier run or
     attempt)."""
     if dst is None:
-        return _keep(VERIFICATION_FAILED, "the copy is not at the destination")
+        return _keep(codes.VERIFICATION_FAILED, "the copy is not at the destination")
     dst_etag = str(dst.get("ETag") or "")
     if copied.etag and not etag.same(dst_etag, copied.etag):
         return _keep(
-            VERIFICATION_FAILED,
+            codes.VERIFICATION_FAILED,
             f"the destination changed since the copy (ETag {dst_etag}, "
             f"copied {copied.etag})",
         )
     dst_size = _size(dst)
     if copied.bytes is not None and copied.bytes != dst_size:
         return _keep(
-            VERIFICATION_FAILED,
+            codes.VERIFICATION_FAILED,
             f"size {dst_size} at the destination, {copied.bytes} recorded",
         )
     if src is None:
         if deleted_before:
             return Decision("gone", verified_by="the copy; the source already gone")
         return _keep(
-            SOURCE_VANISHED,
+            codes.SOURCE_VANISHED,
             "the source was not found for its delete, though nothing deleted it "
             "here (someone else did, or the store answered 404 by mistake)",
             retry=True,
@@ -112,32 +96,28 @@ def decide(
     src_size = _size(src)
     if src_size is None or src_size != dst_size:
         return _keep(
-            VERIFICATION_FAILED, f"size {src_size} at the source, {dst_size} copied"
+            codes.VERIFICATION_FAILED,
+            f"size {src_size} at the source, {dst_size} copied",
         )
     src_etag = str(src.get("ETag") or "")
     if copied.src_etag and not etag.same(src_etag, copied.src_etag):
         return _keep(
-            SOURCE_CHANGED,
+            codes.SOURCE_CHANGED,
             f"the source changed since it was copied (ETag {src_etag}, "
             f"copied {copied.src_etag})",
         )
-    a, b = comparable_etag(src), comparable_etag(dst)
-    if a is not None and b is not None:
-        if a != b:
-            return _keep(VERIFICATION_FAILED, f"ETag {a} at the source, {b} copied")
-        return Decision("delete", verified_by="size and ETag")
-    for alg in _CHECKSUMS:
-        x, y = whole_object_checksum(src, alg), whole_object_checksum(dst, alg)
-        if x and y:
-            if x != y:
-                return _keep(
-                    VERIFICATION_FAILED, f"checksum {alg} {x} at the source, {y} copied"
-                )
-            return Decision("delete", verified_by=f"size and {alg} checksum")
+    verdict = same_content(src, dst)
+    if verdict.same is False:
+        return _keep(
+            codes.VERIFICATION_FAILED,
+            f"{verdict.difference} (source, copy)",
+        )
+    if verdict.same is True:
+        return Decision("delete", verified_by=verdict.by)
     if copied.src_etag and not copied.skip_code:
         return Decision("delete", verified_by="size and the pinned source ETag")
     return _keep(
-        VERIFICATION_FAILED,
+        codes.VERIFICATION_FAILED,
         "cannot verify the copy (no comparable ETag or checksum)",
     )
 

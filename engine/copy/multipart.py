@@ -16,21 +16,21 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine import etag
 from engine.copy.confirm import source_tags
-from engine.copy.plan import (
+from engine.copy.request import Requests
+from engine.domain import etag
+from engine.domain.classify import Disposition, upload_gone
+from engine.domain.errors import S3Error
+from engine.domain.models import PartRecord, Task
+from engine.domain.plan import (
     Part,
     layout_is_copyable,
     part_size_for,
     parts_from_layout,
     plan_parts,
 )
-from engine.copy.request import Requests
-from engine.errors import S3Error
-from engine.models import PartRecord, Task
+from engine.domain.spec import CopyOptions
 from engine.s3.call import invoke
-from engine.s3.classify import Disposition, upload_gone
-from engine.spec import CopyOptions
 
 
 class Interrupted(Exception):
@@ -50,7 +50,6 @@ class Upload:
 # process killed in that window leaves an upload the job table does not know,
 # which the next attempt's sweep of the destination key aborts
 # (MultipartCopy._abort_strays)
-CREATING = "creating:"
 
 
 class PartLog(Protocol):

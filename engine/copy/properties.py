@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from engine.domain.content import CHECKSUM_ALGORITHMS
 from engine.manifest.filters import ARCHIVE_CLASSES, ARCHIVE_TIERS
 
 CONTENT_HEADERS = (
@@ -22,31 +23,11 @@ CONTENT_HEADERS = (
     "Expires",
     "WebsiteRedirectLocation",
 )
-CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
 OBJECT_LOCK = (
     "ObjectLockMode",
     "ObjectLockRetainUntilDate",
     "ObjectLockLegalHoldStatus",
 )
-
-
-def whole_object_checksum(head: dict[str, Any], alg: str) -> str | None:
-    """The object's ``alg`` checksum if it is of the whole body, so equal
-    bodies have equal values whatever their part layout.  A multipart
-    object's checksum is of its parts (``COMPOSITE``; ``…-N`` on S3) unless
-    its ``ChecksumType`` says ``FULL_OBJECT``; a store that tells neither
-    (moto) is not taken at its word for a multipart object."""
-    value = head.get(f"Checksum{alg}")
-    if not value:
-        return None
-    kind = head.get("ChecksumType")
-    if kind == "FULL_OBJECT":
-        return str(value)
-    if kind == "COMPOSITE" or "-" in str(value):
-        return None
-    if "-" in str(head.get("ETag") or ""):  # multipart, type not told
-        return None
-    return str(value)
 
 
 def tagging_value(tag_set: list[dict[str, str]]) -> str:

@@ -1,7 +1,7 @@
 """The arguments each S3 call of a copy carries: pure, from the job's options.
 
 :class:`Requests` is built once per run from the job's
-:class:`~engine.options.ObjectOptions` and its SSE-C keys, and answers, for
+:class:`~engine.domain.options.ObjectOptions` and its SSE-C keys, and answers, for
 each call a copy makes, the extra arguments it needs: ownership checks,
 requester-pays, SSE-C keys (source and destination), conditions, and what the
 destination object gets.
@@ -35,9 +35,9 @@ from engine.copy.properties import (
     storage_and_encryption,
     tagging_value,
 )
-from engine.options import CONTENT_HEADERS as OPTION_HEADERS
-from engine.options import ObjectOptions, parse_time
-from engine.secrets import Keys
+from engine.domain.options import CONTENT_HEADERS as OPTION_HEADERS
+from engine.domain.options import ObjectOptions, parse_time
+from engine.s3.sse_keys import Keys
 
 # per-object override columns of a manifest -> S3 parameter names: the
 # content headers (a website redirect is not a per-object column)

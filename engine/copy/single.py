@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import S3Error
-from engine.models import Task
+from engine.domain.classify import Disposition
+from engine.domain.errors import S3Error
+from engine.domain.models import Task
 from engine.s3.call import invoke
-from engine.s3.classify import Disposition
 
 
 async def head_source(

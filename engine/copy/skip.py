@@ -2,13 +2,14 @@
 object, decided from the two HEADs.  Pure.
 
 * ``never``: always copy (the default);
-* ``same-etag``: skip when the destination has the source's size and ETag; the
-  size alone when ETags cannot be compared (either is a multipart ETag, ``-N``,
-  or the object is SSE-KMS or SSE-C encrypted: its ETag is no MD5 of the body);
+* ``same-etag``: skip when the destination holds the same content by the one
+  rule of :func:`engine.domain.content.same_content` (ETag, else a shared
+  checksum); the size alone when the two HEADs cannot tell;
 * ``same-size``: skip when the sizes are equal;
 * ``newer``: skip when the destination is at least as new as the source.
 
-A skipped object is recorded as ``skipped`` with :data:`EXISTS` and the
+A skipped object is recorded as ``skipped`` with
+:data:`~engine.domain.codes.DESTINATION_EXISTS` and the
 reason: counted and reported, but not a failure (exit 0).
 """
 
@@ -17,20 +18,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine.domain.content import same_content
+
 POLICIES = ("never", "same-etag", "same-size", "newer")
-EXISTS = "DestinationExists"  # the error code a skipped task carries
-
-
-def comparable_etag(head: dict[str, Any]) -> str | None:
-    """The ETag if it is the MD5 of the body (single part, not KMS/SSE-C)."""
-    etag = str(head.get("ETag") or "")
-    if not etag or "-" in etag:
-        return None
-    if head.get("ServerSideEncryption") in ("aws:kms", "aws:kms:dsse"):
-        return None
-    if head.get("SSECustomerAlgorithm"):
-        return None
-    return etag
 
 
 def skip_reason(
@@ -44,7 +34,7 @@ def skip_reason(
     destination's HEAD, ``None`` when it does not exist).
 
     ``strict`` (a move, which deletes the source of a skipped object): only
-    ``same-etag`` with ETags that can be compared skips; the size alone never
+    ``same-etag`` with content the two HEADs vouch for skips; the size alone never
     vouches for a destination the source is deleted for."""
     if policy == "never" or dst is None:
         return None
@@ -61,14 +51,10 @@ def skip_reason(
     if policy == "same-etag":
         if not same_size:
             return None
-        a, b = comparable_etag(src), comparable_etag(dst)
-        if a is not None and b is not None:
-            return (
-                f"destination exists with the same size and ETag {b}"
-                if a == b
-                else None
-            )
-        if strict:
+        verdict = same_content(src, dst)
+        if verdict.same is True:
+            return f"destination exists with the same {verdict.by} {dst.get('ETag')}"
+        if verdict.same is False or strict:
             return None
         return (
             f"destination exists with the same size ({dst_size} bytes; "

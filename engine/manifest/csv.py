@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from engine.domain.models import ManifestEntry, ObjectRef
 from engine.manifest.overrides import header_columns, parse_overrides
 from engine.manifest.rows import BATCH_ROWS, Rows, entries_from_rows
-from engine.models import ManifestEntry, ObjectRef
 
 _BOM = "\ufeff"
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.errors import UsageError
+from engine.domain.errors import UsageError
 from engine.manifest.rows import Rows
 
 # storage classes whose objects cannot be copied until restored

@@ -24,12 +24,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.checksums import md5_file
-from engine.errors import ManifestError
+from engine.domain.errors import ManifestError
+from engine.domain.models import ManifestEntry
 from engine.manifest.csv import decode_key
+from engine.manifest.filehash import md5_file
 from engine.manifest.filters import storage_value
 from engine.manifest.rows import BATCH_ROWS, DELETE_MARKER, Rows, entries_from_rows
-from engine.models import ManifestEntry
 
 FORMATS = ("CSV", "ORC", "Parquet")
 # CSV fileSchema names (VersionId) -> the snake_case names ORC and Parquet use

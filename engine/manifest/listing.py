@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from engine.errors import BulkcopyError, JobCannotStart, ManifestError, S3Error
+from engine.domain.classify import cannot_start
+from engine.domain.errors import BulkcopyError, JobCannotStart, ManifestError, S3Error
 from engine.manifest.rows import DELETE_MARKER, Rows
 from engine.s3.call import invoke_retrying
-from engine.s3.classify import cannot_start
 
 
 def unreadable(where: str, what: str, err: S3Error) -> BulkcopyError:

@@ -30,9 +30,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.copy.keys import MAX_KEY_BYTES
-from engine.errors import UsageError
-from engine.options import CANNED_ACLS, parse_time
+from engine.domain.errors import UsageError
+from engine.domain.keys import MAX_KEY_BYTES
+from engine.domain.options import CANNED_ACLS, parse_time
 
 OBJECT_COLUMNS = ("bucket", "key")
 OVERRIDE_COLUMNS = (

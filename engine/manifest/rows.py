@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.models import ManifestEntry, ObjectRef
+from engine.domain.models import ManifestEntry, ObjectRef
 
 BATCH_ROWS = 10_000
 DELETE_MARKER = "delete_marker"

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.checksums import sha256_file
-from engine.errors import ManifestError, S3Error
+from engine.domain.errors import ManifestError, S3Error
 from engine.manifest.csv import csv_batches
+from engine.manifest.earlier_report import is_report, read_report
+from engine.manifest.filehash import sha256_file
 from engine.manifest.filters import Filters
 from engine.manifest.inventory import (
     file_batches,
@@ -36,7 +37,6 @@ from engine.manifest.inventory import (
     load_inventory_manifest,
 )
 from engine.manifest.listing import list_batches, parse_location, unreadable
-from engine.manifest.report import is_report, read_report
 from engine.manifest.rows import Rows, rows_from_entries
 from engine.s3.call import invoke_retrying
 

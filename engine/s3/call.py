@@ -1,6 +1,6 @@
 """The one path every S3 call takes: invoke, convert library errors, classify.
 
-``invoke`` returns the parsed response or raises :class:`~engine.errors.S3Error`
+``invoke`` returns the parsed response or raises :class:`~engine.domain.errors.S3Error`
 with a code, message, HTTP status and disposition.  Nothing else in bulkcopy
 catches botocore or aiohttp exceptions.
 """
@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from botocore.exceptions import (
@@ -27,13 +27,27 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
-from engine.errors import S3Error
-from engine.etag import normalise_answer
-from engine.governor import CURRENT
-from engine.retry import RetryPolicy
-from engine.s3.classify import Disposition, classify, name_status_code
+from engine.domain.backoff import RetryPolicy
+from engine.domain.classify import Disposition, classify, name_status_code
+from engine.domain.errors import S3Error
+from engine.domain.etag import normalise_answer
 
 S3Call = Callable[..., Awaitable[dict[str, Any]]]
+
+
+class Pacer(Protocol):
+    """What paces the calls of a run (the run's governor): a slot before each
+    call, and how the call ended after it (``ok``, ``throttled``, ``error``)."""
+
+    def try_acquire(self) -> bool: ...
+
+    async def acquire(self) -> None: ...
+
+    def release(self, outcome: str = "ok") -> None: ...
+
+
+# the pacer of the run this task belongs to (set by the worker; None: no limit)
+PACER: ContextVar[Pacer | None] = ContextVar("bulkcopy_pacer", default=None)
 
 # told of every request's end inside a run that asked for it (metrics):
 # (operation, "ok" or the error code, seconds)
@@ -96,9 +110,9 @@ async def invoke(operation: str, fn: S3Call, **kwargs: Any) -> dict[str, Any]:
     """Make one S3 call; every failure comes out as an ``S3Error``.
 
     Inside a run the call first takes a slot of the run's
-    :class:`~engine.governor.Governor` (adaptive concurrency, ``--max-rps``)
+    pacer (:data:`PACER`, the run's governor: adaptive concurrency, ``--max-rps``)
     and tells it how the call ended."""
-    governor = CURRENT.get()
+    governor = PACER.get()
     if governor is None:
         return await _invoke(operation, fn, kwargs)
     if not governor.try_acquire():

@@ -10,49 +10,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import aioboto3
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ProfileNotFound
 
-from engine.errors import JobCannotStart, UsageError
+from engine.domain.errors import JobCannotStart, UsageError
+from engine.domain.spec import ClientSettings
 
 SIGNATURE_VERSIONS = ("s3v4", "s3")
-
-
-@dataclass(frozen=True, slots=True)
-class ClientSettings:
-    """How to reach S3.  Stored with the job (no secrets in here)."""
-
-    endpoint_url: str | None = None
-    region: str | None = None
-    profile: str | None = None
-    addressing_style: str | None = None  # "auto" | "path" | "virtual"
-    signature_version: str | None = None  # "s3v4" (default) | "s3" (V2)
-    content_md5: bool = False  # Content-MD5 on bodies (IBM COS protected buckets)
-    max_pool_connections: int = 64
-    sdk_max_attempts: int = 3
-    connect_timeout: float = 10.0
-    read_timeout: float = 300.0
-    # CopyObject through the lean path (engine.s3.lean) where it can; False:
-    # always botocore's (--no-lean-copy; BULKCOPY_FAST_COPY=0/1 overrides)
-    fast_copy: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ClientSettings:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def merged(self, **overrides: Any) -> ClientSettings:
-        """These settings with every non-``None`` override applied."""
-        data = self.to_dict()
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return ClientSettings.from_dict(data)
 
 
 def _config(settings: ClientSettings) -> AioConfig:

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from botocore.utils import parse_timestamp
 
-from engine.retry import RetryPolicy
+from engine.domain.backoff import RetryPolicy
 from engine.s3.call import from_exception
 from engine.s3.sigv4 import (
     EMPTY_SHA256,

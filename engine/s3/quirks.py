@@ -3,7 +3,7 @@
 bulkcopy defends against a store's gaps where it can check the outcome (the
 copy's properties are confirmed, a multipart copy's source is HEADed again
 after its parts, ETags are quoted on the way in: ``engine.copy.confirm``,
-``engine.copy.multipart``, ``engine.etag``).  What cannot be checked after
+``engine.copy.multipart``, ``engine.domain.etag``).  What cannot be checked after
 the fact is learned from the store's own answer and kept here for the rest
 of the run, so the engine stops asking for what the store refuses.
 """

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from engine.errors import DatabaseError, SchemaTooNew
+from engine.domain.errors import DatabaseError, SchemaTooNew
 
 if TYPE_CHECKING:
     from alembic.config import Config

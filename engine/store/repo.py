@@ -23,12 +23,11 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from engine.copy.move import PENDING as DELETE_PENDING
-from engine.copy.move import REMOVED
-from engine.copy.multipart import CREATING
-from engine.copy.skip import EXISTS
-from engine.errors import DatabaseError, JobNotFound, ManifestError, UsageError
-from engine.models import (
+from engine.domain.codes import CREATING, REMOVED
+from engine.domain.codes import DESTINATION_EXISTS as EXISTS
+from engine.domain.codes import PENDING as DELETE_PENDING
+from engine.domain.errors import DatabaseError, JobNotFound, ManifestError, UsageError
+from engine.domain.models import (
     FINAL_STATUSES,
     CopyRecord,
     JobCounts,

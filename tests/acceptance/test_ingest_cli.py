@@ -19,12 +19,12 @@ import pyarrow as pa
 import pytest
 from pyarrow import parquet as pq
 
+from engine.domain.models import Destination, JobStatus, TaskResult, TaskStatus
+from engine.domain.spec import CopyOptions, JobSpec
 from engine.manifest.sources import Source
-from engine.models import Destination, JobStatus, TaskResult, TaskStatus
-from engine.report import write_report
-from engine.spec import CopyOptions, JobSpec
 from engine.store.repo import INVALID_ROW, Repository
-from engine.submit import submit, submit_source
+from engine.usecases.report import write_report
+from engine.usecases.submit import submit, submit_source
 from tests.acceptance.conftest import REPO_ROOT, Cli
 from tests.helpers import encode, write_manifest
 

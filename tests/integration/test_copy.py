@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import JobCannotStart
-from engine.models import JobStatus, TaskStatus
+from engine.domain.errors import JobCannotStart
+from engine.domain.models import JobStatus, TaskStatus
 from engine.store.repo import Repository
 from tests.helpers import (
     AWKWARD_KEYS,
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(autouse=True, params=["botocore", "lean"])
 def copy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test here runs on botocore's CopyObject and on the lean path."""
-    monkeypatch.setenv("BULKCOPY_FAST_COPY", "1" if request.param == "lean" else "0")
+    monkeypatch.setenv("BULKCOPY_LEAN_COPY", "1" if request.param == "lean" else "0")
     path: str = request.param
     return path
 
@@ -186,7 +186,7 @@ def test_stop_then_run_again_finishes_each_task_once(
     holder: dict[str, object] = {}
 
     def observer(event: object) -> None:
-        from engine.events import TaskFinished
+        from engine.run.events import TaskFinished
 
         if isinstance(event, TaskFinished):
             finished.append(event.task.id)

@@ -26,13 +26,13 @@ import pytest
 from aiobotocore.awsrequest import AioAWSResponse
 from botocore.awsrequest import HTTPHeaders
 
-from engine.copy.keys import KeyMapping
-from engine.errors import ManifestError
-from engine.models import TaskStatus
-from engine.options import ObjectOptions
-from engine.spec import JobSpec
+from engine.domain.errors import ManifestError
+from engine.domain.keys import KeyMapping
+from engine.domain.models import TaskStatus
+from engine.domain.options import ObjectOptions
+from engine.domain.spec import JobSpec
+from engine.run.worker import Worker
 from engine.store.repo import Repository, ResultRow
-from engine.worker import Worker
 from tests.faults import _Raw, response
 from tests.helpers import encode, get_body, run_job, submit_job, write_manifest
 from tests.servers import S3Server

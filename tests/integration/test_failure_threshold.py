@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import events
-from engine.models import JobStatus, TaskStatus
+from engine.domain.failure_threshold import FailurePolicy
+from engine.domain.models import JobStatus, TaskStatus
+from engine.run import events
 from engine.store.repo import Repository
-from engine.threshold import FailurePolicy
 from tests.helpers import get_body, run_job, seed, submit_job, write_manifest
 from tests.servers import S3Server
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 
-from engine.models import TaskStatus
-from engine.retry import RetryPolicy
+from engine.domain.backoff import RetryPolicy
+from engine.domain.models import TaskStatus
 from engine.store.repo import Repository
 from tests.faults import EMBEDDED_ERROR, NO_ETAG, SLOW_DOWN, Injector, storm
 from tests.helpers import (

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from engine import events
-from engine.copy.plan import MiB
-from engine.models import TaskStatus
-from engine.retry import RetryPolicy
+from engine.domain.backoff import RetryPolicy
+from engine.domain.models import TaskStatus
+from engine.domain.plan import MiB
+from engine.run import events
+from engine.run.worker import Worker
 from engine.s3.lean import LeanClient
 from engine.store.repo import JobRecord, Repository, ResultRow
-from engine.worker import Worker
 from tests.faultproxy import (
     AfterUpstream,
     CloseAfterResponse,
@@ -55,7 +55,7 @@ THREE_TRIES = RetryPolicy(
 @pytest.fixture(autouse=True, params=["botocore", "lean"])
 def copy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test here runs on botocore's CopyObject and on the lean path."""
-    monkeypatch.setenv("BULKCOPY_FAST_COPY", "1" if request.param == "lean" else "0")
+    monkeypatch.setenv("BULKCOPY_LEAN_COPY", "1" if request.param == "lean" else "0")
     path: str = request.param
     return path
 
@@ -400,7 +400,7 @@ def test_connections_are_kept_alive_through_the_proxy(
 def test_the_lean_path_sends_the_copies_when_asked(
     moto: S3Server, proxy: FaultProxy, tmp_path: Path, copy_path: str
 ) -> None:
-    """With BULKCOPY_FAST_COPY=1 every CopyObject on the wire is the lean
+    """With BULKCOPY_LEAN_COPY=1 every CopyObject on the wire is the lean
     path's (no botocore User-Agent); without it every one is botocore's."""
     keys = ["a", "b", "c", "d"]
     job = Job(moto, tmp_path, keys)

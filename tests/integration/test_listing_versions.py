@@ -26,15 +26,15 @@ from urllib.parse import quote
 
 import pytest
 
-from engine.errors import ManifestError
-from engine.jobclient import open_job_client
+from engine.domain.errors import ManifestError
+from engine.domain.models import Destination, JobStatus, TaskStatus
+from engine.domain.spec import CopyOptions, JobSpec
 from engine.manifest.filters import Filters
 from engine.manifest.listing import list_batches
 from engine.manifest.sources import Source, detect_kind
-from engine.models import Destination, JobStatus, TaskStatus
-from engine.spec import CopyOptions, JobSpec
+from engine.run.jobclient import open_job_client
 from engine.store.repo import JobRecord, Repository
-from engine.submit import job_source, submit_source
+from engine.usecases.submit import job_source, submit_source
 from tests.helpers import client_settings, get_body, run_job, seed, write_manifest
 from tests.servers import S3Server
 
@@ -349,7 +349,7 @@ def test_moving_every_version_into_a_bucket_without_versions_is_refused(
     """Each version would replace the last one copied while its source is
     deleted (and a delete marker would delete the copy): the job does not
     start, nothing is copied or deleted."""
-    from engine.errors import JobCannotStart
+    from engine.domain.errors import JobCannotStart
 
     history = _write_history(moto, tick=False)
     dst = moto.new_bucket()  # versioning never enabled

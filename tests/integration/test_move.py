@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from engine.cli.common import EXIT_OK, exit_code
-from engine.copy import move
-from engine.models import TaskStatus
-from engine.report import bops_row, jsonl_record
+from engine.domain import codes
+from engine.domain.models import TaskStatus
 from engine.store.repo import Repository
+from engine.usecases.report import bops_row, jsonl_record
 from tests.helpers import (
     get_body,
     run_job,
@@ -61,7 +61,7 @@ def test_a_move_copies_every_object_then_deletes_its_source(
     for key, body in bodies.items():
         assert get_body(s3, dst, f"moved/{key}") == body
     rows = list(repo.iter_results(job.id))
-    assert {r.delete_state for r in rows} == {move.DELETED}
+    assert {r.delete_state for r in rows} == {codes.DELETED}
     assert all(r.deleted_at is not None and r.etag for r in rows)
     record = jsonl_record(job.id, rows[0])
     assert record["source_deleted"] is True
@@ -112,7 +112,7 @@ def test_a_move_into_itself_is_refused_and_deletes_nothing(
     assert counts.get(TaskStatus.FAILED) == 1
     assert counts.sources_deleted == 0
     (row,) = repo.iter_results(job.id)
-    assert row.error_code == move.SAME_OBJECT
+    assert row.error_code == codes.SAME_OBJECT
     assert _keys(moto, bucket) == {"k"}
 
 
@@ -133,7 +133,7 @@ def test_a_delete_refused_keeps_the_source_and_records_the_copy(
     assert counts.sources_deleted == 0
     assert _keys(moto, src) == set(bodies)
     for r in repo.iter_results(job.id):
-        assert r.delete_state == move.KEPT
+        assert r.delete_state == codes.KEPT
         assert r.error_code == "AccessDenied"
         assert "the source was not deleted" in (r.error_message or "")
         assert r.etag  # the copy is recorded …
@@ -180,9 +180,9 @@ def _counting(calls: list[str]) -> Any:
     ("crash_at", "deletes", "state"),
     [
         # copied and recorded, the delete never sent: it is sent on resume
-        ("before-call.s3.DeleteObject", 3, move.DELETED),
+        ("before-call.s3.DeleteObject", 3, codes.DELETED),
         # deleted, the result never recorded: the source is found gone
-        ("after-call.s3.DeleteObject", 2, move.GONE),
+        ("after-call.s3.DeleteObject", 2, codes.GONE),
     ],
 )
 def test_a_crash_between_the_copy_and_the_delete_resumes_to_the_delete(
@@ -199,7 +199,7 @@ def test_a_crash_between_the_copy_and_the_delete_resumes_to_the_delete(
             on_client=_crash_at(crash_at),
             lease_seconds=0.5,
         )
-    pending = [t for t in repo.iter_results(job.id) if t.delete_state == move.PENDING]
+    pending = [t for t in repo.iter_results(job.id) if t.delete_state == codes.PENDING]
     assert len(pending) == 1  # the first copy is recorded, its delete pending
     first = pending[0]
     time.sleep(0.6)  # the crashed run's leases run out
@@ -270,7 +270,7 @@ def test_a_multipart_move_the_server_answers_with_empty_parts_deletes_nothing(
 
     assert counts.sources_deleted == 1
     rows = {r.src.key: r for r in repo.iter_results(job.id)}
-    assert rows["small"].delete_state == move.DELETED
+    assert rows["small"].delete_state == codes.DELETED
     assert rows["big"].status is TaskStatus.FAILED
     assert rows["big"].delete_state is None  # never copied: nothing to delete
     assert _keys(rclone, src) == {"big"}
@@ -297,8 +297,8 @@ def test_a_source_overwritten_between_its_check_and_its_delete_is_kept(
 
     assert counts.sources_deleted == 0
     (row,) = repo.iter_results(job.id)
-    assert (row.status, row.error_code) == (TaskStatus.FAILED, move.SOURCE_CHANGED)
-    assert row.delete_state == move.KEPT
+    assert (row.status, row.error_code) == (TaskStatus.FAILED, codes.SOURCE_CHANGED)
+    assert row.delete_state == codes.KEPT
     assert get_body(moto, src, "dir/k0") == b"written meanwhile"
 
 

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from engine.cli.common import EXIT_OK, exit_code
-from engine.copy import move
-from engine.models import JobCounts, TaskStatus
-from engine.report import jsonl_record
-from engine.retry import RetryPolicy
+from engine.domain import codes
+from engine.domain.backoff import RetryPolicy
+from engine.domain.models import JobCounts, TaskStatus
 from engine.s3.lean import LeanClient
 from engine.store.repo import ResultRow
+from engine.usecases.report import jsonl_record
 from tests.faultproxy import AfterUpstream, Fault, FaultProxy, Request, Reset, Respond
 from tests.faults import EMBEDDED_ERROR, SLOW_DOWN
 from tests.helpers import get_body, run_job
@@ -41,7 +41,7 @@ ACCESS_DENIED = (
 @pytest.fixture(autouse=True, params=["botocore", "lean"])
 def copy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test here runs on botocore's CopyObject and on the lean path."""
-    monkeypatch.setenv("BULKCOPY_FAST_COPY", "1" if request.param == "lean" else "0")
+    monkeypatch.setenv("BULKCOPY_LEAN_COPY", "1" if request.param == "lean" else "0")
     path: str = request.param
     return path
 
@@ -143,7 +143,7 @@ def test_a_throttled_delete_is_retried_without_copying_again(
         row = rows[key]
         assert job.moved(key)
         assert row.status is TaskStatus.SUCCEEDED
-        assert row.delete_state == move.DELETED
+        assert row.delete_state == codes.DELETED
         assert row.deleted_at is not None
         assert row.etag
         assert row.attempts == (3 if key in throttled else 1)
@@ -174,7 +174,7 @@ def test_a_delete_done_upstream_but_answered_by_a_reset_is_recorded_once(
         row = rows[key]
         assert row.status is TaskStatus.SUCCEEDED
         # deleted; or gone: the resent delete's If-Match found no key (404)
-        assert row.delete_state in move.REMOVED
+        assert row.delete_state in codes.REMOVED
         assert row.deleted_at is not None
         assert row.error_code is None
         assert row.etag
@@ -206,7 +206,7 @@ def test_a_delete_whose_every_answer_is_lost_finds_the_source_gone(
     for key in job.bodies:
         row = rows[key]
         assert row.status is TaskStatus.SUCCEEDED
-        assert row.delete_state == move.GONE
+        assert row.delete_state == codes.GONE
         assert row.deleted_at is not None
         assert row.error_code is None
         assert row.etag
@@ -235,7 +235,7 @@ def test_a_versioned_source_whose_delete_answers_are_lost_is_found_gone(
     assert counts.sources_deleted == 1
     (row,) = repo.iter_results(job.id)
     assert row.status is TaskStatus.SUCCEEDED
-    assert row.delete_state == move.GONE
+    assert row.delete_state == codes.GONE
     assert row.attempts == 2
     deletes = [r for r, _ in proxy.log if r.operation == "DeleteObject"]
     assert deletes
@@ -266,7 +266,7 @@ def test_a_delete_throttled_past_the_last_attempt_keeps_the_source(
         assert row.status is TaskStatus.FAILED
         assert row.error_code == "SlowDown"
         assert "the source was not deleted" in (row.error_message or "")
-        assert row.delete_state == move.KEPT
+        assert row.delete_state == codes.KEPT
         assert row.attempts == 3
         assert proxy.seen["DeleteObject", key] == 3
         assert proxy.seen["CopyObject", f"moved/{key}"] == 1
@@ -296,7 +296,7 @@ def test_a_delete_refused_on_the_wire_keeps_every_source(
         assert row.error_code == "AccessDenied"
         assert row.http_status == 403
         assert "the source was not deleted" in (row.error_message or "")
-        assert row.delete_state == move.KEPT
+        assert row.delete_state == codes.KEPT
         assert row.deleted_at is None
         assert row.attempts == 1  # refused: not retried
         assert proxy.seen["DeleteObject", key] == 1
@@ -327,10 +327,10 @@ def test_a_copy_the_destination_says_is_missing_keeps_its_source(
     for key in job.bodies:
         row = rows[key]
         assert row.status is TaskStatus.FAILED
-        assert row.error_code == move.VERIFICATION_FAILED
+        assert row.error_code == codes.VERIFICATION_FAILED
         assert "not at the destination" in (row.error_message or "")
         assert "the source was not deleted" in (row.error_message or "")
-        assert row.delete_state == move.KEPT
+        assert row.delete_state == codes.KEPT
         assert row.deleted_at is None
         assert row.etag  # copied and recorded, just not vouched for
         assert proxy.seen["HeadObject", f"moved/{key}"] >= 1
@@ -366,7 +366,7 @@ def test_a_copy_answered_by_an_error_in_a_200_deletes_nothing(
         assert row.attempts == 3
         assert proxy.seen["CopyObject", f"moved/{key}"] == 3
         assert row.etag is None  # no copy recorded …
-        assert row.delete_state != move.DELETED  # … so no delete
+        assert row.delete_state != codes.DELETED  # … so no delete
         assert row.deleted_at is None
         assert jsonl_record(job.job.id, row)["source_deleted"] is not True
         assert job.source_intact(key)
@@ -405,7 +405,7 @@ def test_a_source_reported_missing_once_is_looked_at_again_and_deleted(
     assert job.sources_left() == set()  # really deleted, not just said to be
     rows = job.rows()
     for key in job.bodies:
-        assert rows[key].delete_state == move.DELETED
+        assert rows[key].delete_state == codes.DELETED
         assert rows[key].attempts == 3
         assert proxy.seen["DeleteObject", key] == 2
         assert proxy.seen["CopyObject", f"moved/{key}"] == 1
@@ -429,9 +429,9 @@ def test_a_source_always_reported_missing_is_never_recorded_as_deleted(
     assert job.sources_left() == set(job.bodies)
     for key, row in job.rows().items():
         assert row.status is TaskStatus.FAILED
-        assert row.error_code == move.SOURCE_VANISHED
+        assert row.error_code == codes.SOURCE_VANISHED
         assert "the source was already gone" in (row.error_message or "")
-        assert row.delete_state == move.KEPT
+        assert row.delete_state == codes.KEPT
         assert jsonl_record(job.job.id, row)["source_deleted"] is False
         assert proxy.seen["DeleteObject", key] == 1
 
@@ -451,5 +451,5 @@ def test_both_ends_reported_missing_is_a_failed_verification(
     assert counts.sources_deleted == 0
     assert proxy.requests["DeleteObject"] == 0
     for row in job.rows().values():
-        assert row.error_code == move.VERIFICATION_FAILED
-        assert row.delete_state == move.KEPT
+        assert row.error_code == codes.VERIFICATION_FAILED
+        assert row.delete_state == codes.KEPT

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from engine.copy.multipart import expected_etag
-from engine.copy.plan import MiB
-from engine.models import JobStatus, TaskStatus
+from engine.domain.models import JobStatus, TaskStatus
+from engine.domain.plan import MiB
+from engine.run.worker import Worker
 from engine.store.repo import Repository
-from engine.worker import Worker
 from tests.faults import response
 from tests.helpers import get_body, run_job, submit_job, verify_job_now, write_manifest
 from tests.servers import S3Server

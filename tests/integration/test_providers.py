@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from engine.models import Destination, TaskStatus
-from engine.spec import CopyOptions, JobSpec
+from engine.domain.models import Destination, TaskStatus
+from engine.domain.spec import CopyOptions, JobSpec
+from engine.run.worker import RunSettings, Worker
 from engine.store.repo import Repository
-from engine.submit import submit
-from engine.worker import RunSettings, Worker
+from engine.usecases.submit import submit
 from tests.helpers import FAST_RETRY, client_settings, get_body, write_manifest
 from tests.servers import S3Server
 

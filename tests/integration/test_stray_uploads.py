@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from engine import events
-from engine.models import TaskStatus
+from engine.domain.models import TaskStatus
+from engine.run import events
+from engine.run.worker import Worker
 from engine.store.repo import Repository
-from engine.worker import Worker
 from tests.faultproxy import AfterUpstream, Fault, FaultProxy, Request, Reset, Respond
 from tests.helpers import get_body, run_job, submit_job, write_manifest
 from tests.servers import S3Server

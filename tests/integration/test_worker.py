@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from engine.events import Event, TaskFinished
-from engine.models import JobStatus, TaskResult, TaskStatus
+from engine.domain.models import JobStatus, TaskResult, TaskStatus
+from engine.run.events import Event, TaskFinished
+from engine.run.worker import Worker
 from engine.store import tables
 from engine.store.repo import Repository
-from engine.worker import Worker
 from tests.helpers import run_job, seed, submit_job, write_manifest
 from tests.servers import S3Server
 

@@ -19,13 +19,12 @@ from typing import Any
 import pytest
 
 from bench.fakes3 import FakeS3
-from engine.models import Destination, JobStatus, TaskResult, TaskStatus
-from engine.s3.client import ClientSettings
-from engine.spec import CopyOptions, JobSpec
+from engine.domain.failure_threshold import FailurePolicy
+from engine.domain.models import Destination, JobStatus, TaskResult, TaskStatus
+from engine.domain.spec import ClientSettings, CopyOptions, JobSpec
+from engine.run.worker import RunSettings, Worker
 from engine.store.repo import JobRecord, Repository, WorkerState
-from engine.submit import submit
-from engine.threshold import FailurePolicy
-from engine.worker import RunSettings, Worker
+from engine.usecases.submit import submit
 from tests.helpers import FAST_RETRY, write_manifest
 
 pytestmark = pytest.mark.integration

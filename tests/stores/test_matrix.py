@@ -24,10 +24,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from engine.models import JobStatus, TaskStatus
-from engine.options import ObjectOptions
+from engine.domain.models import JobStatus, TaskStatus
+from engine.domain.options import ObjectOptions
+from engine.run.worker import Worker
 from engine.store.repo import JobRecord, Repository, ResultRow
-from engine.worker import Worker
 from tests.acceptance.conftest import Cli
 from tests.helpers import (
     get_body,

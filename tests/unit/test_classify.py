@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.s3.classify import Disposition, classify, name_status_code
+from engine.domain.classify import Disposition, classify, name_status_code
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_name_status_code_names_bare_head_codes(
 def test_an_input_that_cannot_be_read_for_a_missing_bucket_cannot_start() -> None:
     """A listing or S3 manifest refused for a missing bucket or access is
     "the job cannot start" (exit 3); a throttled or malformed answer is not."""
-    from engine.s3.classify import cannot_start
+    from engine.domain.classify import cannot_start
 
     assert cannot_start("NoSuchBucket", 404)
     assert cannot_start("AccessDenied", 403)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.cleanup import parse_age, stale_uploads
+from engine.usecases.cleanup import parse_age, stale_uploads
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from engine.copy import confirm
 from engine.copy.multipart import source_changed
-from engine.copy.properties import whole_object_checksum
 from engine.copy.request import Requests
-from engine.options import ObjectOptions
-from engine.s3.classify import upload_gone
+from engine.domain.classify import upload_gone
+from engine.domain.content import whole_object_checksum
+from engine.domain.options import ObjectOptions
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -127,9 +127,9 @@ def test_a_store_without_tags_is_told_to_copy_without_them() -> None:
 
     import pytest
 
-    from engine.errors import S3Error
-    from engine.models import ObjectRef, Task
-    from engine.s3.classify import Disposition
+    from engine.domain.classify import Disposition
+    from engine.domain.errors import S3Error
+    from engine.domain.models import ObjectRef, Task
 
     class NoTags:
         async def get_object_tagging(self, **_: Any) -> dict[str, Any]:

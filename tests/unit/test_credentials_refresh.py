@@ -13,7 +13,7 @@ from typing import Any
 
 from aiobotocore.credentials import AioCredentials, AioRefreshableCredentials
 
-from engine.jobclient import credentials_refresher
+from engine.run.jobclient import credentials_refresher
 
 
 def test_the_private_refresh_is_still_there() -> None:

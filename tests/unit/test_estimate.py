@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 import pytest
 
-from engine.errors import ManifestError, UsageError
-from engine.estimate import Estimate
+from engine.domain.errors import ManifestError, UsageError
+from engine.domain.spec import CopyOptions, JobSpec
 from engine.manifest.filters import Filters
 from engine.manifest.rows import DELETE_MARKER, Rows
 from engine.manifest.sources import Source
-from engine.spec import CopyOptions, JobSpec
-from engine.submit import dry_run
+from engine.usecases.estimate import Estimate
+from engine.usecases.submit import dry_run
 
 WriteManifest = Callable[..., str]
 MiB = 1024**2

@@ -1,12 +1,12 @@
-"""engine.etag: one ETag value type, whatever the store sent (pure)."""
+"""engine.domain.etag: one ETag value type, whatever the store sent (pure)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine import etag
 from engine.copy import move
-from engine.models import CopyRecord
+from engine.domain import etag
+from engine.domain.models import CopyRecord
 
 MD5 = "9e107d9d372bb6826bd81d3542a419d6"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import UsageError
+from engine.domain.errors import UsageError
 from engine.manifest.filters import (
     Filters,
     archived,

@@ -1,4 +1,4 @@
-"""Adaptive concurrency and the request rate cap (engine.governor)."""
+"""Adaptive concurrency and the request rate cap (engine.run.governor)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from engine.governor import Aimd, Governor, RateLimit
+from engine.run.governor import Aimd, Governor, RateLimit
 
 
 def test_a_throttle_halves_the_limit_once_per_cooldown() -> None:

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from engine.domain.models import Destination
+from engine.domain.spec import JobSpec
 from engine.manifest.sources import Source, detect_kind
-from engine.models import Destination
-from engine.spec import JobSpec
 from engine.store.repo import Repository
-from engine.submit import submit_source
+from engine.usecases.submit import submit_source
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

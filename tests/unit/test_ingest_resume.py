@@ -27,18 +27,18 @@ import pytest
 import sqlalchemy as sa
 from pyarrow import parquet as pq
 
-import engine.submit
-from engine.copy.keys import KeyMapping
-from engine.errors import ManifestError, UsageError
+import engine.usecases.submit
+from engine.domain.errors import ManifestError, UsageError
+from engine.domain.keys import KeyMapping
+from engine.domain.models import Destination, JobStatus, TaskResult, TaskStatus
+from engine.domain.spec import CopyOptions, JobSpec
 from engine.manifest.filters import Filters
 from engine.manifest.rows import Rows
 from engine.manifest.sources import Reader, Source
-from engine.models import Destination, JobStatus, TaskResult, TaskStatus
-from engine.report import write_report
-from engine.spec import CopyOptions, JobSpec
 from engine.store.repo import JobRecord, Repository
 from engine.store.tables import jobs, tasks
-from engine.submit import finish_ingest, job_source, submit_source
+from engine.usecases.report import write_report
+from engine.usecases.submit import finish_ingest, job_source, submit_source
 
 WriteManifest = Callable[..., str]
 DST = Destination("dst", "copy")
@@ -171,9 +171,11 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setattr("engine.manifest.csv.BATCH_ROWS", SMALL_BATCH)
     monkeypatch.setattr("engine.manifest.inventory.BATCH_ROWS", 4)
     monkeypatch.setattr("engine.manifest.rows.BATCH_ROWS", SMALL_BATCH)
-    monkeypatch.setattr("engine.submit.BATCH_ROWS", SMALL_BATCH)  # earlier jobs
+    monkeypatch.setattr(
+        "engine.usecases.submit.BATCH_ROWS", SMALL_BATCH
+    )  # earlier jobs
     # one batch per transaction, so an interruption can fall after any of them
-    monkeypatch.setattr("engine.submit.COMMIT_ROWS", 1)
+    monkeypatch.setattr("engine.usecases.submit.COMMIT_ROWS", 1)
     return SMALL_BATCH
 
 
@@ -187,14 +189,14 @@ def reader_path(
     if request.param == "child-process":
         if "fork" not in mp.get_all_start_methods():
             pytest.skip("this platform cannot fork a reader process")
-        monkeypatch.setattr("engine.submit.PROCESS_MIN_BYTES", 0)
-        real = engine.submit._in_child
+        monkeypatch.setattr("engine.usecases.submit.PROCESS_MIN_BYTES", 0)
+        real = engine.usecases.submit._in_child
 
         def counted(*args: Any) -> Any:
             used.append(True)
             return real(*args)
 
-        monkeypatch.setattr("engine.submit._in_child", counted)
+        monkeypatch.setattr("engine.usecases.submit._in_child", counted)
     yield str(request.param)
     assert bool(used) is (request.param == "child-process")
 
@@ -338,14 +340,14 @@ def test_a_read_error_before_any_batch_leaves_a_resumable_ingest(
             raise Crash("connection reset")
             yield Rows()  # pragma: no cover - makes this an async generator
 
-    monkeypatch.setattr("engine.submit.Reader", Failing)
+    monkeypatch.setattr("engine.usecases.submit.Reader", Failing)
     with pytest.raises(Crash):
         run(repo, source)
     (stopped,) = repo.list_jobs()
     assert stopped.status is JobStatus.INGESTING
     assert task_rows(repo, stopped.id) == []
 
-    monkeypatch.setattr("engine.submit.Reader", Reader)
+    monkeypatch.setattr("engine.usecases.submit.Reader", Reader)
     job = run(repo, source)
     assert job.id == stopped.id
     assert (task_rows(repo, job.id), totals(job)) == (

@@ -16,12 +16,12 @@ import pytest
 from pyarrow import orc
 from pyarrow import parquet as pq
 
-from engine.errors import ManifestError
+from engine.domain.errors import ManifestError
+from engine.domain.models import Destination, ObjectRef
+from engine.domain.spec import JobSpec
 from engine.manifest.inventory import read_inventory, schema_columns
-from engine.models import Destination, ObjectRef
-from engine.spec import JobSpec
 from engine.store.repo import Repository
-from engine.submit import submit
+from engine.usecases.submit import submit
 
 # bucket, key, version_id, is_latest, is_delete_marker, size
 ROWS: list[tuple[str, str, str, bool, bool, int]] = [

@@ -10,8 +10,8 @@ import pyarrow.orc as paorc
 import pyarrow.parquet as pq
 import pytest
 
+from engine.domain.models import ObjectRef
 from engine.manifest.inventory import read_inventory
-from engine.models import ObjectRef
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.copy.keys import KeyMapping, check_template, normalize_prefix
-from engine.errors import UsageError
-from engine.models import ObjectRef
+from engine.domain.errors import UsageError
+from engine.domain.keys import KeyMapping, check_template, normalize_prefix
+from engine.domain.models import ObjectRef
 
 # No example database, so failing examples are not saved under .hypothesis/.
 PROPERTY = settings(database=None, deadline=None, max_examples=100)

@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from engine.retry import RetryPolicy
+from engine.domain.backoff import RetryPolicy
 from engine.s3.lean import Fallback, HeadParser, LeanClient, LeanCopier
 from engine.s3.sigv4 import Credentials
 
@@ -450,13 +450,13 @@ def test_which_path_copies_take(
     monkeypatch: pytest.MonkeyPatch, flag: bool | None, env: str | None, lean: bool
 ) -> None:
     from engine.cli.common import client_overrides
-    from engine.jobclient import lean_wanted
-    from engine.s3.client import ClientSettings
+    from engine.domain.spec import ClientSettings
+    from engine.run.jobclient import lean_wanted
 
     if env is None:
-        monkeypatch.delenv("BULKCOPY_FAST_COPY", raising=False)
+        monkeypatch.delenv("BULKCOPY_LEAN_COPY", raising=False)
     else:
-        monkeypatch.setenv("BULKCOPY_FAST_COPY", env)
+        monkeypatch.setenv("BULKCOPY_LEAN_COPY", env)
     settings = client_overrides(ClientSettings(), lean_copy=flag)
     assert lean_wanted(settings) is lean
     # stored with the job: a later run without the flag keeps the choice

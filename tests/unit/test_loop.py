@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import loop
+from engine.run import loop
 
 
 async def _which() -> str:

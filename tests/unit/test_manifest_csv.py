@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
+from engine.domain.models import ManifestEntry, ObjectRef
 from engine.manifest.csv import decode_key, parse_row, read_csv_manifest
-from engine.models import ManifestEntry, ObjectRef
 
 WriteManifest = Callable[..., str]
 

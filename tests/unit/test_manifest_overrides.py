@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from engine.errors import ManifestError
+from engine.domain.errors import ManifestError
+from engine.domain.models import Destination, ManifestEntry, ObjectRef, TaskStatus
+from engine.domain.spec import JobSpec
 from engine.manifest.csv import read_csv_manifest
 from engine.manifest.overrides import header_columns, parse_overrides
-from engine.models import Destination, ManifestEntry, ObjectRef, TaskStatus
-from engine.spec import JobSpec
 from engine.store.repo import JobRecord, Repository
-from engine.submit import submit
+from engine.usecases.submit import submit
 
 WriteManifest = Callable[..., str]
 

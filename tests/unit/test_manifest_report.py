@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import ManifestError
-from engine.manifest.report import is_report, read_report, report_status_columns
-from engine.models import (
+from engine.domain.errors import ManifestError
+from engine.domain.models import (
     Destination,
     ManifestEntry,
     ObjectRef,
     TaskResult,
     TaskStatus,
 )
-from engine.report import encode_key, write_report
-from engine.spec import JobSpec
+from engine.domain.spec import JobSpec
+from engine.manifest.earlier_report import is_report, read_report, report_status_columns
 from engine.store.repo import Repository
-from engine.submit import submit
+from engine.usecases.report import encode_key, write_report
+from engine.usecases.submit import submit
 
 WriteManifest = Callable[..., str]
 FAILED = frozenset({"failed"})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import events
-from engine.metrics import Metrics
-from engine.models import JobCounts, ObjectRef, Task, TaskResult, TaskStatus
+from engine.domain.models import JobCounts, ObjectRef, Task, TaskResult, TaskStatus
+from engine.run import events
+from engine.run.metrics import Metrics
 
 JOB = "20261121-000000-aaaaaa"
 

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from engine.copy import move
-from engine.models import CopyRecord
+from engine.domain import codes
+from engine.domain.models import CopyRecord
 
 MD5 = '"9e107d9d372bb6826bd81d3542a419d6"'
 OTHER = '"e4d909c290d0fb1ca068ffaddf22cbd0"'
@@ -45,27 +46,27 @@ def test_a_source_that_vanished_by_itself_is_looked_at_again() -> None:
     """No delete of ours went out: a 404 is someone else's doing or the
     store's mistake; never recorded as our delete."""
     d = move.decide(_copied(), None, _head())
-    assert (d.action, d.code, d.retry) == ("keep", move.SOURCE_VANISHED, True)
+    assert (d.action, d.code, d.retry) == ("keep", codes.SOURCE_VANISHED, True)
 
 
 @pytest.mark.parametrize("deleted_before", [True, False])
 def test_a_missing_source_never_excuses_a_missing_copy(deleted_before: bool) -> None:
     d = move.decide(_copied(), None, None, deleted_before=deleted_before)
-    assert (d.action, d.code) == ("keep", move.VERIFICATION_FAILED)
+    assert (d.action, d.code) == ("keep", codes.VERIFICATION_FAILED)
     d = move.decide(_copied(), None, _head(OTHER), deleted_before=deleted_before)
-    assert (d.action, d.code) == ("keep", move.VERIFICATION_FAILED)
+    assert (d.action, d.code) == ("keep", codes.VERIFICATION_FAILED)
 
 
 @pytest.mark.parametrize(
     ("src", "dst", "code", "why"),
     [
         # the copy vanished or was overwritten since it was made
-        (_head(), None, move.VERIFICATION_FAILED, "not at the destination"),
-        (_head(), _head(OTHER), move.VERIFICATION_FAILED, "destination changed"),
+        (_head(), None, codes.VERIFICATION_FAILED, "not at the destination"),
+        (_head(), _head(OTHER), codes.VERIFICATION_FAILED, "destination changed"),
         # the sizes differ
-        (_head(), _head(size=9), move.VERIFICATION_FAILED, "size"),
+        (_head(), _head(size=9), codes.VERIFICATION_FAILED, "size"),
         # the source was overwritten after the copy (unversioned bucket)
-        (_head(OTHER), _head(), move.SOURCE_CHANGED, "source changed"),
+        (_head(OTHER), _head(), codes.SOURCE_CHANGED, "source changed"),
     ],
 )
 def test_anything_unproven_keeps_the_source(
@@ -80,7 +81,7 @@ def test_anything_unproven_keeps_the_source(
 
 def test_the_recorded_size_must_match_too() -> None:
     d = move.decide(_copied(bytes=11), _head(), _head())
-    assert (d.action, d.code) == ("keep", move.VERIFICATION_FAILED)
+    assert (d.action, d.code) == ("keep", codes.VERIFICATION_FAILED)
 
 
 def test_checksums_decide_where_etags_cannot_be_compared() -> None:
@@ -92,7 +93,7 @@ def test_checksums_decide_where_etags_cannot_be_compared() -> None:
     other = _head('"x-2"', ChecksumCRC32="BBBB", **kms)
     assert move.decide(copied, src, same).verified_by == "size and CRC32 checksum"
     d = move.decide(copied, src, other)
-    assert (d.action, d.code) == ("keep", move.VERIFICATION_FAILED)
+    assert (d.action, d.code) == ("keep", codes.VERIFICATION_FAILED)
 
 
 def test_a_pinned_copy_of_an_unchanged_source_is_vouched_by_its_size() -> None:
@@ -106,7 +107,7 @@ def test_an_unpinned_destination_that_was_already_there_needs_a_real_match() -> 
     # --skip-existing found it: nothing was copied, so nothing was pinned
     copied = _copied(etag='"m-3"', src_etag='"s-2"', skip_code="DestinationExists")
     d = move.decide(copied, _head('"s-2"'), _head('"m-3"'))
-    assert (d.action, d.code) == ("keep", move.VERIFICATION_FAILED)
+    assert (d.action, d.code) == ("keep", codes.VERIFICATION_FAILED)
 
 
 @pytest.mark.parametrize(

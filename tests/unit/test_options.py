@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from engine.errors import UsageError
-from engine.options import (
+from engine.domain.errors import UsageError
+from engine.domain.options import (
     ObjectOptions,
     parse_headers,
     parse_time,

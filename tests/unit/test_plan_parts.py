@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.copy.plan import (
+from engine.domain.plan import (
     Part,
     layout_is_copyable,
     part_size_for,

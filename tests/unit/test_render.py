@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from engine import events
 from engine.cli.render import Renderer
+from engine.run import events
 
 
 def test_uploads_left_open_are_a_warning_with_the_cleanup_command() -> None:

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from engine.errors import DatabaseError, JobNotFound, SchemaTooNew
-from engine.models import ObjectRef, Task, TaskResult, TaskStatus
+from engine.domain.errors import DatabaseError, JobNotFound, SchemaTooNew
+from engine.domain.models import ObjectRef, Task, TaskResult, TaskStatus
 from engine.store import tables
 from engine.store.repo import IngestTotals, Repository, ResultRow
 

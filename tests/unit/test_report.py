@@ -12,8 +12,10 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from engine.models import Destination, ObjectRef, TaskResult, TaskStatus
-from engine.report import (
+from engine.domain.models import Destination, ObjectRef, TaskResult, TaskStatus
+from engine.domain.spec import JobSpec
+from engine.store.repo import Repository, ResultRow
+from engine.usecases.report import (
     REPORT_FORMAT,
     ReportFiles,
     bops_row,
@@ -21,9 +23,7 @@ from engine.report import (
     jsonl_record,
     write_report,
 )
-from engine.spec import JobSpec
-from engine.store.repo import Repository, ResultRow
-from engine.submit import submit
+from engine.usecases.submit import submit
 
 WriteManifest = Callable[..., str]
 

@@ -16,13 +16,14 @@ from botocore.exceptions import ClientError
 from botocore.session import get_session
 from botocore.stub import Stubber
 
-from engine.copy.execute import CopyContext, copy_once
+from engine.copy.context import CopyContext
+from engine.copy.execute import copy_once
 from engine.copy.request import Requests
-from engine.errors import S3Error
-from engine.models import ObjectRef, Task
-from engine.options import ObjectOptions
-from engine.secrets import Keys
-from engine.spec import CopyOptions
+from engine.domain.errors import S3Error
+from engine.domain.models import ObjectRef, Task
+from engine.domain.options import ObjectOptions
+from engine.domain.spec import CopyOptions
+from engine.s3.sse_keys import Keys
 
 DST_KEY = bytes(range(32))
 SRC_KEY = bytes(range(32, 64))
@@ -747,8 +748,8 @@ def test_list_parts_on_resume_of_an_sse_c_copy_is_accepted() -> None:
     import asyncio
 
     from engine.copy.multipart import MultipartCopy, Upload
-    from engine.models import ObjectRef, Task
-    from engine.spec import CopyOptions
+    from engine.domain.models import ObjectRef, Task
+    from engine.domain.spec import CopyOptions
 
     seen: dict[str, Any] = {}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.retry import RetryPolicy
-from engine.s3.classify import Disposition
+from engine.domain.backoff import RetryPolicy
+from engine.domain.classify import Disposition
 
 ALMOST_ONE = 0.9999999999
 POLICY = RetryPolicy(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.models import JobStatus
-from engine.scheduler import Candidate, Plan, choose
+from engine.domain.models import JobStatus
+from engine.run.scheduler import Candidate, Plan, choose
 from engine.store.repo import JobRecord
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine.copy.request import Requests
-from engine.errors import UsageError
-from engine.secrets import Keys, load_keys, read_key
+from engine.domain.errors import UsageError
+from engine.s3.sse_keys import Keys, load_keys, read_key
 
 KEY = bytes(range(100, 132))  # 32 bytes, not valid base64 text
 KEY_B64 = base64.b64encode(KEY).decode()

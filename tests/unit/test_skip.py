@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from engine.copy.skip import POLICIES, comparable_etag, skip_reason
+from engine.copy.skip import POLICIES, skip_reason
+from engine.domain.content import md5_etag
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 T1 = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
@@ -45,7 +46,7 @@ def test_never_copies_even_an_identical_object() -> None:
 def test_same_etag(src: dict[str, Any], dst: dict[str, Any], skip: bool) -> None:
     reason = skip_reason("same-etag", src, dst)
     assert (reason is not None) is skip
-    if reason is not None and comparable_etag(src) and comparable_etag(dst):
+    if reason is not None and md5_etag(src) and md5_etag(dst):
         assert '"aa"' in reason
 
 
@@ -66,14 +67,22 @@ def test_an_unknown_policy_is_an_error() -> None:
         skip_reason("sometimes", head(), head())
 
 
-def test_a_move_skips_only_what_an_etag_vouches_for() -> None:
+def test_a_move_skips_only_what_an_etag_or_checksum_vouches_for() -> None:
     """A move deletes the source of a skipped object: the size alone is no
-    proof (multipart or KMS ETags are copied again)."""
+    proof.  Equal multipart ETags of one part count vouch (same parts, same
+    bytes); multipart ETags of different part counts, or KMS ETags, do not."""
     same = {"ContentLength": 5, "ETag": '"abc"'}
     multipart = {"ContentLength": 5, "ETag": '"abc-2"'}
+    relaid = {"ContentLength": 5, "ETag": '"def-3"'}
+    kms = {**same, "ServerSideEncryption": "aws:kms"}
     assert skip_reason("same-etag", same, dict(same), strict=True) is not None
     assert skip_reason("same-etag", same, dict(same)) is not None
-    assert skip_reason("same-etag", multipart, dict(multipart)) is not None
-    assert skip_reason("same-etag", multipart, dict(multipart), strict=True) is None
+    assert skip_reason("same-etag", multipart, dict(multipart), strict=True)
+    assert skip_reason("same-etag", multipart, relaid) is not None
+    assert skip_reason("same-etag", multipart, relaid, strict=True) is None
+    assert skip_reason("same-etag", kms, dict(kms), strict=True) is None
+    checked = {**relaid, "ChecksumSHA256": "x", "ChecksumType": "FULL_OBJECT"}
+    summed = {**multipart, "ChecksumSHA256": "x", "ChecksumType": "FULL_OBJECT"}
+    assert skip_reason("same-etag", summed, checked, strict=True) is not None
     with pytest.raises(ValueError, match="cannot vouch"):
         skip_reason("same-size", same, dict(same), strict=True)

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 import structlog
 
 from engine.cli import main
-from engine.errors import UsageError
-from engine.spec import JobSpec
-from engine.specfile import load_spec_file
+from engine.domain.errors import UsageError
+from engine.domain.spec import JobSpec
 from engine.store.repo import JobRecord, Repository
 from engine.store.tables import jobs
+from engine.usecases.specfile import load_spec_file
 
 WriteManifest = Callable[..., str]
 REPO_ROOT = Path(__file__).resolve().parents[2]

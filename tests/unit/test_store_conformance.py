@@ -23,12 +23,12 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from engine.errors import DatabaseError, UsageError
-from engine.models import CopyRecord, JobStatus, Task, TaskResult, TaskStatus
+from engine.domain.errors import DatabaseError, UsageError
+from engine.domain.models import CopyRecord, JobStatus, Task, TaskResult, TaskStatus
+from engine.run.worker import pid_alive
 from engine.store import tables
 from engine.store.reconnect import Reconnect, retryable
 from engine.store.repo import IngestTotals, Repository, WorkerState
-from engine.worker import pid_alive
 from tests.postgres import PostgresServer
 
 LEASE = 2_000_000_000.0  # far in the future: leases never expire unless a test says so

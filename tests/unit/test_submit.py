@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.errors import ManifestError
-from engine.models import Destination, ObjectRef, TaskStatus
-from engine.spec import JobSpec
+from engine.domain.errors import ManifestError
+from engine.domain.models import Destination, ObjectRef, TaskStatus
+from engine.domain.spec import JobSpec
 from engine.store.repo import INVALID_ROW, JobRecord, Repository
 from engine.store.tables import tasks
-from engine.submit import submit
+from engine.usecases.submit import submit
 
 WriteManifest = Callable[..., str]
 

@@ -8,13 +8,13 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-import engine.submit
-from engine.errors import ManifestError, UsageError
-from engine.models import Destination
-from engine.spec import JobSpec
+import engine.usecases.submit
+from engine.domain.errors import ManifestError, UsageError
+from engine.domain.models import Destination
+from engine.domain.spec import JobSpec
 from engine.store.repo import Repository
 from engine.store.tables import tasks
-from engine.submit import submit
+from engine.usecases.submit import submit
 
 WriteManifest = Callable[..., str]
 
@@ -41,7 +41,7 @@ def rows_of(repo: Repository, job_id: str) -> list[tuple[object, ...]]:
 @pytest.fixture
 def child_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every local manifest goes through the reader process."""
-    monkeypatch.setattr(engine.submit, "PROCESS_MIN_BYTES", 0)
+    monkeypatch.setattr(engine.usecases.submit, "PROCESS_MIN_BYTES", 0)
 
 
 MANIFEST = (
@@ -60,7 +60,7 @@ def test_reader_process_builds_the_same_job_as_reading_here(
     path = write_manifest(MANIFEST)
     jobs = []
     for limit in (1 << 60, 0):  # read here, then in a child process
-        monkeypatch.setattr(engine.submit, "PROCESS_MIN_BYTES", limit)
+        monkeypatch.setattr(engine.usecases.submit, "PROCESS_MIN_BYTES", limit)
         repo = Repository(str(tmp_path_factory.mktemp("db") / "db.sqlite"))
         job = submit(repo, path, Destination("dst", "p/"), JobSpec(), skip_invalid=True)
         jobs.append((job, rows_of(repo, job.id)))
@@ -104,7 +104,7 @@ def test_usage_error_in_the_child_is_a_usage_error_here(
     """A filter the manifest cannot serve (no sizes in a CSV) is refused."""
     from engine.manifest.filters import Filters
     from engine.manifest.sources import Source
-    from engine.submit import submit_source
+    from engine.usecases.submit import submit_source
 
     path = write_manifest("b,k1\n")
     source = Source("csv", path, filters=Filters(min_size=1))

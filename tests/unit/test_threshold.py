@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.models import TaskStatus
-from engine.threshold import FailureGuard, FailurePolicy
+from engine.domain.failure_threshold import FailureGuard, FailurePolicy
+from engine.domain.models import TaskStatus
 
 OK = (TaskStatus.SUCCEEDED, None, 200)
 DENIED = (TaskStatus.FAILED, "AccessDenied", 403)

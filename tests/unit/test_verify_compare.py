@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.verify import compare, etags_comparable
+from engine.copy.check import compare
+from engine.domain.content import same_content
 
 
 def head(**kw: Any) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def test_size_etag_metadata_header_and_tag_differences_are_named() -> None:
 def test_etags_of_different_methods_are_not_compared() -> None:
     """A single-part source copied in parts has another ETag but may be equal."""
     src, dst = head(ETag='"aaa"'), head(ETag='"bbb-3"')
-    assert not etags_comparable(src, dst)
+    assert same_content(src, dst).same is None
     assert compare(src, dst) == []
 
 
@@ -80,8 +81,8 @@ def test_a_source_replaced_since_its_copy_fails_verify() -> None:
 
     import pytest
 
-    from engine.errors import S3Error
-    from engine.verify import verify_copy
+    from engine.copy.check import verify_copy
+    from engine.domain.errors import S3Error
 
     client = _Heads({"src": head(ETag='"new-bytes"'), "dst": head(ETag='"copied-2"')})
     src = {"Bucket": "src", "Key": "k"}

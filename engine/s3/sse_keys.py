@@ -14,7 +14,7 @@ import binascii
 import os
 from dataclasses import dataclass
 
-from engine.errors import UsageError
+from engine.domain.errors import UsageError
 
 KEY_BYTES = 32  # SSE-C is AES-256
 

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.s3.classify import Disposition
+from engine.domain.classify import Disposition
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,13 @@ import contextlib
 import uuid
 from typing import Any
 
-from engine.copy.keys import normalize_prefix
 from engine.copy.request import Requests
-from engine.errors import JobCannotStart, S3Error
-from engine.models import Task
-from engine.retry import RetryPolicy
+from engine.domain.backoff import RetryPolicy
+from engine.domain.classify import Disposition
+from engine.domain.errors import JobCannotStart, S3Error
+from engine.domain.keys import normalize_prefix
+from engine.domain.models import Task
 from engine.s3.call import invoke_retrying
-from engine.s3.classify import Disposition
 
 # the key of the start-up check's upload, under the destination prefix
 PROBE = ".bulkcopy-preflight-"

@@ -113,7 +113,7 @@ class Destination:
     @classmethod
     def parse(cls, uri: str) -> Destination:
         """Parse ``s3://bucket[/prefix]``; the prefix is kept exactly as given."""
-        from engine.errors import UsageError
+        from engine.domain.errors import UsageError
 
         if not uri.startswith("s3://"):
             raise UsageError(f"--to must be an s3:// URI, got {uri!r}")

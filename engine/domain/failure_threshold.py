@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.models import TaskStatus
-from engine.s3.classify import Disposition, classify
+from engine.domain.classify import Disposition, classify
+from engine.domain.models import TaskStatus
 
 
 @dataclass(frozen=True, slots=True)

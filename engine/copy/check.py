@@ -1,9 +1,11 @@
 """Check that a copied object matches its source: size, content, metadata, tags.
 
 ``compare`` is pure; ``verify_copy`` makes the calls.  Content is compared by
-ETag where the two ETags mean the same thing (both single-part MD5s, or both
-multipart with the same part count), else by a checksum both carry
-(``ChecksumMode=ENABLED``); when neither applies, size is all that is compared.
+the one rule of :func:`engine.domain.content.same_content` (ETags, else a
+checksum both carry, read with ``ChecksumMode=ENABLED``); when the two HEADs
+cannot tell, size is all that is compared, and the source ETag the copy was
+pinned to says whether the source was replaced since.  Used by a copy's
+``--verify`` and by ``bulkcopy verify``.
 """
 
 from __future__ import annotations
@@ -11,40 +13,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from engine import etag
-from engine.copy.move import REMOVED
-from engine.copy.properties import (
-    CHECKSUM_ALGORITHMS,
-    CONTENT_HEADERS,
-    whole_object_checksum,
-)
+from engine.copy.properties import CONTENT_HEADERS
 from engine.copy.request import Requests
-from engine.errors import S3Error
-from engine.manifest.rows import DELETE_MARKER
-from engine.models import ObjectRef, TaskStatus
+from engine.domain import etag
+from engine.domain.classify import Disposition
+from engine.domain.codes import VERIFICATION_FAILED
+from engine.domain.content import same_content
+from engine.domain.errors import S3Error
 from engine.s3.call import invoke
-from engine.s3.classify import Disposition
-from engine.secrets import Keys
-from engine.spec import JobSpec
-from engine.store.repo import Repository, ResultRow
-
-VERIFICATION_FAILED = "VerificationFailed"
-
-
-def _etag_is_md5(head: dict[str, Any]) -> bool:
-    return head.get("ServerSideEncryption") not in ("aws:kms", "aws:kms:dsse") and not (
-        head.get("SSECustomerAlgorithm")
-    )
-
-
-def etags_comparable(src: dict[str, Any], dst: dict[str, Any]) -> bool:
-    """Whether equal content implies equal ETags for these two objects."""
-    a, b = str(src.get("ETag", "")).strip('"'), str(dst.get("ETag", "")).strip('"')
-    if not a or not b or not (_etag_is_md5(src) and _etag_is_md5(dst)):
-        return False
-    parts_a = a.split("-")[1] if "-" in a else None
-    parts_b = b.split("-")[1] if "-" in b else None
-    return parts_a == parts_b
 
 
 def compare(
@@ -57,17 +33,9 @@ def compare(
     diffs: list[str] = []
     if src.get("ContentLength") != dst.get("ContentLength"):
         diffs.append(f"size {src.get('ContentLength')} != {dst.get('ContentLength')}")
-    if etags_comparable(src, dst):
-        if src.get("ETag") != dst.get("ETag"):
-            diffs.append(f"ETag {src.get('ETag')} != {dst.get('ETag')}")
-    else:
-        for alg in CHECKSUM_ALGORITHMS:
-            a = whole_object_checksum(src, alg)
-            b = whole_object_checksum(dst, alg)
-            if a and b:
-                if a != b:
-                    diffs.append(f"checksum {alg} {a} != {b}")
-                break
+    verdict = same_content(src, dst, sizes=False)
+    if verdict.same is False:
+        diffs.append(verdict.difference)
     if (src.get("Metadata") or {}) != (dst.get("Metadata") or {}):
         diffs.append(
             f"metadata {src.get('Metadata') or {}} != {dst.get('Metadata') or {}}"
@@ -171,7 +139,12 @@ async def verify_copy(
 
 
 async def verify_moved(
-    client: Any, row: ResultRow, dst: dict[str, Any], requests: Requests
+    client: Any,
+    dst: dict[str, Any],
+    requests: Requests,
+    *,
+    recorded_etag: str | None,
+    recorded_bytes: int | None,
 ) -> None:
     """A moved object (its source deleted): the destination must still be the
     copy recorded (ETag and size)."""
@@ -183,10 +156,10 @@ async def verify_moved(
         **requests.destination_sse_c(),
     )
     diffs = []
-    if row.etag and not etag.same(head.get("ETag"), row.etag):
-        diffs.append(f"ETag {head.get('ETag')}, recorded {row.etag}")
-    if row.bytes is not None and head.get("ContentLength") != row.bytes:
-        diffs.append(f"size {head.get('ContentLength')}, recorded {row.bytes}")
+    if recorded_etag and not etag.same(head.get("ETag"), recorded_etag):
+        diffs.append(f"ETag {head.get('ETag')}, recorded {recorded_etag}")
+    if recorded_bytes is not None and head.get("ContentLength") != recorded_bytes:
+        diffs.append(f"size {head.get('ContentLength')}, recorded {recorded_bytes}")
     if diffs:
         raise S3Error(
             VERIFICATION_FAILED,
@@ -196,75 +169,3 @@ async def verify_moved(
             Disposition.FATAL,
             "Verify",
         )
-
-
-async def verify_job(
-    client: Any,
-    repo: Repository,
-    job_id: str,
-    concurrency: int = 32,
-    keys: Keys | None = None,
-) -> tuple[int, list[tuple[int, str, str]]]:
-    """Verify every succeeded task of a job; record mismatches as failures.
-
-    A moved object (``--delete-source``) has no source left: its destination
-    is checked against the copy recorded (ETag, size) — also one a move
-    found already there (skipped, its source deleted).  Delete markers are
-    not checked.
-
-    Returns how many were checked and the failures ``(task_id, code, message)``.
-    An object that cannot be read for checking (gone, no access) is a failure
-    too: its copy cannot be vouched for.
-    """
-    job = repo.get_job(job_id)
-    spec = JobSpec.from_dict(job.spec)
-    requests = Requests(spec.object, keys or Keys())
-    slots = asyncio.Semaphore(concurrency)
-    failures: list[tuple[int, str, str]] = []
-    checked = 0
-
-    async def one(row: ResultRow) -> None:
-        src = row.src.params(row.src_version_id)
-        dst = ObjectRef(row.dst_bucket, row.dst_key).params(row.dst_version_id)
-        async with slots:
-            try:
-                if row.delete_state in REMOVED:  # a move: no source to compare
-                    await verify_moved(client, row, dst, requests)
-                    return
-                await verify_copy(
-                    client,
-                    src,
-                    dst,
-                    tags=spec.copy.preserve_tags,
-                    requests=requests,
-                    overrides=row.overrides or {},
-                    pinned_etag=row.src_etag,
-                )
-            except S3Error as err:
-                failures.append(
-                    (
-                        row.id,
-                        VERIFICATION_FAILED,
-                        f"{err.operation}: {err.code}: {err.message}"
-                        if err.code != VERIFICATION_FAILED
-                        else err.message,
-                    )
-                )
-
-    batch: list[ResultRow] = []
-    for row in repo.iter_results(
-        job.id, statuses=(TaskStatus.SUCCEEDED, TaskStatus.SKIPPED)
-    ):
-        if row.kind == DELETE_MARKER:
-            continue  # a delete marker has nothing to compare
-        if row.status is TaskStatus.SKIPPED and row.delete_state not in REMOVED:
-            continue  # not copied (an up-to-date destination: a move's is)
-        batch.append(row)
-        if len(batch) >= 1000:
-            await asyncio.gather(*(one(r) for r in batch))
-            checked += len(batch)
-            batch = []
-    await asyncio.gather(*(one(r) for r in batch))
-    checked += len(batch)
-    repo.fail_succeeded(failures)
-    return checked, failures

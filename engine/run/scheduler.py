@@ -1,6 +1,6 @@
 """Which job a worker process works on next (``bulkcopy worker``).
 
-A worker process runs one job at a time (a :class:`engine.worker.Worker`)
+A worker process runs one job at a time (a :class:`engine.run.worker.Worker`)
 and moves on when that job has nothing left for it:
 
 * with ``job_ids`` it works on those jobs, in that order, waiting while one is
@@ -23,10 +23,10 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from engine import events
-from engine.models import JobCounts, JobStatus
+from engine.domain.models import JobCounts, JobStatus
+from engine.run import events
+from engine.run.worker import Worker
 from engine.store.repo import JobRecord, Repository
-from engine.worker import Worker
 
 # statuses of a named job (``--job``) a worker will run; others are over
 NAMED_RUNNABLE = frozenset(

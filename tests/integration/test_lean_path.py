@@ -1,4 +1,4 @@
-"""The lean CopyObject path in a whole job (``BULKCOPY_FAST_COPY=1``): used
+"""The lean CopyObject path in a whole job (``BULKCOPY_LEAN_COPY=1``): used
 when botocore's own request can be reproduced, botocore otherwise."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.models import TaskStatus
+from engine.domain.models import TaskStatus
 from engine.s3.lean import LeanClient
 from engine.store.repo import Repository
 from tests.helpers import get_body, run_job, seed, submit_job, write_manifest
@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(autouse=True)
-def fast_copy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BULKCOPY_FAST_COPY", "1")
+def lean_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BULKCOPY_LEAN_COPY", "1")
 
 
 def _job(s3: S3Server, tmp_path: Path, keys: list[str], **submit: Any) -> Any:
@@ -93,7 +93,7 @@ def test_options_it_does_not_serialize_go_to_botocore(
     copied by botocore, through the same client."""
     import base64
 
-    from engine.options import ObjectOptions
+    from engine.domain.options import ObjectOptions
 
     monkeypatch.setenv("BC_TEST_SSE_KEY", base64.b64encode(b"k" * 32).decode())
     repo, job, _dst, _ = _job(

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from engine import events
 from engine.copy.execute import (
     LEASE_LOST,
     CopyContext,
@@ -48,13 +47,13 @@ from engine.copy.execute import (
     abandon,
     execute,
 )
-from engine.copy.multipart import CREATING, Upload, abort_by_id
+from engine.copy.multipart import Upload, abort_by_id
 from engine.copy.request import Requests
-from engine.errors import JobCannotStart, S3Error
-from engine.governor import CURRENT as GOVERNOR
-from engine.governor import Governor
-from engine.jobclient import open_job_client
-from engine.models import (
+from engine.domain.backoff import RetryPolicy
+from engine.domain.codes import CREATING
+from engine.domain.errors import JobCannotStart, S3Error
+from engine.domain.failure_threshold import FailureGuard, FailurePolicy
+from engine.domain.models import (
     CopyRecord,
     JobCounts,
     JobStatus,
@@ -63,14 +62,14 @@ from engine.models import (
     TaskResult,
     TaskStatus,
 )
-from engine.preflight import check_destination, check_move, check_sources
-from engine.retry import RetryPolicy
-from engine.s3.call import ON_REQUEST
-from engine.s3.client import ClientSettings
+from engine.domain.spec import ClientSettings, JobSpec
+from engine.run import events
+from engine.run.governor import Governor
+from engine.run.jobclient import open_job_client
+from engine.run.preflight import check_destination, check_move, check_sources
+from engine.s3.call import ON_REQUEST, PACER
 from engine.s3.quirks import Quirks
-from engine.spec import JobSpec
 from engine.store.repo import JobRecord, Repository, WorkerRecord, WorkerState
-from engine.threshold import FailureGuard, FailurePolicy
 
 T = TypeVar("T")
 
@@ -115,10 +114,10 @@ class RunSettings:
     # process goes away (a rolling update, a scale-down): the job stays
     # ``running`` for the other and next workers
     stop_marks_job: bool = True
-    # when to give up on the job (engine.threshold)
+    # when to give up on the job (engine.domain.failure_threshold)
     failure: FailurePolicy = field(default_factory=FailurePolicy)
     # adaptive concurrency: the fewest requests in flight it may go down to
-    # (engine.governor); = concurrency: fixed
+    # (engine.run.governor); = concurrency: fixed
     min_concurrency: int = 1
     max_rps: float | None = None  # requests started per second, at most
     # emit a RequestDone event for every S3 request (metrics ask for it)
@@ -456,7 +455,7 @@ class Worker:
             on_change=self._concurrency_changed,
         )
         # every S3 call of the copiers takes a slot (tasks inherit the context)
-        token = GOVERNOR.set(self.governor)
+        token = PACER.set(self.governor)
         seen = ON_REQUEST.set(
             self._request_done if self.run_settings.request_events else None
         )
@@ -480,7 +479,7 @@ class Worker:
             # one failure (a database error, say) ends the run; show it, not the group
             raise group.exceptions[0] from group
         finally:
-            GOVERNOR.reset(token)
+            PACER.reset(token)
             ON_REQUEST.reset(seen)
         await self._call(self.repo.release, self.worker_id, self._unstarted)
         self._unstarted = []

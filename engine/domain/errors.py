@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.s3.classify import Disposition
+    from engine.domain.classify import Disposition
 
 
 class BulkcopyError(Exception):

@@ -12,12 +12,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from engine.copy.request import Requests
-from engine.s3.client import ClientSettings, open_client_and_credentials
+from engine.domain.spec import ClientSettings, JobSpec
+from engine.s3.client import open_client_and_credentials
 from engine.s3.headers import install_content_md5, install_headers
 from engine.s3.lean import LeanClient, probe
 from engine.s3.sigv4 import Credentials
-from engine.secrets import load_keys
-from engine.spec import JobSpec
+from engine.s3.sse_keys import load_keys
 
 
 def job_requests(spec: JobSpec) -> Requests:
@@ -60,12 +60,12 @@ def credentials_getter(creds: Any) -> Any:
 
 
 def lean_wanted(settings: ClientSettings) -> bool:
-    """Whether copies take the lean path: ``BULKCOPY_FAST_COPY=0/1`` when
+    """Whether copies take the lean path: ``BULKCOPY_LEAN_COPY=0/1`` when
     set, else the settings (on unless ``--no-lean-copy``)."""
-    env = os.environ.get("BULKCOPY_FAST_COPY", "").strip()
+    env = os.environ.get("BULKCOPY_LEAN_COPY", "").strip()
     if env in ("0", "1"):
         return env == "1"
-    return settings.fast_copy
+    return settings.lean_copy
 
 
 @asynccontextmanager

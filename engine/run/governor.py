@@ -16,7 +16,6 @@ clock the caller passes; :class:`Governor` does the waiting.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import time
 from collections import deque
 from collections.abc import Callable
@@ -147,9 +146,3 @@ class Governor:
             if not waiter.done():
                 waiter.set_result(None)
                 self.in_flight += 1
-
-
-# the governor of the run this task belongs to (set by the worker; None: no limit)
-CURRENT: contextvars.ContextVar[Governor | None] = contextvars.ContextVar(
-    "bulkcopy_governor", default=None
-)

@@ -22,8 +22,8 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import UsageError
-from engine.models import ObjectRef
+from engine.domain.errors import UsageError
+from engine.domain.models import ObjectRef
 
 FIELDS = ("key", "basename", "dirname", "stem", "ext", "bucket", "version_id")
 MAX_KEY_BYTES = 1024

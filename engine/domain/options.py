@@ -3,7 +3,7 @@
 :class:`ObjectOptions` is stored with the job (so ``resume`` copies with the
 very same options) and checked once, at submit, by :func:`validate`, which
 names the option at fault.  It holds no secrets: SSE-C keys are named by where
-they come from (``env:NAME`` or ``file:PATH``, see :mod:`engine.secrets`) and
+they come from (``env:NAME`` or ``file:PATH``, see :mod:`engine.s3.sse_keys`) and
 read only when a run starts.
 
 The request arguments these options become are decided in
@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.errors import UsageError
+from engine.domain.content import CHECKSUM_ALGORITHMS
+from engine.domain.errors import UsageError
 
 CANNED_ACLS = (
     "private",
@@ -30,7 +31,6 @@ CANNED_ACLS = (
 )
 DIRECTIVES = ("COPY", "REPLACE")
 SSE_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
-CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
 LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 LEGAL_HOLD = ("ON", "OFF")
 # the headers a signature covers or a transport owns; --header may not set them
@@ -176,7 +176,7 @@ def _strings(value: Any, option: str) -> None:
 def validate(opts: ObjectOptions, *, now: datetime | None = None) -> None:
     """Refuse what S3 would refuse, or silently ignore, naming the option.
 
-    Pure: SSE-C key sources are checked by :mod:`engine.secrets`.
+    Pure: SSE-C key sources are checked by :mod:`engine.s3.sse_keys`.
     """
     _choice(opts, "acl", CANNED_ACLS)
     _choice(opts, "metadata_directive", DIRECTIVES)

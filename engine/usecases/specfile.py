@@ -32,8 +32,8 @@ from dataclasses import fields
 from datetime import date, datetime, time
 from typing import Any
 
-from engine.errors import UsageError
-from engine.options import ObjectOptions
+from engine.domain.errors import UsageError
+from engine.domain.options import ObjectOptions
 
 TOP_LEVEL = ("to", "key_template", "strip_prefix", "headers")
 CLIENT = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.models import JobCounts, Task, TaskResult
+from engine.domain.models import JobCounts, Task, TaskResult
 
 
 @dataclass(frozen=True, slots=True)

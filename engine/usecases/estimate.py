@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.copy.plan import part_size_for, use_multipart
+from engine.domain.plan import part_size_for, use_multipart
+from engine.domain.spec import CopyOptions
 from engine.manifest.filters import archived, storage_class
 from engine.manifest.rows import Rows
-from engine.spec import CopyOptions
 
 
 @dataclass(slots=True)

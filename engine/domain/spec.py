@@ -5,11 +5,46 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.copy.keys import KeyMapping
-from engine.options import ObjectOptions
-from engine.s3.client import ClientSettings
+from engine.domain.keys import KeyMapping
+from engine.domain.options import ObjectOptions
 
 SPEC_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """How to reach S3.  Stored with the job (no secrets in here)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    addressing_style: str | None = None  # "auto" | "path" | "virtual"
+    signature_version: str | None = None  # "s3v4" (default) | "s3" (V2)
+    content_md5: bool = False  # Content-MD5 on bodies (IBM COS protected buckets)
+    max_pool_connections: int = 64
+    sdk_max_attempts: int = 3
+    connect_timeout: float = 10.0
+    read_timeout: float = 300.0
+    # CopyObject through the lean path (engine.s3.lean) where it can; False:
+    # always botocore's (--no-lean-copy; BULKCOPY_LEAN_COPY=0/1 overrides)
+    lean_copy: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClientSettings:
+        data = dict(data)
+        if "fast_copy" in data:  # the switch's name in jobs of bulkcopy <= 0.1
+            data.setdefault("lean_copy", data.pop("fast_copy"))
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def merged(self, **overrides: Any) -> ClientSettings:
+        """These settings with every non-``None`` override applied."""
+        data = self.to_dict()
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return ClientSettings.from_dict(data)
 
 
 @dataclass(frozen=True, slots=True)

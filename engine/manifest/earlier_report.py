@@ -35,10 +35,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from engine.checksums import md5_file
-from engine.errors import ManifestError
+from engine.domain.errors import ManifestError
+from engine.domain.models import ManifestEntry, ObjectRef, TaskStatus
 from engine.manifest.csv import parse_row
-from engine.models import ManifestEntry, ObjectRef, TaskStatus
+from engine.manifest.filehash import md5_file
 
 REPORT_FORMAT = "Report_CSV_20180820"
 COLUMNS = "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage"

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from engine.checksums import md5_file
-from engine.copy.move import REMOVED
-from engine.copy.skip import EXISTS
-from engine.models import JobCounts, TaskStatus
+from engine.domain.codes import DESTINATION_EXISTS as EXISTS
+from engine.domain.codes import REMOVED
+from engine.domain.models import JobCounts, TaskStatus
+from engine.manifest.filehash import md5_file
 from engine.store.repo import JobRecord, Repository, ResultRow
 
 REPORT_FORMAT = "Report_CSV_20180820"
@@ -241,3 +241,13 @@ def write_report(
         encoding="utf-8",
     )
     return ReportFiles(base, manifest_path, paths, jsonl, summary, rows)
+
+
+def errors_by_code(repo: Repository, job_id: str) -> dict[str, dict[str, int]]:
+    """The failed and skipped tasks' error codes, most frequent first."""
+    out = {}
+    for status in (TaskStatus.FAILED, TaskStatus.SKIPPED):
+        found = repo.error_counts(job_id, status=status)
+        if found:
+            out[status.value] = dict(found)
+    return out

@@ -1,6 +1,6 @@
 """Prometheus metrics of a run, built from the engine's events.
 
-:class:`Metrics` is an observer (``engine.events``): it counts what the
+:class:`Metrics` is an observer (``engine.run.events``): it counts what the
 events say, in a registry of its own, served over HTTP (``--metrics-port``)
 for a scrape or written to a node-exporter textfile (``--metrics-textfile``)
 for cron jobs and other short runs.
@@ -29,10 +29,10 @@ from prometheus_client import (
     write_to_textfile,
 )
 
-from engine import events
-from engine.copy.move import REMOVED
-from engine.models import TaskStatus
-from engine.s3.classify import Disposition, classify
+from engine.domain.classify import Disposition, classify
+from engine.domain.codes import REMOVED
+from engine.domain.models import TaskStatus
+from engine.run import events
 
 # copies take milliseconds (small objects) to hours (5 TB multipart)
 BUCKETS = (

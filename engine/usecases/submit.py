@@ -25,15 +25,14 @@ from functools import partial
 from itertools import repeat
 from typing import Any
 
-from engine import loop
-from engine.copy.keys import KeyMapping, normalize_prefix
-from engine.errors import ManifestError, UsageError
-from engine.estimate import Estimate
+from engine.domain.errors import ManifestError, UsageError
+from engine.domain.keys import KeyMapping, normalize_prefix
+from engine.domain.models import Destination, JobStatus, TaskStatus
+from engine.domain.spec import JobSpec
 from engine.manifest.inventory import load_inventory_manifest
 from engine.manifest.rows import BATCH_ROWS, Rows
 from engine.manifest.sources import Reader, Source, detect_kind
-from engine.models import Destination, JobStatus, TaskStatus
-from engine.spec import JobSpec
+from engine.run import loop
 from engine.store.repo import (
     INVALID_ROW,
     IngestTotals,
@@ -42,6 +41,7 @@ from engine.store.repo import (
     TaskRows,
     key_hash,
 )
+from engine.usecases.estimate import Estimate
 
 MAX_TRACKED_SOURCE_BUCKETS = 100
 
