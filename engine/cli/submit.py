@@ -28,19 +28,15 @@ from engine.cli.common import (
 )
 from engine.cli.estimate import print_estimate
 from engine.cli.object_options import given_object_options, object_options
-from engine.copy.skip import POLICIES
 from engine.domain.errors import UsageError
-from engine.domain.keys import KeyMapping, check_template
+from engine.domain.keys import KeyMapping
 from engine.domain.models import Destination
 from engine.domain.options import (
     ObjectOptions,
     parse_headers,
     parse_time,
-    validate,
-    validate_headers,
 )
-from engine.domain.plan import MAX_COPY_OBJECT, MAX_PART_SIZE, MIN_PART_SIZE
-from engine.domain.spec import ClientSettings, CopyOptions, JobSpec
+from engine.domain.spec import SKIP_POLICIES, ClientSettings, CopyOptions, JobSpec
 from engine.domain.units import parse_size
 from engine.manifest.filters import Filters
 from engine.manifest.sources import Source, detect_kind
@@ -211,12 +207,12 @@ def submit_options(f: Any) -> Any:
         ),
         click.option(
             "--skip-existing",
-            type=click.Choice(POLICIES),
+            type=click.Choice(SKIP_POLICIES),
             default="never",
             show_default=True,
             help="HEAD the destination first and skip objects already there: "
-            "same-etag (same size and ETag; the size alone when ETags cannot be "
-            "compared: multipart, SSE-KMS, SSE-C), same-size, newer "
+            "same-etag (same size and ETag, else a checksum both carry; the size "
+            "alone when neither can tell: SSE-KMS, SSE-C), same-size, newer "
             "(destination at least as new). Skipped objects are counted and "
             "reported as skipped, DestinationExists; not a failure.",
         ),
@@ -330,22 +326,6 @@ def _copy_options(opts: dict[str, Any], file: dict[str, Any]) -> CopyOptions:
             except ValueError as exc:
                 raise UsageError(f"--{name.replace('_', '-')}: {exc}") from None
     preserve = opts["preserve"] if _given("preserve") else file.get("preserve", ())
-    threshold = values["multipart_threshold"]
-    if not MIN_PART_SIZE <= threshold <= MAX_COPY_OBJECT:
-        raise UsageError("--multipart-threshold must be between 5MiB and 5GiB")
-    part_size = values["part_size"]
-    if part_size is not None and not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
-        raise UsageError("--part-size must be between 5MiB and 5GiB")
-    if values["skip_existing"] not in POLICIES:
-        raise UsageError(
-            f"skip_existing: {values['skip_existing']!r} is not one of "
-            f"{', '.join(POLICIES)}"
-        )
-    if values["delete_source"] and values["skip_existing"] in ("same-size", "newer"):
-        raise UsageError(
-            f"--skip-existing {values['skip_existing']} cannot vouch for a move: "
-            "a source is deleted only when its copy is verified (use same-etag)"
-        )
     unknown = set(preserve) - {"acl"}
     if unknown:
         raise UsageError(f"--preserve: unknown property {sorted(unknown)[0]!r}")
@@ -355,7 +335,6 @@ def _copy_options(opts: dict[str, Any], file: dict[str, Any]) -> CopyOptions:
 def _object_options(opts: dict[str, Any], file: dict[str, Any]) -> ObjectOptions:
     values = {**file, **given_object_options(opts)}
     obj = ObjectOptions.from_dict(values)
-    validate(obj)
     # read the keys now so a wrong one fails the submit; they are not kept
     load_keys(obj.sse_c_key, obj.source_sse_c_key)
     return obj
@@ -370,13 +349,11 @@ def build_spec(opts: dict[str, Any]) -> tuple[Destination, JobSpec]:
     client_file = {k: v for k, v in file.get("client", {}).items() if v is not None}
     client = client_overrides(ClientSettings.from_dict(client_file), **opts)
     template = opts["key_template"] or file.get("key_template") or "{key}"
-    check_template(template)
     keys = KeyMapping(
         strip_prefix=opts["strip_prefix"] or file.get("strip_prefix") or "",
         template=template,
     )
     headers = {**file.get("headers", {}), **parse_headers(opts["header"])}
-    validate_headers(headers)
     spec = JobSpec(
         client=client,
         copy=_copy_options(opts, file.get("copy", {})),
@@ -384,6 +361,7 @@ def build_spec(opts: dict[str, Any]) -> tuple[Destination, JobSpec]:
         keys=keys,
         headers=headers,
     )
+    spec.validate()
     return Destination.parse(to), spec
 
 

@@ -20,8 +20,6 @@ from typing import Any
 
 from engine.domain.content import same_content
 
-POLICIES = ("never", "same-etag", "same-size", "newer")
-
 
 def skip_reason(
     policy: str,

@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.domain.keys import KeyMapping
-from engine.domain.options import ObjectOptions
+from engine.domain.errors import UsageError
+from engine.domain.keys import KeyMapping, check_template
+from engine.domain.options import ObjectOptions, validate, validate_headers
+from engine.domain.plan import MAX_COPY_OBJECT, MAX_PART_SIZE, MIN_PART_SIZE
 
 SPEC_VERSION = 1
+
+# ``--skip-existing``: when the destination already holds the object
+# (engine.copy.skip decides; a move's only ``same-etag``)
+SKIP_POLICIES = ("never", "same-etag", "same-size", "newer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,24 @@ class CopyOptions:
     def from_dict(cls, data: dict[str, Any]) -> CopyOptions:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
+    def validate(self) -> None:
+        """Raise :class:`UsageError` for options no copy can be made with."""
+        if not MIN_PART_SIZE <= self.multipart_threshold <= MAX_COPY_OBJECT:
+            raise UsageError("--multipart-threshold must be between 5MiB and 5GiB")
+        part_size = self.part_size
+        if part_size is not None and not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
+            raise UsageError("--part-size must be between 5MiB and 5GiB")
+        if self.skip_existing not in SKIP_POLICIES:
+            raise UsageError(
+                f"skip_existing: {self.skip_existing!r} is not one of "
+                f"{', '.join(SKIP_POLICIES)}"
+            )
+        if self.delete_source and self.skip_existing in ("same-size", "newer"):
+            raise UsageError(
+                f"--skip-existing {self.skip_existing} cannot vouch for a move: "
+                "a source is deleted only when its copy is verified (use same-etag)"
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class JobSpec:
@@ -109,3 +133,12 @@ class JobSpec:
             headers=dict(data.get("headers", {})),
             source_buckets=tuple(data.get("source_buckets", ())),
         )
+
+    def validate(self) -> None:
+        """Raise :class:`UsageError` when this spec cannot make a job: the
+        same checks whether it came from the CLI, a ``--spec`` file or the
+        Python API (:func:`engine.usecases.submit.submit_source` calls it)."""
+        self.copy.validate()
+        validate(self.object)
+        check_template(self.keys.template)
+        validate_headers(self.headers)

@@ -47,17 +47,14 @@ from engine.copy.execute import (
     abandon,
     execute,
 )
-from engine.copy.multipart import Upload, abort_by_id
+from engine.copy.multipart import abort_by_id
 from engine.copy.request import Requests
 from engine.domain.backoff import RetryPolicy
-from engine.domain.codes import CREATING
 from engine.domain.errors import JobCannotStart, S3Error
 from engine.domain.failure_threshold import FailureGuard, FailurePolicy
 from engine.domain.models import (
-    CopyRecord,
     JobCounts,
     JobStatus,
-    PartRecord,
     Task,
     TaskResult,
     TaskStatus,
@@ -66,6 +63,7 @@ from engine.domain.spec import ClientSettings, JobSpec
 from engine.run import events
 from engine.run.governor import Governor
 from engine.run.jobclient import open_job_client
+from engine.run.ledgers import MoveLedger, PartLedger
 from engine.run.preflight import check_destination, check_move, check_sources
 from engine.s3.call import ON_REQUEST, PACER
 from engine.s3.quirks import Quirks
@@ -215,10 +213,10 @@ class Worker:
         self._refresher: Callable[[], Awaitable[bool]] | None = None
         self._refreshing: asyncio.Future[bool] | None = None
         self.credential_refreshes = 0
-        self._uploads: dict[int, Upload | None] = {}  # None: ended this run
-        # moves' copies waiting to be recorded (one commit for all waiting)
-        self._copies: list[tuple[int, CopyRecord, asyncio.Future[bool]]] = []
-        self._copies_waiting = asyncio.Event()
+        # where multipart copies record their uploads and parts, and a move
+        # its copies before the deletes (engine.run.ledgers)
+        self.part_ledger = PartLedger(self._call, repo, self.worker_id)
+        self.move_ledger = MoveLedger(self._call, repo, self.worker_id)
         # what the store was found not to do, shared by every copier
         self.quirks = Quirks()
         self.versioned_sources: frozenset[str] = frozenset()  # a move's
@@ -468,7 +466,7 @@ class Worker:
                     tg.create_task(self._control()),
                 ]
                 if self.spec.copy.delete_source:
-                    background.append(tg.create_task(self._copy_recorder()))
+                    background.append(tg.create_task(self.move_ledger.run()))
                 copiers = [tg.create_task(self._copier(client)) for _ in range(n)]
                 await asyncio.wait(copiers)
                 self._copiers_done.set()
@@ -573,78 +571,6 @@ class Worker:
                 self.observer(events.JobResumed(self.job.id))
                 await self._set_state(WorkerState.COPYING)
 
-    # -- PartLog: where multipart copies record their uploads and parts --------
-
-    def current(self, task: Task) -> Upload | None:
-        if task.id in self._uploads:
-            return self._uploads[task.id]
-        if task.upload_id and task.src_etag is not None and task.part_size:
-            return Upload(task.upload_id, task.src_etag, task.part_size)
-        return None
-
-    async def creating(self, task: Task) -> None:
-        await self._call(
-            self.repo.upload_started,
-            task.id,
-            self.worker_id,
-            f"{CREATING}{time.time():.0f}",
-            "",
-            0,
-        )
-
-    async def started(self, task: Task, upload: Upload) -> None:
-        await self._call(
-            self.repo.upload_started,
-            task.id,
-            self.worker_id,
-            upload.upload_id,
-            upload.src_etag,
-            upload.part_size,
-        )
-        self._uploads[task.id] = upload
-
-    async def part_done(self, task: Task, upload: Upload, part: PartRecord) -> None:
-        await self._call(self.repo.part_done, task.id, upload.upload_id, part)
-
-    async def recorded(self, task: Task, upload: Upload) -> list[PartRecord]:
-        return await self._call(self.repo.recorded_parts, task.id, upload.upload_id)
-
-    async def ended(self, task: Task) -> None:
-        await self._call(self.repo.upload_ended, task.id)
-        self._uploads[task.id] = None
-
-    # -- MoveLog: a move's copy is recorded before its source is deleted --------
-
-    async def copied(self, task: Task, record: CopyRecord) -> bool:
-        """Record the copy (one commit for all the copies waiting, by
-        :meth:`_copy_recorder`); ``False`` when this worker no longer holds
-        the task: do not delete."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._copies.append((task.id, record, done))
-        self._copies_waiting.set()
-        return await done
-
-    async def _copy_recorder(self) -> None:
-        """Runs beside the copiers of a move (in the pool's task group)."""
-        while True:
-            await self._copies_waiting.wait()
-            self._copies_waiting.clear()
-            batch, self._copies = self._copies, []
-            try:
-                held = await self._call(
-                    self.repo.copied,
-                    self.worker_id,
-                    [(i, r) for i, r, _ in batch],
-                )
-            except Exception as exc:  # the copiers waiting see it
-                for _, _, done in batch:
-                    if not done.done():  # (a copier cancelled meanwhile)
-                        done.set_exception(exc)
-                continue
-            for i, _, done in batch:
-                if not done.done():
-                    done.set_result(i in held)
-
     # -- copiers ----------------------------------------------------------------
 
     async def _copier(self, client: Any) -> None:
@@ -652,12 +578,12 @@ class Worker:
             client=client,
             dst_bucket=self.job.dst_bucket,
             options=self.spec.copy,
-            part_log=self,
+            part_log=self.part_ledger,
             part_slots=self._part_slots,
             stopping=self._hold,
             requests=self.requests,
             refresh_credentials=self._refresh_credentials,
-            move_log=self if self.spec.copy.delete_source else None,
+            move_log=self.move_ledger if self.spec.copy.delete_source else None,
             versioned_sources=self.versioned_sources,
             quirks=self.quirks,
         )

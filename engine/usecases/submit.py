@@ -112,7 +112,10 @@ async def submit_source(
     on_batch: Callable[[int], None] | None = None,
 ) -> JobRecord:
     """Create a job from ``source`` (or finish the interrupted ingest of the
-    same manifest into the same destination) and return it."""
+    same manifest into the same destination) and return it.  A spec that
+    cannot make a job is refused here (:meth:`JobSpec.validate`), before
+    anything is written."""
+    spec.validate()
     mapping = replace(spec.keys, prefix=destination.prefix)
     spec = replace(spec, keys=mapping)
     prefix = normalize_prefix(destination.prefix)

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from engine.copy.skip import POLICIES, skip_reason
+from engine.copy.skip import skip_reason
 from engine.domain.content import md5_etag
+from engine.domain.spec import SKIP_POLICIES as POLICIES
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 T1 = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
