@@ -12,7 +12,8 @@ from engine.cli.common import open_repo, setup
 from engine.domain.models import Destination, TaskStatus
 from engine.domain.spec import JobSpec
 from engine.run import loop
-from engine.usecases.submit import job_source, submit_source
+from engine.usecases.earlier_job import job_source
+from engine.usecases.submit import submit_source
 
 log = structlog.get_logger("bulkcopy")
 

@@ -15,66 +15,25 @@ with the file and line, and removes the job: nothing of it stays behind.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
-import os
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
-from itertools import repeat
 from typing import Any
 
 from engine.domain.errors import ManifestError, UsageError
-from engine.domain.keys import KeyMapping, normalize_prefix
-from engine.domain.models import Destination, JobStatus, TaskStatus
+from engine.domain.keys import normalize_prefix
+from engine.domain.models import Destination, JobStatus
 from engine.domain.spec import JobSpec
-from engine.manifest.inventory import load_inventory_manifest
-from engine.manifest.rows import BATCH_ROWS, Rows
 from engine.manifest.sources import Reader, Source, detect_kind
 from engine.run import loop
 from engine.store.repo import (
-    INVALID_ROW,
-    IngestTotals,
     JobRecord,
     Repository,
-    TaskRows,
-    key_hash,
 )
-from engine.usecases.estimate import Estimate
-
-MAX_TRACKED_SOURCE_BUCKETS = 100
-
-PENDING = TaskStatus.PENDING.value
-FAILED = TaskStatus.FAILED.value
-
-
-@dataclass(slots=True)
-class _State:
-    """What the ingest has done so far; stored with each batch."""
-
-    position: dict[str, Any] = field(default_factory=dict)
-    totals: IngestTotals = field(default_factory=IngestTotals)
-    buckets: list[str] = field(default_factory=list)
-    own_keys: bool = False  # some row names its own dst_key
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "position": self.position,
-            "totals": self.totals.to_dict(),
-            "buckets": self.buckets,
-            "own_keys": self.own_keys,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> _State:
-        return cls(
-            position=dict(data.get("position", {})),
-            totals=IngestTotals.from_dict(data.get("totals", {})),
-            buckets=list(data.get("buckets", [])),
-            own_keys=bool(data.get("own_keys")),
-        )
-
+from engine.usecases import earlier_job
+from engine.usecases.ingest_process import in_child, worth_a_process
+from engine.usecases.ingest_rows import IngestState, Prepared, Preparer
 
 OpenClient = Callable[[JobSpec], Any]  # -> async context manager of a client
 
@@ -119,7 +78,7 @@ async def submit_source(
     mapping = replace(spec.keys, prefix=destination.prefix)
     spec = replace(spec, keys=mapping)
     prefix = normalize_prefix(destination.prefix)
-    async with _reader(source, spec, open_client, repo) as reader:
+    async with open_reader(source, spec, open_client, repo) as reader:
         identity = await reader.identity()
         job = repo.interrupted_ingest(source.location, destination.bucket, prefix)
         if job is not None and restart:
@@ -153,7 +112,7 @@ async def finish_ingest(
         return job
     source = Source.from_dict(job.source)
     spec = JobSpec.from_dict(job.spec)
-    async with _reader(source, spec, open_client, repo) as reader:
+    async with open_reader(source, spec, open_client, repo) as reader:
         identity = await reader.identity()
         _check_resumable(job, source, spec, identity)
         return await _ingest(repo, job, reader, on_batch)
@@ -181,7 +140,7 @@ def _check_resumable(
 
 
 @asynccontextmanager
-async def _reader(
+async def open_reader(
     source: Source,
     spec: JobSpec,
     open_client: OpenClient | None,
@@ -192,7 +151,7 @@ async def _reader(
         if source.kind == "job":
             if repo is None:
                 raise UsageError("an earlier job's results need its database")
-            job_rows = partial(_job_rows, repo, source)
+            job_rows = partial(earlier_job.job_rows, repo, source)
         reader = Reader(source, job_results=job_rows)
         try:
             yield reader
@@ -217,7 +176,7 @@ async def _ingest(
 ) -> JobRecord:
     source = reader.source
     spec = JobSpec.from_dict(job.spec)
-    state = _State.from_dict(job.ingest_state or {})
+    state = IngestState.from_dict(job.ingest_state or {})
     try:
         async for task_rows, after in _prepared(reader, job, spec, state):
             # the rows written so far are counted here (a reader process
@@ -256,384 +215,18 @@ async def _ingest(
         raise
 
 
-Prepared = tuple[TaskRows, _State]
-
-
 async def _prepared(
-    reader: Reader, job: JobRecord, spec: JobSpec, state: _State
+    reader: Reader, job: JobRecord, spec: JobSpec, state: IngestState
 ) -> AsyncIterator[Prepared]:
     """Each batch of the manifest as task rows, with the state after it.
 
     A big local manifest is read and prepared in a child process, so parsing
     runs on one core while this one writes to the database."""
     source = reader.source
-    if reader.local and _worth_a_process(source):
-        for prepared in _in_child(source, job, spec, state):
+    if reader.local and worth_a_process(source):
+        for prepared in in_child(source, job, spec, state):
             yield prepared
         return
-    prep = _Preparer(job.id, spec.keys, job.dst_prefix, source, state)
+    prep = Preparer(job.id, spec.keys, job.dst_prefix, source, state)
     async for rows in reader.batches(state.position or None):
         yield prep.prepare(rows), prep.state
-
-
-class _Preparer:
-    """Filters a batch, maps its keys, builds its task rows, and keeps the
-    ingest's totals (the hot loop of a submit)."""
-
-    def __init__(
-        self,
-        job_id: str,
-        mapping: KeyMapping,
-        prefix: str,
-        source: Source,
-        state: _State,
-    ) -> None:
-        self.source = source
-        self.state = state
-        self.build = _RowBuilder(job_id, mapping, prefix, source)
-        self.buckets = dict.fromkeys(state.buckets)
-        self.first = True
-
-    def prepare(self, rows: Rows) -> TaskRows:
-        source, state = self.source, self.state
-        if self.first:
-            source.filters.check(rows, source.location)
-            self.first = False
-        state.totals.read += len(rows)
-        keep = source.filters.keep(rows)
-        if keep is not None:
-            state.totals.filtered += len(rows) - len(keep)
-            rows = rows.take(keep)
-        if not source.all_versions:
-            rows.modified = None  # stored only to order versions
-        task_rows, invalid, own = self.build.rows(rows, state.totals.read - len(rows))
-        buckets = self.buckets
-        if len(buckets) < MAX_TRACKED_SOURCE_BUCKETS:
-            named = rows.buckets
-            if rows.errors:
-                named = [b for i, b in enumerate(named) if i not in rows.errors]
-            for b in dict.fromkeys(named):  # first-seen order
-                if len(buckets) < MAX_TRACKED_SOURCE_BUCKETS:
-                    buckets.setdefault(b)
-            state.buckets = list(buckets)
-        state.totals.invalid += invalid
-        state.own_keys = state.own_keys or own
-        state.position = rows.position
-        return task_rows
-
-
-# local manifests at least this big are parsed in a child process
-PROCESS_MIN_BYTES = 16 << 20
-# batches the child has ready are written together, up to this many rows
-COMMIT_ROWS = 50_000
-
-
-def _worth_a_process(source: Source) -> bool:
-    """Whether the manifest is big enough to pay for a reader process (and
-    this platform can fork one)."""
-    if "fork" not in mp.get_all_start_methods():
-        return False
-    try:
-        if source.kind == "inventory":
-            files = load_inventory_manifest(source.location).files
-            size = sum(int(f.get("size") or 0) for f in files)
-        else:
-            size = os.path.getsize(source.location)
-    except (OSError, ValueError, ManifestError):
-        return False
-    return size >= PROCESS_MIN_BYTES
-
-
-def _in_child(
-    source: Source, job: JobRecord, spec: JobSpec, state: _State
-) -> Iterator[Prepared]:
-    """Run the reader and preparer in a forked child; yield what it sends.
-
-    The child sends each batch's rows with the state after it; an error it
-    meets (a malformed manifest) is raised here, as if read here.
-    """
-    ctx = mp.get_context("fork")
-    receive, send = ctx.Pipe(duplex=False)
-    args = (send, source, job.id, spec.keys, job.dst_prefix, state)
-    child = ctx.Process(target=_child_main, args=args, daemon=True)
-    child.start()
-    send.close()
-
-    def next_message() -> Any:
-        try:
-            return receive.recv()
-        except EOFError:
-            raise RuntimeError(
-                f"the manifest reader process died (exit code {child.exitcode})"
-            ) from None
-
-    try:
-        message = next_message()
-        while True:
-            kind = message[0]
-            if kind == "batch":
-                # what the child has already sent goes in one transaction (a
-                # batch whose rows were all filtered out is committed alone:
-                # commit points do not depend on the pipe's timing)
-                rows, after = message[1], message[2]
-                message = None
-                while (
-                    0 < len(rows.plain) + len(rows.full) < COMMIT_ROWS
-                    and receive.poll()
-                ):
-                    message = next_message()
-                    if message[0] != "batch" or not _joinable(rows, message[1]):
-                        break
-                    rows.plain += message[1].plain
-                    rows.full += message[1].full
-                    after, message = message[2], None
-                yield rows, _State.from_dict(after)
-                message = message or next_message()
-            elif kind == "done":
-                return
-            elif kind == "manifest":
-                raise ManifestError(*message[1])
-            elif kind == "usage":
-                raise UsageError(message[1])
-            else:
-                raise RuntimeError(f"the manifest reader failed: {message[1]}")
-    finally:
-        receive.close()
-        if child.is_alive():
-            child.kill()
-        child.join()
-
-
-def _joinable(rows: TaskRows, more: TaskRows) -> bool:
-    """Whether ``more`` can go in the same statements as ``rows`` with the
-    ids still in manifest order: both short rows of the same columns, or
-    both full rows."""
-    if rows.full or more.full:
-        return not (rows.plain or more.plain)
-    return rows.plain_columns == more.plain_columns
-
-
-def _child_main(
-    send: Any,
-    source: Source,
-    job_id: str,
-    mapping: KeyMapping,
-    prefix: str,
-    state: _State,
-) -> None:
-    try:
-        prep = _Preparer(job_id, mapping, prefix, source, state)
-        for rows in Reader(source).local_batches(state.position or None):
-            send.send(("batch", prep.prepare(rows), prep.state.to_dict()))
-        send.send(("done",))
-    except ManifestError as exc:
-        send.send(("manifest", (exc.source, exc.line, exc.reason)))
-    except UsageError as exc:
-        send.send(("usage", str(exc)))
-    except BaseException as exc:  # reported to the parent, which raises
-        send.send(("crash", f"{type(exc).__name__}: {exc}"))
-    finally:
-        send.close()
-
-
-class _RowBuilder:
-    """Turns rows into task tuples (see :class:`TaskRows`): the hot loop."""
-
-    def __init__(
-        self, job_id: str, mapping: KeyMapping, prefix: str, source: Source
-    ) -> None:
-        self.job_id = job_id
-        self.mapping = mapping
-        self.prefix = prefix
-        self.source = source
-        self.plain = mapping.template == "{key}" and not mapping.strip_prefix
-
-    def rows(self, rows: Rows, before: int) -> tuple[TaskRows, int, bool]:
-        """The task rows of ``rows`` (``before`` rows of the manifest came
-        earlier), how many are malformed, and whether any names its own key.
-
-        A batch of plain rows (no error, override or delete marker: nearly
-        all of them) is built in the short form; a batch with any of those in
-        the full one, so ids keep the manifest's order either way."""
-        job_id, prefix = self.job_id, self.prefix
-        sizes: Iterator[Any] = iter(rows.sizes) if rows.sizes else repeat(None)
-        modified: Iterator[Any] = iter(rows.modified) if rows.modified else repeat(None)
-        dst: list[str | None]
-        if self.plain:  # prefix + key is not stored (NULL) but in full rows
-            extras = bool(rows.errors or rows.overrides or rows.kinds)
-            dst = [prefix + k for k in rows.keys] if extras else [None] * len(rows)
-        else:
-            dst = list(self._mapped(rows))  # may add errors
-            extras = bool(rows.errors or rows.overrides or rows.kinds)
-        columns = zip(
-            rows.lines,
-            rows.buckets,
-            rows.keys,
-            rows.versions,
-            sizes,
-            dst,
-            modified,
-            strict=False,
-        )
-        if not extras:
-            return self._plain(rows, dst), 0, False
-        full = [
-            (
-                job_id,
-                n,
-                b,
-                k,
-                v or "",
-                0,
-                s,
-                d,
-                None,
-                PENDING,
-                None,
-                None,
-                None,
-                m,
-                None,
-                key_hash(k),
-            )
-            for n, b, k, v, s, d, m in columns
-        ]
-        return self._extras(rows, full, before)
-
-    def _plain(self, rows: Rows, dst: list[str | None]) -> TaskRows:
-        """Rows in the short form, with only the columns that hold something
-        in this batch (each parameter bound costs, and a CSV manifest has no
-        sizes, dates or versions): the others take their defaults."""
-        names = ["job_id", "line", "src_bucket", "src_key"]
-        values: list[Iterable[Any]] = [
-            repeat(self.job_id),
-            rows.lines,
-            rows.buckets,
-            rows.keys,
-        ]
-        optional: list[tuple[str, list[Any] | None]] = [
-            ("src_version", rows.versions),
-            ("size", rows.sizes),
-            ("dst_key", dst),
-            ("last_modified", rows.modified),
-        ]
-        for name, column in optional:
-            if column is not None and any(v is not None for v in column):
-                names.append(name)
-                values.append(
-                    [v or "" for v in column] if name == "src_version" else column
-                )
-        names.append("key_hash")
-        values.append([key_hash(k) for k in rows.keys])
-        return TaskRows(
-            plain=list(zip(*values, strict=False)), plain_columns=tuple(names)
-        )
-
-    def _mapped(self, rows: Rows) -> list[str]:
-        out = []
-        for i, key in enumerate(rows.keys):
-            try:
-                out.append(self.mapping.destination(rows.src(i)))
-            except ValueError as exc:
-                rows.errors.setdefault(i, str(exc))
-                out.append(self.prefix + key)
-        return out
-
-    def _extras(
-        self, rows: Rows, out: list[tuple[Any, ...]], before: int
-    ) -> tuple[TaskRows, int, bool]:
-        own = False
-        now = time.time()
-        for i, kind in rows.kinds.items():
-            t = list(out[i])
-            t[14] = kind
-            out[i] = tuple(t)
-        for i, overrides in rows.overrides.items():
-            t = list(out[i])
-            t[8] = json.dumps(overrides)
-            given = overrides.get("dst_key")
-            if given:
-                own = True
-                t[7] = given
-                t[5] = before + i + 1  # one source may go to several keys
-            out[i] = tuple(t)
-        for i, error in rows.errors.items():
-            if rows.fatal == i or not self.source.skip_invalid:
-                raise ManifestError(self.source.location, rows.lines[i], error)
-            t = list(out[i])
-            t[5] = before + i + 1  # never merged with another row
-            t[9], t[10], t[11], t[12] = FAILED, INVALID_ROW, error, now
-            t[2], t[3], t[7] = _clean(t[2]), _clean(t[3]), _clean(t[7])
-            out[i] = tuple(t)
-        return TaskRows(full=out), len(rows.errors), own
-
-
-def _clean(value: str) -> str:
-    """A malformed row's text as the database can store it (no lone surrogates)."""
-    return value.encode("utf-8", "backslashreplace").decode("utf-8", "replace")
-
-
-async def dry_run(
-    source: Source,
-    spec: JobSpec,
-    *,
-    open_client: OpenClient | None = None,
-    repo: Repository | None = None,
-) -> Estimate:
-    """Read ``source`` with its filters and count what a job would hold;
-    nothing is written (duplicate rows are counted as objects)."""
-    estimate = Estimate()
-    async with _reader(source, spec, open_client, repo) as reader:
-        first = True
-        async for rows in reader.batches(None):
-            if first:
-                source.filters.check(rows, source.location)
-                first = False
-            estimate.rows += len(rows)
-            keep = source.filters.keep(rows)
-            if keep is not None:
-                estimate.filtered += len(rows) - len(keep)
-                rows = rows.take(keep)
-            for i, error in rows.errors.items():
-                if rows.fatal == i or not source.skip_invalid:
-                    raise ManifestError(source.location, rows.lines[i], error)
-            estimate.add(rows, spec.copy)
-    return estimate
-
-
-def job_source(job: JobRecord, statuses: tuple[TaskStatus, ...]) -> Source:
-    """The source of a job re-running ``job``'s tasks of ``statuses`` (versions
-    of a key still copied oldest first when ``job`` copied all versions)."""
-    return Source(
-        kind="job",
-        location=f"job:{job.id}",
-        statuses=tuple(s.value for s in statuses),
-        all_versions=bool(job.source.get("all_versions")),
-        delete_markers=bool(job.source.get("delete_markers")),
-    )
-
-
-def _job_rows(repo: Repository, source: Source, after_id: int) -> Iterator[Rows]:
-    """The tasks of an earlier job to run again, in its order: same source
-    objects and overrides (so the same destination keys); rows that were
-    malformed in its manifest are not objects and are left out."""
-    job_id = source.location.removeprefix("job:")
-    statuses = tuple(TaskStatus(s) for s in source.statuses)
-    rows = Rows(modified=[])
-    for r in repo.iter_results(job_id, statuses=statuses, after_id=after_id):
-        if r.error_code == INVALID_ROW:
-            continue
-        if r.overrides:
-            rows.overrides[len(rows)] = r.overrides
-        if r.kind:
-            rows.kinds[len(rows)] = r.kind
-        rows.add(r.line, r.src.bucket, r.src.key, r.src.version_id)
-        rows.modified.append(r.last_modified)  # type: ignore[union-attr]
-        if len(rows) >= BATCH_ROWS:
-            rows.position = {"after_id": r.id}
-            yield rows
-            rows = Rows(modified=[])
-        last = r.id
-    if len(rows):
-        rows.position = {"after_id": last}
-        yield rows

@@ -34,7 +34,8 @@ from engine.manifest.listing import list_batches
 from engine.manifest.sources import Source, detect_kind
 from engine.run.jobclient import open_job_client
 from engine.store.repo import JobRecord, Repository
-from engine.usecases.submit import job_source, submit_source
+from engine.usecases.earlier_job import job_source
+from engine.usecases.submit import submit_source
 from tests.helpers import client_settings, get_body, run_job, seed, write_manifest
 from tests.servers import S3Server
 

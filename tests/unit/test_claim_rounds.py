@@ -11,7 +11,8 @@ from engine.domain.models import Destination, Task, TaskResult, TaskStatus
 from engine.domain.spec import JobSpec
 from engine.store.repo import INGEST_COLUMNS, INVALID_ROW, IngestTotals, Repository
 from engine.store.tables import tasks
-from engine.usecases.submit import job_source, submit_source
+from engine.usecases.earlier_job import job_source
+from engine.usecases.submit import submit_source
 
 LEASE = 2_000_000_000.0
 

@@ -12,8 +12,8 @@ from engine.domain.spec import CopyOptions, JobSpec
 from engine.manifest.filters import Filters
 from engine.manifest.rows import DELETE_MARKER, Rows
 from engine.manifest.sources import Source
+from engine.usecases.dry_run import dry_run
 from engine.usecases.estimate import Estimate
-from engine.usecases.submit import dry_run
 
 WriteManifest = Callable[..., str]
 MiB = 1024**2

@@ -37,8 +37,9 @@ from engine.manifest.rows import Rows
 from engine.manifest.sources import Reader, Source
 from engine.store.repo import JobRecord, Repository
 from engine.store.tables import jobs, tasks
+from engine.usecases.earlier_job import job_source
 from engine.usecases.report import write_report
-from engine.usecases.submit import finish_ingest, job_source, submit_source
+from engine.usecases.submit import finish_ingest, submit_source
 
 WriteManifest = Callable[..., str]
 DST = Destination("dst", "copy")
@@ -172,10 +173,10 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setattr("engine.manifest.inventory.BATCH_ROWS", 4)
     monkeypatch.setattr("engine.manifest.rows.BATCH_ROWS", SMALL_BATCH)
     monkeypatch.setattr(
-        "engine.usecases.submit.BATCH_ROWS", SMALL_BATCH
+        "engine.usecases.earlier_job.BATCH_ROWS", SMALL_BATCH
     )  # earlier jobs
     # one batch per transaction, so an interruption can fall after any of them
-    monkeypatch.setattr("engine.usecases.submit.COMMIT_ROWS", 1)
+    monkeypatch.setattr("engine.usecases.ingest_process.COMMIT_ROWS", 1)
     return SMALL_BATCH
 
 
@@ -189,14 +190,14 @@ def reader_path(
     if request.param == "child-process":
         if "fork" not in mp.get_all_start_methods():
             pytest.skip("this platform cannot fork a reader process")
-        monkeypatch.setattr("engine.usecases.submit.PROCESS_MIN_BYTES", 0)
-        real = engine.usecases.submit._in_child
+        monkeypatch.setattr("engine.usecases.ingest_process.PROCESS_MIN_BYTES", 0)
+        real = engine.usecases.submit.in_child
 
         def counted(*args: Any) -> Any:
             used.append(True)
             return real(*args)
 
-        monkeypatch.setattr("engine.usecases.submit._in_child", counted)
+        monkeypatch.setattr("engine.usecases.submit.in_child", counted)
     yield str(request.param)
     assert bool(used) is (request.param == "child-process")
 

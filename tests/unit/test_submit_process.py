@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
+import engine.usecases.ingest_process
 import engine.usecases.submit
 from engine.domain.errors import ManifestError, UsageError
 from engine.domain.models import Destination
@@ -41,7 +42,7 @@ def rows_of(repo: Repository, job_id: str) -> list[tuple[object, ...]]:
 @pytest.fixture
 def child_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every local manifest goes through the reader process."""
-    monkeypatch.setattr(engine.usecases.submit, "PROCESS_MIN_BYTES", 0)
+    monkeypatch.setattr(engine.usecases.ingest_process, "PROCESS_MIN_BYTES", 0)
 
 
 MANIFEST = (
@@ -60,7 +61,7 @@ def test_reader_process_builds_the_same_job_as_reading_here(
     path = write_manifest(MANIFEST)
     jobs = []
     for limit in (1 << 60, 0):  # read here, then in a child process
-        monkeypatch.setattr(engine.usecases.submit, "PROCESS_MIN_BYTES", limit)
+        monkeypatch.setattr(engine.usecases.ingest_process, "PROCESS_MIN_BYTES", limit)
         repo = Repository(str(tmp_path_factory.mktemp("db") / "db.sqlite"))
         job = submit(repo, path, Destination("dst", "p/"), JobSpec(), skip_invalid=True)
         jobs.append((job, rows_of(repo, job.id)))
