@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from engine.copy.request import Requests
@@ -66,6 +66,11 @@ def lean_wanted(settings: ClientSettings) -> bool:
     if env in ("0", "1"):
         return env == "1"
     return settings.lean_copy
+
+
+# open_job_client's shape: (spec, settings, copy_bucket=, head_buckets=,
+# on_credentials=) -> async context of (client, requests)
+OpenJobClient = Callable[..., AbstractAsyncContextManager[tuple[Any, Requests]]]
 
 
 @asynccontextmanager

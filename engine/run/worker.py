@@ -62,7 +62,7 @@ from engine.domain.models import (
 from engine.domain.spec import ClientSettings, JobSpec
 from engine.run import events
 from engine.run.governor import Governor
-from engine.run.jobclient import open_job_client
+from engine.run.jobclient import OpenJobClient, open_job_client
 from engine.run.ledgers import MoveLedger, PartLedger
 from engine.run.preflight import check_destination, check_move, check_sources
 from engine.s3.call import ON_REQUEST, PACER
@@ -176,8 +176,11 @@ class Worker:
         observer: events.Observer = events.ignore,
         on_client: Callable[[Any], None] | None = None,
         other_work: Callable[[str], bool] | None = None,
+        open_client: OpenJobClient = open_job_client,
     ) -> None:
         self.repo = repo
+        # how the run's S3 client is made (a test passes an in-memory one)
+        self._open_client = open_client
         # asked when this job has nothing to claim but other workers still
         # hold tasks: does another job (not this id) have tasks to claim?
         self.other_work = other_work
@@ -292,7 +295,7 @@ class Worker:
                 counts = await self._call(self._counts)
                 self.observer(events.RunFinished(job.id, counts, False))
                 return counts
-            async with open_job_client(
+            async with self._open_client(
                 self.spec,
                 self.client_settings,
                 copy_bucket=job.dst_bucket,

@@ -1,0 +1,139 @@
+"""One task's copy, end to end through ``execute()``, against an in-memory S3
+(tests/memory_s3.py): what is recorded for each way a copy can end."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from engine.copy.context import CopyContext
+from engine.copy.execute import execute
+from engine.copy.multipart import Upload
+from engine.domain.backoff import RetryPolicy
+from engine.domain.models import ObjectRef, PartRecord, Task, TaskStatus
+from engine.domain.spec import CopyOptions
+from tests.memory_s3 import MemoryS3
+
+MiB = 1024 * 1024
+POLICY = RetryPolicy(max_attempts=3, base_delay=0.0, throttle_base_delay=0.0)
+
+
+class Parts:
+    """A part log in memory (the worker's is the job table)."""
+
+    def __init__(self) -> None:
+        self.uploads: dict[int, Upload | None] = {}
+        self.parts: dict[int, list[PartRecord]] = {}
+
+    def current(self, task: Task) -> Upload | None:
+        return self.uploads.get(task.id)
+
+    async def creating(self, task: Task) -> None:
+        return None
+
+    async def started(self, task: Task, upload: Upload) -> None:
+        self.uploads[task.id] = upload
+        self.parts[task.id] = []
+
+    async def part_done(self, task: Task, upload: Upload, part: PartRecord) -> None:
+        self.parts[task.id].append(part)
+
+    async def recorded(self, task: Task, upload: Upload) -> list[PartRecord]:
+        return list(self.parts.get(task.id, []))
+
+    async def ended(self, task: Task) -> None:
+        self.uploads[task.id] = None
+
+
+def _run(s3: MemoryS3, task: Task, **options: Any) -> tuple[Any, list[float]]:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async def go() -> Any:
+        ctx = CopyContext(
+            client=s3,
+            dst_bucket="dst",
+            options=CopyOptions(**options),
+            part_log=Parts(),
+            part_slots=asyncio.Semaphore(4),
+            stopping=asyncio.Event(),
+        )
+        return await execute(ctx, task, POLICY, sleep=sleep)
+
+    return asyncio.run(go()), slept
+
+
+def _task(key: str = "k") -> Task:
+    return Task(id=1, job_id="j", src=ObjectRef("src", key), dst_key=f"copy/{key}")
+
+
+def test_a_copy_records_what_s3_answered() -> None:
+    """Succeeded, with the destination's ETag and version, the bytes, the
+    source version and the ETag it was pinned to, in one HEAD and one copy."""
+    s3 = MemoryS3()
+    s3.bucket("dst")
+    src = s3.put("src", "k", b"x" * 1000)
+    result, _ = _run(s3, _task())
+    dst = s3.get("dst", "copy/k")
+    assert dst is not None
+    assert dst.body == src.body
+    assert result.status is TaskStatus.SUCCEEDED
+    assert (result.etag, result.dst_version_id) == (dst.etag, dst.version_id)
+    assert (result.bytes, result.src_version_id) == (1000, src.version_id)
+    assert result.src_etag.strip('"') == src.etag.strip('"')
+    assert (result.attempts, result.method) == (1, "copy")
+    assert s3.calls == {"HeadObject": 1, "CopyObject": 1}
+
+
+def test_a_throttled_copy_is_tried_again() -> None:
+    """SlowDown is retried after a backoff; the attempts are counted."""
+    s3 = MemoryS3()
+    s3.bucket("dst")
+    s3.put("src", "k", b"abc")
+    s3.fail("CopyObject", s3.error("CopyObject", "SlowDown", 503))
+    result, slept = _run(s3, _task())
+    assert (result.status, result.attempts) == (TaskStatus.SUCCEEDED, 2)
+    assert len(slept) == 1
+
+
+def test_a_missing_source_fails_at_once() -> None:
+    """NoSuchKey is no use retrying: failed after one attempt, with the
+    code and HTTP status."""
+    s3 = MemoryS3()
+    s3.bucket("dst")
+    s3.bucket("src")
+    result, slept = _run(s3, _task("gone"))
+    assert result.status is TaskStatus.FAILED
+    assert (result.http_status, result.attempts, slept) == (404, 1, [])
+    assert s3.get("dst", "copy/gone") is None
+
+
+def test_errors_that_persist_fail_after_the_last_attempt() -> None:
+    """A 500 on every attempt: failed with InternalError after max_attempts."""
+    s3 = MemoryS3()
+    s3.bucket("dst")
+    s3.put("src", "k", b"abc")
+    s3.fail("CopyObject", *(s3.error("CopyObject", "InternalError", 500),) * 3)
+    result, slept = _run(s3, _task())
+    assert (result.status, result.error_code) == (TaskStatus.FAILED, "InternalError")
+    assert (result.attempts, len(slept)) == (3, 2)
+
+
+def test_a_large_object_is_copied_in_parts_and_nothing_stays_open() -> None:
+    """Over the threshold: UploadPartCopy of each range, the parts in order,
+    a multipart ETag recorded, no upload left open."""
+    s3 = MemoryS3()
+    s3.bucket("dst")
+    body = bytes(range(256)) * (12 * MiB // 256)
+    s3.put("src", "big", body)
+    result, _ = _run(s3, _task("big"), multipart_threshold=5 * MiB, part_size=5 * MiB)
+    dst = s3.get("dst", "copy/big")
+    assert dst is not None
+    assert dst.body == body
+    assert (result.status, result.method) == (TaskStatus.SUCCEEDED, "multipart")
+    assert (result.part_count, result.etag) == (3, dst.etag)
+    assert dst.etag.endswith('-3"')
+    assert s3.calls["UploadPartCopy"] == 3
+    assert s3.uploads == {}
