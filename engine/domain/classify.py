@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from engine.domain import codes
+
 
 class Disposition(StrEnum):
     """What the engine does after a failed attempt."""
@@ -84,9 +86,9 @@ FATAL_CODES = frozenset(
         "KMS.KMSInvalidStateException",
         # ours: a copy that does not match (verify, a move's check), a move's
         # source changed since it was copied, a move onto itself
-        "VerificationFailed",
-        "SourceChanged",
-        "SameObject",
+        codes.VERIFICATION_FAILED,
+        codes.SOURCE_CHANGED,
+        codes.SAME_OBJECT,
     }
 )
 
