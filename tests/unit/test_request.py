@@ -747,7 +747,8 @@ def test_list_parts_on_resume_of_an_sse_c_copy_is_accepted() -> None:
     accepts (ListParts takes no key: botocore would not encode one)."""
     import asyncio
 
-    from engine.copy.multipart import MultipartCopy, Upload
+    from engine.copy.multipart import MultipartCopy
+    from engine.copy.upload import Upload
     from engine.domain.models import ObjectRef, Task
     from engine.domain.spec import CopyOptions
 
