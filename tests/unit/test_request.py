@@ -16,8 +16,8 @@ from botocore.exceptions import ClientError
 from botocore.session import get_session
 from botocore.stub import Stubber
 
+from engine.copy.attempt import copy_once
 from engine.copy.context import CopyContext
-from engine.copy.execute import copy_once
 from engine.copy.request import Requests
 from engine.domain.errors import S3Error
 from engine.domain.models import ObjectRef, Task
