@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from engine.copy.multipart import PartLog
 from engine.copy.request import Requests
+from engine.copy.upload import PartLog
 from engine.domain.models import CopyRecord, Task
 from engine.domain.spec import CopyOptions
 from engine.s3.quirks import Quirks

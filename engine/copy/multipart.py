@@ -6,18 +6,28 @@ copies only the parts that are missing.  Every part is pinned to the source
 ETag seen when the copy began (``CopySourceIfMatch``); a source that changes
 mid-copy ends the task with ``PreconditionFailed`` and the upload aborted.
 Part concurrency is capped by a semaphore shared by every copy in the process.
+The upload's record and its aborts are :mod:`engine.copy.upload`'s; the pure
+pieces (the ETag to expect, Complete's part list) :mod:`engine.copy.parts`'.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from engine.copy.confirm import source_tags
+from engine.copy.parts import expected_etag, first_failure, part_entry, source_changed
 from engine.copy.request import Requests
+from engine.copy.upload import (
+    Interrupted,
+    PartLog,
+    Upload,
+    abort_by_id,
+    abort_strays,
+    abort_upload,
+)
 from engine.domain import etag
 from engine.domain.classify import Disposition, upload_gone
 from engine.domain.errors import S3Error
@@ -32,66 +42,31 @@ from engine.domain.plan import (
 from engine.domain.spec import CopyOptions
 from engine.s3.call import invoke
 
-
-class Interrupted(Exception):
-    """The run is stopping: the copy was left to resume later (not a failure)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    """An upload in progress for one task."""
-
-    upload_id: str
-    src_etag: str
-    part_size: int
-
-
-# a task's recorded upload id while its CreateMultipartUpload is in flight: a
-# process killed in that window leaves an upload the job table does not know,
-# which the next attempt's sweep of the destination key aborts
-# (MultipartCopy._abort_strays)
-
-
-class PartLog(Protocol):
-    """Where a multipart copy records its upload and parts (the job table)."""
-
-    def current(self, task: Task) -> Upload | None: ...
-    async def creating(self, task: Task) -> None: ...
-    async def started(self, task: Task, upload: Upload) -> None: ...
-    async def part_done(self, task: Task, upload: Upload, part: PartRecord) -> None: ...
-    async def recorded(self, task: Task, upload: Upload) -> list[PartRecord]: ...
-    async def ended(self, task: Task) -> None: ...
+# the upload's bookkeeping lives in engine.copy.upload; the run's worker
+# imports Upload and abort_by_id from here
+__all__ = [
+    "Interrupted",
+    "MultipartCopy",
+    "MultipartDone",
+    "PartLog",
+    "Upload",
+    "abort_by_id",
+    "abort_upload",
+    "expected_etag",
+    "source_changed",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class MultipartDone:
+    """What a finished multipart copy made."""
+
     etag: str
     dst_version_id: str | None
     src_version_id: str | None
     size: int
     part_count: int
     http_status: int
-
-
-def source_changed(began: dict[str, Any], now: dict[str, Any]) -> str | None:
-    """How the source's HEAD ``now`` differs from the one its copy ``began``
-    with (ETag, size, last modified, version id); ``None``: the same object."""
-    if not etag.same(began.get("ETag"), now.get("ETag")):
-        return f"ETag {began.get('ETag')} is now {now.get('ETag')}"
-    if began.get("ContentLength") != now.get("ContentLength"):
-        return f"size {began.get('ContentLength')} is now {now.get('ContentLength')}"
-    for name in ("LastModified", "VersionId"):
-        if began.get(name) != now.get(name):
-            return f"{name} {began.get(name)} is now {now.get(name)}"
-    return None
-
-
-def expected_etag(etags: list[str]) -> str:
-    """The ETag S3 gives a completed multipart object with these part ETags."""
-    digest = hashlib.md5(usedforsecurity=False)
-    for value in etags:
-        digest.update(bytes.fromhex(etag.bare(value)))
-    return f'"{digest.hexdigest()}-{len(etags)}"'
 
 
 class MultipartCopy:
@@ -138,7 +113,7 @@ class MultipartCopy:
                 for part in todo:
                     tg.create_task(self._copy_part(upload, part, done))
         except BaseExceptionGroup as group:
-            err = _first(group)
+            err = first_failure(group)
             if isinstance(err, S3Error) and err.disposition is Disposition.FATAL:
                 await self.abort(upload)
             raise err from None
@@ -229,35 +204,11 @@ class MultipartCopy:
         return await self._start(layout[0].size if layout else None), {}
 
     async def _abort_strays(self, keep: str | None = None) -> None:
-        """Abort the uploads to this task's destination key but ``keep``.
-
-        An upload bulkcopy created may be known to no one: a run killed
-        between CreateMultipartUpload and recording its id (the task then
-        says :data:`CREATING`), or a create whose answer was lost and that
-        the SDK sent again (two uploads, one id returned).  S3 tells which
-        uploads a key has, so the key is swept before each create and after
-        a create answered on a retry, rather than each create's fate
-        tracked.  An upload of the same key by someone else in the meantime
-        goes too: this copy would overwrite what it writes anyway."""
-        key = self.dst["Key"]
-        listed = await invoke(
-            "ListMultipartUploads",
-            self.client.list_multipart_uploads,
-            Bucket=self.dst["Bucket"],
-            Prefix=key,
-            **self.requests.destination(),
-        )
-        for stray in listed.get("Uploads", []):
-            if stray.get("Key") != key or stray.get("UploadId") == keep:
-                continue
-            with contextlib.suppress(S3Error):
-                await invoke(
-                    "AbortMultipartUpload",
-                    self.client.abort_multipart_upload,
-                    **self.dst,
-                    UploadId=stray["UploadId"],
-                    **self.requests.destination(),
-                )
+        """Abort the uploads to this task's destination key but ``keep``
+        (:func:`~engine.copy.upload.abort_strays`)."""
+        bucket, key = self.dst["Bucket"], self.dst["Key"]
+        extra = self.requests.destination()
+        await abort_strays(self.client, bucket, key, extra, keep=keep)
 
     async def _start(self, part_size: int | None) -> Upload:
         overrides = self.task.overrides or {}
@@ -359,7 +310,7 @@ class MultipartCopy:
         done[part.number] = record
 
     async def _complete(self, upload: Upload, parts: list[PartRecord]) -> MultipartDone:
-        body = [_part_entry(p) for p in parts]
+        body = [part_entry(p) for p in parts]
         want = expected_etag([p.etag for p in parts])
         try:
             resp = await invoke(
@@ -431,76 +382,3 @@ class MultipartCopy:
             self.log,
             self.requests.destination(),
         )
-
-
-async def abort_upload(
-    client: Any,
-    dst_bucket: str,
-    task: Task,
-    upload: Upload,
-    log: PartLog,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """Abort a task's upload and forget it; an S3 error here is not raised.
-
-    An upload that cannot be aborted now stays on record: the run aborts
-    the uploads of ended tasks once more before it finishes, and says which
-    are left (``Worker._abort_left_uploads``).
-    """
-    if await abort_by_id(client, dst_bucket, task.dst_key, upload.upload_id, extra):
-        await log.ended(task)
-
-
-async def abort_by_id(
-    client: Any,
-    bucket: str,
-    key: str,
-    upload_id: str,
-    extra: dict[str, Any] | None = None,
-) -> bool:
-    """AbortMultipartUpload; whether the upload is gone now (aborted, or
-    found gone already).  An S3 error is not raised."""
-    try:
-        await invoke(
-            "AbortMultipartUpload",
-            client.abort_multipart_upload,
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload_id,
-            **(extra or {}),
-        )
-    except S3Error as err:
-        return upload_gone(err.code, "AbortMultipartUpload")
-    return True
-
-
-def _part_entry(part: PartRecord) -> dict[str, Any]:
-    """One part in CompleteMultipartUpload's list, with its checksum if any."""
-    entry: dict[str, Any] = {"PartNumber": part.number, "ETag": part.etag}
-    name, sep, value = (part.checksum or "").partition("=")
-    if sep and name.startswith("Checksum"):
-        entry[name] = value
-    return entry
-
-
-def _first(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The error to act on from a failed group of part copies.
-
-    ``Interrupted`` wins (the run is stopping), then a fatal S3 error (it
-    decides whether to abort), then whatever came first.
-    """
-    flat: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        e = stack.pop()
-        if isinstance(e, BaseExceptionGroup):
-            stack.extend(e.exceptions)
-        else:
-            flat.append(e)
-    for e in flat:
-        if isinstance(e, Interrupted):
-            return e
-    for e in flat:
-        if isinstance(e, S3Error) and e.disposition is Disposition.FATAL:
-            return e
-    return flat[0]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine.copy.multipart import expected_etag
+from engine.copy.parts import expected_etag
 from engine.domain.models import JobStatus, TaskStatus
 from engine.domain.plan import MiB
 from engine.run.worker import Worker

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.copy import confirm
-from engine.copy.multipart import source_changed
+from engine.copy.parts import source_changed
 from engine.copy.request import Requests
 from engine.domain.classify import upload_gone
 from engine.domain.content import whole_object_checksum

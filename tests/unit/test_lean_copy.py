@@ -17,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from engine.domain.backoff import RetryPolicy
+from engine.domain.errors import S3Error
 from engine.s3.lean import Fallback, HeadParser, LeanClient, LeanCopier
 from engine.s3.sigv4 import Credentials
 
@@ -122,8 +123,8 @@ def test_requests_are_botocores_byte_for_byte(
     kwargs = CASES[case]
     request = _sent_by_botocore(style, token, kwargs)
     copier = lean_copier(style, token)
-    assert copier.handles(kwargs)
-    host, raw = copier.request(
+    assert copier.requests.handles(kwargs)
+    host, raw = copier.requests.copy_object(
         kwargs, Credentials("AKID", "SECRET", token), NOW.timestamp() - _utc_offset()
     )
     assert_same_request(host, raw, request)
@@ -156,15 +157,15 @@ def _utc_offset() -> float:
 def test_what_it_does_not_know_goes_to_botocore() -> None:
     copier = lean_copier("path")
     base = {"Bucket": "b", "Key": "k", "CopySource": {"Bucket": "s", "Key": "k"}}
-    assert copier.handles(base)
-    assert not copier.handles({**base, "SSECustomerKey": b"x" * 32})
-    assert not copier.handles({**base, "CopySource": "s/k"})
-    assert not copier.handles({**base, "Metadata": {"note": "é"}})
-    assert not copier.handles({**base, "ContentType": "a\r\nx-evil: 1"})
-    assert not lean_copier("virtual").handles({**base, "Bucket": "Not_DNS"})
+    assert copier.requests.handles(base)
+    assert not copier.requests.handles({**base, "SSECustomerKey": b"x" * 32})
+    assert not copier.requests.handles({**base, "CopySource": "s/k"})
+    assert not copier.requests.handles({**base, "Metadata": {"note": "é"}})
+    assert not copier.requests.handles({**base, "ContentType": "a\r\nx-evil: 1"})
+    assert not lean_copier("virtual").requests.handles({**base, "Bucket": "Not_DNS"})
     assert not LeanCopier(
         "http://host/base/path", "us-east-1", mock.AsyncMock()
-    ).handles(base)
+    ).requests.handles(base)
 
 
 # -- answers ----------------------------------------------------------------------
@@ -357,7 +358,7 @@ def test_proxies_and_ca_bundles_keep_botocore(
 ) -> None:
     """botocore's transport honours proxies and custom CA bundles; the lean
     path's does not, so the probe leaves such endpoints to botocore."""
-    from engine.s3.lean import _needs_botocore_transport
+    from engine.s3.lean.probe import _needs_botocore_transport
 
     for name in (
         "AWS_CA_BUNDLE",
@@ -381,11 +382,16 @@ def test_proxies_and_ca_bundles_keep_botocore(
     ("sdk_attempts", "replies", "requests", "outcome"),
     [
         (3, ["slow-down", "slow-down", "success"], 3, ("ok", 2)),
-        (3, ["slow-down"] * 3, 3, ("error", "SlowDown", 2)),
+        (3, ["slow-down"] * 3, 3, ("error", "SlowDown", 2, "ClientError")),
         (3, ["embedded-200-error", "success"], 2, ("ok", 1)),
-        (1, ["503-no-body", "success"], 1, ("error", "503", 0)),
-        (3, ["no-such-key", "success"], 1, ("error", "NoSuchKey", 0)),
-        (3, ["precondition", "success"], 1, ("error", "PreconditionFailed", 0)),
+        (1, ["503-no-body", "success"], 1, ("error", "503", 0, "ClientError")),
+        (3, ["no-such-key", "success"], 1, ("error", "NoSuchKey", 0, "ClientError")),
+        (
+            3,
+            ["precondition", "success"],
+            1,
+            ("error", "PreconditionFailed", 0, "ClientError"),
+        ),
     ],
     ids=[
         "throttled-twice",
@@ -405,7 +411,8 @@ def test_lean_copies_retry_as_botocores_standard_mode(
 ) -> None:
     """The lean path makes as many requests as botocore's standard retry mode
     with ``total_max_attempts`` would (retryable answers only) and reports
-    them in ``RetryAttempts``, so the task-level retries above see the same."""
+    them (``RetryAttempts``; ``sdk_retries`` of the one ``S3Error`` it raises),
+    so the task-level retries above see the same."""
     http_server["replies"] = [ANSWERS[r] for r in replies]
     http_server["reply"] = ANSWERS["success"]
     url = f"http://127.0.0.1:{http_server['port']}"
@@ -423,9 +430,9 @@ def test_lean_copies_retry_as_botocores_standard_mode(
         client._sdk = RetryPolicy(sdk_attempts, 0.0, 0.0, 0.0)  # no waiting here
         try:
             answer = await client.copy_object(**CASES[0])
-        except ClientError as exc:
-            meta = exc.response["ResponseMetadata"]
-            return ("error", exc.response["Error"]["Code"], meta["RetryAttempts"])
+        except S3Error as err:  # classified once, by the lean path itself
+            cause = type(err.__cause__).__name__
+            return ("error", err.code, err.sdk_retries, cause)
         finally:
             copier.close()
         return ("ok", answer["ResponseMetadata"]["RetryAttempts"])
@@ -514,8 +521,8 @@ def test_head_requests_are_botocores_byte_for_byte(
         client.head_object(**kwargs)
     (request,) = canned.requests
     copier = _head_copier(style, token)
-    assert copier.handles_head(kwargs)
-    host, raw = copier.head_request(
+    assert copier.requests.handles_head(kwargs)
+    host, raw = copier.requests.head_object(
         kwargs, Credentials("AKID", "SECRET", token), NOW.timestamp() - _utc_offset()
     )
     assert raw.startswith(b"HEAD ")
@@ -525,13 +532,17 @@ def test_head_requests_are_botocores_byte_for_byte(
 
 def test_heads_it_does_not_know_go_to_botocore() -> None:
     copier = _head_copier("path")
-    assert copier.handles_head({"Bucket": "src", "Key": "k"})
-    assert not copier.handles_head({"Bucket": "elsewhere", "Key": "k"})
-    assert not copier.handles_head({"Bucket": "src", "Key": "k", "PartNumber": 1})
-    assert not copier.handles_head(
+    assert copier.requests.handles_head({"Bucket": "src", "Key": "k"})
+    assert not copier.requests.handles_head({"Bucket": "elsewhere", "Key": "k"})
+    assert not copier.requests.handles_head(
+        {"Bucket": "src", "Key": "k", "PartNumber": 1}
+    )
+    assert not copier.requests.handles_head(
         {"Bucket": "src", "Key": "k", "SSECustomerKey": b"x" * 32}
     )
-    assert not copier.handles_head({"Bucket": "src", "Key": "k", "IfMatch": '"e"'})
+    assert not copier.requests.handles_head(
+        {"Bucket": "src", "Key": "k", "IfMatch": '"e"'}
+    )
 
 
 def _head_reply(status: int, reason: str, extra: str = "", length: int = 0) -> bytes:
@@ -678,8 +689,8 @@ def test_delete_requests_are_botocores_byte_for_byte(
         client.delete_object(**kwargs)
     (request,) = canned.requests
     copier = _head_copier(style, token)
-    assert copier.handles_delete(kwargs)
-    host, raw = copier.delete_request(
+    assert copier.requests.handles_delete(kwargs)
+    host, raw = copier.requests.delete_object(
         kwargs, Credentials("AKID", "SECRET", token), NOW.timestamp() - _utc_offset()
     )
     assert raw.startswith(b"DELETE ")
@@ -688,13 +699,17 @@ def test_delete_requests_are_botocores_byte_for_byte(
 
 def test_deletes_it_does_not_know_go_to_botocore() -> None:
     copier = _head_copier("path")
-    assert copier.handles_delete({"Bucket": "src", "Key": "k"})
-    assert not copier.handles_delete({"Bucket": "elsewhere", "Key": "k"})
-    assert not copier.handles_delete({"Bucket": "src", "Key": "k", "MFA": "x 1"})
-    assert not copier.handles_delete(
+    assert copier.requests.handles_delete({"Bucket": "src", "Key": "k"})
+    assert not copier.requests.handles_delete({"Bucket": "elsewhere", "Key": "k"})
+    assert not copier.requests.handles_delete(
+        {"Bucket": "src", "Key": "k", "MFA": "x 1"}
+    )
+    assert not copier.requests.handles_delete(
         {"Bucket": "src", "Key": "k", "BypassGovernanceRetention": True}
     )
-    assert not copier.handles_delete({"Bucket": "src", "Key": "k", "IfMatch": "é"})
+    assert not copier.requests.handles_delete(
+        {"Bucket": "src", "Key": "k", "IfMatch": "é"}
+    )
 
 
 def _delete_reply(status: int, reason: str, extra: str = "", body: str = "") -> bytes:

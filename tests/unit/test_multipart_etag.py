@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from engine.copy.multipart import expected_etag
+from engine.copy.parts import expected_etag
 
 
 def md5(data: bytes) -> hashlib._Hash:

@@ -16,8 +16,8 @@ from botocore.exceptions import ClientError
 from botocore.session import get_session
 from botocore.stub import Stubber
 
+from engine.copy.attempt import copy_once
 from engine.copy.context import CopyContext
-from engine.copy.execute import copy_once
 from engine.copy.request import Requests
 from engine.domain.errors import S3Error
 from engine.domain.models import ObjectRef, Task
@@ -747,7 +747,8 @@ def test_list_parts_on_resume_of_an_sse_c_copy_is_accepted() -> None:
     accepts (ListParts takes no key: botocore would not encode one)."""
     import asyncio
 
-    from engine.copy.multipart import MultipartCopy, Upload
+    from engine.copy.multipart import MultipartCopy
+    from engine.copy.upload import Upload
     from engine.domain.models import ObjectRef, Task
     from engine.domain.spec import CopyOptions
 

@@ -1,0 +1,108 @@
+"""The lean calls themselves: a request built (:mod:`.request`), sent over a
+kept-alive connection (:mod:`engine.s3.wire`), answered (:mod:`.answer`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+
+from engine.s3.lean.answer import (
+    COPY_OBJECT,
+    DELETE_OBJECT,
+    HeadParser,
+    Operation,
+    answer,
+    head_object,
+)
+from engine.s3.lean.request import LeanRequests
+from engine.s3.sigv4 import Credentials
+from engine.s3.wire import Pool, Response, WireError
+
+GetCredentials = Callable[[], Awaitable[Credentials]]
+
+
+class LeanCopier:
+    """CopyObject (and a source's HeadObject and DeleteObject) for one
+    endpoint, region and addressing style; ``requests`` says which calls it
+    can make as botocore would."""
+
+    def __init__(
+        self,
+        endpoint_url: str,
+        region: str,
+        credentials: GetCredentials,
+        *,
+        addressing_style: str = "path",
+        connect_timeout: float = 10.0,
+        read_timeout: float = 300.0,
+        bucket: str | None = None,
+        head_buckets: Iterable[str] = (),
+        head_parser: HeadParser | None = None,
+    ) -> None:
+        self.requests = LeanRequests(
+            endpoint_url,
+            region,
+            addressing_style=addressing_style,
+            bucket=bucket,
+            # HEADs (and deletes) of objects in these buckets, when a parser
+            # is given
+            head_buckets=head_buckets if head_parser else (),
+        )
+        self.credentials = credentials
+        self._head: Operation | None = head_object(head_parser) if head_parser else None
+        self._timeouts = (connect_timeout, read_timeout)
+        self._pools: dict[str, Pool] = {}
+
+    def _pool(self, host: str) -> Pool:
+        """Connections to ``host`` (the endpoint, or ``bucket.endpoint``)."""
+        pool = self._pools.get(host)
+        if pool is None:
+            port = self.requests.port
+            name = host.rsplit(":", 1)[0] if host.endswith(f":{port}") else host
+            connect, read = self._timeouts
+            pool = self._pools[host] = Pool(
+                name,
+                port,
+                tls=self.requests.tls,
+                server_hostname=name,
+                connect_timeout=connect,
+                read_timeout=read,
+            )
+        return pool
+
+    async def _exchange(self, host: str, raw: bytes, head: bool = False) -> Response:
+        """Send ``raw``; a failed connection is botocore's error for it."""
+        try:
+            return await self._pool(host).request(raw, head=head)
+        except WireError as exc:
+            if exc.timeout:
+                raise ReadTimeoutError(endpoint_url=f"http://{host}") from exc
+            raise EndpointConnectionError(
+                endpoint_url=f"http://{host}", error=exc
+            ) from exc
+
+    async def copy_object(self, **kwargs: Any) -> dict[str, Any]:
+        """botocore's ``copy_object``: the same answer or the same error."""
+        creds = await self.credentials()
+        host, raw = self.requests.copy_object(kwargs, creds, time.time())
+        return answer(COPY_OBJECT, await self._exchange(host, raw))
+
+    async def head_object(self, **kwargs: Any) -> dict[str, Any]:
+        """botocore's ``head_object``: the same answer or the same error."""
+        assert self._head is not None
+        creds = await self.credentials()
+        host, raw = self.requests.head_object(kwargs, creds, time.time())
+        return answer(self._head, await self._exchange(host, raw, head=True))
+
+    async def delete_object(self, **kwargs: Any) -> dict[str, Any]:
+        """botocore's ``delete_object``: the same answer or the same error."""
+        creds = await self.credentials()
+        host, raw = self.requests.delete_object(kwargs, creds, time.time())
+        return answer(DELETE_OBJECT, await self._exchange(host, raw))
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
