@@ -15,11 +15,12 @@ from engine.domain.backoff import RetryPolicy
 from engine.domain.errors import UsageError
 from engine.domain.failure_threshold import FailurePolicy
 from engine.domain.models import JobCounts, JobStatus, TaskStatus
+from engine.domain.records import JobRecord
 from engine.domain.spec import ClientSettings, JobSpec
 from engine.run import loop
 from engine.run.jobclient import open_job_client
 from engine.run.worker import RunSettings, Worker, stop_on_signals
-from engine.store.repo import JobRecord, Repository
+from engine.store import Repository
 from engine.usecases.report import errors_by_code
 from engine.usecases.submit import finish_ingest
 

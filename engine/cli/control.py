@@ -19,7 +19,7 @@ from engine.cli.app import (
 from engine.cli.common import EXIT_INTERRUPTED, EXIT_OK, open_repo, run_job, setup
 from engine.domain.models import JobStatus, TaskStatus
 from engine.run.worker import is_live
-from engine.store.repo import Repository
+from engine.store import Repository
 
 
 def _live_workers(repo: Repository, job_id: str) -> int:

@@ -12,9 +12,9 @@ import click
 
 from engine.cli.app import cli, db_option
 from engine.domain.models import JobCounts, TaskStatus
+from engine.domain.records import JobRecord, WorkerRecord
 from engine.domain.spec import JobSpec
 from engine.run.worker import is_live
-from engine.store.repo import JobRecord, WorkerRecord
 from engine.usecases.report import errors_by_code, human_bytes
 
 

@@ -25,22 +25,17 @@ from functools import partial
 from itertools import repeat
 from typing import Any
 
+from engine.domain.codes import INVALID_ROW
 from engine.domain.errors import ManifestError, UsageError
 from engine.domain.keys import KeyMapping, normalize_prefix
 from engine.domain.models import Destination, JobStatus, TaskStatus
+from engine.domain.records import IngestTotals, JobRecord, TaskRows, key_hash
 from engine.domain.spec import JobSpec
 from engine.manifest.inventory import load_inventory_manifest
 from engine.manifest.rows import BATCH_ROWS, Rows
 from engine.manifest.sources import Reader, Source, detect_kind
 from engine.run import loop
-from engine.store.repo import (
-    INVALID_ROW,
-    IngestTotals,
-    JobRecord,
-    Repository,
-    TaskRows,
-    key_hash,
-)
+from engine.store import Repository
 from engine.usecases.estimate import Estimate
 
 MAX_TRACKED_SOURCE_BUCKETS = 100

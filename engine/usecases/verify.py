@@ -11,10 +11,11 @@ from engine.copy.request import Requests
 from engine.domain.codes import REMOVED, VERIFICATION_FAILED
 from engine.domain.errors import S3Error
 from engine.domain.models import ObjectRef, TaskStatus
+from engine.domain.records import ResultRow
 from engine.domain.spec import JobSpec
 from engine.manifest.rows import DELETE_MARKER
 from engine.s3.sse_keys import Keys
-from engine.store.repo import Repository, ResultRow
+from engine.store import Repository
 
 
 async def verify_job(

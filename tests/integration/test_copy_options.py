@@ -30,9 +30,10 @@ from engine.domain.errors import ManifestError
 from engine.domain.keys import KeyMapping
 from engine.domain.models import TaskStatus
 from engine.domain.options import ObjectOptions
+from engine.domain.records import ResultRow
 from engine.domain.spec import JobSpec
 from engine.run.worker import Worker
-from engine.store.repo import Repository, ResultRow
+from engine.store import Repository
 from tests.faults import _Raw, response
 from tests.helpers import encode, get_body, run_job, submit_job, write_manifest
 from tests.servers import S3Server

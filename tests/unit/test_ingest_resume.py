@@ -31,11 +31,12 @@ import engine.usecases.submit
 from engine.domain.errors import ManifestError, UsageError
 from engine.domain.keys import KeyMapping
 from engine.domain.models import Destination, JobStatus, TaskResult, TaskStatus
+from engine.domain.records import JobRecord
 from engine.domain.spec import CopyOptions, JobSpec
 from engine.manifest.filters import Filters
 from engine.manifest.rows import Rows
 from engine.manifest.sources import Reader, Source
-from engine.store.repo import JobRecord, Repository
+from engine.store import Repository
 from engine.store.tables import jobs, tasks
 from engine.usecases.report import write_report
 from engine.usecases.submit import finish_ingest, job_source, submit_source

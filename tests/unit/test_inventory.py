@@ -20,7 +20,7 @@ from engine.domain.errors import ManifestError
 from engine.domain.models import Destination, ObjectRef
 from engine.domain.spec import JobSpec
 from engine.manifest.inventory import read_inventory, schema_columns
-from engine.store.repo import Repository
+from engine.store import Repository
 from engine.usecases.submit import submit
 
 # bucket, key, version_id, is_latest, is_delete_marker, size

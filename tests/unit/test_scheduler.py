@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from engine.domain.models import JobStatus
+from engine.domain.records import JobRecord
 from engine.run.scheduler import Candidate, Plan, choose
-from engine.store.repo import JobRecord
 
 
 def job(job_id: str, status: JobStatus = JobStatus.RUNNING) -> JobRecord:

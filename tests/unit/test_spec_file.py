@@ -15,8 +15,9 @@ import structlog
 
 from engine.cli import main
 from engine.domain.errors import UsageError
+from engine.domain.records import JobRecord
 from engine.domain.spec import JobSpec
-from engine.store.repo import JobRecord, Repository
+from engine.store import Repository
 from engine.store.tables import jobs
 from engine.usecases.specfile import load_spec_file
 

@@ -25,10 +25,10 @@ from alembic.runtime.migration import MigrationContext
 
 from engine.domain.errors import DatabaseError, UsageError
 from engine.domain.models import CopyRecord, JobStatus, Task, TaskResult, TaskStatus
+from engine.domain.records import IngestTotals, WorkerState
 from engine.run.worker import pid_alive
-from engine.store import tables
+from engine.store import Repository, tables
 from engine.store.reconnect import Reconnect, retryable
-from engine.store.repo import IngestTotals, Repository, WorkerState
 from tests.postgres import PostgresServer
 
 LEASE = 2_000_000_000.0  # far in the future: leases never expire unless a test says so

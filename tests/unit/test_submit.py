@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from engine.domain.codes import INVALID_ROW
 from engine.domain.errors import ManifestError
 from engine.domain.models import Destination, ObjectRef, TaskStatus
+from engine.domain.records import JobRecord
 from engine.domain.spec import JobSpec
-from engine.store.repo import INVALID_ROW, JobRecord, Repository
+from engine.store import Repository
 from engine.store.tables import tasks
 from engine.usecases.submit import submit
 

@@ -12,7 +12,7 @@ import engine.usecases.submit
 from engine.domain.errors import ManifestError, UsageError
 from engine.domain.models import Destination
 from engine.domain.spec import JobSpec
-from engine.store.repo import Repository
+from engine.store import Repository
 from engine.store.tables import tasks
 from engine.usecases.submit import submit
 
