@@ -40,6 +40,17 @@ def normalize_prefix(prefix: str) -> str:
     return prefix
 
 
+def default_destination(prefix: str, src_key: str) -> str:
+    """The destination key of a task that stores none (``tasks.dst_key`` is
+    NULL, most tasks: not storing it keeps rows small): the job's prefix
+    followed by the source key, byte for byte.
+
+    The one rule; the store's queries use its SQL form
+    (``engine.store.rows.dst_key_sql``).
+    """
+    return prefix + src_key
+
+
 def check_template(template: str) -> None:
     """Refuse a template with unknown fields or bad braces, naming the problem."""
     try:

@@ -26,8 +26,8 @@ from itertools import repeat
 from typing import Any
 
 from engine.domain.codes import INVALID_ROW
-from engine.domain.errors import ManifestError, UsageError
-from engine.domain.keys import KeyMapping, normalize_prefix
+from engine.domain.errors import KeyConflict, ManifestError, UsageError
+from engine.domain.keys import KeyMapping, default_destination, normalize_prefix
 from engine.domain.models import Destination, JobStatus, TaskStatus
 from engine.domain.records import IngestTotals, JobRecord, TaskRows, key_hash
 from engine.domain.spec import JobSpec
@@ -243,9 +243,23 @@ async def _ingest(
             # tasks are distinct; files may repeat a row
             merge_duplicates=source.kind not in ("listing", "job"),
         )
+    except KeyConflict as exc:
+        repo.drop_job(job.id)
+        raise KeyConflict(
+            exc.source,
+            f"{exc.reason}; {_key_conflict_hint(exc)}",
+            collision=exc.collision,
+        ) from None
     except (ManifestError, UsageError):
         repo.drop_job(job.id)  # a bad manifest leaves nothing behind
         raise
+
+
+def _key_conflict_hint(exc: KeyConflict) -> str:
+    """What to change when rows would overwrite each other at the destination."""
+    if exc.collision:
+        return "change --key-template / --strip-prefix or the manifest's dst_key"
+    return "change --key-template / --strip-prefix / --to, or the manifest's dst_key"
 
 
 Prepared = tuple[TaskRows, _State]
@@ -453,7 +467,11 @@ class _RowBuilder:
         dst: list[str | None]
         if self.plain:  # prefix + key is not stored (NULL) but in full rows
             extras = bool(rows.errors or rows.overrides or rows.kinds)
-            dst = [prefix + k for k in rows.keys] if extras else [None] * len(rows)
+            dst = (
+                [default_destination(prefix, k) for k in rows.keys]
+                if extras
+                else [None] * len(rows)
+            )
         else:
             dst = list(self._mapped(rows))  # may add errors
             extras = bool(rows.errors or rows.overrides or rows.kinds)
@@ -528,7 +546,7 @@ class _RowBuilder:
                 out.append(self.mapping.destination(rows.src(i)))
             except ValueError as exc:
                 rows.errors.setdefault(i, str(exc))
-                out.append(self.prefix + key)
+                out.append(default_destination(self.prefix, key))
         return out
 
     def _extras(
