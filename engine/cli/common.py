@@ -148,7 +148,7 @@ def make_worker(
     **settings: Any,
 ) -> Worker:
     """A worker for ``job`` with the CLI's run and client options."""
-    spec = JobSpec.from_dict(job.spec)
+    spec = job.spec
     client = client_overrides(spec.client, **opts).merged(
         max_pool_connections=max(10, opts["concurrency"])
     )

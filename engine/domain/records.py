@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.domain.models import JobStatus, ObjectRef, TaskStatus
+from engine.domain.spec import JobSpec
 
 # the columns of a row handed to Repository.add_tasks, in order
 INGEST_COLUMNS = (
@@ -103,7 +104,7 @@ class JobRecord:
     manifest: str
     dst_bucket: str
     dst_prefix: str
-    spec: dict[str, Any]
+    spec: JobSpec  # parsed once, where the row is read
     total_tasks: int
     invalid_rows: int
     duplicate_rows: int

@@ -64,7 +64,7 @@ from engine.domain.models import (
     TaskStatus,
 )
 from engine.domain.records import JobRecord, WorkerRecord, WorkerState
-from engine.domain.spec import ClientSettings, JobSpec
+from engine.domain.spec import ClientSettings
 from engine.run import events
 from engine.run.governor import Governor
 from engine.run.jobclient import open_job_client
@@ -185,7 +185,7 @@ class Worker:
         # hold tasks: does another job (not this id) have tasks to claim?
         self.other_work = other_work
         self.job = job
-        self.spec = JobSpec.from_dict(job.spec)
+        self.spec = job.spec
         self.client_settings = client_overrides or self.spec.client
         self.run_settings = run
         self.observer = observer

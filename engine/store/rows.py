@@ -26,6 +26,7 @@ from engine.domain.models import (
     TaskStatus,
 )
 from engine.domain.records import JobRecord, ResultRow, WorkerRecord
+from engine.domain.spec import JobSpec
 from engine.store.tables import parts, tasks, workers
 
 Row = sa.Row[*tuple[Any, ...]]  # any row: columns are read by name
@@ -63,7 +64,7 @@ def job_record(row: Row) -> JobRecord:
         manifest=m["manifest"],
         dst_bucket=m["dst_bucket"],
         dst_prefix=m["dst_prefix"],
-        spec=json.loads(m["spec"]),
+        spec=JobSpec.from_dict(json.loads(m["spec"])),
         total_tasks=m["total_tasks"],
         invalid_rows=m["invalid_rows"],
         duplicate_rows=m["duplicate_rows"],

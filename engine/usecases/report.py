@@ -135,7 +135,7 @@ def human_bytes(n: float) -> str:
 
 def _moved(job: JobRecord) -> bool:
     """A move's job (``--delete-source``)."""
-    return bool(job.spec.get("copy", {}).get("delete_source"))
+    return job.spec.copy.delete_source
 
 
 def summary_text(

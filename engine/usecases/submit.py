@@ -144,7 +144,7 @@ async def finish_ingest(
     if job.status is not JobStatus.INGESTING:
         return job
     source = Source.from_dict(job.source)
-    spec = JobSpec.from_dict(job.spec)
+    spec = job.spec
     async with _reader(source, spec, open_client, repo) as reader:
         identity = await reader.identity()
         _check_resumable(job, source, spec, identity)
@@ -163,7 +163,7 @@ def _check_resumable(
             "finished from it: submit again with --restart to start over",
         )
     if _comparable(job.source) != _comparable(source.to_dict()) or _comparable(
-        job.spec
+        job.spec.to_dict()
     ) != _comparable(spec.to_dict()):
         raise UsageError(
             f"job {job.id} was reading {source.location} into this destination "
@@ -208,7 +208,7 @@ async def _ingest(
     on_batch: Callable[[int], None] | None,
 ) -> JobRecord:
     source = reader.source
-    spec = JobSpec.from_dict(job.spec)
+    spec = job.spec
     state = _State.from_dict(job.ingest_state or {})
     try:
         async for task_rows, after in _prepared(reader, job, spec, state):

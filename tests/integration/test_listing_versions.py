@@ -111,7 +111,7 @@ def _retry(repo: Repository, old: JobRecord, *statuses: TaskStatus) -> JobRecord
             repo,
             job_source(old, statuses),
             Destination(old.dst_bucket, old.dst_prefix),
-            JobSpec.from_dict(old.spec),
+            old.spec,
         )
     )
 

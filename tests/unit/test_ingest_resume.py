@@ -227,7 +227,7 @@ def assert_resumes_exactly(
         assert job.ingest_state is None
         assert task_rows(repo, job.id) == want_rows, f"after {n} batches"
         assert totals(job) == want_totals, f"after {n} batches"
-        assert job.spec["source_buckets"] == ref.spec["source_buckets"]
+        assert job.spec.source_buckets == ref.spec.source_buckets
         repo.drop_job(job.id)
         assert job_is_gone(repo, job.id)
     return batches

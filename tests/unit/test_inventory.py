@@ -159,4 +159,4 @@ def test_an_inventory_submits_as_a_job(tmp_path: Path, repo: Repository) -> None
         ("a.txt", "v2", "copy/a.txt"),
         ("spaces and+plus/é.txt", "null", "copy/spaces and+plus/é.txt"),
     ]
-    assert job.spec["source_buckets"] == ["src"]
+    assert job.spec.source_buckets == ("src",)

@@ -77,7 +77,7 @@ def test_reader_process_builds_the_same_job_as_reading_here(
         )
         == (25_011, 1, 1)
     )
-    assert child.spec["source_buckets"] == ["b0", "b1", "b2"]
+    assert child.spec.source_buckets == ("b0", "b1", "b2")
 
 
 @pytest.mark.usefixtures("child_process")
