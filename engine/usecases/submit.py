@@ -452,7 +452,8 @@ class _RowBuilder:
         self.mapping = mapping
         self.prefix = prefix
         self.source = source
-        self.plain = mapping.template == "{key}" and not mapping.strip_prefix
+        # every key its prefix + source key: those are not stored (NULL)
+        self.plain = mapping.injective
 
     def rows(self, rows: Rows, before: int) -> tuple[TaskRows, int, bool]:
         """The task rows of ``rows`` (``before`` rows of the manifest came
