@@ -301,8 +301,9 @@ class Backend:
 def build_job(url: str, n: int) -> str:
     """A submitted job of ``n`` pending tasks (``src/k/000000``, ...), made with
     the repository's ingest calls, in batches of 10,000 as a submit does."""
+    from engine.domain.records import IngestTotals, key_hash
     from engine.domain.spec import JobSpec
-    from engine.store.repo import IngestTotals, Repository, key_hash
+    from engine.store import Repository
 
     repo = Repository(url)
     try:
@@ -348,7 +349,7 @@ def claimer_main(argv: Sequence[str]) -> int:
 
     from engine.domain.models import TaskResult, TaskStatus
     from engine.run.worker import RunSettings, pid_alive
-    from engine.store.repo import Repository
+    from engine.store import Repository
 
     run = RunSettings(concurrency=args.concurrency)
     repo = Repository(args.db)
@@ -624,7 +625,7 @@ def job_state(url: str, job: str) -> dict[str, Any]:
     """What the job table says of the job's tasks and workers."""
     import sqlalchemy as sa
 
-    from engine.store.repo import Repository
+    from engine.store import Repository
     from engine.store.tables import tasks, workers
 
     repo = Repository(url)

@@ -13,10 +13,11 @@ from engine.domain.backoff import RetryPolicy
 from engine.domain.keys import KeyMapping
 from engine.domain.models import Destination, JobCounts
 from engine.domain.options import ObjectOptions, validate
+from engine.domain.records import JobRecord
 from engine.domain.spec import ClientSettings, CopyOptions, JobSpec
 from engine.run import events
 from engine.run.worker import RunSettings, Worker
-from engine.store.repo import JobRecord, Repository
+from engine.store import Repository
 from engine.usecases.submit import submit
 from tests.servers import S3Server
 

@@ -15,11 +15,12 @@ from engine.domain.backoff import RetryPolicy
 from engine.domain.errors import UsageError
 from engine.domain.failure_threshold import FailurePolicy
 from engine.domain.models import JobCounts, JobStatus, TaskStatus
+from engine.domain.records import JobRecord
 from engine.domain.spec import ClientSettings, JobSpec
 from engine.run import loop
 from engine.run.jobclient import open_job_client
 from engine.run.worker import RunSettings, Worker, stop_on_signals
-from engine.store.repo import JobRecord, Repository
+from engine.store import Repository
 from engine.usecases.report import errors_by_code
 from engine.usecases.submit import finish_ingest
 
@@ -147,7 +148,7 @@ def make_worker(
     **settings: Any,
 ) -> Worker:
     """A worker for ``job`` with the CLI's run and client options."""
-    spec = JobSpec.from_dict(job.spec)
+    spec = job.spec
     client = client_overrides(spec.client, **opts).merged(
         max_pool_connections=max(10, opts["concurrency"])
     )

@@ -17,9 +17,36 @@ from engine.cli.app import (
     run_options,
 )
 from engine.cli.common import EXIT_INTERRUPTED, EXIT_OK, open_repo, run_job, setup
+from engine.domain.errors import JobControlRefused, UsageError
 from engine.domain.models import JobStatus, TaskStatus
 from engine.run.worker import is_live
-from engine.store.repo import Repository
+from engine.store import Repository
+
+# what to do instead, where the status says more than "no"
+_REFUSAL_HINTS = {
+    ("pause", JobStatus.INGESTING.value): " (its manifest is still being read)",
+    ("cancel", JobStatus.INGESTING.value): (
+        " (its manifest is still being read: stop the submit, then submit "
+        "again with --restart or leave it)"
+    ),
+    ("resume", JobStatus.CANCELLED.value): (
+        " (a cancelled job stays cancelled: `bulkcopy retry` copies what it left)"
+    ),
+}
+
+
+def refusal_message(exc: JobControlRefused) -> str:
+    """The store's refusal, with what to do instead where that helps."""
+    return str(exc) + _REFUSAL_HINTS.get((exc.action, exc.status), "")
+
+
+def _control_job(
+    repo: Repository, job_id: str, action: str
+) -> tuple[JobStatus, JobStatus]:
+    try:
+        return repo.control_job(job_id, action)
+    except JobControlRefused as exc:
+        raise UsageError(refusal_message(exc)) from None
 
 
 def _live_workers(repo: Repository, job_id: str) -> int:
@@ -40,7 +67,7 @@ def _wait_until_quiet(repo: Repository, job_id: str, timeout: float) -> bool:
 def _control(action: str, job_id: str, db: str | None, wait: float | None) -> None:
     repo = open_repo(db)
     job = repo.get_job(job_id)
-    before, after = repo.control_job(job.id, action)
+    before, after = _control_job(repo, job.id, action)
     live = _live_workers(repo, job.id)
     if before is after:
         click.echo(f"job {job.id} is already {after.value}")
@@ -141,12 +168,12 @@ def resume_cmd(**opts: Any) -> None:
     repo = open_repo(opts["db"])
     job = repo.get_job(opts["job_id"])
     if job.status is JobStatus.PAUSED:
-        repo.control_job(job.id, "resume")
+        _control_job(repo, job.id, "resume")
         live = _live_workers(repo, job.id)
         if live:
             click.echo(f"job {job.id} resumed: {live} live worker(s) carry on")
             raise SystemExit(EXIT_OK)
         job = repo.get_job(job.id)
     elif job.status is JobStatus.CANCELLED:
-        repo.control_job(job.id, "resume")  # raises: says why and what to do
+        _control_job(repo, job.id, "resume")  # raises: says why and what to do
     raise SystemExit(run_job(repo, job, opts))

@@ -10,7 +10,6 @@ import structlog
 from engine.cli.app import cli, db_option, log_options
 from engine.cli.common import open_repo, setup
 from engine.domain.models import Destination, TaskStatus
-from engine.domain.spec import JobSpec
 from engine.run import loop
 from engine.usecases.earlier_job import job_source
 from engine.usecases.submit import submit_source
@@ -61,7 +60,7 @@ def retry_cmd(**opts: Any) -> None:
         raise click.UsageError(
             "nothing to retry: give --failed, --skipped or --pending"
         )
-    spec = JobSpec.from_dict(old.spec)
+    spec = old.spec
     destination = Destination(old.dst_bucket, old.dst_prefix)
     job = loop.run(submit_source(repo, job_source(old, statuses), destination, spec))
     log.info(

@@ -12,9 +12,8 @@ import click
 
 from engine.cli.app import cli, db_option
 from engine.domain.models import JobCounts, TaskStatus
-from engine.domain.spec import JobSpec
+from engine.domain.records import JobRecord, WorkerRecord
 from engine.run.worker import is_live
-from engine.store.repo import JobRecord, WorkerRecord
 from engine.usecases.report import errors_by_code, human_bytes
 
 
@@ -85,7 +84,7 @@ def status_dict(
         "bytes": counts.bytes_done,
         # a move (--delete-source): None for a copy job
         "sources_deleted": counts.sources_deleted
-        if JobSpec.from_dict(job.spec).copy.delete_source
+        if job.spec.copy.delete_source
         else None,
         "objects_per_second": round(rate, 2) if rate is not None else None,
         "bytes_per_second": round(bytes_rate) if bytes_rate is not None else None,
@@ -151,9 +150,7 @@ def status_cmd(
         job = repo.get_job(job.id)
         data = status_dict(
             job,
-            repo.counts(
-                job.id, sources_deleted=JobSpec.from_dict(job.spec).copy.delete_source
-            ),
+            repo.counts(job.id, sources_deleted=job.spec.copy.delete_source),
             time.time(),
             repo.workers_of(job.id),
             errors_by_code(repo, job.id),

@@ -35,13 +35,14 @@ from engine.domain.options import (
     parse_headers,
     parse_time,
 )
+from engine.domain.records import JobRecord
 from engine.domain.spec import ClientSettings, CopyOptions, JobSpec
 from engine.domain.units import parse_size
 from engine.manifest.filters import Filters
 from engine.manifest.sources import Source, detect_kind
 from engine.run import loop
 from engine.s3.sse_keys import load_keys
-from engine.store.repo import JobRecord, Repository
+from engine.store import Repository
 from engine.usecases.dry_run import dry_run
 from engine.usecases.specfile import load_spec_file
 from engine.usecases.submit import submit_source

@@ -9,7 +9,6 @@ import structlog
 
 from engine.cli.app import cli, client_options, db_option, log_options
 from engine.cli.common import client_overrides, open_repo, setup
-from engine.domain.spec import JobSpec
 from engine.run import loop
 from engine.run.jobclient import open_job_client
 from engine.usecases.verify import verify_job
@@ -45,7 +44,7 @@ def verify_cmd(**opts: Any) -> None:
     setup(opts["log_format"], opts["verbose"], opts["quiet"])
     repo = open_repo(opts["db"])
     job = repo.get_job(opts["job_id"])
-    spec = JobSpec.from_dict(job.spec)
+    spec = job.spec
     settings = client_overrides(spec.client, **opts)
 
     async def go() -> tuple[int, list[tuple[int, str, str]]]:

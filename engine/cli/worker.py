@@ -21,11 +21,12 @@ from engine.cli.common import (
     setup,
 )
 from engine.cli.render import Renderer
+from engine.domain.liveness import LEASE_SECONDS
 from engine.domain.models import JobStatus
+from engine.domain.records import JobRecord
 from engine.run import loop
 from engine.run.scheduler import Outcome, Plan, Scheduler
 from engine.run.worker import Worker, stop_on_signals
-from engine.store.repo import JobRecord
 
 WORKER_HELP = """Work on the jobs in the job database, alongside other workers.
 
@@ -88,7 +89,7 @@ Exit codes:
 @click.option(
     "--lease",
     type=click.FloatRange(5),
-    default=120.0,
+    default=LEASE_SECONDS,
     show_default=True,
     help="Seconds a claim lasts without a heartbeat; a dead worker's tasks "
     "go to others after this.",

@@ -8,6 +8,7 @@ carries while it is being created (``parts``/``tasks.upload_id``).
 from __future__ import annotations
 
 # tasks.error_code, given by bulkcopy rather than S3
+INVALID_ROW = "InvalidManifestRow"  # a malformed manifest row, kept (--skip-invalid)
 DESTINATION_EXISTS = "DestinationExists"  # skipped: the destination holds it
 VERIFICATION_FAILED = "VerificationFailed"  # the copy does not match its source
 SOURCE_CHANGED = "SourceChanged"  # overwritten since it was copied

@@ -4,7 +4,9 @@
 
     BulkcopyError                 root; ``exit_code`` tells the CLI what to return
     ├── UsageError                bad option or argument                      (exit 2)
+    │   └── JobControlRefused     pause/resume/cancel not allowed in the job's status
     ├── ManifestError             a manifest row or file is malformed         (exit 2)
+    │   └── KeyConflict           two sources onto one key, or onto a source
     ├── JobNotFound               no job with that id                         (exit 2)
     ├── DatabaseError             the job database cannot be used             (exit 3)
     │   └── SchemaTooNew          written by a newer bulkcopy                 (exit 3)
@@ -37,6 +39,17 @@ class UsageError(BulkcopyError):
     exit_code = 2
 
 
+class JobControlRefused(UsageError):
+    """``pause``, ``resume`` or ``cancel`` is not allowed in the job's status;
+    carries the facts (the CLI says what to do instead)."""
+
+    def __init__(self, job_id: str, action: str, status: str) -> None:
+        self.job_id = job_id
+        self.action = action
+        self.status = status
+        super().__init__(f"cannot {action} job {job_id}: it is {status}")
+
+
 class ManifestError(BulkcopyError):
     """A manifest cannot be read; names the file and, where known, the line."""
 
@@ -48,6 +61,17 @@ class ManifestError(BulkcopyError):
         self.reason = reason
         where = f"{source}:{line}" if line is not None else source
         super().__init__(f"{where}: {reason}")
+
+
+class KeyConflict(ManifestError):
+    """A job's rows would overwrite each other at the destination: two source
+    objects map to one key (``collision``), or one would be copied onto
+    another source object of the job (not ``collision``).  The reason states
+    the facts; the submit adds what to change."""
+
+    def __init__(self, source: str, reason: str, *, collision: bool) -> None:
+        self.collision = collision
+        super().__init__(source, None, reason)
 
 
 class JobNotFound(BulkcopyError):

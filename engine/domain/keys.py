@@ -40,6 +40,17 @@ def normalize_prefix(prefix: str) -> str:
     return prefix
 
 
+def default_destination(prefix: str, src_key: str) -> str:
+    """The destination key of a task that stores none (``tasks.dst_key`` is
+    NULL, most tasks: not storing it keeps rows small): the job's prefix
+    followed by the source key, byte for byte.
+
+    The one rule; the store's queries use its SQL form
+    (``engine.store.rows.dst_key_sql``).
+    """
+    return prefix + src_key
+
+
 def check_template(template: str) -> None:
     """Refuse a template with unknown fields or bad braces, naming the problem."""
     try:
@@ -84,9 +95,16 @@ class KeyMapping:
         )
 
     @property
-    def injective(self) -> bool:
-        """Whether distinct keys of one bucket always get distinct destinations."""
+    def default(self) -> bool:
+        """Whether every key goes to :func:`default_destination` (prefix +
+        source key): such tasks store no ``dst_key``."""
         return not self.strip_prefix and self.template == "{key}"
+
+    @property
+    def injective(self) -> bool:
+        """Whether distinct keys of one bucket always get distinct
+        destinations (known only of the default mapping)."""
+        return self.default
 
     def destination(self, src: ObjectRef) -> str:
         """The destination key of ``src``; ``ValueError`` says why there is none."""

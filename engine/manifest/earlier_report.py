@@ -35,6 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from engine.domain.codes import INVALID_ROW
 from engine.domain.errors import ManifestError
 from engine.domain.models import ManifestEntry, ObjectRef, TaskStatus
 from engine.manifest.csv import parse_row
@@ -44,8 +45,6 @@ REPORT_FORMAT = "Report_CSV_20180820"
 COLUMNS = "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage"
 CSV_STATUSES = frozenset({TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value})
 STATUSES = frozenset(s.value for s in TaskStatus)  # results.jsonl has every one
-# engine.store.repo.INVALID_ROW; the store sits above manifests, so not imported
-INVALID_ROW = "InvalidManifestRow"
 _SNIFF_BYTES = 1 << 16
 _BOM = "\ufeff"
 _NOWHERE = ObjectRef("", "")

@@ -16,7 +16,7 @@ from typing import Any
 from engine.copy.multipart import Upload
 from engine.domain.codes import CREATING
 from engine.domain.models import CopyRecord, PartRecord, Task
-from engine.store.repo import Repository
+from engine.store import Repository
 
 DbCall = Callable[..., Awaitable[Any]]
 

@@ -24,9 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.domain.models import JobCounts, JobStatus
+from engine.domain.records import JobRecord
 from engine.run import events
 from engine.run.worker import Worker
-from engine.store.repo import JobRecord, Repository
+from engine.store import Repository
 
 # statuses of a named job (``--job``) a worker will run; others are over
 NAMED_RUNNABLE = frozenset(

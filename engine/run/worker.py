@@ -49,6 +49,7 @@ from engine.copy.execute import (
 )
 from engine.copy.multipart import abort_by_id
 from engine.copy.request import Requests
+from engine.domain import liveness
 from engine.domain.backoff import RetryPolicy
 from engine.domain.errors import JobCannotStart, S3Error
 from engine.domain.failure_threshold import FailureGuard, FailurePolicy
@@ -59,7 +60,8 @@ from engine.domain.models import (
     TaskResult,
     TaskStatus,
 )
-from engine.domain.spec import ClientSettings, JobSpec
+from engine.domain.records import JobRecord, WorkerRecord, WorkerState
+from engine.domain.spec import ClientSettings
 from engine.run import events
 from engine.run.governor import Governor
 from engine.run.jobclient import OpenJobClient, open_job_client
@@ -67,20 +69,19 @@ from engine.run.ledgers import MoveLedger, PartLedger
 from engine.run.preflight import check_destination, check_move, check_sources
 from engine.s3.call import ON_REQUEST, PACER
 from engine.s3.quirks import Quirks
-from engine.store.repo import JobRecord, Repository, WorkerRecord, WorkerState
+from engine.store import Repository
 
 T = TypeVar("T")
 
 # how long a worker copying versions in order waits for a round to finish
 ROUND_WAIT = 0.05
-# a worker's heartbeat comes at least this often; three missed: not live
-HEARTBEAT_SECONDS = 10.0
 
 
 def is_live(worker: WorkerRecord, now: float, hostname: str | None = None) -> bool:
-    """Whether a worker looks alive: not stopped, a heartbeat within three
-    intervals and, when it runs on this host, its process still there."""
-    if not worker.live(now - 3 * HEARTBEAT_SECONDS):
+    """Whether a worker looks alive: its heartbeat is recent
+    (:func:`engine.domain.liveness.beating`) and, when it runs on this host,
+    its process is still there."""
+    if not liveness.beating(worker, now):
         return False
     here = hostname or socket.gethostname()
     return worker.hostname != here or pid_alive(worker.pid)
@@ -94,15 +95,15 @@ class RunSettings:
     part_concurrency: int = 16  # UploadPartCopy requests in flight, all objects
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     claim_batch: int = 0  # 0: twice the concurrency, at most 1000
-    lease_seconds: float = 120.0
+    lease_seconds: float = liveness.LEASE_SECONDS
     flush_interval: float = 0.25
     flush_max: int = 1000
     preflight: bool = True
     # how often to look for pause / resume / cancel of the job
     control_interval: float = 1.0
-    # how often to extend leases and take back dead workers' tasks (at most
-    # a third of the lease)
-    heartbeat_interval: float = HEARTBEAT_SECONDS
+    # how often to extend leases and take back dead workers' tasks (see
+    # heartbeat_every)
+    heartbeat_interval: float = liveness.HEARTBEAT_INTERVAL
     # with nothing left to claim, wait while other workers hold tasks of the
     # job (False: leave at once, as a worker that only helps out)
     wait_for_others: bool = True
@@ -123,7 +124,7 @@ class RunSettings:
 
     @property
     def heartbeat_every(self) -> float:
-        return min(self.heartbeat_interval, self.lease_seconds / 3)
+        return liveness.heartbeat_every(self.heartbeat_interval, self.lease_seconds)
 
     @property
     def batch(self) -> int:
@@ -185,7 +186,7 @@ class Worker:
         # hold tasks: does another job (not this id) have tasks to claim?
         self.other_work = other_work
         self.job = job
-        self.spec = JobSpec.from_dict(job.spec)
+        self.spec = job.spec
         self.client_settings = client_overrides or self.spec.client
         self.run_settings = run
         self.observer = observer
@@ -262,7 +263,7 @@ class Worker:
                 socket.gethostname(),
                 os.getpid(),
                 pid_alive,
-                now - self.run_settings.lease_seconds,
+                liveness.silent_before(now, self.run_settings.lease_seconds),
             )
         )
         dead = [d for d in dead if d not in _HERE]

@@ -74,8 +74,9 @@ tasks = Table(
     # and rows naming their own dst_key (one source may go to several keys)
     Column("invalid_line", BigInteger, nullable=False, server_default="0"),
     Column("size", BigInteger),
-    # NULL: the job's dst_prefix + src_key (most tasks; the repository fills
-    # it in on every read)
+    # NULL: the job's dst_prefix + src_key (most tasks), the rule of
+    # engine.domain.keys.default_destination; every read fills it in with its
+    # SQL form, engine.store.rows.dst_key_sql
     Column("dst_key", Text),
     Column("status", String(12), nullable=False),
     Column("owner", String(64)),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from engine.domain.errors import ManifestError
 from engine.domain.spec import JobSpec
 from engine.manifest.sources import Source
-from engine.store.repo import Repository
+from engine.store import Repository
 from engine.usecases.estimate import Estimate
 from engine.usecases.submit import OpenClient, open_reader
 

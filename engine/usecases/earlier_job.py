@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from engine.domain.codes import INVALID_ROW
 from engine.domain.models import TaskStatus
+from engine.domain.records import JobRecord
 from engine.manifest.rows import BATCH_ROWS, Rows
 from engine.manifest.sources import Source
-from engine.store.repo import INVALID_ROW, JobRecord, Repository
+from engine.store import Repository
 
 
 def job_source(job: JobRecord, statuses: tuple[TaskStatus, ...]) -> Source:

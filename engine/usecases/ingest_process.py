@@ -12,10 +12,10 @@ from typing import Any
 
 from engine.domain.errors import ManifestError, UsageError
 from engine.domain.keys import KeyMapping
+from engine.domain.records import JobRecord, TaskRows
 from engine.domain.spec import JobSpec
 from engine.manifest.inventory import load_inventory_manifest
 from engine.manifest.sources import Reader, Source
-from engine.store.repo import JobRecord, TaskRows
 from engine.usecases.ingest_rows import IngestState, Prepared, Preparer
 
 # local manifests at least this big are parsed in a child process

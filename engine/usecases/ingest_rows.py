@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
+from engine.domain.codes import INVALID_ROW
 from engine.domain.errors import ManifestError
-from engine.domain.keys import KeyMapping
+from engine.domain.keys import KeyMapping, default_destination
 from engine.domain.models import TaskStatus
+from engine.domain.records import IngestTotals, TaskRows, key_hash
 from engine.manifest.rows import Rows
 from engine.manifest.sources import Source
-from engine.store.repo import INVALID_ROW, IngestTotals, TaskRows, key_hash
 
 MAX_TRACKED_SOURCE_BUCKETS = 100
 
@@ -110,7 +111,8 @@ class RowBuilder:
         self.mapping = mapping
         self.prefix = prefix
         self.source = source
-        self.plain = mapping.template == "{key}" and not mapping.strip_prefix
+        # every key its prefix + source key: those are not stored (NULL)
+        self.plain = mapping.default
 
     def rows(self, rows: Rows, before: int) -> tuple[TaskRows, int, bool]:
         """The task rows of ``rows`` (``before`` rows of the manifest came
@@ -125,7 +127,11 @@ class RowBuilder:
         dst: list[str | None]
         if self.plain:  # prefix + key is not stored (NULL) but in full rows
             extras = bool(rows.errors or rows.overrides or rows.kinds)
-            dst = [prefix + k for k in rows.keys] if extras else [None] * len(rows)
+            dst = (
+                [default_destination(prefix, k) for k in rows.keys]
+                if extras
+                else [None] * len(rows)
+            )
         else:
             dst = list(self._mapped(rows))  # may add errors
             extras = bool(rows.errors or rows.overrides or rows.kinds)
@@ -200,7 +206,7 @@ class RowBuilder:
                 out.append(self.mapping.destination(rows.src(i)))
             except ValueError as exc:
                 rows.errors.setdefault(i, str(exc))
-                out.append(self.prefix + key)
+                out.append(default_destination(self.prefix, key))
         return out
 
     def _extras(

@@ -23,8 +23,9 @@ from urllib.parse import quote
 from engine.domain.codes import DESTINATION_EXISTS as EXISTS
 from engine.domain.codes import REMOVED
 from engine.domain.models import JobCounts, TaskStatus
+from engine.domain.records import JobRecord, ResultRow
 from engine.manifest.filehash import md5_file
-from engine.store.repo import JobRecord, Repository, ResultRow
+from engine.store import Repository
 
 REPORT_FORMAT = "Report_CSV_20180820"
 REPORT_SCHEMA = (
@@ -134,7 +135,7 @@ def human_bytes(n: float) -> str:
 
 def _moved(job: JobRecord) -> bool:
     """A move's job (``--delete-source``)."""
-    return bool(job.spec.get("copy", {}).get("delete_source"))
+    return job.spec.copy.delete_source
 
 
 def summary_text(

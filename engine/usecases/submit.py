@@ -21,16 +21,14 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from engine.domain.errors import ManifestError, UsageError
+from engine.domain.errors import KeyConflict, ManifestError, UsageError
 from engine.domain.keys import normalize_prefix
 from engine.domain.models import Destination, JobStatus
+from engine.domain.records import JobRecord
 from engine.domain.spec import JobSpec
 from engine.manifest.sources import Reader, Source, detect_kind
 from engine.run import loop
-from engine.store.repo import (
-    JobRecord,
-    Repository,
-)
+from engine.store import Repository
 from engine.usecases import earlier_job
 from engine.usecases.ingest_process import in_child, worth_a_process
 from engine.usecases.ingest_rows import IngestState, Prepared, Preparer
@@ -111,7 +109,7 @@ async def finish_ingest(
     if job.status is not JobStatus.INGESTING:
         return job
     source = Source.from_dict(job.source)
-    spec = JobSpec.from_dict(job.spec)
+    spec = job.spec
     async with open_reader(source, spec, open_client, repo) as reader:
         identity = await reader.identity()
         _check_resumable(job, source, spec, identity)
@@ -130,7 +128,7 @@ def _check_resumable(
             "finished from it: submit again with --restart to start over",
         )
     if _comparable(job.source) != _comparable(source.to_dict()) or _comparable(
-        job.spec
+        job.spec.to_dict()
     ) != _comparable(spec.to_dict()):
         raise UsageError(
             f"job {job.id} was reading {source.location} into this destination "
@@ -175,7 +173,7 @@ async def _ingest(
     on_batch: Callable[[int], None] | None,
 ) -> JobRecord:
     source = reader.source
-    spec = JobSpec.from_dict(job.spec)
+    spec = job.spec
     state = IngestState.from_dict(job.ingest_state or {})
     try:
         async for task_rows, after in _prepared(reader, job, spec, state):
@@ -210,9 +208,23 @@ async def _ingest(
             # tasks are distinct; files may repeat a row
             merge_duplicates=source.kind not in ("listing", "job"),
         )
+    except KeyConflict as exc:
+        repo.drop_job(job.id)
+        raise KeyConflict(
+            exc.source,
+            f"{exc.reason}; {_key_conflict_hint(exc)}",
+            collision=exc.collision,
+        ) from None
     except (ManifestError, UsageError):
         repo.drop_job(job.id)  # a bad manifest leaves nothing behind
         raise
+
+
+def _key_conflict_hint(exc: KeyConflict) -> str:
+    """What to change when rows would overwrite each other at the destination."""
+    if exc.collision:
+        return "change --key-template / --strip-prefix or the manifest's dst_key"
+    return "change --key-template / --strip-prefix / --to, or the manifest's dst_key"
 
 
 async def _prepared(

@@ -11,10 +11,10 @@ from engine.copy.request import Requests
 from engine.domain.codes import REMOVED, VERIFICATION_FAILED
 from engine.domain.errors import S3Error
 from engine.domain.models import ObjectRef, TaskStatus
-from engine.domain.spec import JobSpec
+from engine.domain.records import ResultRow
 from engine.manifest.rows import DELETE_MARKER
 from engine.s3.sse_keys import Keys
-from engine.store.repo import Repository, ResultRow
+from engine.store import Repository
 
 
 async def verify_job(
@@ -36,7 +36,7 @@ async def verify_job(
     too: its copy cannot be vouched for.
     """
     job = repo.get_job(job_id)
-    spec = JobSpec.from_dict(job.spec)
+    spec = job.spec
     requests = Requests(spec.object, keys or Keys())
     slots = asyncio.Semaphore(concurrency)
     failures: list[tuple[int, str, str]] = []

@@ -19,10 +19,11 @@ import pyarrow as pa
 import pytest
 from pyarrow import parquet as pq
 
+from engine.domain.codes import INVALID_ROW
 from engine.domain.models import Destination, JobStatus, TaskResult, TaskStatus
 from engine.domain.spec import CopyOptions, JobSpec
 from engine.manifest.sources import Source
-from engine.store.repo import INVALID_ROW, Repository
+from engine.store import Repository
 from engine.usecases.report import write_report
 from engine.usecases.submit import submit, submit_source
 from tests.acceptance.conftest import REPO_ROOT, Cli

@@ -8,7 +8,7 @@ import pytest
 
 from engine.domain.errors import JobCannotStart
 from engine.domain.models import JobStatus, TaskStatus
-from engine.store.repo import Repository
+from engine.store import Repository
 from tests.helpers import (
     AWKWARD_KEYS,
     get_body,

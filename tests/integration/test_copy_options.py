@@ -30,9 +30,9 @@ from engine.domain.errors import ManifestError
 from engine.domain.keys import KeyMapping
 from engine.domain.models import TaskStatus
 from engine.domain.options import ObjectOptions
-from engine.domain.spec import JobSpec
+from engine.domain.records import ResultRow
 from engine.run.worker import Worker
-from engine.store.repo import Repository, ResultRow
+from engine.store import Repository
 from tests.faults import _Raw, response
 from tests.helpers import encode, get_body, run_job, submit_job, write_manifest
 from tests.servers import S3Server
@@ -1172,4 +1172,4 @@ def test_stored_options_survive_a_round_trip(tmp_path: Path, moto: S3Server) -> 
     repo = Repository(str(tmp_path / "db.sqlite"))
     job = submit_job(repo, manifest, moto, "s3://dst", object_options=EVERYTHING)
 
-    assert JobSpec.from_dict(repo.get_job(job.id).spec).object == EVERYTHING
+    assert repo.get_job(job.id).spec.object == EVERYTHING

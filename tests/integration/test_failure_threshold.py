@@ -10,7 +10,7 @@ import pytest
 from engine.domain.failure_threshold import FailurePolicy
 from engine.domain.models import JobStatus, TaskStatus
 from engine.run import events
-from engine.store.repo import Repository
+from engine.store import Repository
 from tests.helpers import get_body, run_job, seed, submit_job, write_manifest
 from tests.servers import S3Server
 

@@ -10,7 +10,7 @@ from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 
 from engine.domain.backoff import RetryPolicy
 from engine.domain.models import TaskStatus
-from engine.store.repo import Repository
+from engine.store import Repository
 from tests.faults import EMBEDDED_ERROR, NO_ETAG, SLOW_DOWN, Injector, storm
 from tests.helpers import (
     FAST_RETRY,

@@ -19,10 +19,11 @@ import pytest
 from engine.domain.backoff import RetryPolicy
 from engine.domain.models import TaskStatus
 from engine.domain.plan import MiB
+from engine.domain.records import JobRecord, ResultRow
 from engine.run import events
 from engine.run.worker import Worker
 from engine.s3.lean import LeanClient
-from engine.store.repo import JobRecord, Repository, ResultRow
+from engine.store import Repository
 from tests.faultproxy import (
     AfterUpstream,
     CloseAfterResponse,

@@ -28,12 +28,13 @@ import pytest
 
 from engine.domain.errors import ManifestError
 from engine.domain.models import Destination, JobStatus, TaskStatus
+from engine.domain.records import JobRecord
 from engine.domain.spec import CopyOptions, JobSpec
 from engine.manifest.filters import Filters
 from engine.manifest.listing import list_batches
 from engine.manifest.sources import Source, detect_kind
 from engine.run.jobclient import open_job_client
-from engine.store.repo import JobRecord, Repository
+from engine.store import Repository
 from engine.usecases.earlier_job import job_source
 from engine.usecases.submit import submit_source
 from tests.helpers import client_settings, get_body, run_job, seed, write_manifest
@@ -111,7 +112,7 @@ def _retry(repo: Repository, old: JobRecord, *statuses: TaskStatus) -> JobRecord
             repo,
             job_source(old, statuses),
             Destination(old.dst_bucket, old.dst_prefix),
-            JobSpec.from_dict(old.spec),
+            old.spec,
         )
     )
 

@@ -13,7 +13,7 @@ import pytest
 from engine.cli.common import EXIT_OK, exit_code
 from engine.domain import codes
 from engine.domain.models import TaskStatus
-from engine.store.repo import Repository
+from engine.store import Repository
 from engine.usecases.report import bops_row, jsonl_record
 from tests.helpers import (
     get_body,

@@ -16,8 +16,8 @@ from engine.cli.common import EXIT_OK, exit_code
 from engine.domain import codes
 from engine.domain.backoff import RetryPolicy
 from engine.domain.models import JobCounts, TaskStatus
+from engine.domain.records import ResultRow
 from engine.s3.lean import LeanClient
-from engine.store.repo import ResultRow
 from engine.usecases.report import jsonl_record
 from tests.faultproxy import AfterUpstream, Fault, FaultProxy, Request, Reset, Respond
 from tests.faults import EMBEDDED_ERROR, SLOW_DOWN

@@ -15,7 +15,7 @@ from engine.copy.parts import expected_etag
 from engine.domain.models import JobStatus, TaskStatus
 from engine.domain.plan import MiB
 from engine.run.worker import Worker
-from engine.store.repo import Repository
+from engine.store import Repository
 from tests.faults import response
 from tests.helpers import get_body, run_job, submit_job, verify_job_now, write_manifest
 from tests.servers import S3Server

@@ -16,7 +16,7 @@ import pytest
 from engine.domain.models import Destination, TaskStatus
 from engine.domain.spec import CopyOptions, JobSpec
 from engine.run.worker import RunSettings, Worker
-from engine.store.repo import Repository
+from engine.store import Repository
 from engine.usecases.submit import submit
 from tests.helpers import FAST_RETRY, client_settings, get_body, write_manifest
 from tests.servers import S3Server

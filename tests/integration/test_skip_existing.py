@@ -10,7 +10,7 @@ import pytest
 
 from engine.cli.common import EXIT_OK, exit_code
 from engine.domain.models import TaskStatus
-from engine.store.repo import Repository
+from engine.store import Repository
 from tests.helpers import get_body, run_job, seed, submit_job, write_manifest
 from tests.servers import S3Server
 

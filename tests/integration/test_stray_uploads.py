@@ -22,7 +22,7 @@ import pytest
 from engine.domain.models import TaskStatus
 from engine.run import events
 from engine.run.worker import Worker
-from engine.store.repo import Repository
+from engine.store import Repository
 from tests.faultproxy import AfterUpstream, Fault, FaultProxy, Request, Reset, Respond
 from tests.helpers import get_body, run_job, submit_job, write_manifest
 from tests.servers import S3Server

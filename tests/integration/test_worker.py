@@ -13,8 +13,7 @@ import pytest
 from engine.domain.models import JobStatus, TaskResult, TaskStatus
 from engine.run.events import Event, TaskFinished
 from engine.run.worker import Worker
-from engine.store import tables
-from engine.store.repo import Repository
+from engine.store import Repository, tables
 from tests.helpers import run_job, seed, submit_job, write_manifest
 from tests.servers import S3Server
 

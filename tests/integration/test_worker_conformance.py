@@ -21,9 +21,10 @@ import pytest
 from bench.fakes3 import FakeS3
 from engine.domain.failure_threshold import FailurePolicy
 from engine.domain.models import Destination, JobStatus, TaskResult, TaskStatus
+from engine.domain.records import JobRecord, WorkerState
 from engine.domain.spec import ClientSettings, CopyOptions, JobSpec
 from engine.run.worker import RunSettings, Worker
-from engine.store.repo import JobRecord, Repository, WorkerState
+from engine.store import Repository
 from engine.usecases.submit import submit
 from tests.helpers import FAST_RETRY, write_manifest
 

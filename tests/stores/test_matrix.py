@@ -26,8 +26,9 @@ import pytest
 
 from engine.domain.models import JobStatus, TaskStatus
 from engine.domain.options import ObjectOptions
+from engine.domain.records import JobRecord, ResultRow
 from engine.run.worker import Worker
-from engine.store.repo import JobRecord, Repository, ResultRow
+from engine.store import Repository
 from tests.acceptance.conftest import Cli
 from tests.helpers import (
     get_body,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.store.repo import Repository
+from engine.store import Repository
 
 WriteManifest = Callable[..., str]
 

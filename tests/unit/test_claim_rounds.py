@@ -7,9 +7,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.domain.codes import INVALID_ROW
 from engine.domain.models import Destination, Task, TaskResult, TaskStatus
+from engine.domain.records import INGEST_COLUMNS, IngestTotals
 from engine.domain.spec import JobSpec
-from engine.store.repo import INGEST_COLUMNS, INVALID_ROW, IngestTotals, Repository
+from engine.store import Repository
 from engine.store.tables import tasks
 from engine.usecases.earlier_job import job_source
 from engine.usecases.submit import submit_source

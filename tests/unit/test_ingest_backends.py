@@ -15,7 +15,7 @@ import pytest
 from engine.domain.models import Destination
 from engine.domain.spec import JobSpec
 from engine.manifest.sources import Source, detect_kind
-from engine.store.repo import Repository
+from engine.store import Repository
 from engine.usecases.submit import submit_source
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -31,11 +31,12 @@ import engine.usecases.submit
 from engine.domain.errors import ManifestError, UsageError
 from engine.domain.keys import KeyMapping
 from engine.domain.models import Destination, JobStatus, TaskResult, TaskStatus
+from engine.domain.records import JobRecord
 from engine.domain.spec import CopyOptions, JobSpec
 from engine.manifest.filters import Filters
 from engine.manifest.rows import Rows
 from engine.manifest.sources import Reader, Source
-from engine.store.repo import JobRecord, Repository
+from engine.store import Repository
 from engine.store.tables import jobs, tasks
 from engine.usecases.earlier_job import job_source
 from engine.usecases.report import write_report
@@ -227,7 +228,7 @@ def assert_resumes_exactly(
         assert job.ingest_state is None
         assert task_rows(repo, job.id) == want_rows, f"after {n} batches"
         assert totals(job) == want_totals, f"after {n} batches"
-        assert job.spec["source_buckets"] == ref.spec["source_buckets"]
+        assert job.spec.source_buckets == ref.spec.source_buckets
         repo.drop_job(job.id)
         assert job_is_gone(repo, job.id)
     return batches

@@ -20,7 +20,7 @@ from engine.domain.errors import ManifestError
 from engine.domain.models import Destination, ObjectRef
 from engine.domain.spec import JobSpec
 from engine.manifest.inventory import read_inventory, schema_columns
-from engine.store.repo import Repository
+from engine.store import Repository
 from engine.usecases.submit import submit
 
 # bucket, key, version_id, is_latest, is_delete_marker, size
@@ -159,4 +159,4 @@ def test_an_inventory_submits_as_a_job(tmp_path: Path, repo: Repository) -> None
         ("a.txt", "v2", "copy/a.txt"),
         ("spaces and+plus/é.txt", "null", "copy/spaces and+plus/é.txt"),
     ]
-    assert job.spec["source_buckets"] == ["src"]
+    assert job.spec.source_buckets == ("src",)

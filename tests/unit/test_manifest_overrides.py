@@ -12,10 +12,11 @@ import pytest
 
 from engine.domain.errors import ManifestError
 from engine.domain.models import Destination, ManifestEntry, ObjectRef, TaskStatus
+from engine.domain.records import JobRecord
 from engine.domain.spec import JobSpec
 from engine.manifest.csv import read_csv_manifest
 from engine.manifest.overrides import header_columns, parse_overrides
-from engine.store.repo import JobRecord, Repository
+from engine.store import Repository
 from engine.usecases.submit import submit
 
 WriteManifest = Callable[..., str]

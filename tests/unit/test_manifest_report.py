@@ -20,7 +20,7 @@ from engine.domain.models import (
 )
 from engine.domain.spec import JobSpec
 from engine.manifest.earlier_report import is_report, read_report, report_status_columns
-from engine.store.repo import Repository
+from engine.store import Repository
 from engine.usecases.report import encode_key, write_report
 from engine.usecases.submit import submit
 

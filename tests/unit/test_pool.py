@@ -12,10 +12,11 @@ from typing import Any
 from engine.copy.request import Requests
 from engine.domain.backoff import RetryPolicy
 from engine.domain.models import Destination, TaskStatus
+from engine.domain.records import JobRecord
 from engine.domain.spec import JobSpec
 from engine.run.jobclient import job_requests
 from engine.run.worker import RunSettings, Worker
-from engine.store.repo import JobRecord, Repository
+from engine.store import Repository
 from engine.usecases.submit import submit
 from tests.helpers import write_manifest
 from tests.memory_s3 import MemoryS3

@@ -9,8 +9,8 @@ from alembic.runtime.migration import MigrationContext
 
 from engine.domain.errors import DatabaseError, JobNotFound, SchemaTooNew
 from engine.domain.models import ObjectRef, Task, TaskResult, TaskStatus
-from engine.store import tables
-from engine.store.repo import IngestTotals, Repository, ResultRow
+from engine.domain.records import IngestTotals, ResultRow
+from engine.store import Repository, tables
 
 LEASE = 2_000_000_000.0  # far in the future: leases never expire unless a test says so
 

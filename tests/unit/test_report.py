@@ -13,8 +13,9 @@ from urllib.parse import unquote_plus
 import pytest
 
 from engine.domain.models import Destination, ObjectRef, TaskResult, TaskStatus
+from engine.domain.records import ResultRow
 from engine.domain.spec import JobSpec
-from engine.store.repo import Repository, ResultRow
+from engine.store import Repository
 from engine.usecases.report import (
     REPORT_FORMAT,
     ReportFiles,

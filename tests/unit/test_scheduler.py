@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from engine.domain.models import JobStatus
+from engine.domain.records import JobRecord
+from engine.domain.spec import JobSpec
 from engine.run.scheduler import Candidate, Plan, choose
-from engine.store.repo import JobRecord
 
 
 def job(job_id: str, status: JobStatus = JobStatus.RUNNING) -> JobRecord:
@@ -16,7 +17,7 @@ def job(job_id: str, status: JobStatus = JobStatus.RUNNING) -> JobRecord:
         manifest="m.csv",
         dst_bucket="dst",
         dst_prefix="",
-        spec={},
+        spec=JobSpec(),
         total_tasks=1,
         invalid_rows=0,
         duplicate_rows=0,

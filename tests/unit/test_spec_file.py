@@ -15,8 +15,8 @@ import structlog
 
 from engine.cli import main
 from engine.domain.errors import UsageError
-from engine.domain.spec import JobSpec
-from engine.store.repo import JobRecord, Repository
+from engine.domain.records import JobRecord
+from engine.store import Repository
 from engine.store.tables import jobs
 from engine.usecases.specfile import load_spec_file
 
@@ -199,17 +199,17 @@ def test_spec_values_are_stored_with_the_job(
     path = write_manifest("src,photos/a.jpg\n")
     job = submitted(repo, bulkcopy("submit", path, "--spec", write_spec(FULL_SPEC)))
     assert (job.dst_bucket, job.dst_prefix) == ("dst", "prefix/")
-    assert job.spec["keys"] == {
+    assert job.spec.to_dict()["keys"] == {
         "prefix": "prefix/",
         "strip_prefix": "photos/",
         "template": "{bucket}/{key}",
     }
-    assert job.spec["headers"] == {"x-tenant": "blue"}
-    assert job.spec["client"]["endpoint_url"] == "http://localhost:9000"
-    assert job.spec["copy"]["multipart_threshold"] == 64 * 1024**2
-    assert job.spec["copy"]["preserve_acl"] is True
-    assert job.spec["copy"]["verify"] is True
-    assert job.spec["object"] == {
+    assert job.spec.headers == {"x-tenant": "blue"}
+    assert job.spec.client.endpoint_url == "http://localhost:9000"
+    assert job.spec.copy.multipart_threshold == 64 * 1024**2
+    assert job.spec.copy.preserve_acl is True
+    assert job.spec.copy.verify is True
+    assert job.spec.to_dict()["object"] == {
         "storage_class": "STANDARD_IA",
         "metadata_directive": "REPLACE",
         "metadata": {"owner": "ana"},
@@ -256,15 +256,15 @@ def test_flags_win_over_the_spec_file(
     )
     job = submitted(repo, run)
     assert (job.dst_bucket, job.dst_prefix) == ("other", "elsewhere/")
-    assert job.spec["object"]["storage_class"] == "GLACIER_IR"
-    assert job.spec["object"]["metadata"] == {"team": "blue"}
-    assert job.spec["object"]["tags"] == {"project": "x"}  # not given: the file's
-    assert job.spec["keys"]["template"] == "{basename}"
-    assert job.spec["keys"]["strip_prefix"] == "photos"
-    assert job.spec["copy"]["multipart_threshold"] == 32 * 1024**2
-    assert job.spec["client"]["endpoint_url"] == "http://127.0.0.1:1"
-    assert job.spec["client"]["region"] == "eu-west-1"
-    assert job.spec["headers"] == {"x-tenant": "red", "x-more": "1"}
+    assert job.spec.object.storage_class == "GLACIER_IR"
+    assert job.spec.object.metadata == {"team": "blue"}
+    assert job.spec.object.tags == {"project": "x"}  # not given: the file's
+    assert job.spec.keys.template == "{basename}"
+    assert job.spec.keys.strip_prefix == "photos"
+    assert job.spec.copy.multipart_threshold == 32 * 1024**2
+    assert job.spec.client.endpoint_url == "http://127.0.0.1:1"
+    assert job.spec.client.region == "eu-west-1"
+    assert job.spec.headers == {"x-tenant": "red", "x-more": "1"}
 
 
 def test_spec_file_alone_sets_the_storage_class(
@@ -276,7 +276,7 @@ def test_spec_file_alone_sets_the_storage_class(
     """Without the flag, the spec file's storage class is the job's."""
     spec = write_spec('to = "s3://dst"\n[object]\nstorage_class = "ONEZONE_IA"\n')
     job = submitted(repo, bulkcopy("submit", manifest, "--spec", spec))
-    assert job.spec["object"] == {"storage_class": "ONEZONE_IA"}
+    assert job.spec.to_dict()["object"] == {"storage_class": "ONEZONE_IA"}
     assert (job.dst_bucket, job.dst_prefix) == ("dst", "")
 
 
@@ -293,10 +293,10 @@ def test_unset_flags_do_not_override_the_spec_file(
         "[object]\nrequest_payer = true\nsse = 'aws:kms'\nbucket_key_enabled = true\n"
     )
     job = submitted(repo, bulkcopy("submit", manifest, "--spec", spec))
-    assert job.spec["copy"]["stat_source"] is False
-    assert job.spec["copy"]["preserve_tags"] is False
-    assert job.spec["object"]["request_payer"] is True
-    assert job.spec["object"]["bucket_key_enabled"] is True
+    assert job.spec.copy.stat_source is False
+    assert job.spec.copy.preserve_tags is False
+    assert job.spec.object.request_payer is True
+    assert job.spec.object.bucket_key_enabled is True
 
 
 def test_the_shipped_example_spec_submits(
@@ -306,7 +306,7 @@ def test_the_shipped_example_spec_submits(
     spec = str(REPO_ROOT / "manifests" / "job.toml")
     job = submitted(repo, bulkcopy("submit", manifest, "--spec", spec))
     assert job.dst_bucket == "bulkcopy-example-dst"
-    assert job.spec["object"]["storage_class"] == "STANDARD_IA"
+    assert job.spec.object.storage_class == "STANDARD_IA"
 
 
 def test_no_bucket_key_flag_is_stored(
@@ -323,7 +323,7 @@ def test_no_bucket_key_flag_is_stored(
         repo,
         bulkcopy("submit", manifest, "--spec", spec, "--no-bucket-key-enabled"),
     )
-    assert job.spec["object"]["bucket_key_enabled"] is False
+    assert job.spec.object.bucket_key_enabled is False
 
 
 # -- usage errors at the CLI -----------------------------------------------------------
@@ -420,13 +420,13 @@ def test_sse_c_key_source_is_stored_never_the_key(
         f"env:{KEY_ENV}",
     )
     job = submitted(repo, run)
-    assert job.spec["object"] == {
+    assert job.spec.to_dict()["object"] == {
         "sse_c_key": f"env:{KEY_ENV}",
         "source_sse_c_key": f"env:{KEY_ENV}",
     }
     with repo.engine.connect() as conn:
         stored = conn.execute(sa.select(jobs.c.spec)).scalar_one()
-    assert json.loads(stored) == job.spec
+    assert json.loads(stored) == job.spec.to_dict()
     for spelled in key_spellings():
         assert spelled not in stored
         assert spelled not in run.out + run.err
@@ -523,7 +523,7 @@ def test_stored_spec_is_json_the_run_can_read(
 ) -> None:
     """The stored spec reads back into the same options the run will use."""
     job = submitted(repo, bulkcopy("submit", manifest, "--spec", write_spec(FULL_SPEC)))
-    spec = JobSpec.from_dict(job.spec)
+    spec = job.spec
     assert spec.object.metadata == {"owner": "ana"}
     assert spec.keys.template == "{bucket}/{key}"
     assert spec.copy.verify is True

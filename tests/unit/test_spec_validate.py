@@ -12,7 +12,7 @@ from engine.domain.errors import UsageError
 from engine.domain.keys import KeyMapping
 from engine.domain.models import Destination
 from engine.domain.spec import CopyOptions, JobSpec
-from engine.store.repo import Repository
+from engine.store import Repository
 from engine.usecases.submit import submit
 from tests.helpers import write_manifest
 

@@ -23,12 +23,13 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from engine.domain.errors import DatabaseError, UsageError
+from engine.cli.control import refusal_message
+from engine.domain.errors import DatabaseError, JobControlRefused, UsageError
 from engine.domain.models import CopyRecord, JobStatus, Task, TaskResult, TaskStatus
+from engine.domain.records import IngestTotals, WorkerState
 from engine.run.worker import pid_alive
-from engine.store import tables
+from engine.store import Repository, tables
 from engine.store.reconnect import Reconnect, retryable
-from engine.store.repo import IngestTotals, Repository, WorkerState
 from tests.postgres import PostgresServer
 
 LEASE = 2_000_000_000.0  # far in the future: leases never expire unless a test says so
@@ -565,9 +566,14 @@ def test_control_refuses_what_the_status_does_not_allow(repo: Repository) -> Non
 
     with pytest.raises(UsageError, match=f"cannot pause job {done}: it is complete"):
         repo.control_job(done, "pause")
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(JobControlRefused) as info:
         repo.control_job(gone, "resume")
-    message = str(info.value)
+    assert (info.value.job_id, info.value.action, info.value.status) == (
+        gone,
+        "resume",
+        "cancelled",
+    )
+    message = refusal_message(info.value)  # the CLI's wording of it
     assert f"cannot resume job {gone}: it is cancelled" in message
     assert "a cancelled job stays cancelled" in message
     assert "bulkcopy retry" in message

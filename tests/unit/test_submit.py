@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from engine.domain.codes import INVALID_ROW
 from engine.domain.errors import ManifestError
 from engine.domain.models import Destination, ObjectRef, TaskStatus
+from engine.domain.records import JobRecord
 from engine.domain.spec import JobSpec
-from engine.store.repo import INVALID_ROW, JobRecord, Repository
+from engine.store import Repository
 from engine.store.tables import tasks
 from engine.usecases.submit import submit
 
@@ -180,7 +182,7 @@ def test_spec_lists_distinct_source_buckets(
     """The job spec names each source bucket once, in first-seen order."""
     path = write_manifest("b1,k1\nb2,k2\nb1,k3\nb3,k4\nb2,k5\n")
     job = do_submit(repo, path)
-    assert job.spec["source_buckets"] == ["b1", "b2", "b3"]
+    assert job.spec.source_buckets == ("b1", "b2", "b3")
 
 
 def test_spec_source_buckets_ignore_invalid_rows(
@@ -189,7 +191,7 @@ def test_spec_source_buckets_ignore_invalid_rows(
     """A bucket named only by a bad row is not a source bucket of the job."""
     path = write_manifest("b1,k1\nbad,\n")
     job = do_submit(repo, path, skip_invalid=True)
-    assert job.spec["source_buckets"] == ["b1"]
+    assert job.spec.source_buckets == ("b1",)
 
 
 def test_job_records_manifest_and_destination(

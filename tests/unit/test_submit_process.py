@@ -13,7 +13,7 @@ import engine.usecases.submit
 from engine.domain.errors import ManifestError, UsageError
 from engine.domain.models import Destination
 from engine.domain.spec import JobSpec
-from engine.store.repo import Repository
+from engine.store import Repository
 from engine.store.tables import tasks
 from engine.usecases.submit import submit
 
@@ -78,7 +78,7 @@ def test_reader_process_builds_the_same_job_as_reading_here(
         )
         == (25_011, 1, 1)
     )
-    assert child.spec["source_buckets"] == ["b0", "b1", "b2"]
+    assert child.spec.source_buckets == ("b0", "b1", "b2")
 
 
 @pytest.mark.usefixtures("child_process")

@@ -1,0 +1,29 @@
+"""Job control: which statuses ``pause``, ``resume`` and ``cancel`` apply
+to, and the status each sets (``bulkcopy pause`` etc.; the store applies it
+atomically, workers follow)."""
+
+from __future__ import annotations
+
+from engine.domain.errors import UsageError
+from engine.domain.models import JobStatus
+
+ACTIONS = ("pause", "resume", "cancel")
+
+_ACTIVE = (JobStatus.SUBMITTED, JobStatus.RUNNING, JobStatus.STOPPED, JobStatus.FAILED)
+# action: (statuses it applies to, status it sets)
+_RULES: dict[str, tuple[tuple[JobStatus, ...], JobStatus]] = {
+    "pause": (
+        (JobStatus.SUBMITTED, JobStatus.RUNNING, JobStatus.STOPPED),
+        JobStatus.PAUSED,
+    ),
+    "resume": ((*_ACTIVE, JobStatus.PAUSED), JobStatus.RUNNING),
+    "cancel": ((*_ACTIVE, JobStatus.PAUSED), JobStatus.CANCELLED),
+}
+
+
+def rule(action: str) -> tuple[tuple[JobStatus, ...], JobStatus]:
+    """The statuses ``action`` applies to and the status it sets; raises
+    :class:`UsageError` for an unknown action."""
+    if action not in _RULES:
+        raise UsageError(f"unknown action {action!r}: pause, resume or cancel")
+    return _RULES[action]
