@@ -16,7 +16,8 @@ from engine.domain.options import ObjectOptions, validate
 from engine.domain.records import JobRecord
 from engine.domain.spec import ClientSettings, CopyOptions, JobSpec
 from engine.run import events
-from engine.run.worker import RunSettings, Worker
+from engine.run.settings import RunSettings
+from engine.run.worker import Worker
 from engine.store import Repository
 from engine.usecases.submit import submit
 from tests.servers import S3Server

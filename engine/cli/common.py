@@ -19,7 +19,9 @@ from engine.domain.records import JobRecord
 from engine.domain.spec import ClientSettings, JobSpec
 from engine.run import loop
 from engine.run.jobclient import open_job_client
-from engine.run.worker import RunSettings, Worker, stop_on_signals
+from engine.run.settings import RunSettings
+from engine.run.signals import stop_on_signals
+from engine.run.worker import Worker
 from engine.store import Repository
 from engine.usecases.report import errors_by_code
 from engine.usecases.submit import finish_ingest

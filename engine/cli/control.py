@@ -19,7 +19,7 @@ from engine.cli.app import (
 from engine.cli.common import EXIT_INTERRUPTED, EXIT_OK, open_repo, run_job, setup
 from engine.domain.errors import JobControlRefused, UsageError
 from engine.domain.models import JobStatus, TaskStatus
-from engine.run.worker import is_live
+from engine.run.peers import is_live
 from engine.store import Repository
 
 # what to do instead, where the status says more than "no"

@@ -13,7 +13,7 @@ import click
 from engine.cli.app import cli, db_option
 from engine.domain.models import JobCounts, TaskStatus
 from engine.domain.records import JobRecord, WorkerRecord
-from engine.run.worker import is_live
+from engine.run.peers import is_live
 from engine.usecases.report import errors_by_code, human_bytes
 
 

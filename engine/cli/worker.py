@@ -26,7 +26,8 @@ from engine.domain.models import JobStatus
 from engine.domain.records import JobRecord
 from engine.run import loop
 from engine.run.scheduler import Outcome, Plan, Scheduler
-from engine.run.worker import Worker, stop_on_signals
+from engine.run.signals import stop_on_signals
+from engine.run.worker import Worker
 
 WORKER_HELP = """Work on the jobs in the job database, alongside other workers.
 

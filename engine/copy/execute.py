@@ -35,7 +35,7 @@ from engine.domain.models import Task, TaskResult
 OnRetry = Callable[[Task, int, S3Error, float], None]
 
 
-__all__ = ["LEASE_LOST", "CopyContext", "Interrupted", "abandon", "execute"]
+__all__ = ["LEASE_LOST", "abandon", "execute"]
 
 
 def _no_retry_hook(_t: Task, _a: int, _e: S3Error, _d: float) -> None:

@@ -24,7 +24,6 @@ from engine.copy.upload import (
     Interrupted,
     PartLog,
     Upload,
-    abort_by_id,
     abort_strays,
     abort_upload,
 )
@@ -41,20 +40,6 @@ from engine.domain.plan import (
 )
 from engine.domain.spec import CopyOptions
 from engine.s3.call import invoke
-
-# the upload's bookkeeping lives in engine.copy.upload; the run's worker
-# imports Upload and abort_by_id from here
-__all__ = [
-    "Interrupted",
-    "MultipartCopy",
-    "MultipartDone",
-    "PartLog",
-    "Upload",
-    "abort_by_id",
-    "abort_upload",
-    "expected_etag",
-    "source_changed",
-]
 
 
 @dataclass(frozen=True, slots=True)

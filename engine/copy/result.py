@@ -135,3 +135,17 @@ def lost(task: Task, started: float, attempts: int) -> TaskResult:
         error_code=LEASE_LOST,
         error_message="another worker took the task over; the source was not deleted",
     )
+
+
+def unexpected_failure(task: Task, exc: Exception) -> TaskResult:
+    """A failed result for an error bulkcopy did not expect (a bug): recorded, loud."""
+    now = time.time()
+    return TaskResult(
+        task_id=task.id,
+        status=TaskStatus.FAILED,
+        attempts=1,
+        started_at=now,
+        finished_at=now,
+        error_code="UnexpectedError",
+        error_message=f"{type(exc).__name__}: {exc} (please report this as a bug)",
+    )

@@ -6,6 +6,7 @@ here, so the SSE-C keys are read, and the extra headers installed, one way.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -116,3 +117,31 @@ async def open_job_client(
             yield lean, requests
         finally:
             lean.close()
+
+
+class SharedRefresh:
+    """Refresh the credentials once for every copy that saw ``ExpiredToken``
+    in the same moment (they share one refresh); ``count`` says how many."""
+
+    def __init__(self, on_refresh: Callable[[], None]) -> None:
+        self._on_refresh = on_refresh
+        self._refresher: Callable[[], Awaitable[bool]] | None = None
+        self._refreshing: asyncio.Future[bool] | None = None
+        self.count = 0
+
+    def keep(self, refresh: Callable[[], Awaitable[bool]]) -> None:
+        """The refresh of the client just opened (``on_credentials``)."""
+        self._refresher = refresh
+
+    async def __call__(self) -> bool:
+        """``True`` when fresh credentials are in place."""
+        if self._refresher is None:
+            return False
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self._refresher())
+            self.count += 1
+            self._on_refresh()
+        try:
+            return await asyncio.shield(self._refreshing)
+        except Exception:  # the provider failed: the answer counts as usual
+            return False

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from engine.copy.multipart import Upload
+from engine.copy.upload import Upload
 from engine.domain.codes import CREATING
 from engine.domain.models import CopyRecord, PartRecord, Task
 from engine.store import Repository

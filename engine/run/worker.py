@@ -29,44 +29,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from engine.copy.execute import (
-    LEASE_LOST,
-    CopyContext,
-    Interrupted,
-    abandon,
-    execute,
-)
-from engine.copy.multipart import abort_by_id
+from engine.copy.context import CopyContext
+from engine.copy.execute import LEASE_LOST, abandon, execute
 from engine.copy.request import Requests
-from engine.domain import liveness
-from engine.domain.backoff import RetryPolicy
-from engine.domain.errors import JobCannotStart, S3Error
-from engine.domain.failure_threshold import FailureGuard, FailurePolicy
+from engine.copy.result import unexpected_failure
+from engine.copy.upload import Interrupted
+from engine.domain import control
+from engine.domain.errors import S3Error
+from engine.domain.failure_threshold import FailureGuard
 from engine.domain.models import (
     JobCounts,
     JobStatus,
     Task,
     TaskResult,
-    TaskStatus,
 )
-from engine.domain.records import JobRecord, WorkerRecord, WorkerState
+from engine.domain.records import JobRecord, WorkerState
 from engine.domain.spec import ClientSettings
 from engine.run import events
 from engine.run.governor import Governor
-from engine.run.jobclient import OpenJobClient, open_job_client
+from engine.run.heartbeat import HERE, Heartbeat
+from engine.run.jobclient import OpenJobClient, SharedRefresh, open_job_client
 from engine.run.ledgers import MoveLedger, PartLedger
-from engine.run.preflight import check_destination, check_move, check_sources
+from engine.run.peers import is_live
+from engine.run.settings import RunSettings
+from engine.run.startup import Startup
 from engine.s3.call import ON_REQUEST, PACER
 from engine.s3.quirks import Quirks
 from engine.store import Repository
@@ -75,92 +69,6 @@ T = TypeVar("T")
 
 # how long a worker copying versions in order waits for a round to finish
 ROUND_WAIT = 0.05
-
-
-def is_live(worker: WorkerRecord, now: float, hostname: str | None = None) -> bool:
-    """Whether a worker looks alive: its heartbeat is recent
-    (:func:`engine.domain.liveness.beating`) and, when it runs on this host,
-    its process is still there."""
-    if not liveness.beating(worker, now):
-        return False
-    here = hostname or socket.gethostname()
-    return worker.hostname != here or pid_alive(worker.pid)
-
-
-@dataclass(frozen=True, slots=True)
-class RunSettings:
-    """How a run behaves; unlike the job spec these may change between runs."""
-
-    concurrency: int = 64
-    part_concurrency: int = 16  # UploadPartCopy requests in flight, all objects
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    claim_batch: int = 0  # 0: twice the concurrency, at most 1000
-    lease_seconds: float = liveness.LEASE_SECONDS
-    flush_interval: float = 0.25
-    flush_max: int = 1000
-    preflight: bool = True
-    # how often to look for pause / resume / cancel of the job
-    control_interval: float = 1.0
-    # how often to extend leases and take back dead workers' tasks (see
-    # heartbeat_every)
-    heartbeat_interval: float = liveness.HEARTBEAT_INTERVAL
-    # with nothing left to claim, wait while other workers hold tasks of the
-    # job (False: leave at once, as a worker that only helps out)
-    wait_for_others: bool = True
-    idle_poll: float = 1.0
-    # a stop (signal) of the job's last worker marks the job ``stopped``
-    # (``run``: the user stopped it); a pool worker's stop only means this
-    # process goes away (a rolling update, a scale-down): the job stays
-    # ``running`` for the other and next workers
-    stop_marks_job: bool = True
-    # when to give up on the job (engine.domain.failure_threshold)
-    failure: FailurePolicy = field(default_factory=FailurePolicy)
-    # adaptive concurrency: the fewest requests in flight it may go down to
-    # (engine.run.governor); = concurrency: fixed
-    min_concurrency: int = 1
-    max_rps: float | None = None  # requests started per second, at most
-    # emit a RequestDone event for every S3 request (metrics ask for it)
-    request_events: bool = False
-
-    @property
-    def heartbeat_every(self) -> float:
-        return liveness.heartbeat_every(self.heartbeat_interval, self.lease_seconds)
-
-    @property
-    def batch(self) -> int:
-        return self.claim_batch or min(1000, max(16, 2 * self.concurrency))
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def unexpected_failure(task: Task, exc: Exception) -> TaskResult:
-    """A failed result for an error bulkcopy did not expect (a bug): recorded, loud."""
-    now = time.time()
-    return TaskResult(
-        task_id=task.id,
-        status=TaskStatus.FAILED,
-        attempts=1,
-        started_at=now,
-        finished_at=now,
-        error_code="UnexpectedError",
-        error_message=f"{type(exc).__name__}: {exc} (please report this as a bug)",
-    )
-
-
-class Stoppable(Protocol):
-    def request_stop(self) -> None: ...
-
-
-# worker ids of the Workers running in this process (never "dead" to us)
-_HERE: set[str] = set()
 
 
 class Worker:
@@ -214,12 +122,23 @@ class Worker:
         self.failed: str | None = None
         self._guard = FailureGuard(run.failure)
         self.governor: Governor | None = None  # while copying
-        self._refresher: Callable[[], Awaitable[bool]] | None = None
-        self._refreshing: asyncio.Future[bool] | None = None
-        self.credential_refreshes = 0
+        # one credentials refresh for every copy that saw ExpiredToken at once
+        self.refresh = SharedRefresh(
+            lambda: observer(events.CredentialsRefreshed(job.id))
+        )
         # where multipart copies record their uploads and parts, and a move
         # its copies before the deletes (engine.run.ledgers)
         self.part_ledger = PartLedger(self._call, repo, self.worker_id)
+        # leases extended, dead workers' tasks taken back (engine.run.heartbeat)
+        self.heartbeat = Heartbeat(
+            self._call,
+            repo,
+            job.id,
+            self.worker_id,
+            run,
+            lambda: self.governor.limit if self.governor is not None else None,
+            observer,
+        )
         self.move_ledger = MoveLedger(self._call, repo, self.worker_id)
         # what the store was found not to do, shared by every copier
         self.quirks = Quirks()
@@ -253,22 +172,6 @@ class Worker:
             self._state = state
             await self._call(self.repo.set_worker_state, self.worker_id, state)
 
-    async def _release_orphans(self) -> int:
-        """Take back tasks of workers known dead and of expired leases."""
-        now = time.time()
-        dead = await self._call(
-            partial(
-                self.repo.dead_workers,
-                self.job.id,
-                socket.gethostname(),
-                os.getpid(),
-                pid_alive,
-                liveness.silent_before(now, self.run_settings.lease_seconds),
-            )
-        )
-        dead = [d for d in dead if d not in _HERE]
-        return await self._call(self.repo.release_orphans, self.job.id, now, dead)
-
     # -- the run ----------------------------------------------------------------
 
     async def run(self) -> JobCounts:
@@ -280,8 +183,8 @@ class Worker:
 
     async def _run(self) -> JobCounts:
         job = self.job
-        released = await self._release_orphans()
-        _HERE.add(self.worker_id)
+        released = await self.heartbeat.release_orphans()
+        HERE.add(self.worker_id)
         await self._call(
             self.repo.register_worker,
             self.worker_id,
@@ -301,15 +204,25 @@ class Worker:
                 self.client_settings,
                 copy_bucket=job.dst_bucket,
                 head_buckets=(*self.spec.source_buckets, job.dst_bucket),
-                on_credentials=self._keep_refresher,
+                on_credentials=self.refresh.keep,
             ) as (client, requests):
                 self.requests = requests
                 if self.on_client is not None:
                     self.on_client(client)
+                startup = Startup(
+                    self._call,
+                    self.repo,
+                    job,
+                    requests,
+                    self.run_settings.retry,
+                    self.observer,
+                )
                 if self.run_settings.preflight:
-                    await self._preflight(client)
+                    await startup.preflight(client)
                 if self.spec.copy.delete_source:  # a move: checked, always
-                    await self._check_move(client)
+                    self.versioned_sources = await startup.check_move(
+                        client, all_versions=self.ordered
+                    )
                 await self._call(
                     partial(
                         self.repo.set_job_status,
@@ -317,7 +230,7 @@ class Worker:
                         JobStatus.RUNNING,
                         None,
                         time.time(),
-                        only_from=_STARTABLE,
+                        only_from=control.STARTABLE,
                     )
                 )
                 counts = await self._call(self._counts)
@@ -325,43 +238,29 @@ class Worker:
                     events.RunStarted(job.id, self.worker_id, counts, released)
                 )
                 await self._pool(client)
-                await self._abort_left_uploads(client)
+                await startup.abort_left_uploads(client)
         finally:
-            _HERE.discard(self.worker_id)
+            HERE.discard(self.worker_id)
             await self._call(self.repo.stop_worker, self.worker_id)
         counts = await self._call(self._counts)
         stopped = self._stop.is_set() and counts.remaining > 0 and not self.cancelled
-        if self.failed is not None and counts.remaining > 0:
-            await self._call(
-                partial(
-                    self.repo.set_job_status,
-                    job.id,
-                    JobStatus.FAILED,
-                    self.failed,
-                    only_from=(JobStatus.RUNNING, JobStatus.SUBMITTED),
-                )
-            )
-        elif counts.remaining == 0:
-            await self._call(
-                partial(
-                    self.repo.set_job_status,
-                    job.id,
-                    JobStatus.COMPLETE,
-                    only_from=_FINISHABLE,
-                )
-            )
-        elif (
+        last_stopped = (
             stopped
             and self.run_settings.stop_marks_job
+            and self.failed is None
             and not await self._others_live()
-        ):
-            # the last worker of the job was stopped: the job is
+        )
+        end = control.run_end(counts.remaining, self.failed is not None, last_stopped)
+        if end is not None:
+            status, only_from = end
+            message = self.failed if status is JobStatus.FAILED else None
             await self._call(
                 partial(
                     self.repo.set_job_status,
                     job.id,
-                    JobStatus.STOPPED,
-                    only_from=(JobStatus.RUNNING, JobStatus.SUBMITTED),
+                    status,
+                    message,
+                    only_from=only_from,
                 )
             )
         self.observer(events.RunFinished(job.id, counts, stopped))
@@ -376,76 +275,6 @@ class Worker:
         now = time.time()
         others = await self._call(self.repo.workers_of, self.job.id)
         return any(is_live(w, now) and w.id != self.worker_id for w in others)
-
-    async def _preflight(self, client: Any) -> None:
-        job = self.job
-        policy = self.run_settings.retry
-
-        async def checks() -> list[str]:
-            warnings = await check_destination(
-                client, job.dst_bucket, job.dst_prefix, self.requests, policy
-            )
-            first = await self._call(self.repo.first_tasks, job.id, 1)
-            return warnings + await check_sources(
-                client,
-                list(self.spec.source_buckets),
-                first[0] if first else None,
-                self.requests,
-                policy,
-            )
-
-        await self._checked(checks())
-
-    async def _checked(self, checks: Awaitable[list[str]]) -> None:
-        """Run start-up checks: a refusal marks the job failed (and is
-        raised); warnings become events."""
-        try:
-            warnings = await checks
-        except JobCannotStart as exc:
-            await self._call(
-                self.repo.set_job_status, self.job.id, JobStatus.FAILED, str(exc)
-            )
-            raise
-        for w in warnings:
-            self.observer(events.PreflightWarning(self.job.id, w))
-
-    async def _check_move(self, client: Any) -> None:
-        """A move deletes sources: learn which source buckets keep versions,
-        and refuse to move every version into a bucket that does not."""
-
-        async def checks() -> list[str]:
-            self.versioned_sources, warnings = await check_move(
-                client,
-                self.job.dst_bucket,
-                list(self.spec.source_buckets),
-                all_versions=self.ordered,
-                requests=self.requests,
-                policy=self.run_settings.retry,
-            )
-            return warnings
-
-        await self._checked(checks())
-
-    async def _abort_left_uploads(self, client: Any) -> None:
-        """Abort, once more, the uploads of ended tasks whose abort failed
-        (this run's, or a killed run's); say what is still open."""
-        left = await self._call(
-            partial(self.repo.open_uploads, self.job.id, of_final_tasks=True)
-        )
-        still = 0
-        for task_id, key, upload_id in left:
-            bucket, access = self.job.dst_bucket, self.requests.destination()
-            if await abort_by_id(client, bucket, key, upload_id, access):
-                await self._call(self.repo.upload_ended, task_id)
-            else:
-                still += 1
-        if still:
-            where = f"s3://{self.job.dst_bucket}/{self.job.dst_prefix}"
-            self.observer(
-                events.UploadsLeft(
-                    self.job.id, still, f"bulkcopy cleanup {where} --older-than 0s"
-                )
-            )
 
     async def _pool(self, client: Any) -> None:
         n = self.run_settings.concurrency
@@ -466,7 +295,7 @@ class Worker:
                 tg.create_task(self._feeder(n))
                 tg.create_task(self._flusher())
                 background = [
-                    tg.create_task(self._heartbeat()),
+                    tg.create_task(self.heartbeat.run()),
                     tg.create_task(self._control()),
                 ]
                 if self.spec.copy.delete_source:
@@ -528,7 +357,7 @@ class Worker:
                     self._flush_now.set()
                     await asyncio.sleep(ROUND_WAIT)
                     continue
-                if await self._release_orphans():
+                if await self.heartbeat.release_orphans():
                     continue
                 if not self.run_settings.wait_for_others or not await self._call(
                     self.repo.held_elsewhere, self.job.id, self.worker_id
@@ -586,7 +415,7 @@ class Worker:
             part_slots=self._part_slots,
             stopping=self._hold,
             requests=self.requests,
-            refresh_credentials=self._refresh_credentials,
+            refresh_credentials=self.refresh,
             move_log=self.move_ledger if self.spec.copy.delete_source else None,
             versioned_sources=self.versioned_sources,
             quirks=self.quirks,
@@ -630,23 +459,6 @@ class Worker:
             if reason is not None and self.failed is None:
                 self._give_up(reason)
 
-    def _keep_refresher(self, refresh: Callable[[], Awaitable[bool]]) -> None:
-        self._refresher = refresh
-
-    async def _refresh_credentials(self) -> bool:
-        """An ExpiredToken answer: refresh the credentials once for every
-        copy that saw it in the same moment (they share one refresh)."""
-        if self._refresher is None:
-            return False
-        if self._refreshing is None or self._refreshing.done():
-            self._refreshing = asyncio.ensure_future(self._refresher())
-            self.credential_refreshes += 1
-            self.observer(events.CredentialsRefreshed(self.job.id))
-        try:
-            return await asyncio.shield(self._refreshing)
-        except Exception:  # the provider failed: the answer counts as usual
-            return False
-
     def _request_done(self, operation: str, outcome: str, seconds: float) -> None:
         self.observer(events.RequestDone(self.job.id, operation, outcome, seconds))
 
@@ -679,40 +491,3 @@ class Worker:
                 await self._call(self.repo.release, self.worker_id, given)
             if self._copiers_done.is_set() and not self._results:
                 return
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.run_settings.heartbeat_every)
-            await self._call(
-                self.repo.heartbeat,
-                self.worker_id,
-                time.time() + self.run_settings.lease_seconds,
-                self.governor.limit if self.governor is not None else None,
-            )
-            released = await self._release_orphans()
-            if released:
-                self.observer(events.TasksTakenBack(self.job.id, released))
-
-
-# statuses a worker may move to running, and to complete
-_STARTABLE = (
-    JobStatus.SUBMITTED,
-    JobStatus.RUNNING,
-    JobStatus.STOPPED,
-    JobStatus.FAILED,
-)
-_FINISHABLE = (*_STARTABLE, JobStatus.PAUSED)
-
-
-@contextmanager
-def stop_on_signals(worker: Stoppable) -> Iterator[None]:
-    """Route SIGINT and SIGTERM to ``worker.request_stop`` while the block runs."""
-    loop = asyncio.get_running_loop()
-    sigs = (signal.SIGINT, signal.SIGTERM)
-    for s in sigs:
-        loop.add_signal_handler(s, worker.request_stop)
-    try:
-        yield
-    finally:
-        for s in sigs:
-            loop.remove_signal_handler(s)

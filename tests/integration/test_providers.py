@@ -15,7 +15,8 @@ import pytest
 
 from engine.domain.models import Destination, TaskStatus
 from engine.domain.spec import CopyOptions, JobSpec
-from engine.run.worker import RunSettings, Worker
+from engine.run.settings import RunSettings
+from engine.run.worker import Worker
 from engine.store import Repository
 from engine.usecases.submit import submit
 from tests.helpers import FAST_RETRY, client_settings, get_body, write_manifest

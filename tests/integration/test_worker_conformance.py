@@ -23,7 +23,8 @@ from engine.domain.failure_threshold import FailurePolicy
 from engine.domain.models import Destination, JobStatus, TaskResult, TaskStatus
 from engine.domain.records import JobRecord, WorkerState
 from engine.domain.spec import ClientSettings, CopyOptions, JobSpec
-from engine.run.worker import RunSettings, Worker
+from engine.run.settings import RunSettings
+from engine.run.worker import Worker
 from engine.store import Repository
 from engine.usecases.submit import submit
 from tests.helpers import FAST_RETRY, write_manifest

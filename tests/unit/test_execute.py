@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.copy.context import CopyContext
 from engine.copy.execute import execute
-from engine.copy.multipart import Upload
+from engine.copy.upload import Upload
 from engine.domain.backoff import RetryPolicy
 from engine.domain.models import ObjectRef, PartRecord, Task, TaskStatus
 from engine.domain.spec import CopyOptions

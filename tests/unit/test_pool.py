@@ -15,7 +15,8 @@ from engine.domain.models import Destination, TaskStatus
 from engine.domain.records import JobRecord
 from engine.domain.spec import JobSpec
 from engine.run.jobclient import job_requests
-from engine.run.worker import RunSettings, Worker
+from engine.run.settings import RunSettings
+from engine.run.worker import Worker
 from engine.store import Repository
 from engine.usecases.submit import submit
 from tests.helpers import write_manifest

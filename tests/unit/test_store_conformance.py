@@ -27,7 +27,7 @@ from engine.cli.control import refusal_message
 from engine.domain.errors import DatabaseError, JobControlRefused, UsageError
 from engine.domain.models import CopyRecord, JobStatus, Task, TaskResult, TaskStatus
 from engine.domain.records import IngestTotals, WorkerState
-from engine.run.worker import pid_alive
+from engine.run.peers import pid_alive
 from engine.store import Repository, tables
 from engine.store.reconnect import Reconnect, retryable
 from tests.postgres import PostgresServer
