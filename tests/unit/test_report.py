@@ -314,3 +314,50 @@ def test_report_summary_counts_outcomes(
     assert finished_job in text
     assert re.search(rf"^\s*succeeded\s+{n_ok}$", text, re.MULTILINE)
     assert re.search(rf"^\s*failed\s+{n_failed}$", text, re.MULTILINE)
+
+
+def test_results_jsonl_carries_every_recorded_field() -> None:
+    """Each field of a recorded result reaches results.jsonl (under its
+    report name): a field added to ResultRow cannot be left out silently."""
+    from dataclasses import fields
+
+    from engine.domain.models import ObjectRef, TaskStatus
+    from engine.domain.records import ResultRow
+    from engine.usecases.report import jsonl_record
+
+    row = ResultRow(
+        1,
+        2,
+        ObjectRef("b", "k", "v"),
+        "d",
+        "p/k",
+        TaskStatus.SUCCEEDED,
+        1,
+        None,
+        None,
+        200,
+        "v",
+        "dv",
+        '"e"',
+        3,
+        1.0,
+        2.0,
+    )
+    record = jsonl_record("j", row)
+    flat = (
+        set(record)
+        | {f"source.{k}" for k in record["source"]}
+        | {f"destination.{k}" for k in record["destination"]}
+    )
+    renamed = {
+        "src": "source.key",
+        "dst_bucket": "destination.bucket",
+        "dst_key": "destination.key",
+        "src_version_id": "source_version_id",
+        "dst_version_id": "destination_version_id",
+        "src_etag": "source_etag",
+    }
+    internal = {"id", "overrides", "kind", "last_modified"}  # not report fields
+    for f in fields(ResultRow):
+        if f.name not in internal:
+            assert renamed.get(f.name, f.name) in flat, f.name
