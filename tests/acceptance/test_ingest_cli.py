@@ -335,7 +335,7 @@ REPORT_FAILED = {"gone 1.txt", "a+b/c%d.txt", "unicode/é.txt"}
 @pytest.fixture
 def report_dir(cli: Cli, repo: Repository, tmp_path: Path) -> tuple[str, Path]:
     """A job over awkward keys (one version pinned) where three copies failed,
-    and its completion report written by engine/report.py."""
+    and its completion report written by engine/usecases/report.py."""
     rows: list[tuple[str, str, str | None]] = [
         ("src", k, "v1" if k == "fine" else None) for k in REPORT_KEYS
     ]
