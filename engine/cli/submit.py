@@ -36,7 +36,7 @@ from engine.domain.options import (
     parse_time,
 )
 from engine.domain.records import JobRecord
-from engine.domain.spec import ClientSettings, CopyOptions, JobSpec
+from engine.domain.spec import COPY_FLAGS, ClientSettings, CopyOptions, JobSpec
 from engine.domain.units import parse_size
 from engine.manifest.filters import Filters
 from engine.manifest.sources import Source, detect_kind
@@ -48,18 +48,6 @@ from engine.usecases.specfile import load_spec_file
 from engine.usecases.submit import submit_source
 
 log = structlog.get_logger("bulkcopy")
-
-COPY_FIELDS = (
-    "stat_source",
-    "skip_existing",
-    "multipart_threshold",
-    "part_size",
-    "match_source_parts",
-    "preserve_tags",
-    "preserve_object_lock",
-    "verify",
-    "delete_source",
-)
 
 
 def _given(name: str) -> bool:
@@ -74,7 +62,7 @@ def _given(name: str) -> bool:
 
 def _copy_options(opts: dict[str, Any], file: dict[str, Any]) -> CopyOptions:
     values: dict[str, Any] = {}
-    for name in COPY_FIELDS:
+    for name in COPY_FLAGS:
         values[name] = opts[name] if _given(name) else file.get(name, opts[name])
     if opts.get("move"):  # `bulkcopy move`
         values["delete_source"] = True

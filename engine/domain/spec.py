@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from engine.domain.errors import UsageError
@@ -98,6 +98,11 @@ class CopyOptions:
                 f"--skip-existing {self.skip_existing} cannot vouch for a move: "
                 "a source is deleted only when its copy is verified (use same-etag)"
             )
+
+
+# the copy options a flag (or a --spec file key) of the same name sets;
+# preserve_acl is set by ``--preserve acl``
+COPY_FLAGS = tuple(f.name for f in fields(CopyOptions) if f.name != "preserve_acl")
 
 
 @dataclass(frozen=True, slots=True)

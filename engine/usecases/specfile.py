@@ -34,6 +34,7 @@ from typing import Any
 
 from engine.domain.errors import UsageError
 from engine.domain.options import ObjectOptions
+from engine.domain.spec import COPY_FLAGS
 
 TOP_LEVEL = ("to", "key_template", "strip_prefix", "headers")
 CLIENT = (
@@ -44,18 +45,7 @@ CLIENT = (
     "signature_version",
     "content_md5",
 )
-COPY = (
-    "stat_source",
-    "skip_existing",
-    "multipart_threshold",
-    "part_size",
-    "match_source_parts",
-    "preserve_tags",
-    "preserve_object_lock",
-    "preserve",
-    "verify",
-    "delete_source",
-)
+COPY = (*COPY_FLAGS, "preserve")
 OBJECT = tuple(f.name for f in fields(ObjectOptions))
 TABLES = {"client": CLIENT, "copy": COPY, "object": OBJECT}
 
