@@ -348,7 +348,8 @@ def claimer_main(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
 
     from engine.domain.models import TaskResult, TaskStatus
-    from engine.run.worker import RunSettings, pid_alive
+    from engine.run.peers import pid_alive
+    from engine.run.settings import RunSettings
     from engine.store import Repository
 
     run = RunSettings(concurrency=args.concurrency)

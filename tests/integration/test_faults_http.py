@@ -664,9 +664,8 @@ def test_expired_credentials_are_refreshed_and_the_copy_goes_on(
             await asyncio.sleep(0.05)
             return True
 
-        worker._keep_refresher = lambda _real: setattr(  # type: ignore[method-assign]
-            worker, "_refresher", refresh
-        )
+        keep = worker.refresh.keep  # the client's refresh: ours instead
+        worker.refresh.keep = lambda _real: keep(refresh)  # type: ignore[method-assign]
 
     job.run(proxy, copy_path, worker_hook=hook, observer=seen.append, concurrency=8)
 

@@ -69,7 +69,7 @@ def write_csv(path: Path, text: str) -> str:
     return str(path)
 
 
-# -- a real job, its report written by engine/usecases/report.py -------------------------
+# -- a real job, its report written by engine/usecases/report.py ---------------
 
 
 @pytest.fixture
