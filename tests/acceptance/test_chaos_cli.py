@@ -24,7 +24,9 @@ from tests.acceptance.test_cli import _report_rows
 from tests.helpers import seed, write_manifest
 from tests.servers import S3Server
 
-pytestmark = pytest.mark.integration
+# in a parallel run, the kill -9 tests run one after another on one worker:
+# each one's rounds slow down with the machine's load
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chaos")]
 
 MIB = 1024 * 1024
 
