@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,53 @@ from tests.servers import (
     start_moto,
     start_rclone,
 )
+
+# -- running in parallel (pytest-xdist; pyproject.toml's addopts) -------------
+
+# most tests wait on processes (S3 servers, `bulkcopy` runs, workers): two
+# xdist workers per CPU core keep the cores busy; at most this many workers,
+# as each starts its own servers (Ceph RGW and LocalStack: ~250 MB each)
+MAX_AUTO_WORKERS = 8
+
+# the slowest tests (10-40 s each when run alone), started first when run in
+# parallel, so that none is left running alone at the end of the run
+SLOW_FIRST = (
+    "tests/acceptance/test_chaos_cli.py",
+    "tests/acceptance/test_chaos_faults_cli.py",
+    "tests/stores/test_provider_table.py",
+    "tests/bench/test_claims_smoke.py",
+    "tests/integration/test_many_workers.py",
+    "tests/acceptance/test_cli.py",
+    "tests/acceptance/test_postgres_cli.py",
+    "tests/bench/test_small_smoke.py",
+    "tests/bench/test_ingest_smoke.py",
+    "tests/acceptance/test_listing_resume_cli.py",
+)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: two workers per CPU core, at most MAX_AUTO_WORKERS
+    (``PYTEST_XDIST_AUTO_NUM_WORKERS`` sets the number instead)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # pytest-xdist reads it
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    return max(2, min(2 * (cores or os.cpu_count() or 1), MAX_AUTO_WORKERS))
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """In an xdist worker, the SLOW_FIRST modules first (``--dist loadgroup``
+    hands out each ``xdist_group`` whole, the largest first, then the other
+    tests one at a time, in this order); a serial run keeps the files' order."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: each module's tests keep their order
 
 
 @pytest.fixture(autouse=True)

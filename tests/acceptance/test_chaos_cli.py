@@ -89,6 +89,11 @@ def kill_until_done(
     assert kills >= 2, "the job finished before it was killed twice: make it longer"
 
 
+# in a parallel run the kill -9 tests make two xdist groups, each run on one
+# worker, one test after another: their rounds slow down with the machine's
+# load, so no more than two run at once (tests/acceptance/test_chaos_faults_cli.py
+# shares chaos-b)
+@pytest.mark.xdist_group("chaos-a")
 @pytest.mark.parametrize("seed_value", [7, 2026])
 def test_kill_9_at_random_moments_then_resume_until_done(
     moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path, seed_value: int
@@ -144,6 +149,7 @@ def test_kill_9_at_random_moments_then_resume_until_done(
     assert status["bytes"] == sum(len(b) for b in bodies.values())
 
 
+@pytest.mark.xdist_group("chaos-b")
 @pytest.mark.parametrize("seed_value", [11])
 def test_kill_9_during_a_move_never_deletes_a_source_without_its_copy(
     moto: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path, seed_value: int

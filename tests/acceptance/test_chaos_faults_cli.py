@@ -52,7 +52,9 @@ from tests.faults import EMBEDDED_ERROR, SLOW_DOWN
 from tests.helpers import write_manifest
 from tests.servers import S3Server
 
-pytestmark = pytest.mark.integration
+# in a parallel run, with the move test of test_chaos_cli.py on one worker, one
+# after another (their rounds slow down with the machine's load)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chaos-b")]
 
 MIB = 1024 * 1024
 RATE = 0.3  # share of the engine's requests that get a fault
