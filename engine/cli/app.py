@@ -9,6 +9,7 @@ import click
 
 from engine import __version__
 from engine.domain.units import parse_size
+from engine.run.settings import MAX_CONCURRENCY
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -136,9 +137,21 @@ def run_options(f: F) -> F:
         "--concurrency",
         "-c",
         type=click.IntRange(1, 4096),
-        default=64,
+        default=None,
+        metavar="N",
+        help="Requests in flight, fixed at N. Default: adaptive — start at 64 "
+        "and double while more in flight brings more copies a second (S3 far "
+        "away), settle where it no longer does (CPU, server or network bound), "
+        "up to --max-concurrency; halve when S3 throttles.",
+    )(f)
+    f = click.option(
+        "--max-concurrency",
+        type=click.IntRange(1, 4096),
+        default=MAX_CONCURRENCY,
         show_default=True,
-        help="Copy requests in flight.",
+        metavar="N",
+        help="The most requests in flight adaptive concurrency may climb to "
+        "(each on a connection of its own).",
     )(f)
     f = click.option(
         "--max-attempts",
@@ -173,9 +186,8 @@ def run_options(f: F) -> F:
         default=1,
         show_default=True,
         metavar="N",
-        help="Adaptive concurrency: when S3 throttles (SlowDown, 503), the "
-        "requests in flight halve, down to N, and climb back one at a time "
-        "while requests succeed, up to --concurrency. N = --concurrency: fixed.",
+        help="When S3 throttles (SlowDown, 503), the requests in flight halve, "
+        "down to N, and climb back one at a time while requests succeed.",
     )(f)
     f = click.option(
         "--max-rps",

@@ -19,7 +19,7 @@ from engine.domain.records import JobRecord
 from engine.domain.spec import ClientSettings, JobSpec
 from engine.run import loop
 from engine.run.jobclient import open_job_client
-from engine.run.settings import RunSettings
+from engine.run.settings import MAX_CONCURRENCY, RunSettings
 from engine.run.signals import stop_on_signals
 from engine.run.worker import Worker
 from engine.store import Repository
@@ -124,10 +124,11 @@ def run_settings(opts: dict[str, Any], **more: Any) -> RunSettings:
     extra = {"lease_seconds": opts["lease"]} if opts.get("lease") else {}
     return RunSettings(
         concurrency=opts["concurrency"],
+        max_concurrency=opts.get("max_concurrency") or MAX_CONCURRENCY,
         part_concurrency=opts["part_concurrency"],
         retry=RetryPolicy(max_attempts=opts["max_attempts"]),
         preflight=not opts["no_preflight"],
-        min_concurrency=min(opts.get("min_concurrency") or 1, opts["concurrency"]),
+        min_concurrency=opts.get("min_concurrency") or 1,
         max_rps=opts.get("max_rps"),
         # every request's end, for the requests and latency metrics
         request_events=bool(opts.get("metrics_port") or opts.get("metrics_textfile")),
@@ -151,13 +152,15 @@ def make_worker(
 ) -> Worker:
     """A worker for ``job`` with the CLI's run and client options."""
     spec = job.spec
+    run = run_settings(opts, **settings)
+    # a connection for each request in flight
     client = client_overrides(spec.client, **opts).merged(
-        max_pool_connections=max(10, opts["concurrency"])
+        max_pool_connections=max(10, run.ceiling)
     )
     return Worker(
         repo,
         job,
-        run_settings(opts, **settings),
+        run,
         client,
         observer,
         other_work=other_work,
@@ -180,7 +183,7 @@ class MetricsSink:
             return
         from engine.run.metrics import Metrics  # prometheus_client, only when asked
 
-        self.metrics = Metrics(concurrency=opts.get("concurrency", 0))
+        self.metrics = Metrics(concurrency=opts.get("concurrency") or 0)
         if port is not None:
             try:
                 self.metrics.serve(port)

@@ -180,8 +180,28 @@ class Renderer:
                         detail="S3 is throttling (SlowDown/503): fewer requests "
                         "in flight",
                     )
+                elif why == "settled":
+                    log.info(
+                        "concurrency_settled",
+                        job_id=job_id,
+                        concurrency=limit,
+                        detail="more requests in flight no longer brought more "
+                        "copies a second: back to the best level found",
+                    )
                 else:
-                    log.debug("concurrency_raised", job_id=job_id, concurrency=limit)
+                    log.debug(
+                        "concurrency_raised", job_id=job_id, concurrency=limit, why=why
+                    )
+            case events.RunResources(
+                job_id=job_id, peak_limit=limit, peak_in_flight=most, peak_rss_mb=rss
+            ):
+                log.info(
+                    "run_resources",
+                    job_id=job_id,
+                    peak_concurrency=limit,
+                    peak_in_flight=most,
+                    peak_rss_mb=round(rss, 1),
+                )
             case events.JobFailing(job_id=job_id, reason=reason, in_flight=n):
                 log.error(
                     "job_failing",

@@ -106,8 +106,9 @@ class RequestDone:
 
 @dataclass(frozen=True, slots=True)
 class ConcurrencyChanged:
-    """The adaptive limit of requests in flight moved (``why``: throttled or
-    recovering)."""
+    """The adaptive limit of requests in flight moved (``why``: throttled,
+    recovering, climbing — more in flight paid — or settled: a step up did
+    not pay, back to the best level found)."""
 
     job_id: str
     limit: int
@@ -140,6 +141,18 @@ class WaitingForWork:
 
 
 @dataclass(frozen=True, slots=True)
+class RunResources:
+    """What the run's pool used: the highest limit of requests in flight, the
+    most in flight at once (each on a connection of its own: the most
+    connections open), and the process's peak resident memory."""
+
+    job_id: str
+    peak_limit: int
+    peak_in_flight: int
+    peak_rss_mb: float
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished:
     job_id: str
     counts: JobCounts
@@ -163,6 +176,7 @@ Event = (
     | JobCancelled
     | TasksTakenBack
     | WaitingForWork
+    | RunResources
     | RunFinished
 )
 Observer = Callable[[Event], None]

@@ -70,7 +70,73 @@ class RateLimit:
         return wait
 
 
-Changed = Callable[[int, str], None]  # (new limit, why: "throttled" | "recovering")
+@dataclass
+class Climb:
+    """Find the number of requests in flight that buys throughput: while
+    requests are latency-bound, more in flight means more done a second, so
+    the limit doubles each time the last step paid (``gain``); where a step
+    no longer pays (the client's CPU, the server or the network is the
+    bound) the limit goes back to the best level found and rests there,
+    trying one step up again every ``rest`` seconds (the job may change:
+    larger objects, a slower or faster store).
+
+    Pure: it sees each successful request's end (:meth:`completed`) with the
+    current limit and whether the limit was binding (requests waited for a
+    slot, or the slots were all taken) and answers with a new limit or
+    ``None``.  A throttling answer (:meth:`throttled`) ends the climb: the
+    AIMD halving takes over, and the climb starts again from there only
+    after a rest.
+    """
+
+    ceiling: int
+    window: float = 0.5  # seconds of answers each level is judged on, at least
+    gain: float = 1.15  # a step up must raise the rate this much to pay
+    step: float = 2.0
+    rest: float = 20.0
+    _since: float | None = None
+    _done: int = 0
+    _binding: bool = False
+    _best: tuple[int, float] | None = None  # (limit, requests a second)
+    _trying: bool = False  # the current limit is a step up, being judged
+    _resting_until: float = float("-inf")
+
+    def completed(self, now: float, limit: int, binding: bool) -> int | None:
+        """A request succeeded: the new limit, or ``None``."""
+        if self._since is None:
+            self._since = now
+            return None
+        self._done += 1
+        self._binding = self._binding or binding
+        elapsed = now - self._since
+        if elapsed < self.window or self._done < limit:
+            return None
+        rate, binding = self._done / elapsed, self._binding
+        self._since, self._done, self._binding = now, 0, False
+        return self._judge(now, limit, rate, binding)
+
+    def _judge(self, now: float, limit: int, rate: float, binding: bool) -> int | None:
+        best = self._best
+        if self._trying:
+            self._trying = False
+            if best is not None and rate < best[1] * self.gain:
+                # the step did not pay: back to the best level, and rest
+                self._resting_until = now + self.rest
+                return best[0] if best[0] != limit else None
+        self._best = (limit, rate)  # the latest rate at the level held
+        if not binding or limit >= self.ceiling or now < self._resting_until:
+            return None  # more slots would stay empty, or no room, or resting
+        self._trying = True
+        return min(self.ceiling, max(limit + 1, int(limit * self.step)))
+
+    def throttled(self, now: float) -> None:
+        """The service asks us to slow down: stop climbing for a while."""
+        self._trying = False
+        self._best = None
+        self._since, self._done, self._binding = None, 0, False
+        self._resting_until = now + self.rest
+
+
+Changed = Callable[[int, str], None]  # (new limit, why)
 
 
 class Governor:
@@ -83,9 +149,19 @@ class Governor:
         max_rps: float | None = None,
         on_change: Changed | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        start: int | None = None,
     ) -> None:
+        """``high`` requests in flight at most; ``start``: begin there and
+        climb towards ``high`` while it pays (:class:`Climb`); ``None``: a
+        fixed limit of ``high`` (``--concurrency N``), lowered only by
+        throttling."""
         low = max(1, min(low, high))
-        self.aimd = Aimd(low=low, high=high, limit=high)
+        first = high if start is None else max(low, min(start, high))
+        self.aimd = Aimd(low=low, high=first, limit=first)
+        self.climb = Climb(ceiling=high) if start is not None else None
+        self.peak = first  # the highest limit of the run
+        self.peak_in_flight = 0
         self.rate = RateLimit(max_rps) if max_rps else None
         self.in_flight = 0
         self.throttles = 0
@@ -102,12 +178,15 @@ class Governor:
         (the common case: no coroutine to create)."""
         if self.rate is None and self.in_flight < self.aimd.limit and not self._waiters:
             self.in_flight += 1
+            if self.in_flight > self.peak_in_flight:
+                self.peak_in_flight = self.in_flight
             return True
         return False
 
     async def acquire(self) -> None:
         if self.in_flight < self.aimd.limit and not self._waiters:
             self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         else:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -133,9 +212,20 @@ class Governor:
         why = ""
         if outcome == "throttled":
             self.throttles += 1
-            changed, why = self.aimd.throttled(self._clock()), "throttled"
+            now = self._clock()
+            changed, why = self.aimd.throttled(now), "throttled"
+            if self.climb is not None:
+                self.climb.throttled(now)
+                self.aimd.high = max(self.aimd.limit, self.aimd.high // 2)
         elif outcome == "ok":
             changed, why = self.aimd.succeeded(), "recovering"
+            if changed is None and self.climb is not None:
+                binding = bool(self._waiters) or self.in_flight + 1 >= self.aimd.limit
+                level = self.climb.completed(self._clock(), self.aimd.limit, binding)
+                if level is not None:
+                    why = "climbing" if level > self.aimd.limit else "settled"
+                    self.aimd.limit = self.aimd.high = changed = level
+                    self.peak = max(self.peak, level)
         if changed is not None and self._on_change is not None:
             self._on_change(changed, why)
         self._wake()
@@ -146,3 +236,4 @@ class Governor:
             if not waiter.done():
                 waiter.set_result(None)
                 self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)

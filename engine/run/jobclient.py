@@ -108,6 +108,7 @@ async def open_job_client(
                 head_buckets=head_buckets,
                 connect_timeout=settings.connect_timeout,
                 read_timeout=settings.read_timeout,
+                max_idle=settings.max_pool_connections,
             )
         if copier is None:
             yield client, requests

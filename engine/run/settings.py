@@ -9,12 +9,21 @@ from engine.domain import liveness
 from engine.domain.backoff import RetryPolicy
 from engine.domain.failure_threshold import FailurePolicy
 
+# an adaptive run starts with this many requests in flight, and climbs up
+# to --max-concurrency
+START_CONCURRENCY = 64
+MAX_CONCURRENCY = 2048
+
 
 @dataclass(frozen=True, slots=True)
 class RunSettings:
     """How a run behaves; unlike the job spec these may change between runs."""
 
-    concurrency: int = 64
+    # requests in flight: a fixed number, or None (the default) to find the
+    # level that pays, from START_CONCURRENCY up to max_concurrency
+    # (engine.run.governor.Climb)
+    concurrency: int | None = None
+    max_concurrency: int = MAX_CONCURRENCY
     part_concurrency: int = 16  # UploadPartCopy requests in flight, all objects
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     claim_batch: int = 0  # 0: twice the concurrency, at most 1000
@@ -51,4 +60,16 @@ class RunSettings:
 
     @property
     def batch(self) -> int:
-        return self.claim_batch or min(1000, max(16, 2 * self.concurrency))
+        return self.claim_batch or min(1000, max(16, 2 * self.ceiling))
+
+    @property
+    def ceiling(self) -> int:
+        """The most requests (and copies) in flight this run may have."""
+        return self.concurrency or self.max_concurrency
+
+    @property
+    def start(self) -> int | None:
+        """Where an adaptive run starts (``None``: a fixed concurrency)."""
+        if self.concurrency is not None:
+            return None
+        return min(START_CONCURRENCY, self.max_concurrency)

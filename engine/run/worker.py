@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import socket
 import time
 import uuid
@@ -54,6 +55,7 @@ from engine.domain.models import (
 from engine.domain.records import JobRecord, WorkerState
 from engine.domain.spec import ClientSettings
 from engine.run import events
+from engine.run.control import WorkerControl
 from engine.run.governor import Governor
 from engine.run.heartbeat import HERE, Heartbeat
 from engine.run.jobclient import OpenJobClient, SharedRefresh, open_job_client
@@ -71,7 +73,7 @@ T = TypeVar("T")
 ROUND_WAIT = 0.05
 
 
-class Worker:
+class Worker(WorkerControl):
     """Runs one job in this process, alongside any other workers on it,
     until it has no task left to do (or is stopped, paused for good or
     cancelled)."""
@@ -153,24 +155,6 @@ class Worker:
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._db, fn, *args)
-
-    def request_stop(self) -> None:
-        """First call: drain (finish in-flight copies).  Second: abort them."""
-        self.stops_requested += 1
-        if self.stops_requested == 1:
-            self._stop.set()
-            self._hold.set()
-            self.observer(events.Draining(self.job.id, len(self._in_flight)))
-        else:
-            self._abort = True
-            self.observer(events.Aborting(self.job.id, len(self._in_flight)))
-            for t in list(self._in_flight.values()):
-                t.cancel()
-
-    async def _set_state(self, state: str) -> None:
-        if state != self._state:
-            self._state = state
-            await self._call(self.repo.set_worker_state, self.worker_id, state)
 
     # -- the run ----------------------------------------------------------------
 
@@ -277,13 +261,17 @@ class Worker:
         return any(is_live(w, now) and w.id != self.worker_id for w in others)
 
     async def _pool(self, client: Any) -> None:
-        n = self.run_settings.concurrency
+        # one copier for each request the run may have in flight: the
+        # governor's limit (fixed, or climbing to the level that pays)
+        # decides how many are at work
+        n = self.run_settings.ceiling
         self._part_slots = asyncio.Semaphore(self.run_settings.part_concurrency)
         self.governor = Governor(
             n,
             self.run_settings.min_concurrency,
             self.run_settings.max_rps,
             on_change=self._concurrency_changed,
+            start=self.run_settings.start,
         )
         # every S3 call of the copiers takes a slot (tasks inherit the context)
         token = PACER.set(self.governor)
@@ -312,6 +300,14 @@ class Worker:
         finally:
             PACER.reset(token)
             ON_REQUEST.reset(seen)
+            self.observer(
+                events.RunResources(
+                    self.job.id,
+                    self.governor.peak,
+                    self.governor.peak_in_flight,
+                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                )
+            )
         await self._call(self.repo.release, self.worker_id, self._unstarted)
         self._unstarted = []
 
@@ -376,34 +372,6 @@ class Worker:
             for _ in range(n_copiers):
                 self._queue.put_nowait(None)
 
-    async def _control(self) -> None:
-        """Follow the job's status: pause, resume and cancel by an operator
-        (``bulkcopy pause|resume|cancel``) reach every worker this way."""
-        while True:
-            await asyncio.sleep(self.run_settings.control_interval)
-            status = await self._call(self.repo.job_status, self.job.id)
-            if status is JobStatus.CANCELLED and not self.cancelled:
-                self.cancelled = True
-                self.observer(events.JobCancelled(self.job.id, len(self._in_flight)))
-                self._stop.set()
-                self._hold.set()
-                return
-            if status is JobStatus.FAILED and self.failed is None:
-                record = await self._call(self.repo.get_job, self.job.id)
-                self._give_up(record.message or "the job was marked failed")
-                return
-            if status is JobStatus.PAUSED and not self.paused:
-                self.paused = True
-                self._hold.set()
-                self.observer(events.JobPaused(self.job.id, len(self._in_flight)))
-                await self._set_state(WorkerState.PAUSED)
-            elif status is not JobStatus.PAUSED and self.paused:
-                self.paused = False
-                if not self._stop.is_set():
-                    self._hold.clear()
-                self.observer(events.JobResumed(self.job.id))
-                await self._set_state(WorkerState.COPYING)
-
     # -- copiers ----------------------------------------------------------------
 
     async def _copier(self, client: Any) -> None:
@@ -464,14 +432,6 @@ class Worker:
 
     def _concurrency_changed(self, limit: int, why: str) -> None:
         self.observer(events.ConcurrencyChanged(self.job.id, limit, why))
-
-    def _give_up(self, reason: str) -> None:
-        """Stop this run because the job fails: finish the copies in flight,
-        hand back the rest; the job is marked ``failed`` at the end."""
-        self.failed = reason
-        self.observer(events.JobFailing(self.job.id, reason, len(self._in_flight)))
-        self._stop.set()
-        self._hold.set()
 
     def _on_retry(self, task: Task, attempt: int, err: S3Error, delay: float) -> None:
         self.observer(events.TaskRetrying(task, attempt, err.code, err.message, delay))

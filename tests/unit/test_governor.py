@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from engine.run.governor import Aimd, Governor, RateLimit
+from engine.run.governor import Aimd, Climb, Governor, RateLimit
 
 
 def test_a_throttle_halves_the_limit_once_per_cooldown() -> None:
@@ -94,3 +94,86 @@ def test_a_cancelled_waiter_gives_its_slot_back() -> None:
         return g.in_flight
 
     assert asyncio.run(main()) == 1
+
+
+def _judge(climb: Climb, limit: int, rate: float, binding: bool = True) -> int | None:
+    """One window of answers at ``limit``, ``rate`` a second (a simulated clock)."""
+    now = climb._since if climb._since is not None else 0.0
+    climb.completed(now, limit, binding)  # opens the window
+    n = max(limit, int(rate * climb.window) + 1)
+    for i in range(1, n + 1):
+        new = climb.completed(now + i / rate, limit, binding)
+        if new is not None or climb._done == 0:  # the window was judged
+            return new
+    raise AssertionError("the window was not judged")
+
+
+def test_the_limit_doubles_while_more_in_flight_buys_throughput() -> None:
+    """Latency-bound (rate proportional to the limit): 64 → 128 → 256 → …,
+    up to the ceiling and no further."""
+    c = Climb(ceiling=1000)
+    limit = 64
+    seen = []
+    for _ in range(6):
+        new = _judge(c, limit, rate=limit * 30.0)  # 30 ms a request
+        if new is None:
+            break
+        seen.append(new)
+        limit = new
+    assert seen == [128, 256, 512, 1000]
+
+
+def test_a_step_that_does_not_pay_goes_back_and_rests() -> None:
+    """CPU-bound at 256: the step to 512 brings 3 % more: back to 256, and
+    no new step until the rest is over."""
+    c = Climb(ceiling=4096, rest=20.0)
+    assert _judge(c, 256, rate=3000.0) == 512
+    assert _judge(c, 512, rate=3090.0) == 256
+    assert _judge(c, 256, rate=3000.0) is None  # resting
+    c._since = 100.0  # the rest is over
+    assert _judge(c, 256, rate=3000.0) == 512  # try again
+
+
+def test_no_climb_where_the_slots_are_not_all_used() -> None:
+    """Too few tasks left to fill the slots: more slots would stay empty."""
+    c = Climb(ceiling=4096)
+    assert _judge(c, 64, rate=500.0, binding=False) is None
+
+
+def test_throttling_ends_the_climb_for_a_rest() -> None:
+    c = Climb(ceiling=4096, rest=20.0)
+    assert _judge(c, 64, rate=2000.0) == 128
+    c.throttled(0.5)
+    assert _judge(c, 64, rate=2000.0) is None
+
+
+def test_a_climbing_governor_raises_its_limit_and_says_why() -> None:
+    """Requests that keep every slot busy and pay for more: the governor
+    climbs from its start towards its ceiling (ConcurrencyChanged: climbing)."""
+    now = [0.0]
+    changes: list[tuple[int, str]] = []
+    g = Governor(
+        high=256,
+        start=4,
+        clock=lambda: now[0],
+        on_change=lambda n, why: changes.append((n, why)),
+    )
+    g.climb.window = 0.01  # type: ignore[union-attr]
+    for _ in range(2000):
+        while g.try_acquire():
+            pass
+        now[0] += 0.001 * 4 / g.limit  # latency-bound: rate grows with slots
+        g.release("ok")
+    assert g.limit > 4
+    assert changes
+    assert all(why == "climbing" for _, why in changes)
+    assert g.peak == g.limit
+
+
+def test_a_fixed_governor_never_climbs() -> None:
+    g = Governor(high=8)
+    assert g.climb is None
+    for _ in range(100):
+        assert g.try_acquire()
+        g.release("ok")
+    assert g.limit == 8

@@ -41,7 +41,9 @@ class LeanCopier:
         bucket: str | None = None,
         head_buckets: Iterable[str] = (),
         head_parser: HeadParser | None = None,
+        max_idle: int = 256,
     ) -> None:
+        self.max_idle = max_idle  # keep-alive connections kept per host
         self.requests = LeanRequests(
             endpoint_url,
             region,
@@ -70,6 +72,7 @@ class LeanCopier:
                 server_hostname=name,
                 connect_timeout=connect,
                 read_timeout=read,
+                max_idle=self.max_idle,
             )
         return pool
 

@@ -111,6 +111,7 @@ async def probe(
     head_buckets: Iterable[str] = (),
     connect_timeout: float = 10.0,
     read_timeout: float = 300.0,
+    max_idle: int = 256,
 ) -> LeanCopier | None:
     """A :class:`LeanCopier` sending CopyObject to ``bucket`` exactly as
     ``client`` would, or ``None`` when the lean path cannot (another signature
@@ -155,4 +156,5 @@ async def probe(
         bucket=bucket,
         head_buckets=heads,
         head_parser=HeadParser(output),
+        max_idle=max_idle,
     )

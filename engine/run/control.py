@@ -1,0 +1,94 @@
+"""How a worker is controlled: a stop request (a signal: the first drains,
+the second aborts), and the job's status followed while it runs — ``bulkcopy
+pause``, ``resume`` and ``cancel`` reach every worker this way, and so does
+another worker giving the job up (its failure threshold).
+
+:class:`WorkerControl` is one part of :class:`engine.run.worker.Worker`: the
+fields it uses are the worker's (set in its ``__init__``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from engine.domain.models import JobStatus
+from engine.domain.records import JobRecord, WorkerState
+from engine.run import events
+from engine.run.settings import RunSettings
+from engine.store import Repository
+
+
+class WorkerControl:
+    """Stop, pause, resume, cancel and give up, for the worker."""
+
+    repo: Repository
+    job: JobRecord
+    worker_id: str
+    run_settings: RunSettings
+    observer: events.Observer
+    stops_requested: int
+    paused: bool
+    cancelled: bool
+    failed: str | None
+    _stop: asyncio.Event
+    _hold: asyncio.Event
+    _abort: bool
+    _state: str
+    _in_flight: dict[int, asyncio.Task[Any]]
+    _call: Callable[..., Awaitable[Any]]
+
+    def request_stop(self) -> None:
+        """First call: drain (finish in-flight copies).  Second: abort them."""
+        self.stops_requested += 1
+        if self.stops_requested == 1:
+            self._stop.set()
+            self._hold.set()
+            self.observer(events.Draining(self.job.id, len(self._in_flight)))
+        else:
+            self._abort = True
+            self.observer(events.Aborting(self.job.id, len(self._in_flight)))
+            for t in list(self._in_flight.values()):
+                t.cancel()
+
+    async def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            await self._call(self.repo.set_worker_state, self.worker_id, state)
+
+    async def _control(self) -> None:
+        """Follow the job's status: pause, resume and cancel by an operator
+        (``bulkcopy pause|resume|cancel``) reach every worker this way."""
+        while True:
+            await asyncio.sleep(self.run_settings.control_interval)
+            status = await self._call(self.repo.job_status, self.job.id)
+            if status is JobStatus.CANCELLED and not self.cancelled:
+                self.cancelled = True
+                self.observer(events.JobCancelled(self.job.id, len(self._in_flight)))
+                self._stop.set()
+                self._hold.set()
+                return
+            if status is JobStatus.FAILED and self.failed is None:
+                record = await self._call(self.repo.get_job, self.job.id)
+                self._give_up(record.message or "the job was marked failed")
+                return
+            if status is JobStatus.PAUSED and not self.paused:
+                self.paused = True
+                self._hold.set()
+                self.observer(events.JobPaused(self.job.id, len(self._in_flight)))
+                await self._set_state(WorkerState.PAUSED)
+            elif status is not JobStatus.PAUSED and self.paused:
+                self.paused = False
+                if not self._stop.is_set():
+                    self._hold.clear()
+                self.observer(events.JobResumed(self.job.id))
+                await self._set_state(WorkerState.COPYING)
+
+    def _give_up(self, reason: str) -> None:
+        """Stop this run because the job fails: finish the copies in flight,
+        hand back the rest; the job is marked ``failed`` at the end."""
+        self.failed = reason
+        self.observer(events.JobFailing(self.job.id, reason, len(self._in_flight)))
+        self._stop.set()
+        self._hold.set()
