@@ -105,7 +105,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="fakes3: added to every S3 request",
     )
     p.add_argument(
-        "--concurrency", type=int, default=64, help="requests in flight, every tool"
+        "--concurrency",
+        default="64",
+        help="requests in flight, every tool; `default`: no such flag, each "
+        "tool as a user runs it (bulkcopy adaptive, s5cmd 256 workers, rclone "
+        "4 transfers and 8 checkers, aws-cli 10 requests)",
+    )
+    p.add_argument(
+        "--bulkcopy-args",
+        default="",
+        metavar="ARGS",
+        help="more options for bulkcopy's run, e.g. '--no-stat-source' "
+        "(space-separated)",
     )
     p.add_argument(
         "--pin",
@@ -170,8 +181,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("--objects must be between 1 and 1,000,000")
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
-    if args.concurrency < 1:
-        p.error("--concurrency must be at least 1")
+    if args.concurrency == "default":
+        args.concurrency = None
+    else:
+        try:
+            args.concurrency = int(args.concurrency)
+        except ValueError:
+            p.error("--concurrency takes a number or `default`")
+        if args.concurrency < 1:
+            p.error("--concurrency must be at least 1")
     if args.server == "moto" and args.latency_ms:
         p.error("--latency-ms is a fakes3 setting (moto has its own speed)")
     cpus = sorted(os.sched_getaffinity(0))
@@ -554,7 +572,8 @@ def command(
 ) -> tuple[list[str], dict[str, str], Path]:
     """The timed command that copies ``src/p/*`` to ``dst/RUN/p/``, its
     environment and its working directory."""
-    args, url, c = ctx.args, ctx.endpoint.url, str(ctx.args.concurrency)
+    args, url = ctx.args, ctx.endpoint.url
+    c = None if args.concurrency is None else str(args.concurrency)
     env, cwd = dict(ctx.env), REPO
     if tool.startswith("bulkcopy"):
         env, cwd = dict(ctx.bulkcopy_env), args.engine_root
@@ -567,11 +586,11 @@ def command(
             job,
             "--db",
             db,
-            "--concurrency",
-            c,
+            *(["--concurrency", c] if c else []),
             "--no-progress",
             "-q",
             "--no-preflight",
+            *args.bulkcopy_args.split(),
         ]
         if tool == "bulkcopy-botocore":
             argv.append("--no-lean-copy")  # the reference path, every request
@@ -581,8 +600,7 @@ def command(
             ctx.bins.s5cmd,
             "--endpoint-url",
             url,
-            "--numworkers",
-            c,
+            *(["--numworkers", c] if c else []),
             "--log",
             "error",  # not a line per object on stdout
             "mv" if args.move else "cp",
@@ -597,10 +615,7 @@ def command(
             "move" if args.move else "copy",
             f"{RCLONE_REMOTE}:{SRC}/{PREFIX.rstrip('/')}",
             f"{RCLONE_REMOTE}:{DST}/{run_prefix}{PREFIX.rstrip('/')}",
-            "--transfers",
-            c,
-            "--checkers",
-            c,
+            *(["--transfers", c, "--checkers", c] if c else []),
             *RCLONE_FLAGS,
         ]
     elif tool == "aws":
@@ -608,8 +623,8 @@ def command(
         config = ctx.workdir / "aws-config"
         config.write_text(
             "[default]\ns3 =\n"
-            f"  max_concurrent_requests = {args.concurrency}\n"
-            "  addressing_style = path\n"
+            + (f"  max_concurrent_requests = {c}\n" if c else "")
+            + "  addressing_style = path\n"
         )
         env["AWS_CONFIG_FILE"] = str(config)
         argv = [
@@ -1031,7 +1046,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         ("moved: " if s["move"] else "")
         + f"{s['objects']:,} objects of 1 KiB, {s['rounds']} round(s), "
-        f"{s['server']}{latency}, concurrency {s['concurrency']}, {pin}"
+        f"{s['server']}{latency}, concurrency {s['concurrency'] or 'as each default'}, "
+        f"{pin}"
     )
     if any(t.startswith("bulkcopy") for t in args.tools):
         env = " ".join(f"{k}={v}" for k, v in args.bulkcopy_env.items())

@@ -126,12 +126,12 @@ def run_job(
     botocore's CopyObject unless the test chose a path with
     ``BULKCOPY_LEAN_COPY`` (tests/integration/test_faults_http.py injects
     faults at the HTTP level, on both paths)."""
+    settings_overrides.setdefault("flush_interval", 0.05)
     settings = RunSettings(
         concurrency=concurrency,
         part_concurrency=part_concurrency,
         retry=retry,
         preflight=preflight,
-        flush_interval=0.05,
         **settings_overrides,
     )
     worker = Worker(

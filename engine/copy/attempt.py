@@ -10,7 +10,7 @@ source delete marker is recreated instead.  Retrying is the caller's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.copy import confirm
@@ -113,6 +113,15 @@ async def _delete_marker(ctx: CopyContext, task: Task) -> Copied:
     )
 
 
+def listed_etag(task: Task) -> str | None:
+    """The source's ETag the manifest gave with its size (a listing, an
+    inventory), when the copy can be pinned to it instead of a HEAD's; not
+    for a multipart copy under way (its ``src_etag`` is the upload's)."""
+    if task.size is None or not task.src_etag or task.upload_id:
+        return None
+    return task.src_etag
+
+
 async def copy_once(ctx: CopyContext, task: Task) -> Copied:
     """One attempt at copying ``task``."""
     if task.kind == DELETE_MARKER:
@@ -133,8 +142,11 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
     head: dict[str, Any] | None = None
     size = task.size
     skip_policy = ctx.options.skip_existing
+    # the manifest said the size and the ETag (a listing, an inventory): the
+    # copy is pinned to that ETag and its size recorded without a HEAD
+    listed = listed_etag(task)
     if (
-        ctx.options.stat_source
+        (ctx.options.stat_source and listed is None)
         or moving  # a move pins the copy to the source's ETag
         or task.upload_id
         or use_multipart(size, threshold)
@@ -149,7 +161,7 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
         await _skip_if_there(ctx, task, head)
     if head is not None and use_multipart(size, threshold):
         return await _multipart(ctx, task, head)
-    pinned = head.get("ETag") if head else None
+    pinned = head.get("ETag") if head else listed
     extra = {
         **req.copy_source(pinned),
         **req.copy_object(head, overrides, in_place=in_place),
@@ -157,6 +169,10 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
     try:
         resp, answer = await copy_object(ctx.client, task, ctx.dst_bucket, extra)
     except S3Error as err:
+        if head is None and listed is not None and err.http_status == 412:
+            # changed since it was listed: copy what is there now, as a
+            # HEAD first would have
+            return await copy_once(ctx, replace(task, src_etag=None))
         if head is None and too_large(err):  # size was unknown: now we know
             head = await head_source(ctx.client, task, req.head_source())
             _check_conditions(ctx, head)

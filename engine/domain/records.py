@@ -44,6 +44,10 @@ PLAIN_COLUMNS = (
     "dst_key",
     "last_modified",
     "key_hash",
+    # the listed ETag (a listing, an inventory): the copy is pinned to it
+    # without a HEAD (full rows, with errors, overrides or delete markers in
+    # their batch, leave it out: those objects are HEADed)
+    "src_etag",
 )
 
 

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from engine.domain import etag
 from engine.domain.errors import ManifestError
 from engine.domain.models import ManifestEntry
 from engine.manifest.csv import decode_key
@@ -363,6 +364,7 @@ def _rows(
     latest = cols.get("is_latest")
     markers = cols.get("is_delete_marker")
     modified = cols.get("last_modified_date")
+    etags = cols.get("e_tag")
     n = len(raw_keys)
     keep: list[int] | None = None  # None: every row
     if markers is not None or (latest is not None and not all_versions):
@@ -411,6 +413,9 @@ def _rows(
         sizes=pick(sizes),
         modified=pick(modified),
         storage=storage,
+        etags=None
+        if etags is None
+        else [etag.quoted(e) if e else None for e in pick(etags) or []],
     )
     picked_markers = pick(markers)
     if picked_markers is not None:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+from engine.domain import etag
 from engine.domain.classify import cannot_start
 from engine.domain.errors import BulkcopyError, JobCannotStart, ManifestError, S3Error
 from engine.manifest.rows import DELETE_MARKER, Rows
@@ -148,6 +149,7 @@ def _page_rows(
     sizes: list[int | None] = []
     modified: list[float | None] = []
     storage: list[str | None] = []
+    etags: list[str | None] = []
     if all_versions:
         items = [(v, False) for v in page.get("Versions", [])]
         if delete_markers:
@@ -163,7 +165,7 @@ def _page_rows(
         )
     else:
         items = [(o, False) for o in page.get("Contents", [])]
-    rows = Rows(sizes=sizes, modified=modified, storage=storage)
+    rows = Rows(sizes=sizes, modified=modified, storage=storage, etags=etags)
     for n, (item, marker) in enumerate(items, row + 1):
         if marker:
             rows.kinds[len(rows)] = DELETE_MARKER
@@ -174,6 +176,8 @@ def _page_rows(
         sizes.append(item.get("Size", 0 if marker else None))
         modified.append(_seconds(item.get("LastModified")))
         storage.append(item.get("StorageClass"))
+        found = item.get("ETag")
+        etags.append(etag.quoted(found) if found and not marker else None)
     if all_versions:
         done = not page.get("IsTruncated")
         pos = {

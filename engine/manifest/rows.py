@@ -25,8 +25,8 @@ class Rows:
 
     ``position`` is the reader's checkpoint after the last row of the batch
     (JSON-able): handed back to the reader, it continues after that row.
-    ``sizes``, ``modified`` and ``storage`` are ``None`` when the manifest does
-    not carry that column.
+    ``sizes``, ``modified``, ``storage`` and ``etags`` are ``None`` when the
+    manifest does not carry that column.
     """
 
     lines: list[int] = field(default_factory=list)
@@ -36,6 +36,9 @@ class Rows:
     sizes: list[int | None] | None = None
     modified: list[float | None] | None = None  # LastModified, Unix seconds
     storage: list[str | None] | None = None  # storage class (archive tier noted)
+    # the object's ETag (quoted), where the manifest says it (a listing, an
+    # inventory with the ETag field): with the size, the copy needs no HEAD
+    etags: list[str | None] | None = None
     errors: dict[int, str] = field(default_factory=dict)
     overrides: dict[int, dict[str, Any]] = field(default_factory=dict)
     kinds: dict[int, str] = field(default_factory=dict)
@@ -91,6 +94,7 @@ class Rows:
             sizes=pick(self.sizes),
             modified=pick(self.modified),
             storage=pick(self.storage),
+            etags=pick(self.etags),
             errors=remap(self.errors),
             overrides=remap(self.overrides),
             kinds=remap(self.kinds),

@@ -195,6 +195,9 @@ class RowBuilder:
                 )
         names.append("key_hash")
         values.append([key_hash(k) for k in rows.keys])
+        if rows.etags is not None and any(rows.etags):
+            names.append("src_etag")
+            values.append(rows.etags)
         return TaskRows(
             plain=list(zip(*values, strict=False)), plain_columns=tuple(names)
         )

@@ -167,6 +167,47 @@ def test_listing_of_several_pages_copies_every_object_exactly_once(
     )
 
 
+def test_a_listed_object_is_copied_pinned_to_its_listed_etag_without_a_head(
+    moto: S3Server, listed_bucket: str, tmp_path: Path
+) -> None:
+    """At the defaults (the source is "stat'ed"), a listing's size and ETag
+    stand in for a HEAD: no HeadObject of any object, each copy pinned to the
+    listed ETag (recorded as its source_etag), its size recorded."""
+    dst = moto.new_bucket()
+    repo = Repository(str(tmp_path / "db.sqlite"))
+    job = _submit(
+        repo, moto, _listing(f"s3://{listed_bucket}/data/keep/"), f"s3://{dst}/"
+    )
+    heads: list[str] = []
+    pins: list[str] = []
+
+    def count(client: Any) -> None:
+        def seen(params: dict[str, Any], **_: Any) -> None:
+            if params.get("Key", "").startswith("data/"):
+                heads.append(params["Key"])
+
+        def pinned(params: dict[str, Any], **_: Any) -> None:
+            pins.append(params.get("CopySourceIfMatch", ""))
+
+        client.meta.events.register("provide-client-params.s3.HeadObject", seen)
+        client.meta.events.register("provide-client-params.s3.CopyObject", pinned)
+
+    counts = run_job(repo, job, moto, concurrency=16, preflight=False, on_client=count)
+    listed = {
+        o["Key"]: o["ETag"]
+        for page in moto.client()
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=listed_bucket, Prefix="data/keep/")
+        for o in page.get("Contents", [])
+    }
+    assert counts.get(TaskStatus.SUCCEEDED) == len(listed)
+    assert heads == []
+    assert all(pins)
+    for r in repo.iter_results(job.id):
+        assert r.src_etag == listed[r.src.key]
+        assert r.bytes == _size(int(r.src.key[-9:-4]))
+
+
 def test_listing_filters_keep_only_the_objects_asked_for(
     moto: S3Server, listed_bucket: str, tmp_path: Path
 ) -> None:

@@ -137,3 +137,43 @@ def test_a_large_object_is_copied_in_parts_and_nothing_stays_open() -> None:
     assert dst.etag.endswith('-3"')
     assert s3.calls["UploadPartCopy"] == 3
     assert s3.uploads == {}
+
+
+def _listed(key: str, size: int, etag: str) -> Task:
+    """A task from a listing or an inventory: its size and ETag are known."""
+    return Task(
+        id=1,
+        job_id="j",
+        src=ObjectRef("src", key),
+        dst_key=f"copy/{key}",
+        size=size,
+        src_etag=etag,
+    )
+
+
+def test_a_listed_object_is_copied_without_a_head() -> None:
+    """The manifest gave the size and ETag: one CopyObject pinned to that
+    ETag, the size recorded, no HEAD on the object's path."""
+    s3 = MemoryS3()
+    s3.bucket("dst")
+    src = s3.put("src", "k", b"x" * 700)
+    result, _ = _run(s3, _listed("k", 700, src.etag))
+    assert s3.calls == {"CopyObject": 1}
+    assert (result.status, result.bytes) == (TaskStatus.SUCCEEDED, 700)
+    assert result.src_etag == src.etag
+
+
+def test_an_object_changed_since_it_was_listed_is_copied_as_it_is_now() -> None:
+    """The listed ETag no longer matches (412): HEAD, then the copy pinned to
+    what is there now, its size recorded, in the same attempt."""
+    s3 = MemoryS3()
+    s3.bucket("dst")
+    old = s3.put("src", "k", b"old")
+    new = s3.put("src", "k", b"newer body")
+    result, _ = _run(s3, _listed("k", 3, old.etag))
+    dst = s3.get("dst", "copy/k")
+    assert dst is not None
+    assert dst.body == b"newer body"
+    assert (result.status, result.attempts) == (TaskStatus.SUCCEEDED, 1)
+    assert (result.bytes, result.src_etag) == (10, new.etag)
+    assert s3.calls == {"CopyObject": 2, "HeadObject": 1}
