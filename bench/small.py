@@ -64,7 +64,15 @@ from bench.version import engine_changed, engine_version
 REPO = Path(__file__).resolve().parents[1]
 MEASURE = Path(__file__).resolve().parent / "measure.py"
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "small.json"
-TOOLS = ("bulkcopy", "bulkcopy+head", "bulkcopy-botocore", "s5cmd", "rclone", "aws")
+TOOLS = (
+    "bulkcopy",
+    "bulkcopy+head",
+    "bulkcopy-listed",
+    "bulkcopy-botocore",
+    "s5cmd",
+    "rclone",
+    "aws",
+)
 SERVERS = ("fakes3", "moto")
 DEFAULT_OBJECTS = {"fakes3": 20_000, "moto": 2_000}
 SRC, DST, PREFIX = "src", "dst", "p/"
@@ -534,7 +542,16 @@ def submit_bulkcopy(ctx: Bench, tool: str, run_prefix: str) -> tuple[str, str]:
     """Submit the manifest to a fresh job database (not timed); the job id
     and the database."""
     db = str(ctx.workdir / f"{run_prefix.strip('/')}.db")
-    stat = "--stat-source" if tool == "bulkcopy+head" else "--no-stat-source"
+    # bulkcopy+head: a CSV manifest at the defaults (each source HEADed);
+    # bulkcopy-listed: `--from` the source prefix at the defaults (the
+    # listing's size and ETag pin each copy, no HEAD); the others: a CSV
+    # manifest, --no-stat-source (CopyObject alone)
+    stat = "--no-stat-source" if tool in ("bulkcopy", "bulkcopy-botocore") else ""
+    manifest = (
+        ["--from", f"s3://{SRC}/{PREFIX}"]
+        if tool == "bulkcopy-listed"
+        else [str(ctx.manifest)]
+    )
     move = ["--delete-source"] if ctx.args.move else []
     out = subprocess.run(
         [
@@ -542,7 +559,7 @@ def submit_bulkcopy(ctx: Bench, tool: str, run_prefix: str) -> tuple[str, str]:
             "-m",
             "engine",
             "submit",
-            str(ctx.manifest),
+            *manifest,
             "--to",
             f"s3://{DST}/{run_prefix}",
             "--db",
@@ -551,7 +568,7 @@ def submit_bulkcopy(ctx: Bench, tool: str, run_prefix: str) -> tuple[str, str]:
             ctx.endpoint.url,
             "--addressing-style",
             "path",
-            stat,
+            *([stat] if stat else []),
             *move,
             "-q",
         ],
