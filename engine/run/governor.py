@@ -90,7 +90,7 @@ class Climb:
 
     ceiling: int
     window: float = 0.5  # seconds of answers each level is judged on, at least
-    gain: float = 1.15  # a step up must raise the rate this much to pay
+    gain: float = 1.3  # a step up must raise the rate this much to pay
     step: float = 2.0
     rest: float = 20.0
     _since: float | None = None

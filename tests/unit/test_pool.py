@@ -87,3 +87,16 @@ def test_a_second_run_copies_nothing_again(repo: Repository, tmp_path: Path) -> 
     counts = _run(repo, job, s3, concurrency=8)
     assert counts.get(TaskStatus.SUCCEEDED) == 30
     assert s3.calls["CopyObject"] == copies == 30
+
+
+def test_an_adaptive_pool_climbs_when_requests_are_slow(
+    repo: Repository, tmp_path: Path
+) -> None:
+    """Far-away S3 (100 ms a request) and no --concurrency: the run starts at
+    64 requests in flight and doubles them (more in flight, more done), with
+    a copier for each; never over --max-concurrency."""
+    s3 = MemoryS3(latency=0.1)
+    job = _job(repo, tmp_path, s3, 1200)
+    counts = _run(repo, job, s3, concurrency=None, max_concurrency=256)
+    assert counts.get(TaskStatus.SUCCEEDED) == 1200
+    assert 64 < s3.peak <= 256
