@@ -19,7 +19,7 @@ from engine.domain.records import JobRecord
 from engine.domain.spec import ClientSettings, JobSpec
 from engine.run import loop
 from engine.run.jobclient import open_job_client
-from engine.run.settings import MAX_CONCURRENCY, RunSettings
+from engine.run.settings import MAX_CONCURRENCY, START_CONCURRENCY, RunSettings
 from engine.run.signals import stop_on_signals
 from engine.run.worker import Worker
 from engine.store import Repository
@@ -183,7 +183,7 @@ class MetricsSink:
             return
         from engine.run.metrics import Metrics  # prometheus_client, only when asked
 
-        self.metrics = Metrics(concurrency=opts.get("concurrency") or 0)
+        self.metrics = Metrics(concurrency=opts.get("concurrency") or START_CONCURRENCY)
         if port is not None:
             try:
                 self.metrics.serve(port)
