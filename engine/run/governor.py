@@ -89,7 +89,10 @@ class Climb:
     """
 
     ceiling: int
-    window: float = 0.5  # seconds of answers each level is judged on, at least
+    window: float = 0.15  # seconds of answers each level is judged on, at least
+    # … and at least this many turnovers of the limit (limit × turnovers
+    # answers): a level is judged on its own requests, not the last level's
+    turnovers: float = 3.0
     gain: float = 1.3  # a step up must raise the rate this much to pay
     step: float = 2.0
     rest: float = 20.0
@@ -108,7 +111,7 @@ class Climb:
         self._done += 1
         self._binding = self._binding or binding
         elapsed = now - self._since
-        if elapsed < self.window or self._done < limit:
+        if elapsed < self.window or self._done < limit * self.turnovers:
             return None
         rate, binding = self._done / elapsed, self._binding
         self._since, self._done, self._binding = now, 0, False

@@ -100,7 +100,7 @@ def _judge(climb: Climb, limit: int, rate: float, binding: bool = True) -> int |
     """One window of answers at ``limit``, ``rate`` a second (a simulated clock)."""
     now = climb._since if climb._since is not None else 0.0
     climb.completed(now, limit, binding)  # opens the window
-    n = max(limit, int(rate * climb.window) + 1)
+    n = max(int(limit * climb.turnovers), int(rate * climb.window)) + 1
     for i in range(1, n + 1):
         new = climb.completed(now + i / rate, limit, binding)
         if new is not None or climb._done == 0:  # the window was judged
