@@ -74,11 +74,12 @@ class RateLimit:
 class Climb:
     """Find the number of requests in flight that buys throughput: while
     requests are latency-bound, more in flight means more done a second, so
-    the limit doubles each time the last step paid (``gain``); where a step
-    no longer pays (the client's CPU, the server or the network is the
-    bound) the limit goes back to the best level found and rests there,
-    trying one step up again every ``rest`` seconds (the job may change:
-    larger objects, a slower or faster store).
+    the limit doubles each time the last step paid (``gain``); a step that
+    paid a little (``keep``) is kept but ends the climb; where a step did not
+    pay (the client's CPU, the server or the network is the bound) the limit
+    goes back to the best level found.  Either way it rests there, trying one
+    step up again every ``rest`` seconds (the job may change: larger
+    objects, a slower or faster store).
 
     Pure: it sees each successful request's end (:meth:`completed`) with the
     current limit and whether the limit was binding (requests waited for a
@@ -93,7 +94,8 @@ class Climb:
     # … and at least this many turnovers of the limit (limit × turnovers
     # answers): a level is judged on its own requests, not the last level's
     turnovers: float = 3.0
-    gain: float = 1.3  # a step up must raise the rate this much to pay
+    gain: float = 1.3  # a step up must raise the rate this much to climb on
+    keep: float = 1.05  # … and this much to be kept (else: back a step)
     step: float = 2.0
     rest: float = 20.0
     _since: float | None = None
@@ -121,10 +123,15 @@ class Climb:
         best = self._best
         if self._trying:
             self._trying = False
-            if best is not None and rate < best[1] * self.gain:
+            if best is not None and rate < best[1] * self.keep:
                 # the step did not pay: back to the best level, and rest
                 self._resting_until = now + self.rest
                 return best[0] if best[0] != limit else None
+            if best is not None and rate < best[1] * self.gain:
+                # it paid a little: stay here, and rest before another step
+                self._best = (limit, rate)
+                self._resting_until = now + self.rest
+                return None
         self._best = (limit, rate)  # the latest rate at the level held
         if not binding or limit >= self.ceiling or now < self._resting_until:
             return None  # more slots would stay empty, or no room, or resting

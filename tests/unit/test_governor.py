@@ -134,6 +134,14 @@ def test_a_step_that_does_not_pay_goes_back_and_rests() -> None:
     assert _judge(c, 256, rate=3000.0) == 512  # try again
 
 
+def test_a_step_that_pays_a_little_is_kept_but_ends_the_climb() -> None:
+    """512 brings 15 % more than 256: stay at 512, no step to 1,024 yet."""
+    c = Climb(ceiling=4096, rest=20.0)
+    assert _judge(c, 256, rate=3000.0) == 512
+    assert _judge(c, 512, rate=3450.0) is None
+    assert _judge(c, 512, rate=3450.0) is None  # resting, at 512
+
+
 def test_no_climb_where_the_slots_are_not_all_used() -> None:
     """Too few tasks left to fill the slots: more slots would stay empty."""
     c = Climb(ceiling=4096)
