@@ -3,7 +3,7 @@ group commits, and drain cleanly when asked to stop.
 
 Structure (all inside one ``asyncio.TaskGroup``)::
 
-    feeder ──claims──▶ queue ──▶ N copiers ──results──▶ buffer ──▶ flusher ──▶ DB
+    feeder ──claims──▶ queue ──▶ copiers ──results──▶ buffer ──▶ flusher ──▶ DB
                        heartbeat ──leases, orphans──▶ DB
                        control ◀──job status (pause, resume, cancel)── DB
 
@@ -115,6 +115,11 @@ class Worker(WorkerControl):
         self._hold = asyncio.Event()
         self._abort = False
         self._copiers_done = asyncio.Event()
+        # the copiers of the pool: as many at work as the governor allows
+        self._copiers: set[asyncio.Task[None]] = set()
+        self._working = 0
+        self._spawn: Callable[[], asyncio.Task[None]] | None = None
+        self._fed = False  # the feeder is done: no copier is added
         self._flush_now = asyncio.Event()
         self.stops_requested = 0
         self.paused = False
@@ -261,9 +266,6 @@ class Worker(WorkerControl):
         return any(is_live(w, now) and w.id != self.worker_id for w in others)
 
     async def _pool(self, client: Any) -> None:
-        # one copier for each request the run may have in flight: the
-        # governor's limit (fixed, or climbing to the level that pays)
-        # decides how many are at work
         n = self.run_settings.ceiling
         self._part_slots = asyncio.Semaphore(self.run_settings.part_concurrency)
         self.governor = Governor(
@@ -280,7 +282,7 @@ class Worker(WorkerControl):
         )
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._feeder(n))
+                tg.create_task(self._feeder())
                 tg.create_task(self._flusher())
                 background = [
                     tg.create_task(self.heartbeat.run()),
@@ -288,8 +290,12 @@ class Worker(WorkerControl):
                 ]
                 if self.spec.copy.delete_source:
                     background.append(tg.create_task(self.move_ledger.run()))
-                copiers = [tg.create_task(self._copier(client)) for _ in range(n)]
-                await asyncio.wait(copiers)
+                # a copier for each request the governor lets in flight: more
+                # as its limit climbs, fewer as it comes down (_copier)
+                self._spawn = lambda: tg.create_task(self._copier(client))
+                self._add_copiers()
+                while pending := [c for c in self._copiers if not c.done()]:
+                    await asyncio.wait(pending)
                 self._copiers_done.set()
                 self._flush_now.set()
                 for t in background:
@@ -316,7 +322,16 @@ class Worker(WorkerControl):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
-    async def _feeder(self, n_copiers: int) -> None:
+    def _add_copiers(self) -> None:
+        """As many copiers at work as the governor's limit (none once the
+        feeder is done)."""
+        if self._spawn is None or self.governor is None:
+            return
+        while self._working < self.governor.limit and not self._fed:
+            self._working += 1
+            self._copiers.add(self._spawn())
+
+    async def _feeder(self) -> None:
         batch = self.run_settings.batch
         try:
             while not self._stop.is_set():
@@ -369,8 +384,8 @@ class Worker(WorkerControl):
                 self._flush_now.set()
                 await self._idle(self.run_settings.idle_poll)
         finally:
-            for _ in range(n_copiers):
-                self._queue.put_nowait(None)
+            self._fed = True
+            self._queue.put_nowait(None)  # each copier passes it on, and leaves
 
     # -- copiers ----------------------------------------------------------------
 
@@ -390,8 +405,13 @@ class Worker(WorkerControl):
         )
         policy = self.run_settings.retry
         while True:
+            if self.governor is not None and self._working > self.governor.limit:
+                self._working -= 1  # the limit came down: one copier fewer
+                return
             task = await self._queue.get()
             if task is None:
+                self._queue.put_nowait(None)  # for the next copier
+                self._working -= 1
                 return
             if self._hold.is_set():
                 self._unstarted.append(task.id)
@@ -431,6 +451,7 @@ class Worker(WorkerControl):
         self.observer(events.RequestDone(self.job.id, operation, outcome, seconds))
 
     def _concurrency_changed(self, limit: int, why: str) -> None:
+        self._add_copiers()
         self.observer(events.ConcurrencyChanged(self.job.id, limit, why))
 
     def _on_retry(self, task: Task, attempt: int, err: S3Error, delay: float) -> None:
