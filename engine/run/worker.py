@@ -60,6 +60,7 @@ from engine.run.governor import Governor
 from engine.run.heartbeat import HERE, Heartbeat
 from engine.run.jobclient import OpenJobClient, SharedRefresh, open_job_client
 from engine.run.ledgers import MoveLedger, PartLedger
+from engine.run.limits import connections_allowed
 from engine.run.peers import is_live
 from engine.run.settings import RunSettings
 from engine.run.startup import Startup
@@ -266,7 +267,8 @@ class Worker(WorkerControl):
         return any(is_live(w, now) and w.id != self.worker_id for w in others)
 
     async def _pool(self, client: Any) -> None:
-        n = self.run_settings.ceiling
+        # as many requests in flight as the settings and open files allow
+        n = connections_allowed(self.run_settings.ceiling)
         self._part_slots = asyncio.Semaphore(self.run_settings.part_concurrency)
         self.governor = Governor(
             n,
