@@ -269,6 +269,15 @@ class Worker(WorkerControl):
     async def _pool(self, client: Any) -> None:
         # as many requests in flight as the settings and open files allow
         n = connections_allowed(self.run_settings.ceiling)
+        if n < self.run_settings.ceiling:
+            self.observer(
+                events.PreflightWarning(
+                    self.job.id,
+                    f"the open-files limit allows {n} connections: at most {n} "
+                    f"requests in flight, not {self.run_settings.ceiling} "
+                    "(raise it with `ulimit -n`)",
+                )
+            )
         self._part_slots = asyncio.Semaphore(self.run_settings.part_concurrency)
         self.governor = Governor(
             n,

@@ -9,11 +9,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine.copy.request import Requests
 from engine.domain.backoff import RetryPolicy
 from engine.domain.models import Destination, TaskStatus
 from engine.domain.records import JobRecord
 from engine.domain.spec import JobSpec
+from engine.run import events, limits
 from engine.run.jobclient import job_requests
 from engine.run.settings import RunSettings
 from engine.run.worker import Worker
@@ -100,3 +103,29 @@ def test_an_adaptive_pool_climbs_when_requests_are_slow(
     counts = _run(repo, job, s3, concurrency=None, max_concurrency=256)
     assert counts.get(TaskStatus.SUCCEEDED) == 1200
     assert 64 < s3.peak <= 256
+
+
+def test_an_open_files_limit_too_low_lowers_the_ceiling_and_says_so(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Soft = hard = 300 open files: at most 300 - RESERVE requests in
+    flight, and a warning naming `ulimit -n`; the copies go on."""
+    import resource
+
+    def refuse(_: int, __: tuple[int, int]) -> None:
+        raise ValueError("not allowed")
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (300, 300))
+    monkeypatch.setattr(resource, "setrlimit", refuse)
+    s3 = MemoryS3(latency=0.002)
+    job = _job(repo, tmp_path, s3, 200)
+    seen: list[Any] = []
+    run = RunSettings(retry=FAST, flush_interval=0.01, concurrency=1000)
+    worker = Worker(
+        repo, repo.get_job(job.id), run, observer=seen.append, open_client=_opener(s3)
+    )
+    counts = asyncio.run(worker.run())
+    assert counts.get(TaskStatus.SUCCEEDED) == 200
+    assert s3.peak <= 300 - limits.RESERVE
+    warned = [e for e in seen if isinstance(e, events.PreflightWarning)]
+    assert any("ulimit -n" in e.message for e in warned)
