@@ -13,18 +13,20 @@ from typing import Any
 
 import pytest
 
+from engine.domain.backoff import RetryPolicy
 from engine.domain.models import Destination, TaskStatus
 from engine.domain.spec import CopyOptions, JobSpec
 from engine.run.settings import RunSettings
 from engine.run.worker import Worker
 from engine.store import Repository
 from engine.usecases.submit import submit
-from tests.helpers import FAST_RETRY, client_settings, get_body, write_manifest
+from tests.helpers import client_settings, get_body, write_manifest
 from tests.servers import S3Server
 
 pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
+PATIENT = RetryPolicy(max_attempts=5, base_delay=0.2, max_delay=2.0)
 
 
 def _text(value: str | bytes) -> str:
@@ -38,11 +40,19 @@ def _run(repo: Repository, job_id: str, spec: JobSpec, seen: list[Any]) -> Any:
     worker = Worker(
         repo,
         repo.get_job(job_id),
-        RunSettings(concurrency=4, part_concurrency=4, retry=FAST_RETRY),
+        # patient retries: these tests check how requests are signed, and a
+        # loaded server's hiccup must not exhaust five attempts in 10 ms
+        RunSettings(concurrency=4, part_concurrency=4, retry=PATIENT),
         spec.client,
         on_client=lambda c: c.meta.events.register("before-send.s3", capture),
     )
-    return asyncio.run(worker.run())
+    counts = asyncio.run(worker.run())
+    failed = [
+        (r.src.key, r.error_code, r.error_message)
+        for r in repo.iter_results(job_id, statuses=(TaskStatus.FAILED,))
+    ]
+    assert not failed, failed
+    return counts
 
 
 def test_content_md5_is_sent_on_complete_and_accepted(
