@@ -193,7 +193,11 @@ class Renderer:
                         "concurrency_raised", job_id=job_id, concurrency=limit, why=why
                     )
             case events.RunResources(
-                job_id=job_id, peak_limit=limit, peak_in_flight=most, peak_rss_mb=rss
+                job_id=job_id,
+                peak_limit=limit,
+                peak_in_flight=most,
+                peak_rss_mb=rss,
+                store_lacks=lacks,
             ):
                 log.info(
                     "run_resources",
@@ -202,6 +206,15 @@ class Renderer:
                     peak_in_flight=most,
                     peak_rss_mb=round(rss, 1),
                 )
+                if lacks:
+                    log.info(
+                        "store_quirks",
+                        job_id=job_id,
+                        ignores=list(lacks),
+                        detail="the store ignores these; bulkcopy checked "
+                        "another way (a HEAD before each listed copy, the "
+                        "source looked at again before its delete)",
+                    )
             case events.JobFailing(job_id=job_id, reason=reason, in_flight=n):
                 log.error(
                     "job_failing",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from engine.copy import confirm
+from engine.copy import confirm, pin
 from engine.copy.check import verify_copy
 from engine.copy.context import CopyContext
 from engine.copy.multipart import MultipartCopy
@@ -143,8 +143,9 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
     size = task.size
     skip_policy = ctx.options.skip_existing
     # the manifest said the size and the ETag (a listing, an inventory): the
-    # copy is pinned to that ETag and its size recorded without a HEAD
-    listed = listed_etag(task)
+    # copy is pinned to that ETag and its size recorded without a HEAD, on a
+    # store that holds copies to their pin (engine.copy.pin)
+    listed = listed_etag(task) if ctx.quirks.copy_source_if_match is not False else None
     if (
         (ctx.options.stat_source and listed is None)
         or moving  # a move pins the copy to the source's ETag
@@ -166,6 +167,13 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
         **req.copy_source(pinned),
         **req.copy_object(head, overrides, in_place=in_place),
     }
+    if head is None and listed is not None:
+        probe = {**extra, **req.copy_source(pin.NEVER)}
+        if not await pin.honoured(
+            ctx.quirks,
+            lambda: copy_object(ctx.client, task, ctx.dst_bucket, probe),
+        ):  # the store copies whatever is there: HEAD first, as without a listing
+            return await copy_once(ctx, replace(task, src_etag=None))
     try:
         resp, answer = await copy_object(ctx.client, task, ctx.dst_bucket, extra)
     except S3Error as err:

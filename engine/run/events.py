@@ -150,6 +150,8 @@ class RunResources:
     peak_limit: int
     peak_in_flight: int
     peak_rss_mb: float
+    # what the store was found not to do (engine.s3.quirks.Quirks.found)
+    store_lacks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -323,6 +323,7 @@ class Worker(WorkerControl):
                     self.governor.peak,
                     self.governor.peak_in_flight,
                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    tuple(self.quirks.found()),
                 )
             )
         await self._call(self.repo.release, self.worker_id, self._unstarted)

@@ -10,7 +10,8 @@ of the run, so the engine stops asking for what the store refuses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -22,6 +23,20 @@ class Quirks:
     # deletes nothing.  Without it the source is HEADed just before an
     # unconditional delete (a window of one round trip).
     conditional_delete: bool = True
+    # CopyObject's x-amz-copy-source-if-match, which pins a copy to the ETag
+    # a listing gave (no HEAD): Ceph RGW 16 and moto ignore it and copy what
+    # is there.  None until a run's first listed copy has asked
+    # (engine.copy.pin); when ignored, each listed object is HEADed first.
+    copy_source_if_match: bool | None = None
+    learning: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    def found(self) -> list[str]:
+        """What this run found the store not to do (for the run's log)."""
+        named = (
+            ("DeleteObject If-Match", self.conditional_delete),
+            ("x-amz-copy-source-if-match", self.copy_source_if_match),
+        )
+        return [name for name, value in named if value is False]
 
 
 def refuses_condition(code: str | None, http_status: int | None) -> bool:

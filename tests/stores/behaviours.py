@@ -321,8 +321,9 @@ BEHAVIOURS: Sequence[Behaviour] = (
         "CopyObject honours `x-amz-copy-source-if-match`",
         copy_if_match,
         "yes",
-        "a move HEADs the source again before deleting it; verify compares "
-        "the source with the ETag recorded",
+        "a listed object is HEADed before its copy (the run's first listed "
+        "copy finds out); a move HEADs the source again before deleting it; "
+        "verify compares the source with the ETag recorded",
     ),
     Behaviour(
         "UploadPartCopy",

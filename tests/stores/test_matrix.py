@@ -474,3 +474,46 @@ def test_sse_c_objects_are_copied_with_both_keys(
             Bucket=dst, Key=key, SSECustomerAlgorithm="AES256", SSECustomerKey=dst_key
         )
         assert got["Body"].read() == body
+
+
+def test_an_object_overwritten_after_its_listing_is_recorded_as_copied(
+    store: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
+) -> None:
+    """A listing's size and ETag stand in for a HEAD: each copy is pinned to
+    the listed ETag.  An object overwritten between the listing and its copy
+    is copied as it is now and recorded so — its bytes and ETag, never the
+    listed ones — on every store: where the store ignores the pin (moto,
+    rclone, Ceph RGW 16) the run's first listed copy finds that out and each
+    object is HEADed before its copy."""
+    cli = cli_for(store)
+    src, dst = store.new_bucket(), store.new_bucket()
+    for i in range(6):
+        store.client().put_object(Bucket=src, Key=f"k{i}", Body=f"listed {i}".encode())
+    sub = cli("submit", "--from", f"s3://{src}/", "--to", f"s3://{dst}/")
+    assert sub.returncode == 0, sub.stderr
+    job_id = sub.stdout.strip()
+    now = {f"k{i}": f"listed {i}".encode() for i in range(6)}
+    for key in ("k0", "k3"):
+        now[key] = f"{key} overwritten after the listing".encode()
+        store.client().put_object(Bucket=src, Key=key, Body=now[key])
+
+    res = cli("run", job_id)
+
+    assert res.returncode == 0, res.stderr
+    # the log says which stores ignore the pin (LocalStack holds it)
+    said = "x-amz-copy-source-if-match" in res.stderr
+    assert said is (store.name != "localstack"), res.stderr
+    out = tmp_path / "report"
+    assert cli("report", job_id, "--out", str(out)).returncode == 0
+    lines = [
+        json.loads(line)
+        for line in next(out.rglob("results.jsonl")).read_text().splitlines()
+    ]
+    assert sorted(line["source"]["key"] for line in lines) == sorted(now)
+    for line in lines:
+        key = line["source"]["key"]
+        head = store.client().head_object(Bucket=src, Key=key)
+        assert line["status"] == "succeeded", line
+        assert get_body(store, dst, key) == now[key]
+        assert line["bytes"] == len(now[key]), line
+        assert line["source_etag"].strip('"') == head["ETag"].strip('"'), line

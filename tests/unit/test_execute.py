@@ -153,14 +153,55 @@ def _listed(key: str, size: int, etag: str) -> Task:
 
 def test_a_listed_object_is_copied_without_a_head() -> None:
     """The manifest gave the size and ETag: one CopyObject pinned to that
-    ETag, the size recorded, no HEAD on the object's path."""
+    ETag, the size recorded, no HEAD on the object's path (after the run's
+    one copy pinned to an ETag no object has, answered 412: the store holds
+    copies to their pin)."""
     s3 = MemoryS3()
     s3.bucket("dst")
     src = s3.put("src", "k", b"x" * 700)
     result, _ = _run(s3, _listed("k", 700, src.etag))
-    assert s3.calls == {"CopyObject": 1}
+    assert s3.calls == {"CopyObject": 2}
     assert (result.status, result.bytes) == (TaskStatus.SUCCEEDED, 700)
     assert result.src_etag == src.etag
+
+
+def test_a_store_that_ignores_the_pin_has_each_listed_object_headed() -> None:
+    """A store that copies whatever is there despite the pin (Ceph RGW 16,
+    moto): the run's first listed copy finds it out, and each listed object
+    is HEADed and copied as it is, its size and ETag recorded as copied —
+    never the listed ones of an object overwritten since."""
+    s3 = MemoryS3(copy_conditions=False)
+    s3.bucket("dst")
+    old = s3.put("src", "k", b"old")
+    new = s3.put("src", "k", b"newer body")
+    other = s3.put("src", "j", b"other")
+
+    async def go() -> list[Any]:
+        ctx = CopyContext(
+            client=s3,
+            dst_bucket="dst",
+            options=CopyOptions(),
+            part_log=Parts(),
+            part_slots=asyncio.Semaphore(4),
+            stopping=asyncio.Event(),
+        )
+        first = await execute(ctx, _listed("k", 3, old.etag), POLICY)
+        calls = dict(s3.calls)
+        second = await execute(ctx, _listed("j", 5, other.etag), POLICY)
+        return [first, calls, second]
+
+    first, calls, second = asyncio.run(go())
+    assert (first.status, first.bytes, first.src_etag) == (
+        TaskStatus.SUCCEEDED,
+        10,
+        new.etag,
+    )
+    copy = s3.get("dst", "copy/k")
+    assert copy is not None
+    assert copy.body == b"newer body"
+    assert calls == {"CopyObject": 2, "HeadObject": 1}  # the probe copied, then
+    assert second.status is TaskStatus.SUCCEEDED
+    assert s3.calls == {"CopyObject": 3, "HeadObject": 2}  # no probe again
 
 
 def test_an_object_changed_since_it_was_listed_is_copied_as_it_is_now() -> None:
@@ -176,4 +217,5 @@ def test_an_object_changed_since_it_was_listed_is_copied_as_it_is_now() -> None:
     assert dst.body == b"newer body"
     assert (result.status, result.attempts) == (TaskStatus.SUCCEEDED, 1)
     assert (result.bytes, result.src_etag) == (10, new.etag)
-    assert s3.calls == {"CopyObject": 2, "HeadObject": 1}
+    # the run's probe of the pin, the pinned copy (412), the HEAD, the copy
+    assert s3.calls == {"CopyObject": 3, "HeadObject": 1}
