@@ -167,7 +167,8 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
         **req.copy_source(pinned),
         **req.copy_object(head, overrides, in_place=in_place),
     }
-    if head is None and listed is not None:
+    if head is None and listed is not None and ctx.options.stat_source:
+        # (--no-stat-source: no HEAD either way, the pin is only a bonus)
         probe = {**extra, **req.copy_source(pin.NEVER)}
         if not await pin.honoured(
             ctx.quirks,
