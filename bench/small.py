@@ -776,11 +776,19 @@ def one_run(ctx: Bench, tool: str, round_no: int) -> Run:
     elif m["returncode"] != 0:
         tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
         run.problems.append(f"exited {m['returncode']}: {tail}")
-    copies = seen.requests.get("CopyObject", 0)
+    # bulkcopy-listed: the run's first listed copy is sent once pinned to an
+    # ETag no object has (does the store hold copies to their pin?), a 412
+    errors = dict(seen.errors)
+    probes = (
+        1 if tool == "bulkcopy-listed" and errors.get("PreconditionFailed") == 1 else 0
+    )
+    if probes:
+        del errors["PreconditionFailed"]
+    copies = seen.requests.get("CopyObject", 0) - probes
     if copies != n:
         run.problems.append(f"the endpoint answered {copies} CopyObject, not {n}")
-    if seen.errors:
-        run.problems.append(f"the endpoint answered errors: {seen.errors}")
+    if errors:
+        run.problems.append(f"the endpoint answered errors: {errors}")
     keys = destination_keys(ctx.client, f"{run_prefix}{PREFIX}")
     run.destination_objects = len(keys)
     expected = {f"{run_prefix}{PREFIX}{i:06d}" for i in range(n)}

@@ -20,7 +20,7 @@ from engine.copy.multipart import MultipartCopy
 from engine.copy.properties import grant_args, not_restored
 from engine.copy.single import copy_object, head_source, too_large
 from engine.copy.skip import skip_reason
-from engine.domain import codes
+from engine.domain import codes, etag
 from engine.domain.classify import Disposition
 from engine.domain.codes import DESTINATION_EXISTS as EXISTS
 from engine.domain.errors import S3Error
@@ -28,6 +28,9 @@ from engine.domain.models import ObjectRef, Task
 from engine.domain.plan import MAX_COPY_OBJECT, use_multipart
 from engine.manifest.rows import DELETE_MARKER
 from engine.s3.call import invoke
+
+# a CopyObject's answer and its checked (ETag, HTTP status)
+CopyAnswer = tuple[dict[str, Any], tuple[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +148,10 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
     # the manifest said the size and the ETag (a listing, an inventory): the
     # copy is pinned to that ETag and its size recorded without a HEAD, on a
     # store that holds copies to their pin (engine.copy.pin)
-    listed = listed_etag(task) if ctx.quirks.copy_source_if_match is not False else None
+    listed = None if req.has_conditions() else listed_etag(task)
+    probing = listed is not None and not task.src.version_id and ctx.options.stat_source
+    if probing and ctx.quirks.copy_source_if_match is False:
+        listed, probing = None, False
     if (
         (ctx.options.stat_source and listed is None)
         or moving  # a move pins the copy to the source's ETag
@@ -167,14 +173,13 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
         **req.copy_source(pinned),
         **req.copy_object(head, overrides, in_place=in_place),
     }
-    if head is None and listed is not None and ctx.options.stat_source:
-        # (--no-stat-source: no HEAD either way, the pin is only a bonus)
+    if head is None and probing:
         probe = {**extra, **req.copy_source(pin.NEVER)}
-        if not await pin.honoured(
-            ctx.quirks,
-            lambda: copy_object(ctx.client, task, ctx.dst_bucket, probe),
-        ):  # the store copies whatever is there: HEAD first, as without a listing
-            return await copy_once(ctx, replace(task, src_etag=None))
+        learned = await pin.learn(
+            ctx.quirks, lambda: copy_object(ctx.client, task, ctx.dst_bucket, probe)
+        )
+        if not learned.honoured:  # the store copies whatever is there
+            return await _unpinned(ctx, task, extra, learned.copied)
     try:
         resp, answer = await copy_object(ctx.client, task, ctx.dst_bucket, extra)
     except S3Error as err:
@@ -189,9 +194,46 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
             if int(head.get("ContentLength", 0)) > MAX_COPY_OBJECT:
                 return await _multipart(ctx, task, head)
         raise
-    etag, status = answer
+    return await _copied(
+        ctx, task, extra, resp, answer, head=head, pinned=pinned, size=size
+    )
+
+
+async def _unpinned(
+    ctx: CopyContext, task: Task, extra: dict[str, Any], probed: CopyAnswer | None
+) -> Copied:
+    """The store copies whatever is there despite a pin (engine.copy.pin):
+    HEAD the source and copy it as it is now; ``probed``: the copy the probe
+    made anyway, kept when the source still has the listed ETag."""
+    unlisted = replace(task, src_etag=None)
+    if probed is None:
+        return await copy_once(ctx, unlisted)
+    head = await head_source(ctx.client, task, ctx.requests.head_source())
+    if not etag.same(head.get("ETag"), task.src_etag):
+        return await copy_once(ctx, unlisted)  # changed since listed: again
+    _check_restored(head)
+    resp, answer = probed
+    size = int(head.get("ContentLength", 0))
+    return await _copied(
+        ctx, task, extra, resp, answer, head=head, pinned=head.get("ETag"), size=size
+    )
+
+
+async def _copied(
+    ctx: CopyContext,
+    task: Task,
+    extra: dict[str, Any],
+    resp: dict[str, Any],
+    answer: tuple[str, int],
+    *,
+    head: dict[str, Any] | None,
+    pinned: str | None,
+    size: int | None,
+) -> Copied:
+    """A CopyObject answered: confirmed, its ACL carried, verified, as asked."""
+    etag_, status = answer
     copied = Copied(
-        etag=etag,
+        etag=etag_,
         dst_version_id=resp.get("VersionId"),
         src_version_id=resp.get("CopySourceVersionId"),
         bytes=size,

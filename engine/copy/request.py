@@ -163,6 +163,17 @@ class Requests:
             )
         return out
 
+    def has_conditions(self) -> bool:
+        """Whether the job copies only sources that meet ``--if-*``
+        conditions (checked on a HEAD: a listed ETag cannot stand in)."""
+        o = self.options
+        return bool(
+            o.if_match
+            or o.if_none_match
+            or o.if_modified_since
+            or o.if_unmodified_since
+        )
+
     def unmet_condition(self, head: dict[str, Any]) -> str | None:
         """Which ``if_*`` condition the source's HEAD fails, if any.
 

@@ -8,9 +8,11 @@ from typing import Any
 
 from engine.copy.context import CopyContext
 from engine.copy.execute import execute
+from engine.copy.request import Requests
 from engine.copy.upload import Upload
 from engine.domain.backoff import RetryPolicy
 from engine.domain.models import ObjectRef, PartRecord, Task, TaskStatus
+from engine.domain.options import ObjectOptions
 from engine.domain.spec import CopyOptions
 from tests.memory_s3 import MemoryS3
 
@@ -165,16 +167,8 @@ def test_a_listed_object_is_copied_without_a_head() -> None:
     assert result.src_etag == src.etag
 
 
-def test_a_store_that_ignores_the_pin_has_each_listed_object_headed() -> None:
-    """A store that copies whatever is there despite the pin (Ceph RGW 16,
-    moto): the run's first listed copy finds it out, and each listed object
-    is HEADed and copied as it is, its size and ETag recorded as copied —
-    never the listed ones of an object overwritten since."""
-    s3 = MemoryS3(copy_conditions=False)
-    s3.bucket("dst")
-    old = s3.put("src", "k", b"old")
-    new = s3.put("src", "k", b"newer body")
-    other = s3.put("src", "j", b"other")
+def _ignoring(s3: MemoryS3, *tasks: Task) -> list[Any]:
+    """Copy ``tasks`` in turn in one run; each result with the calls so far."""
 
     async def go() -> list[Any]:
         ctx = CopyContext(
@@ -185,23 +179,65 @@ def test_a_store_that_ignores_the_pin_has_each_listed_object_headed() -> None:
             part_slots=asyncio.Semaphore(4),
             stopping=asyncio.Event(),
         )
-        first = await execute(ctx, _listed("k", 3, old.etag), POLICY)
-        calls = dict(s3.calls)
-        second = await execute(ctx, _listed("j", 5, other.etag), POLICY)
-        return [first, calls, second]
+        out = []
+        for task in tasks:
+            out.append((await execute(ctx, task, POLICY), dict(s3.calls)))
+        return out
 
-    first, calls, second = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def test_a_store_that_ignores_the_pin_has_each_listed_object_headed() -> None:
+    """A store that copies whatever is there despite the pin (Ceph RGW 16,
+    moto): the run's first listed copy, pinned to an ETag no object has, is
+    carried out anyway — kept, as the HEAD after it shows the listed object
+    still there — and from then on each listed object is HEADed and copied as
+    it is: one overwritten since the listing is recorded with its size and
+    ETag now, never the listed ones."""
+    s3 = MemoryS3(copy_conditions=False)
+    s3.bucket("dst")
+    kept = s3.put("src", "k", b"as listed")
+    old = s3.put("src", "j", b"old")
+    new = s3.put("src", "j", b"newer body")
+
+    [(first, calls), (second, after)] = _ignoring(
+        s3, _listed("k", 9, kept.etag), _listed("j", 3, old.etag)
+    )
+
     assert (first.status, first.bytes, first.src_etag) == (
+        TaskStatus.SUCCEEDED,
+        9,
+        kept.etag,
+    )
+    assert calls == {"CopyObject": 1, "HeadObject": 1}  # the probe was the copy
+    assert (second.status, second.bytes, second.src_etag) == (
         TaskStatus.SUCCEEDED,
         10,
         new.etag,
     )
-    copy = s3.get("dst", "copy/k")
+    copy = s3.get("dst", "copy/j")
     assert copy is not None
     assert copy.body == b"newer body"
-    assert calls == {"CopyObject": 2, "HeadObject": 1}  # the probe copied, then
-    assert second.status is TaskStatus.SUCCEEDED
-    assert s3.calls == {"CopyObject": 3, "HeadObject": 2}  # no probe again
+    assert after == {"CopyObject": 2, "HeadObject": 2}  # no probe again
+
+
+def test_an_object_overwritten_before_the_probe_is_copied_as_it_is_now() -> None:
+    """The probe's copy, carried out by a store that ignores the pin, was of
+    an object overwritten since the listing: it is copied again as it is now
+    and recorded so."""
+    s3 = MemoryS3(copy_conditions=False)
+    s3.bucket("dst")
+    old = s3.put("src", "k", b"old")
+    new = s3.put("src", "k", b"newer body")
+
+    [(result, calls)] = _ignoring(s3, _listed("k", 3, old.etag))
+
+    assert (result.status, result.bytes, result.src_etag) == (
+        TaskStatus.SUCCEEDED,
+        10,
+        new.etag,
+    )
+    assert calls == {"CopyObject": 2, "HeadObject": 2}
 
 
 def test_an_object_changed_since_it_was_listed_is_copied_as_it_is_now() -> None:
@@ -219,3 +255,27 @@ def test_an_object_changed_since_it_was_listed_is_copied_as_it_is_now() -> None:
     assert (result.bytes, result.src_etag) == (10, new.etag)
     # the run's probe of the pin, the pinned copy (412), the HEAD, the copy
     assert s3.calls == {"CopyObject": 3, "HeadObject": 1}
+
+
+def test_a_listed_object_still_meets_the_jobs_conditions() -> None:
+    """`--if-none-match` on a listed object: the source is HEADed and the
+    condition checked (a listed ETag pin must not stand in for it)."""
+    s3 = MemoryS3()
+    s3.bucket("dst")
+    src = s3.put("src", "k", b"x" * 5)
+    ctx = CopyContext(
+        client=s3,
+        dst_bucket="dst",
+        options=CopyOptions(),
+        part_log=Parts(),
+        part_slots=asyncio.Semaphore(4),
+        stopping=asyncio.Event(),
+        requests=Requests(options=ObjectOptions(if_none_match=src.etag)),
+    )
+    result = asyncio.run(execute(ctx, _listed("k", 5, src.etag), POLICY))
+    assert (result.status, result.error_code) == (
+        TaskStatus.FAILED,
+        "PreconditionFailed",
+    )
+    assert s3.get("dst", "copy/k") is None
+    assert s3.calls == {"HeadObject": 1}
