@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aioboto3
 from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ProfileNotFound
+from botocore.utils import parse_timestamp
 
 from engine.domain.errors import JobCannotStart, UsageError
 from engine.domain.spec import ClientSettings
@@ -50,9 +54,28 @@ def _config(settings: ClientSettings) -> AioConfig:
     )
 
 
-def make_session(settings: ClientSettings) -> aioboto3.Session:
+def timestamp(value: str) -> datetime:
+    """botocore's timestamp parser, faster for the forms S3 sends: ISO 8601
+    in XML (a listing's LastModified, ~1,000 a page) and the HTTP date of a
+    header.  botocore's own (dateutil) takes ~33 µs for each, a third of a
+    listing's CPU; the answer is the same timezone-aware datetime."""
     try:
-        return aioboto3.Session(profile_name=settings.profile)
+        if value[-1:] == "Z" or value[-6:-5] in ("+", "-"):
+            return datetime.fromisoformat(value)
+        if value.endswith(" GMT"):
+            return parsedate_to_datetime(value)
+    except (ValueError, TypeError, IndexError):
+        pass
+    return parse_timestamp(value)  # type: ignore[no-any-return]
+
+
+def make_session(settings: ClientSettings) -> aioboto3.Session:
+    core = AioSession()
+    core.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=timestamp
+    )
+    try:
+        return aioboto3.Session(profile_name=settings.profile, botocore_session=core)
     except ProfileNotFound as exc:
         raise UsageError(f"--profile: {exc}") from exc
 
