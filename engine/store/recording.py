@@ -60,6 +60,32 @@ _COPIED = (
 )
 
 
+class _ManyRows:
+    """One UPDATE run for many rows with the driver's own ``executemany``.
+
+    SQLAlchemy builds each row's parameters in Python (~15 µs a row, a tenth
+    of a small copy's CPU, in the run's busiest statement); here the
+    statement is compiled once per dialect and the rows go to the driver as
+    they are.  Its values are the driver's types already (floats from
+    ``time.time()``, strings, ints), so no bind processing is skipped that
+    would change them."""
+
+    def __init__(self, stmt: sa.Update, dialect: sa.Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = str(compiled)
+        # the statement's own literals (owner=None, ...) and every bind name
+        self.defaults = {name: b.value for name, b in compiled.binds.items()}
+        self.order = compiled.positiontup  # None: the driver takes names
+
+    def run(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
+        if self.order is None:
+            params: list[Any] = [{**self.defaults, **r} for r in rows]
+        else:
+            d, order = self.defaults, self.order
+            params = [tuple(r[n] if n in r else d[n] for n in order) for r in rows]
+        return int(conn.exec_driver_sql(self.sql, params).rowcount or 0)
+
+
 def _result_params(owner: str, r: TaskResult) -> dict[str, Any]:
     params = {f"b_{name}": getattr(r, name) for name in RESULT_COLUMNS}
     params.update(
@@ -147,6 +173,13 @@ class RecordingMixin(RepositoryBase):
         accepted = self._reconnecting("record results in", write, reread)
         return accepted_before + accepted
 
+    def _record_many(self, conn: sa.Connection) -> _ManyRows:
+        """The result UPDATE, compiled for this database (once)."""
+        many = getattr(self, "_record_compiled", None)
+        if many is None:
+            many = self._record_compiled = _ManyRows(_RECORD, conn.dialect)
+        return many
+
     def _task_states(self, ids: list[int]) -> dict[int, tuple[str, str | None, Any]]:
         """``status, owner, finished_at`` of these tasks."""
         out: dict[int, tuple[str, str | None, Any]] = {}
@@ -167,7 +200,7 @@ class RecordingMixin(RepositoryBase):
         with self.engine.begin() as conn:
             held = _held(conn, owner, [r.task_id for r in results])
             mine = [_result_params(owner, r) for r in results if r.task_id in held]
-            accepted = int(conn.execute(_RECORD, mine).rowcount or 0) if mine else 0
+            accepted = self._record_many(conn).run(conn, mine) if mine else 0
             lost = [r for r in results if r.task_id not in held]
             if lost:
                 # the copy was tried: its attempts count, its result does not
