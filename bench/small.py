@@ -13,18 +13,19 @@ implementation and far slower) runs as a process of its own holding
 to one CPU and each tool to another (``taskset``), so the tool's own CPU is
 what is measured.  Each round runs every tool once (the order rotates from
 round to round), every tool with ``--concurrency`` requests in flight, into a
-fresh destination prefix; bulkcopy's manifest is submitted before the clock
-starts.  A tool runs under ``bench/measure.py``: wall time, user + system CPU
-and peak RSS of its process (``wait4``).  After each run the endpoint's
+fresh destination prefix; bulkcopy runs as one ``bulkcopy copy`` command
+(reading or listing the manifest, submitting it and copying, all timed, as
+s5cmd's ``cp 's3://src/p/*'`` lists and copies).  A tool runs under
+``bench/measure.py``: wall time, user + system CPU and peak RSS of its process
+(``wait4``).  After each run the endpoint's
 request counts are read and the run is checked: exit status 0, one CopyObject
 per object, no error answered, and exactly the expected keys at the
 destination.  Prints a table of medians, writes every run to ``--json``;
 exits 1 if a check failed.
 
-``--move``: every tool moves instead (``bulkcopy move`` semantics through
-``submit --delete-source``, ``s5cmd mv``, ``rclone move``, ``aws s3 mv``); the
-source is seeded again before each run, and a run is checked to have left it
-empty.
+``--move``: every tool moves instead (``bulkcopy copy --delete-source``,
+``s5cmd mv``, ``rclone move``, ``aws s3 mv``); the source is seeded again
+before each run, and a run is checked to have left it empty.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="an environment variable for bulkcopy's submit and run (repeatable); "
+        help="an environment variable for bulkcopy's copy command (repeatable); "
         "the bench otherwise drops BULKCOPY_* and AWS_* variables",
     )
     p.add_argument(
@@ -538,50 +539,43 @@ RCLONE_FLAGS = (
 )
 
 
-def submit_bulkcopy(ctx: Bench, tool: str, run_prefix: str) -> tuple[str, str]:
-    """Submit the manifest to a fresh job database (not timed); the job id
-    and the database."""
+def bulkcopy_argv(ctx: Bench, tool: str, run_prefix: str) -> list[str]:
+    """The one ``bulkcopy copy`` command a user runs: it lists or reads the
+    manifest, submits it to a fresh job database and copies, all timed."""
+    args = ctx.args
     db = str(ctx.workdir / f"{run_prefix.strip('/')}.db")
     # bulkcopy+head: a CSV manifest at the defaults (each source HEADed);
     # bulkcopy-listed: `--from` the source prefix at the defaults (the
     # listing's size and ETag pin each copy, no HEAD); the others: a CSV
     # manifest, --no-stat-source (CopyObject alone)
-    stat = "--no-stat-source" if tool in ("bulkcopy", "bulkcopy-botocore") else ""
     manifest = (
         ["--from", f"s3://{SRC}/{PREFIX}"]
         if tool == "bulkcopy-listed"
         else [str(ctx.manifest)]
     )
-    move = ["--delete-source"] if ctx.args.move else []
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engine",
-            "submit",
-            *manifest,
-            "--to",
-            f"s3://{DST}/{run_prefix}",
-            "--db",
-            db,
-            "--endpoint-url",
-            ctx.endpoint.url,
-            "--addressing-style",
-            "path",
-            *([stat] if stat else []),
-            *move,
-            "-q",
-        ],
-        cwd=ctx.args.engine_root,
-        env=ctx.bulkcopy_env,
-        capture_output=True,
-        text=True,
-        timeout=ctx.args.timeout,
-    )
-    if out.returncode != 0:
-        tail = out.stderr.strip()[-2000:]
-        raise BenchError(f"bulkcopy submit exited {out.returncode}: {tail}")
-    return out.stdout.strip().splitlines()[-1], db
+    return [
+        sys.executable,
+        "-m",
+        "engine",
+        "copy",
+        *manifest,
+        "--to",
+        f"s3://{DST}/{run_prefix}",
+        "--db",
+        db,
+        "--endpoint-url",
+        ctx.endpoint.url,
+        "--addressing-style",
+        "path",
+        *(["--no-stat-source"] if tool in ("bulkcopy", "bulkcopy-botocore") else []),
+        *(["--delete-source"] if args.move else []),
+        *(["--concurrency", str(args.concurrency)] if args.concurrency else []),
+        # the reference path, every request through botocore
+        *(["--no-lean-copy"] if tool == "bulkcopy-botocore" else []),
+        "--no-progress",
+        "-q",
+        *args.bulkcopy_args.split(),
+    ]
 
 
 def command(
@@ -594,23 +588,7 @@ def command(
     env, cwd = dict(ctx.env), REPO
     if tool.startswith("bulkcopy"):
         env, cwd = dict(ctx.bulkcopy_env), args.engine_root
-        job, db = submit_bulkcopy(ctx, tool, run_prefix)
-        argv = [
-            sys.executable,
-            "-m",
-            "engine",
-            "run",
-            job,
-            "--db",
-            db,
-            *(["--concurrency", c] if c else []),
-            "--no-progress",
-            "-q",
-            "--no-preflight",
-            *args.bulkcopy_args.split(),
-        ]
-        if tool == "bulkcopy-botocore":
-            argv.append("--no-lean-copy")  # the reference path, every request
+        argv = bulkcopy_argv(ctx, tool, run_prefix)
     elif tool == "s5cmd":
         assert ctx.bins.s5cmd
         argv = [
@@ -752,7 +730,7 @@ def one_run(ctx: Bench, tool: str, round_no: int) -> Run:
     if ctx.args.move:  # the last move emptied the source
         ctx.endpoint.seed(n)
     try:
-        argv, env, cwd = command(ctx, tool, run_prefix)  # bulkcopy: submits here
+        argv, env, cwd = command(ctx, tool, run_prefix)
     except (BenchError, subprocess.TimeoutExpired) as exc:
         run.problems.append(str(exc))
         return run

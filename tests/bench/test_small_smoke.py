@@ -57,10 +57,17 @@ def test_small_bench_runs_bulkcopy_and_rclone(tmp_path: Path) -> None:
         assert f"| {tool} " in proc.stdout
     # without s5cmd there is no ratio to it
     assert result["tools"]["bulkcopy"]["copies_per_s_x_s5cmd"] is None
-    # --no-stat-source: no HEAD per object; the default (bulkcopy+head) has one
-    assert "HeadObject" not in result["tools"]["bulkcopy"]["runs"][0]["requests"]
+    # each bulkcopy run is one timed `bulkcopy copy`, its start-up check
+    # included: it HEADs the first source once; --no-stat-source has no HEAD
+    # per object, the default (bulkcopy+head) one
+    assert result["tools"]["bulkcopy"]["runs"][0]["requests"]["HeadObject"] == 1
     head = result["tools"]["bulkcopy+head"]["runs"][0]["requests"]
-    assert head["HeadObject"] == OBJECTS
+    assert head["HeadObject"] == OBJECTS + 1
+    assert result["tools"]["bulkcopy"]["runs"][0]["command"][1:4] == [
+        "-m",
+        "engine",
+        "copy",
+    ]
 
 
 def test_moto_log_lines_are_classified() -> None:
@@ -109,6 +116,6 @@ def test_small_bench_moves_with_bulkcopy_and_rclone(tmp_path: Path) -> None:
         assert run["requests"]["DeleteObject"] == OBJECTS
         assert run["errors"] == {}
     # a move's check: the source's HEAD before the copy, the copy's after
-    assert (
-        result["tools"]["bulkcopy"]["runs"][0]["requests"]["HeadObject"] == 2 * OBJECTS
-    )
+    # (and the start-up check's HEAD of the first source)
+    heads = result["tools"]["bulkcopy"]["runs"][0]["requests"]["HeadObject"]
+    assert heads == 2 * OBJECTS + 1
