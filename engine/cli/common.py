@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
@@ -19,6 +19,7 @@ from engine.domain.records import JobRecord
 from engine.domain.spec import ClientSettings, JobSpec
 from engine.run import loop
 from engine.run.jobclient import open_job_client
+from engine.run.loading import Loading
 from engine.run.settings import MAX_CONCURRENCY, START_CONCURRENCY, RunSettings
 from engine.run.signals import stop_on_signals
 from engine.run.worker import Worker
@@ -148,6 +149,7 @@ def make_worker(
     opts: dict[str, Any],
     observer: Any,
     other_work: Callable[[str], bool] | None = None,
+    loading: Loading | None = None,
     **settings: Any,
 ) -> Worker:
     """A worker for ``job`` with the CLI's run and client options."""
@@ -164,6 +166,7 @@ def make_worker(
         client,
         observer,
         other_work=other_work,
+        loading=loading,
     )
 
 
@@ -212,6 +215,9 @@ def log_errors(repo: Repository, job_id: str, counts: JobCounts) -> None:
     log.warning("errors_by_code", job_id=job_id, **errors_by_code(repo, job_id))
 
 
+Start = Callable[[Any, Callable[[Worker], Worker]], Awaitable[tuple[str, JobCounts]]]
+
+
 def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:
     """Run ``job`` in this process with the CLI's run options; return the exit code."""
     if job.status is JobStatus.CANCELLED:
@@ -221,37 +227,69 @@ def run_job(repo: Repository, job: JobRecord, opts: dict[str, Any]) -> int:
         )
     job = finish_submit(repo, job, opts)
 
-    workers: list[Worker] = []
+    async def start(
+        observer: Any, adopt: Callable[[Worker], Worker]
+    ) -> tuple[str, JobCounts]:
+        worker = adopt(make_worker(repo, job, opts, observer))
+        return job.id, await worker.run()
 
+    return run_worker(repo, opts, start)
+
+
+class _Stopper:
+    """Where SIGINT / SIGTERM go: the run's worker, once there is one (a
+    signal before it exists stops it as it starts)."""
+
+    def __init__(self) -> None:
+        self.worker: Worker | None = None
+        self.stops = 0
+
+    def adopt(self, worker: Worker) -> Worker:
+        self.worker = worker
+        for _ in range(self.stops):
+            worker.request_stop()
+        return worker
+
+    def request_stop(self) -> None:
+        self.stops += 1
+        if self.worker is not None:
+            self.worker.request_stop()
+
+
+def run_worker(repo: Repository, opts: dict[str, Any], start: Start) -> int:
+    """Run the worker ``start`` makes (with the observer to give it, and
+    ``adopt`` to pass it through) under the CLI's progress, metrics and
+    signal handling; log its end and return the exit code."""
+    stopper = _Stopper()
     sinks: list[MetricsSink] = []
 
-    async def go() -> JobCounts:
+    async def go() -> tuple[str, JobCounts]:
         with Renderer(progress=opts.get("progress")) as renderer:
             sink = MetricsSink(opts, renderer)
             sinks.append(sink)
-            worker = make_worker(repo, job, opts, sink)
-            workers.append(worker)
-            with stop_on_signals(worker):
-                return await worker.run()
+            with stop_on_signals(stopper):
+                return await start(sink, stopper.adopt)
 
     try:
-        counts = loop.run(go())
+        job_id, counts = loop.run(go())
     finally:
         for sink in sinks:
             sink.write()
-    log_errors(repo, job.id, counts)
-    if workers and workers[0].failed is not None:
+    log_errors(repo, job_id, counts)
+    worker = stopper.worker
+    if worker is not None and worker.failed is not None:
         click.echo(
-            f"job {job.id} failed: {workers[0].failed}; {counts.remaining} tasks "
-            f"not run. Fix the cause, then: bulkcopy resume {job.id}",
+            f"job {job_id} failed: {worker.failed}; {counts.remaining} tasks "
+            f"not run. Fix the cause, then: bulkcopy resume {job_id}",
             err=True,
         )
         return EXIT_SOME_FAILED
-    code = exit_code(counts)
+    listing = repo.get_job(job_id).status is JobStatus.INGESTING
+    code = EXIT_INTERRUPTED if listing else exit_code(counts)
     if code == EXIT_INTERRUPTED:
+        left = "the rest of the listing" if listing else f"{counts.remaining} tasks"
         click.echo(
-            f"stopped: {counts.remaining} tasks not finished; "
-            f"resume with: bulkcopy resume {job.id}",
+            f"stopped: {left} not finished; resume with: bulkcopy resume {job_id}",
             err=True,
         )
     return code

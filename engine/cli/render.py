@@ -93,6 +93,12 @@ class Renderer:
                 )
                 if self.interactive:
                     self._start_progress()
+            case events.TasksListed(total=total, listed=listed):
+                self.total = max(self.total, total)
+                if self._progress is not None:
+                    self._progress.update(self._bar, total=self.total)
+                if listed:
+                    log.info("listing_done", job_id=event.job_id, tasks=total)
             case events.PreflightWarning(job_id=job_id, message=message):
                 log.warning("preflight_warning", job_id=job_id, detail=message)
             case events.UploadsLeft(job_id=job_id, count=count, command=command):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -20,8 +21,10 @@ from engine.cli.common import (
     client_opener,
     client_overrides,
     ingest_progress,
+    make_worker,
     open_repo,
     run_job,
+    run_worker,
     setup,
 )
 from engine.cli.estimate import print_estimate
@@ -29,7 +32,7 @@ from engine.cli.job_options import MANIFEST_HELP, submit_options
 from engine.cli.object_options import given_object_options
 from engine.domain.errors import UsageError
 from engine.domain.keys import KeyMapping
-from engine.domain.models import Destination
+from engine.domain.models import Destination, JobCounts, JobStatus
 from engine.domain.options import (
     ObjectOptions,
     parse_headers,
@@ -41,11 +44,17 @@ from engine.domain.units import parse_size
 from engine.manifest.filters import Filters
 from engine.manifest.sources import Source, detect_kind
 from engine.run import loop
+from engine.run.loading import Loading
+from engine.run.worker import Worker
 from engine.s3.sse_keys import load_keys
 from engine.store import Repository
 from engine.usecases.dry_run import dry_run
 from engine.usecases.specfile import load_spec_file
-from engine.usecases.submit import submit_source
+from engine.usecases.submit import (
+    copies_while_listing,
+    submit_and_run,
+    submit_source,
+)
 
 log = structlog.get_logger("bulkcopy")
 
@@ -158,7 +167,7 @@ def build_source(opts: dict[str, Any]) -> Source:
 def _submit(repo: Repository, opts: dict[str, Any]) -> JobRecord:
     source = build_source(opts)
     destination, spec = build_spec(opts)
-    job = loop.run(
+    job: JobRecord = loop.run(
         submit_source(
             repo,
             source,
@@ -170,6 +179,11 @@ def _submit(repo: Repository, opts: dict[str, Any]) -> JobRecord:
             on_batch=ingest_progress(source.location),
         )
     )
+    _submitted(repo, job, source)
+    return job
+
+
+def _submitted(repo: Repository, job: JobRecord, source: Source) -> None:
     log.info(
         "job_submitted",
         job_id=job.id,
@@ -181,7 +195,6 @@ def _submit(repo: Repository, opts: dict[str, Any]) -> JobRecord:
         destination=f"s3://{job.dst_bucket}/{job.dst_prefix}",
         db=repo.url,
     )
-    return job
 
 
 def _dry_run(opts: dict[str, Any]) -> None:
@@ -240,9 +253,48 @@ def _copy_and_run(opts: dict[str, Any]) -> None:
         _dry_run(opts)
         return
     repo = open_repo(opts["db"])
+    source = build_source(opts)
+    destination, spec = build_spec(opts)
+    if copies_while_listing(source, destination, spec):
+        raise SystemExit(_copy_while_listing(repo, source, destination, spec, opts))
     job = _submit(repo, opts)
     click.echo(f"job {job.id}", err=True)
     raise SystemExit(run_job(repo, job, opts))
+
+
+def _copy_while_listing(
+    repo: Repository,
+    source: Source,
+    destination: Destination,
+    spec: JobSpec,
+    opts: dict[str, Any],
+) -> int:
+    """``copy --from``: copy each page of the listing as soon as it is
+    stored, instead of after the last page (engine.usecases.submit)."""
+
+    async def start(
+        observer: Any, adopt: Callable[[Worker], Worker]
+    ) -> tuple[str, JobCounts]:
+        def runner(job: JobRecord, loading: Loading) -> Worker:
+            click.echo(f"job {job.id}", err=True)
+            return adopt(make_worker(repo, job, opts, observer, loading=loading))
+
+        job, counts = await submit_and_run(
+            repo,
+            source,
+            destination,
+            spec,
+            runner,
+            restart=opts["restart"],
+            priority=opts.get("priority") or 0,
+            open_client=client_opener(opts),
+            on_batch=ingest_progress(source.location),
+        )
+        if job.status is not JobStatus.INGESTING:
+            _submitted(repo, job, source)
+        return job.id, counts
+
+    return run_worker(repo, opts, start)
 
 
 MOVE_HELP = """Move the objects of MANIFEST: copy each one, then delete its source.

@@ -39,6 +39,12 @@ class WorkerControl:
     _in_flight: dict[int, asyncio.Task[Any]]
     _call: Callable[..., Awaitable[Any]]
 
+    def stop_claiming(self) -> None:
+        """Leave once the copies in flight are recorded, quietly: the run's
+        caller has a reason of its own (the listing feeding it failed)."""
+        self._stop.set()
+        self._hold.set()
+
     def request_stop(self) -> None:
         """First call: drain (finish in-flight copies).  Second: abort them."""
         self.stops_requested += 1

@@ -21,6 +21,16 @@ class RunStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class TasksListed:
+    """A listing copied while it is read has stored more tasks: the job has
+    ``total`` so far (``listed``: the listing is over, this is all)."""
+
+    job_id: str
+    total: int
+    listed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class PreflightWarning:
     job_id: str
     message: str
@@ -163,6 +173,7 @@ class RunFinished:
 
 Event = (
     RunStarted
+    | TasksListed
     | CredentialsRefreshed
     | ConcurrencyChanged
     | RequestDone

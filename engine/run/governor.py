@@ -138,6 +138,13 @@ class Climb:
         self._trying = True
         return min(self.ceiling, max(limit + 1, int(limit * self.step)))
 
+    def restart(self) -> None:
+        """The run changed under the levels judged so far (the listing that
+        shared the CPU is over): judge again, climbing from here."""
+        self._best, self._trying = None, False
+        self._resting_until = float("-inf")
+        self._since, self._done, self._binding = None, 0, False
+
     def throttled(self, now: float) -> None:
         """The service asks us to slow down: stop climbing for a while."""
         self._trying = False
@@ -182,6 +189,12 @@ class Governor:
     @property
     def limit(self) -> int:
         return self.aimd.limit
+
+    def relearn(self) -> None:
+        """Climb again from the current limit (:meth:`Climb.restart`); with
+        a fixed limit, nothing changes."""
+        if self.climb is not None:
+            self.climb.restart()
 
     def try_acquire(self) -> bool:
         """Take a slot without waiting, if one is free and no rate applies

@@ -61,6 +61,7 @@ from engine.run.heartbeat import HERE, Heartbeat
 from engine.run.jobclient import OpenJobClient, SharedRefresh, open_job_client
 from engine.run.ledgers import MoveLedger, PartLedger
 from engine.run.limits import connections_allowed
+from engine.run.loading import Loading
 from engine.run.peers import is_live
 from engine.run.settings import RunSettings
 from engine.run.startup import Startup
@@ -72,6 +73,8 @@ T = TypeVar("T")
 
 # how long a worker copying versions in order waits for a round to finish
 ROUND_WAIT = 0.05
+# how long an empty claim waits for a listing's next page at most
+LOADING_WAIT = 0.5
 
 
 class Worker(WorkerControl):
@@ -89,8 +92,13 @@ class Worker(WorkerControl):
         on_client: Callable[[Any], None] | None = None,
         other_work: Callable[[str], bool] | None = None,
         open_client: OpenJobClient = open_job_client,
+        loading: Loading | None = None,
     ) -> None:
         self.repo = repo
+        # the job's tasks still being added (a listing copied as it is read)
+        self.loading = loading
+        self._shown_total: int | None = None
+        self._relearned = False
         # how the run's S3 client is made (a test passes an in-memory one)
         self._open_client = open_client
         # asked when this job has nothing to claim but other workers still
@@ -369,8 +377,16 @@ class Worker(WorkerControl):
                     continue
                 for t in claimed:
                     self._queue.put_nowait(t)
+                if self.loading is not None:
+                    self._listed(self.loading)
                 if claimed:
                     await self._set_state(WorkerState.COPYING)
+                    continue
+                if self.loading is not None and not self.loading.done:
+                    # the listing has more to add: wait for its next page
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(LOADING_WAIT):
+                            await self.loading.wait()
                     continue
                 if self.ordered and await self._call(
                     self.repo.has_pending, self.job.id
@@ -398,6 +414,17 @@ class Worker(WorkerControl):
         finally:
             self._fed = True
             self._queue.put_nowait(None)  # each copier passes it on, and leaves
+
+    def _listed(self, loading: Loading) -> None:
+        """Show the listing's progress; once it is over, let the governor
+        judge its levels again (the listing's CPU is free for copies)."""
+        if loading.total is not None and loading.total != self._shown_total:
+            self._shown_total = loading.total
+            self.observer(events.TasksListed(self.job.id, loading.total, loading.done))
+        if loading.done and not self._relearned:
+            self._relearned = True
+            if self.governor is not None:
+                self.governor.relearn()
 
     # -- copiers ----------------------------------------------------------------
 

@@ -10,24 +10,32 @@ is in, collisions are checked, versions numbered, and the job becomes
 
 A malformed row (unless ``--skip-invalid``) or a collision fails the submit
 with the file and line, and removes the job: nothing of it stays behind.
+
+A listing can also be copied while it is read (:func:`submit_and_run`):
+each page's tasks are claimed as soon as they are stored, as s5cmd copies
+what it has listed, instead of after the last page.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from engine.domain.errors import KeyConflict, ManifestError, UsageError
 from engine.domain.keys import normalize_prefix
-from engine.domain.models import Destination, JobStatus
+from engine.domain.models import Destination, JobCounts, JobStatus
 from engine.domain.records import JobRecord
 from engine.domain.spec import JobSpec
+from engine.manifest.listing import parse_location
 from engine.manifest.sources import Reader, Source, detect_kind
 from engine.run import loop
+from engine.run.loading import Loading
 from engine.store import Repository
 from engine.usecases import earlier_job
 from engine.usecases.ingest_process import in_child, worth_a_process
@@ -72,6 +80,107 @@ async def submit_source(
     same manifest into the same destination) and return it.  A spec that
     cannot make a job is refused here (:meth:`JobSpec.validate`), before
     anything is written."""
+    async with _started(
+        repo, source, destination, spec, restart, priority, open_client
+    ) as (job, reader):
+        return await _ingest(repo, job, reader, on_batch)
+
+
+class Runner(Protocol):
+    """What runs a job while its listing is read (a worker)."""
+
+    async def run(self) -> JobCounts: ...
+
+    def stop_claiming(self) -> None: ...
+
+
+def copies_while_listing(
+    source: Source, destination: Destination, spec: JobSpec
+) -> bool:
+    """Whether ``source`` can be copied while it is read: a listing of the
+    latest versions (no order to keep between versions) whose objects cannot
+    collide at the destination (one bucket, a one-to-one key mapping) nor be
+    overwritten by another copy of the job (another bucket).  Anything else
+    is checked as a whole once every row is in, before a copy is made."""
+    return (
+        source.kind == "listing"
+        and not source.all_versions
+        and spec.keys.injective
+        and parse_location(source.location)[0] != destination.bucket
+    )
+
+
+async def submit_and_run(
+    repo: Repository,
+    source: Source,
+    destination: Destination,
+    spec: JobSpec,
+    make_runner: Callable[[JobRecord, Loading], Runner],
+    *,
+    restart: bool = False,
+    priority: int = 0,
+    open_client: OpenClient | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[JobRecord, JobCounts]:
+    """Submit a listing (:func:`copies_while_listing`) and run the job at
+    once: the runner claims each page's tasks as soon as they are stored.
+    Returns the job as it is after the run (``ingesting`` still if the run
+    was stopped before the listing ended: ``resume`` lists the rest) and
+    the run's counts.
+
+    A listing that fails stops the run (what is in flight is recorded);
+    the job is removed as a failed submit's is if nothing was copied,
+    otherwise it is kept, so every copy made stays in its report."""
+    async with _started(
+        repo, source, destination, spec, restart, priority, open_client
+    ) as (job, reader):
+        loading = Loading()
+        # the listing's bucket is the job's only source (the preflight and
+        # a move's checks read it before the ingest has recorded it)
+        bucket = parse_location(source.location)[0]
+        runner = make_runner(
+            replace(job, spec=replace(job.spec, source_buckets=(bucket,))), loading
+        )
+        run = asyncio.create_task(runner.run())
+
+        ingest = asyncio.create_task(
+            _ingest(repo, job, reader, on_batch, streaming=loading)
+        )
+        await asyncio.wait((run, ingest), return_when=asyncio.FIRST_COMPLETED)
+        if not ingest.done():  # the run ended first: stopped, cancelled, failed
+            ingest.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ingest
+            counts = await run  # a run that broke (a bucket missing) raises here
+            return repo.get_job(job.id), counts
+        failure = ingest.exception()
+        if failure is not None:
+            runner.stop_claiming()
+            with contextlib.suppress(Exception):  # the listing's error is the story
+                await run
+            if repo.counts(job.id).finished == 0:
+                repo.drop_job(job.id)  # nothing copied: nothing stays behind
+            raise failure
+        job = ingest.result()
+        # the worker could not mark a job still ingesting as running
+        repo.set_job_status(job.id, JobStatus.RUNNING, only_from=(JobStatus.SUBMITTED,))
+        loading.finish()
+        counts = await run
+        return repo.get_job(job.id), counts
+
+
+@asynccontextmanager
+async def _started(
+    repo: Repository,
+    source: Source,
+    destination: Destination,
+    spec: JobSpec,
+    restart: bool,
+    priority: int,
+    open_client: OpenClient | None,
+) -> AsyncIterator[tuple[JobRecord, Reader]]:
+    """The job ``source`` goes into (new, or the interrupted ingest of the
+    same manifest into the same destination), and the reader of ``source``."""
     spec.validate()
     mapping = replace(spec.keys, prefix=destination.prefix)
     spec = replace(spec, keys=mapping)
@@ -95,7 +204,7 @@ async def submit_source(
                 priority=priority,
             )
             job = repo.get_job(job_id)
-        return await _ingest(repo, job, reader, on_batch)
+        yield job, reader
 
 
 async def finish_ingest(
@@ -171,8 +280,17 @@ async def _ingest(
     job: JobRecord,
     reader: Reader,
     on_batch: Callable[[int], None] | None,
+    *,
+    streaming: Loading | None = None,
 ) -> JobRecord:
+    """Every batch of ``reader`` into ``job``; the job, ``submitted``.
+
+    ``streaming``: a run copies the tasks meanwhile (told of each batch), so
+    the database is written from a thread (the event loop carries the run's
+    copies) and a failure does not remove the job (:func:`submit_and_run`
+    decides)."""
     source = reader.source
+    call: Callable[..., Any] = _now if streaming is None else asyncio.to_thread
     spec = job.spec
     state = IngestState.from_dict(job.ingest_state or {})
     try:
@@ -186,17 +304,21 @@ async def _ingest(
                 if written is None
                 else written + len(task_rows.plain) + len(task_rows.full)
             )
-            repo.add_tasks(
+            await call(
+                repo.add_tasks,
                 job.id,
                 task_rows.full,
                 state.to_dict(),
                 task_rows.plain,
                 task_rows.plain_columns,
             )
+            if streaming is not None:
+                streaming.added(state.totals.inserted)
             if on_batch is not None:
                 on_batch(state.totals.read)
         final = replace(spec, source_buckets=tuple(state.buckets))
-        return repo.finish_ingest(
+        done: JobRecord = await call(
+            repo.finish_ingest,
             job.id,
             spec=final.to_dict(),
             totals=state.totals,
@@ -208,16 +330,23 @@ async def _ingest(
             # tasks are distinct; files may repeat a row
             merge_duplicates=source.kind not in ("listing", "job"),
         )
+        return done
     except KeyConflict as exc:
-        repo.drop_job(job.id)
+        if streaming is None:
+            repo.drop_job(job.id)
         raise KeyConflict(
             exc.source,
             f"{exc.reason}; {_key_conflict_hint(exc)}",
             collision=exc.collision,
         ) from None
     except (ManifestError, UsageError):
-        repo.drop_job(job.id)  # a bad manifest leaves nothing behind
+        if streaming is None:
+            repo.drop_job(job.id)  # a bad manifest leaves nothing behind
         raise
+
+
+async def _now(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
 
 
 def _key_conflict_hint(exc: KeyConflict) -> str:
