@@ -78,17 +78,26 @@ def _parse_tagging(value: str) -> list[dict[str, str]]:
 class MemoryS3:
     """The fake client (``async`` methods named as aiobotocore's)."""
 
-    def __init__(self, *, latency: float = 0.0, copy_conditions: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        copy_conditions: bool = True,
+        delays: dict[str, float] | None = None,
+    ) -> None:
         # copy_conditions=False: x-amz-copy-source-if-match is ignored (Ceph
         # RGW 16, moto)
         self.copy_conditions = copy_conditions
+        # an operation's own latency (say a slow ListObjectsV2), else latency
+        self.delays = delays or {}
+        self.log: list[str] = []  # every call's operation, in the order made
         self.buckets: dict[str, dict[str, Stored]] = {}
         self.uploads: dict[str, _Upload] = {}
         self.calls: dict[str, int] = {}
         self.latency = latency
         self.in_flight = 0
         self.peak = 0
-        self._faults: dict[str, list[ClientError | Exception]] = {}
+        self._faults: dict[str, list[ClientError | Exception | None]] = {}
         self._ids = itertools.count(1)
 
     # -- the test's side ------------------------------------------------------
@@ -106,8 +115,9 @@ class MemoryS3:
     def get(self, bucket: str, key: str) -> Stored | None:
         return self.buckets.get(bucket, {}).get(key)
 
-    def fail(self, operation: str, *errors: ClientError | Exception) -> None:
-        """The next calls of ``operation`` raise these, in order."""
+    def fail(self, operation: str, *errors: ClientError | Exception | None) -> None:
+        """The next calls of ``operation`` raise these, in order (``None``:
+        that call succeeds)."""
         self._faults.setdefault(operation, []).extend(errors)
 
     @staticmethod
@@ -121,12 +131,15 @@ class MemoryS3:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
-            await asyncio.sleep(self.latency)
+            await asyncio.sleep(self.delays.get(operation, self.latency))
         finally:
             self.in_flight -= 1
+        self.log.append(operation)
         queued = self._faults.get(operation)
         if queued:
-            raise queued.pop(0)
+            fault = queued.pop(0)
+            if fault is not None:
+                raise fault
 
     def _object(self, operation: str, bucket: str, key: str) -> Stored:
         if bucket not in self.buckets:
@@ -154,6 +167,41 @@ class MemoryS3:
         if Bucket not in self.buckets:
             raise _error("HeadBucket", "404", 404)
         return {"ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    async def list_objects_v2(
+        self,
+        Bucket: str,
+        Prefix: str = "",
+        MaxKeys: int = 1000,
+        ContinuationToken: str | None = None,
+        StartAfter: str = "",
+        **_: Any,
+    ) -> dict[str, Any]:
+        """Keys in order, ``MaxKeys`` a page; the token is the last key."""
+        await self._enter("ListObjectsV2")
+        if Bucket not in self.buckets:
+            raise _error("ListObjectsV2", "NoSuchBucket", 404)
+        after = ContinuationToken or StartAfter
+        keys = sorted(
+            k for k in self.buckets[Bucket] if k.startswith(Prefix) and k > after
+        )
+        page, more = keys[:MaxKeys], len(keys) > MaxKeys
+        contents = [
+            {
+                "Key": k,
+                "Size": len(self.buckets[Bucket][k].body),
+                "ETag": self.buckets[Bucket][k].etag,
+                "StorageClass": "STANDARD",
+            }
+            for k in page
+        ]
+        return {
+            "Contents": contents,
+            "IsTruncated": more,
+            **({"NextContinuationToken": page[-1]} if more else {}),
+            "KeyCount": len(page),
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }
 
     async def get_bucket_versioning(self, Bucket: str, **_: Any) -> dict[str, Any]:
         await self._enter("GetBucketVersioning")

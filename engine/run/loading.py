@@ -9,6 +9,7 @@ when the last one is (:meth:`finish`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
 class Loading:
@@ -19,6 +20,8 @@ class Loading:
         self._more = asyncio.Event()
         self.done = False
         self.total: int | None = None  # the job's tasks so far, when known
+        self._told: tuple[int, bool] | None = None
+        self._over_told = False
 
     def added(self, total: int | None) -> None:
         """Tasks were committed (the job has ``total``, when known): a
@@ -31,8 +34,24 @@ class Loading:
         self.done = True
         self._more.set()
 
-    async def wait(self) -> None:
-        """Until tasks are added (or the ingest is done); the caller bounds
-        the wait (``asyncio.timeout``)."""
-        await self._more.wait()
+    async def wait(self, at_most: float = 0.5) -> None:
+        """Until tasks are added (or the ingest is done), ``at_most`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(at_most):
+                await self._more.wait()
         self._more.clear()
+
+    def news(self) -> tuple[int, bool] | None:
+        """The job's total so far and whether it is all, if either changed
+        since the last call."""
+        if self.total is None or (self.total, self.done) == self._told:
+            return None
+        self._told = (self.total, self.done)
+        return self._told
+
+    def just_over(self) -> bool:
+        """Whether the ingest is done, true once: the first call after."""
+        if not self.done or self._over_told:
+            return False
+        self._over_told = True
+        return True

@@ -73,8 +73,6 @@ T = TypeVar("T")
 
 # how long a worker copying versions in order waits for a round to finish
 ROUND_WAIT = 0.05
-# how long an empty claim waits for a listing's next page at most
-LOADING_WAIT = 0.5
 
 
 class Worker(WorkerControl):
@@ -97,8 +95,6 @@ class Worker(WorkerControl):
         self.repo = repo
         # the job's tasks still being added (a listing copied as it is read)
         self.loading = loading
-        self._shown_total: int | None = None
-        self._relearned = False
         # how the run's S3 client is made (a test passes an in-memory one)
         self._open_client = open_client
         # asked when this job has nothing to claim but other workers still
@@ -377,16 +373,17 @@ class Worker(WorkerControl):
                     continue
                 for t in claimed:
                     self._queue.put_nowait(t)
-                if self.loading is not None:
-                    self._listed(self.loading)
+                if (loading := self.loading) is not None:
+                    if (news := loading.news()) is not None:  # listing's progress
+                        self.observer(events.TasksListed(self.job.id, *news))
+                    if loading.just_over() and self.governor is not None:
+                        self.governor.relearn()  # its CPU is free for copies
                 if claimed:
                     await self._set_state(WorkerState.COPYING)
                     continue
                 if self.loading is not None and not self.loading.done:
                     # the listing has more to add: wait for its next page
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(LOADING_WAIT):
-                            await self.loading.wait()
+                    await self.loading.wait()
                     continue
                 if self.ordered and await self._call(
                     self.repo.has_pending, self.job.id
@@ -414,17 +411,6 @@ class Worker(WorkerControl):
         finally:
             self._fed = True
             self._queue.put_nowait(None)  # each copier passes it on, and leaves
-
-    def _listed(self, loading: Loading) -> None:
-        """Show the listing's progress; once it is over, let the governor
-        judge its levels again (the listing's CPU is free for copies)."""
-        if loading.total is not None and loading.total != self._shown_total:
-            self._shown_total = loading.total
-            self.observer(events.TasksListed(self.job.id, loading.total, loading.done))
-        if loading.done and not self._relearned:
-            self._relearned = True
-            if self.governor is not None:
-                self.governor.relearn()
 
     # -- copiers ----------------------------------------------------------------
 

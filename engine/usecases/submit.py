@@ -128,9 +128,10 @@ async def submit_and_run(
     was stopped before the listing ended: ``resume`` lists the rest) and
     the run's counts.
 
-    A listing that fails stops the run (what is in flight is recorded);
-    the job is removed as a failed submit's is if nothing was copied,
-    otherwise it is kept, so every copy made stays in its report."""
+    A listing that fails stops the run (what is in flight is recorded) and
+    keeps the job, as a submit does, to be resumed where the listing
+    stopped; a bad manifest's job is removed, as a failed submit's is, only
+    if nothing was copied: every copy made stays in a report."""
     async with _started(
         repo, source, destination, spec, restart, priority, open_client
     ) as (job, reader):
@@ -158,8 +159,9 @@ async def submit_and_run(
             runner.stop_claiming()
             with contextlib.suppress(Exception):  # the listing's error is the story
                 await run
-            if repo.counts(job.id).finished == 0:
-                repo.drop_job(job.id)  # nothing copied: nothing stays behind
+            bad_manifest = isinstance(failure, (ManifestError, UsageError, KeyConflict))
+            if bad_manifest and repo.counts(job.id).finished == 0:
+                repo.drop_job(job.id)  # as a failed submit: nothing stays behind
             raise failure
         job = ingest.result()
         # the worker could not mark a job still ingesting as running

@@ -150,6 +150,20 @@ def test_missing_bucket_exits_3_with_one_message(
     assert "Traceback" not in res.stderr
 
 
+def test_missing_destination_bucket_of_a_listing_exits_3(
+    moto: S3Server, cli_for: Callable[[S3Server], Cli]
+) -> None:
+    """`copy --from` copies while it lists: a missing destination found by
+    the run's start-up check ends the listing too (exit 3, one clear line)."""
+    cli = cli_for(moto)
+    src = moto.new_bucket()
+    seed(moto, src, ["p/a", "p/b"])
+    res = cli("copy", "--from", f"s3://{src}/p/", "--to", "s3://bulkcopy-missing-dst/")
+    assert res.returncode == 3, res.stderr
+    assert "destination bucket 'bulkcopy-missing-dst' does not exist" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
 @pytest.mark.parametrize("command", ["copy", "submit"])
 def test_missing_source_bucket_of_a_listing_exits_3(
     moto: S3Server, cli_for: Callable[[S3Server], Cli], command: str

@@ -142,6 +142,18 @@ def test_a_step_that_pays_a_little_is_kept_but_ends_the_climb() -> None:
     assert _judge(c, 512, rate=3450.0) is None  # resting, at 512
 
 
+def test_a_restart_climbs_again_from_a_settled_level() -> None:
+    """Settled at 64 while a listing shared the CPU; the listing over, the
+    run climbs again at once (no rest to wait out)."""
+    c = Climb(ceiling=4096, rest=20.0)
+    assert _judge(c, 64, rate=2000.0) == 128
+    assert _judge(c, 128, rate=2000.0) == 64  # did not pay: resting at 64
+    assert _judge(c, 64, rate=2000.0) is None
+    c.restart()
+    assert _judge(c, 64, rate=2000.0) == 128
+    assert _judge(c, 128, rate=4000.0) == 256
+
+
 def test_no_climb_where_the_slots_are_not_all_used() -> None:
     """Too few tasks left to fill the slots: more slots would stay empty."""
     c = Climb(ceiling=4096)
