@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from engine.domain.models import Task, TaskStatus
 from engine.store.base import RepositoryBase, reconnecting
-from engine.store.rows import task, task_columns
+from engine.store.rows import task, task_columns, task_reader
 from engine.store.tables import tasks
 
 
@@ -98,7 +98,9 @@ class ClaimsMixin(RepositoryBase):
                     )
                     .returning(*columns)
                 )
-                taken = [task(r, job_id) for r in conn.execute(stmt)]
+                result = conn.execute(stmt)
+                read = task_reader(tuple(result.keys()), job_id)
+                taken = [read(r) for r in result]
             return sorted(taken, key=lambda t: t.id)
 
         def already_taken() -> list[Task] | None:

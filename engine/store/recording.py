@@ -18,6 +18,7 @@ parameters are derived from those, not listed again.
 from __future__ import annotations
 
 from dataclasses import fields
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -78,16 +79,22 @@ class _ManyRows:
         self.order = compiled.positiontup  # None: the driver takes names
 
     def run(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
+        d = self.defaults
         if self.order is None:
-            params: list[Any] = [{**self.defaults, **r} for r in rows]
+            params: list[Any] = [{**d, **r} for r in rows]
         else:
-            d, order = self.defaults, self.order
-            params = [tuple(r[n] if n in r else d[n] for n in order) for r in rows]
+            # the values in the statement's order (a tuple: more than one bind)
+            pick = itemgetter(*self.order)
+            params = [pick({**d, **r}) for r in rows]
         return int(conn.exec_driver_sql(self.sql, params).rowcount or 0)
 
 
+# each bind parameter a result fills, with the TaskResult field it holds
+_RESULT_BINDS = tuple((f"b_{name}", name) for name in RESULT_COLUMNS)
+
+
 def _result_params(owner: str, r: TaskResult) -> dict[str, Any]:
-    params = {f"b_{name}": getattr(r, name) for name in RESULT_COLUMNS}
+    params = {bind: getattr(r, name) for bind, name in _RESULT_BINDS}
     params.update(
         b_id=r.task_id, b_owner=owner, b_attempts=r.attempts, b_status=r.status.value
     )

@@ -11,6 +11,7 @@ comparing destination keys uses.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -122,21 +123,49 @@ def copy_record(row: Row) -> CopyRecord | None:
 
 def task(row: Row, job_id: str) -> Task:
     """A :class:`Task` from a row of :func:`task_columns`."""
-    m = row._mapping
-    return Task(
-        id=m["id"],
-        job_id=job_id,
-        src=ObjectRef(m["src_bucket"], m["src_key"], m["src_version"] or None),
-        dst_key=m["dst_key"],
-        attempts=m["attempts"],
-        size=m["size"],
-        upload_id=m["upload_id"],
-        src_etag=m["src_etag"],
-        part_size=m["part_size"],
-        overrides=_json(m["overrides"]),
-        kind=m["kind"],
-        copied=copy_record(row),
+    return task_reader(row._fields, job_id)(row)
+
+
+def task_reader(names: Sequence[str], job_id: str) -> Callable[[Row], Task]:
+    """:func:`task` for many rows of one result (the columns ``names``):
+    each column's place is looked up once, not on every row (a claim turns
+    a thousand rows into tasks)."""
+    at = {name: i for i, name in enumerate(names)}
+    i_id, i_bucket, i_key, i_version, i_dst, i_attempts = (
+        at[n]
+        for n in ("id", "src_bucket", "src_key", "src_version", "dst_key", "attempts")
     )
+    i_size, i_upload, i_etag, i_part, i_overrides, i_kind, i_delete = (
+        at[n]
+        for n in (
+            "size",
+            "upload_id",
+            "src_etag",
+            "part_size",
+            "overrides",
+            "kind",
+            "delete_state",
+        )
+    )
+
+    def read(row: Row) -> Task:
+        overrides = row[i_overrides]
+        return Task(
+            id=row[i_id],
+            job_id=job_id,
+            src=ObjectRef(row[i_bucket], row[i_key], row[i_version] or None),
+            dst_key=row[i_dst],
+            attempts=row[i_attempts],
+            size=row[i_size],
+            upload_id=row[i_upload],
+            src_etag=row[i_etag],
+            part_size=row[i_part],
+            overrides=json.loads(overrides) if overrides else None,
+            kind=row[i_kind],
+            copied=copy_record(row) if row[i_delete] == DELETE_PENDING else None,
+        )
+
+    return read
 
 
 # -- results ---------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -472,10 +475,61 @@ def test_reopening_a_migrated_database_keeps_its_jobs(db_path: str) -> None:
         second.close()
 
 
-def test_migrated_schema_equals_the_models(repo: Repository) -> None:
-    """The schema the migrations build on SQLite is exactly the SQLAlchemy models."""
-    with repo.engine.connect() as conn:
+def _schema_diff(engine: sa.Engine) -> tuple[str | None, list[Any]]:
+    """The database's revision, and how its schema differs from the models."""
+    with engine.connect() as conn:
         context = MigrationContext.configure(conn)
-        assert context.get_current_revision() is not None
-        diff = compare_metadata(context, tables.metadata)
-    assert diff == []
+        return context.get_current_revision(), compare_metadata(
+            context, tables.metadata
+        )
+
+
+def test_migrated_schema_equals_the_models(db_path: str) -> None:
+    """The schema the migrations build on SQLite is exactly the SQLAlchemy models."""
+    from alembic import command
+
+    from engine.store import db
+
+    engine = sa.create_engine(f"sqlite:///{db_path}")
+    command.upgrade(db.alembic_config(engine), "head")
+    assert _schema_diff(engine) == (db.HEAD_REVISION, [])
+    engine.dispose()
+
+
+def test_a_new_database_is_created_at_head_as_the_migrations_build_it(
+    db_path: str, tmp_path: Path
+) -> None:
+    """A new SQLite file gets the models' schema at once, stamped at head:
+    the same tables, columns, defaults and indexes as the migrations build,
+    and a later migration starts from there."""
+    from alembic import command
+
+    from engine.store import db
+
+    Repository(db_path).close()
+    created = sa.create_engine(f"sqlite:///{db_path}")
+    assert _schema_diff(created) == (db.HEAD_REVISION, [])
+    migrated = sa.create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    command.upgrade(db.alembic_config(migrated), "head")
+
+    def shape(engine: sa.Engine) -> dict[str, Any]:
+        inspector = sa.inspect(engine)
+        return {
+            t: (
+                sorted(
+                    (c["name"], str(c["type"]), c["nullable"], c["default"])
+                    for c in inspector.get_columns(t)
+                ),
+                sorted(
+                    (i["name"], tuple(i["column_names"]), i["unique"])
+                    for i in inspector.get_indexes(t)
+                ),
+                inspector.get_pk_constraint(t)["constrained_columns"],
+                sorted(str(f["referred_table"]) for f in inspector.get_foreign_keys(t)),
+            )
+            for t in inspector.get_table_names()
+        }
+
+    assert shape(created) == shape(migrated)
+    created.dispose()
+    migrated.dispose()
