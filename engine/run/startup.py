@@ -5,6 +5,7 @@ whose abort failed are aborted once more, and those still open reported."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -47,18 +48,32 @@ class Startup:
         job = self.job
         policy = self.policy
 
-        async def checks() -> list[str]:
-            warnings = await check_destination(
-                client, job.dst_bucket, job.dst_prefix, self.requests, policy
-            )
+        async def sources() -> list[str]:
             first = await self._call(self.repo.first_tasks, job.id, 1)
-            return warnings + await check_sources(
+            return await check_sources(
                 client,
                 list(self.job.spec.source_buckets),
                 first[0] if first else None,
                 self.requests,
                 policy,
             )
+
+        async def checks() -> list[str]:
+            # both sides at once (their round trips are the start's wait);
+            # a refusal of the destination is the one told when both refuse
+            answers = await asyncio.gather(
+                check_destination(
+                    client, job.dst_bucket, job.dst_prefix, self.requests, policy
+                ),
+                sources(),
+                return_exceptions=True,
+            )
+            warnings: list[str] = []
+            for answer in answers:
+                if isinstance(answer, BaseException):
+                    raise answer
+                warnings += answer
+            return warnings
 
         await self._checked(checks())
 
