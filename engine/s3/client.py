@@ -18,6 +18,7 @@ import aioboto3
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ProfileNotFound
+from botocore.loaders import Loader, create_loader
 from botocore.utils import parse_timestamp
 
 from engine.domain.errors import JobCannotStart, UsageError
@@ -71,8 +72,22 @@ def timestamp(value: str) -> datetime:
     return parse_timestamp(value)  # type: ignore[no-any-return]
 
 
+# botocore's JSON models, loaded once per process and search path: each
+# session would parse S3's model and endpoint rules again (a run opens two
+# clients: the listing's and the copies')
+_LOADERS: dict[str | None, Loader] = {}
+
+
+def _shared_loader(core: AioSession) -> Loader:
+    path = core.get_config_variable("data_path")
+    if path not in _LOADERS:
+        _LOADERS[path] = create_loader(path)
+    return _LOADERS[path]
+
+
 def make_session(settings: ClientSettings) -> aioboto3.Session:
     core = AioSession()
+    core.register_component("data_loader", _shared_loader(core))
     parsers = FastParserFactory()  # listing pages read fast (engine.s3.pages)
     parsers.set_parser_defaults(timestamp_parser=timestamp)
     core.register_component("response_parser_factory", parsers)

@@ -41,3 +41,11 @@ def test_the_clients_parse_with_it() -> None:
     session = make_session(ClientSettings())
     factory = session._session.get_component("response_parser_factory")
     assert factory._defaults["timestamp_parser"] is timestamp
+
+
+def test_sessions_share_one_model_loader() -> None:
+    """A run opens two clients (the listing's, the copies'): S3's JSON model
+    and endpoint rules are parsed once per process, not once per session."""
+    first = make_session(ClientSettings())._session.get_component("data_loader")
+    second = make_session(ClientSettings())._session.get_component("data_loader")
+    assert first is second
