@@ -87,13 +87,20 @@ def _shared_loader(core: AioSession) -> Loader:
 
 def make_session(settings: ClientSettings) -> aioboto3.Session:
     core = AioSession()
-    core.register_component("data_loader", _shared_loader(core))
+    if settings.profile is not None:
+        core.set_config_variable("profile", settings.profile)
     parsers = FastParserFactory()  # listing pages read fast (engine.s3.pages)
     parsers.set_parser_defaults(timestamp_parser=timestamp)
     core.register_component("response_parser_factory", parsers)
     pages.install(core)
     try:
-        return aioboto3.Session(profile_name=settings.profile, botocore_session=core)
+        # the profile's config is read here: an unknown one is refused
+        loader = _shared_loader(core)
+        core.register_component("data_loader", loader)
+        session = aioboto3.Session(profile_name=settings.profile, botocore_session=core)
+        # each session adds boto3's data path to the loader: once is enough
+        loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
+        return session
     except ProfileNotFound as exc:
         raise UsageError(f"--profile: {exc}") from exc
 

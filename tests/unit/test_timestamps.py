@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from botocore.utils import parse_timestamp
 from hypothesis import given
 from hypothesis import strategies as st
 
+from engine.domain.errors import UsageError
 from engine.domain.spec import ClientSettings
 from engine.s3.client import make_session, timestamp
 
@@ -49,3 +51,10 @@ def test_sessions_share_one_model_loader() -> None:
     first = make_session(ClientSettings())._session.get_component("data_loader")
     second = make_session(ClientSettings())._session.get_component("data_loader")
     assert first is second
+
+
+def test_an_unknown_profile_is_a_usage_error() -> None:
+    """`--profile nope` is refused when the session is made (exit 2), as
+    before the loader was shared, not later as missing credentials."""
+    with pytest.raises(UsageError, match=r"--profile: .*nope"):
+        make_session(ClientSettings(profile="nope"))
