@@ -517,3 +517,46 @@ def test_an_object_overwritten_after_its_listing_is_recorded_as_copied(
         assert get_body(store, dst, key) == now[key]
         assert line["bytes"] == len(now[key]), line
         assert line["source_etag"].strip('"') == head["ETag"].strip('"'), line
+
+
+def test_a_listing_is_copied_while_it_is_read_each_object_once(
+    store: S3Server, cli_for: Callable[[S3Server], Cli], tmp_path: Path
+) -> None:
+    """`copy --from` claims each page as soon as it is stored, on every store:
+    the prefix's objects (not the one beside it) are copied and reported
+    once each, the listing's total logged when it ends."""
+    cli = cli_for(store)
+    src, dst = store.new_bucket(), store.new_bucket()
+    keys = [f"p/k{i}" for i in range(5)]
+    for key in [*keys, "other/x"]:
+        store.client().put_object(Bucket=src, Key=key, Body=key.encode())
+
+    res = cli(
+        "copy",
+        "--from",
+        f"s3://{src}/p/",
+        "--to",
+        f"s3://{dst}/",
+        "--log-format",
+        "json",
+    )
+
+    assert res.returncode == 0, res.stderr
+    events = [
+        json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")
+    ]
+    (done,) = [e for e in events if e["event"] == "listing_done"]
+    assert done["tasks"] == len(keys)
+    job_id = done["job_id"]
+    out = tmp_path / "report"
+    assert cli("report", job_id, "--out", str(out)).returncode == 0
+    lines = [
+        json.loads(line)
+        for line in next(out.rglob("results.jsonl")).read_text().splitlines()
+    ]
+    assert sorted(line["source"]["key"] for line in lines) == keys
+    assert {line["status"] for line in lines} == {"succeeded"}
+    for key in keys:
+        assert get_body(store, dst, key) == key.encode()
+    listed = store.client().list_objects_v2(Bucket=dst).get("Contents", [])
+    assert sorted(o["Key"] for o in listed) == keys
