@@ -17,10 +17,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from engine.copy.request import Requests
+from engine.domain.spec import JobSpec
+from engine.run.jobclient import job_requests
 
 
 def _error(operation: str, code: str, status: int, message: str = "") -> ClientError:
@@ -111,6 +117,18 @@ class MemoryS3:
         obj = Stored(body, f'"{_md5(body)}"', f"v{next(self._ids)}", **kw)
         self.buckets.setdefault(bucket, {})[key] = obj
         return obj
+
+    def opener(self) -> Any:
+        """An ``open_client`` for a worker or a submit: this store, with the
+        job's requests."""
+
+        @asynccontextmanager
+        async def open_client(
+            spec: JobSpec, *_: Any, **__: Any
+        ) -> AsyncIterator[tuple[Any, Requests]]:
+            yield self, job_requests(spec)
+
+        return open_client
 
     def get(self, bucket: str, key: str) -> Stored | None:
         return self.buckets.get(bucket, {}).get(key)

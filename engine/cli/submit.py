@@ -168,19 +168,20 @@ def _submit(repo: Repository, opts: dict[str, Any]) -> JobRecord:
     source = build_source(opts)
     destination, spec = build_spec(opts)
     job: JobRecord = loop.run(
-        submit_source(
-            repo,
-            source,
-            destination,
-            spec,
-            restart=opts["restart"],
-            priority=opts.get("priority") or 0,
-            open_client=client_opener(opts),
-            on_batch=ingest_progress(source.location),
-        )
+        submit_source(repo, source, destination, spec, **_ingest_options(opts, source))
     )
     _submitted(repo, job, source)
     return job
+
+
+def _ingest_options(opts: dict[str, Any], source: Source) -> dict[str, Any]:
+    """How a submit reads ``source`` into its job, from the command line."""
+    return {
+        "restart": opts["restart"],
+        "priority": opts.get("priority") or 0,
+        "open_client": client_opener(opts),
+        "on_batch": ingest_progress(source.location),
+    }
 
 
 def _submitted(repo: Repository, job: JobRecord, source: Source) -> None:
@@ -280,15 +281,7 @@ def _copy_while_listing(
             return adopt(make_worker(repo, job, opts, observer, loading=loading))
 
         job, counts = await submit_and_run(
-            repo,
-            source,
-            destination,
-            spec,
-            runner,
-            restart=opts["restart"],
-            priority=opts.get("priority") or 0,
-            open_client=client_opener(opts),
-            on_batch=ingest_progress(source.location),
+            repo, source, destination, spec, runner, **_ingest_options(opts, source)
         )
         if job.status is not JobStatus.INGESTING:
             _submitted(repo, job, source)

@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.copy.request import Requests
 from engine.copy.upload import abort_by_id
+from engine.domain import control
 from engine.domain.backoff import RetryPolicy
 from engine.domain.errors import JobCannotStart
 from engine.domain.models import JobStatus
@@ -79,12 +80,20 @@ class Startup:
 
     async def _checked(self, checks: Awaitable[list[str]]) -> None:
         """Run start-up checks: a refusal marks the job failed (and is
-        raised); warnings become events."""
+        raised); warnings become events.  A job still being listed stays
+        ``ingesting`` (``copy --from`` checks while it lists): its resume
+        must list the rest before it copies."""
         try:
             warnings = await checks
         except JobCannotStart as exc:
             await self._call(
-                self.repo.set_job_status, self.job.id, JobStatus.FAILED, str(exc)
+                partial(
+                    self.repo.set_job_status,
+                    self.job.id,
+                    JobStatus.FAILED,
+                    str(exc),
+                    only_from=control.STARTABLE,
+                )
             )
             raise
         for w in warnings:

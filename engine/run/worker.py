@@ -373,7 +373,8 @@ class Worker(WorkerControl):
                     continue
                 for t in claimed:
                     self._queue.put_nowait(t)
-                if (loading := self.loading) is not None:
+                loading = self.loading
+                if loading is not None:
                     if (news := loading.news()) is not None:  # listing's progress
                         self.observer(events.TasksListed(self.job.id, *news))
                     if loading.just_over() and self.governor is not None:
@@ -381,9 +382,8 @@ class Worker(WorkerControl):
                 if claimed:
                     await self._set_state(WorkerState.COPYING)
                     continue
-                if self.loading is not None and not self.loading.done:
-                    # the listing has more to add: wait for its next page
-                    await self.loading.wait()
+                if loading is not None and not loading.done:
+                    await loading.wait()  # the listing has more: its next page
                     continue
                 if self.ordered and await self._call(
                     self.repo.has_pending, self.job.id

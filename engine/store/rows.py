@@ -126,30 +126,22 @@ def task(row: Row, job_id: str) -> Task:
     return task_reader(row._fields, job_id)(row)
 
 
+# the columns task_reader reads, in the order it unpacks their places
+_TASK_READS = (
+    "id", "src_bucket", "src_key", "src_version", "dst_key", "attempts", "size",
+    "upload_id", "src_etag", "part_size", "overrides", "kind", "delete_state",
+)  # fmt: skip
+
+
 def task_reader(names: Sequence[str], job_id: str) -> Callable[[Row], Task]:
     """:func:`task` for many rows of one result (the columns ``names``):
     each column's place is looked up once, not on every row (a claim turns
     a thousand rows into tasks)."""
     at = {name: i for i, name in enumerate(names)}
-    i_id, i_bucket, i_key, i_version, i_dst, i_attempts = (
-        at[n]
-        for n in ("id", "src_bucket", "src_key", "src_version", "dst_key", "attempts")
-    )
-    i_size, i_upload, i_etag, i_part, i_overrides, i_kind, i_delete = (
-        at[n]
-        for n in (
-            "size",
-            "upload_id",
-            "src_etag",
-            "part_size",
-            "overrides",
-            "kind",
-            "delete_state",
-        )
-    )
+    (i_id, i_bucket, i_key, i_version, i_dst, i_attempts, i_size, i_upload, i_etag,
+     i_part, i_overrides, i_kind, i_delete) = (at[n] for n in _TASK_READS)  # fmt: skip
 
     def read(row: Row) -> Task:
-        overrides = row[i_overrides]
         return Task(
             id=row[i_id],
             job_id=job_id,
@@ -160,7 +152,7 @@ def task_reader(names: Sequence[str], job_id: str) -> Callable[[Row], Task]:
             upload_id=row[i_upload],
             src_etag=row[i_etag],
             part_size=row[i_part],
-            overrides=json.loads(overrides) if overrides else None,
+            overrides=_json(row[i_overrides]),
             kind=row[i_kind],
             copied=copy_record(row) if row[i_delete] == DELETE_PENDING else None,
         )

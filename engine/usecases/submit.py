@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -142,6 +143,7 @@ async def submit_and_run(
         runner = make_runner(
             replace(job, spec=replace(job.spec, source_buckets=(bucket,))), loading
         )
+        started = time.time()
         run = asyncio.create_task(runner.run())
 
         ingest = asyncio.create_task(
@@ -165,7 +167,9 @@ async def submit_and_run(
             raise failure
         job = ingest.result()
         # the worker could not mark a job still ingesting as running
-        repo.set_job_status(job.id, JobStatus.RUNNING, only_from=(JobStatus.SUBMITTED,))
+        repo.set_job_status(
+            job.id, JobStatus.RUNNING, None, started, only_from=(JobStatus.SUBMITTED,)
+        )
         loading.finish()
         counts = await run
         return repo.get_job(job.id), counts

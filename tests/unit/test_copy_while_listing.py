@@ -5,13 +5,10 @@ and an in-memory S3 whose ListObjectsV2 is slow."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
-from engine.copy.request import Requests
 from engine.domain.backoff import RetryPolicy
 from engine.domain.errors import JobCannotStart
 from engine.domain.keys import KeyMapping
@@ -20,7 +17,6 @@ from engine.domain.records import JobRecord
 from engine.domain.spec import JobSpec
 from engine.manifest.sources import Source
 from engine.run import events
-from engine.run.jobclient import job_requests
 from engine.run.loading import Loading
 from engine.run.settings import RunSettings
 from engine.run.worker import Worker
@@ -32,16 +28,6 @@ FAST = RetryPolicy(max_attempts=3, base_delay=0.0, throttle_base_delay=0.0)
 LISTING = Source("listing", "s3://src/p/")
 DESTINATION = Destination.parse("s3://dst/copy/")
 N = 2100  # three pages: 1,000, 1,000, 100
-
-
-def _opener(s3: MemoryS3) -> Any:
-    @asynccontextmanager
-    async def open_client(
-        spec: JobSpec, *_: Any, **__: Any
-    ) -> AsyncIterator[tuple[Any, Requests]]:
-        yield s3, job_requests(spec)
-
-    return open_client
 
 
 def _store(slow_list: float = 0.3) -> MemoryS3:
@@ -68,7 +54,7 @@ def _copy(
             job,
             _settings(),
             observer=observer,
-            open_client=_opener(s3),
+            open_client=s3.opener(),
             loading=loading,
         )
         if started is not None:
@@ -82,7 +68,7 @@ def _copy(
             DESTINATION,
             JobSpec(),
             runner,
-            open_client=_opener(s3),
+            open_client=s3.opener(),
         )
     )
 
@@ -90,9 +76,9 @@ def _copy(
 def _resume(repo: Repository, s3: MemoryS3, job_id: str) -> JobCounts:
     """What ``bulkcopy resume`` does: finish the listing, then run."""
     job = asyncio.run(
-        finish_ingest(repo, repo.get_job(job_id), open_client=_opener(s3))
+        finish_ingest(repo, repo.get_job(job_id), open_client=s3.opener())
     )
-    worker = Worker(repo, job, _settings(), open_client=_opener(s3))
+    worker = Worker(repo, job, _settings(), open_client=s3.opener())
     return asyncio.run(worker.run())
 
 
@@ -118,6 +104,27 @@ def test_copies_start_before_the_listing_ends(repo: Repository) -> None:
     assert counts.remaining == 0
     assert job.status is JobStatus.COMPLETE
     assert job.total_tasks == N
+    assert job.run_started_at is not None  # status's rate and ETA need it
+    _each_copied_once(repo, s3, job.id)
+
+
+def test_a_start_refused_while_listing_keeps_the_job_to_list_the_rest(
+    repo: Repository,
+) -> None:
+    """The destination bucket is missing: the start-up check refuses the run
+    (the job cannot start), the listing stops with it, and the job stays
+    ingesting, not failed — so once the bucket exists, resume lists the rest
+    before it copies and every object is copied (a failed job's resume would
+    copy only what was listed)."""
+    s3 = _store()
+    del s3.buckets["dst"]
+    with pytest.raises(JobCannotStart, match="destination bucket 'dst'"):
+        _copy(repo, s3)
+    (job,) = repo.list_jobs()
+    assert job.status is JobStatus.INGESTING
+    assert s3.calls["ListObjectsV2"] < 3  # stopped with the run
+    s3.bucket("dst")
+    assert _resume(repo, s3, job.id).remaining == 0
     _each_copied_once(repo, s3, job.id)
 
 

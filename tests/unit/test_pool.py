@@ -4,20 +4,16 @@ claim → copy → record, within the concurrency limit, every task once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.copy.request import Requests
 from engine.domain.backoff import RetryPolicy
 from engine.domain.models import Destination, TaskStatus
 from engine.domain.records import JobRecord
 from engine.domain.spec import JobSpec
 from engine.run import events, limits
-from engine.run.jobclient import job_requests
 from engine.run.settings import RunSettings
 from engine.run.worker import Worker
 from engine.store import Repository
@@ -26,16 +22,6 @@ from tests.helpers import write_manifest
 from tests.memory_s3 import MemoryS3
 
 FAST = RetryPolicy(max_attempts=3, base_delay=0.0, throttle_base_delay=0.0)
-
-
-def _opener(s3: MemoryS3) -> Any:
-    @asynccontextmanager
-    async def open_client(
-        spec: JobSpec, *_: Any, **__: Any
-    ) -> AsyncIterator[tuple[Any, Requests]]:
-        yield s3, job_requests(spec)
-
-    return open_client
 
 
 def _job(repo: Repository, tmp_path: Path, s3: MemoryS3, n: int) -> JobRecord:
@@ -49,7 +35,7 @@ def _job(repo: Repository, tmp_path: Path, s3: MemoryS3, n: int) -> JobRecord:
 
 def _run(repo: Repository, job: JobRecord, s3: MemoryS3, **settings: Any) -> Any:
     run = RunSettings(retry=FAST, flush_interval=0.01, **settings)
-    worker = Worker(repo, repo.get_job(job.id), run, open_client=_opener(s3))
+    worker = Worker(repo, repo.get_job(job.id), run, open_client=s3.opener())
     return asyncio.run(worker.run())
 
 
@@ -122,7 +108,7 @@ def test_an_open_files_limit_too_low_lowers_the_ceiling_and_says_so(
     seen: list[Any] = []
     run = RunSettings(retry=FAST, flush_interval=0.01, concurrency=1000)
     worker = Worker(
-        repo, repo.get_job(job.id), run, observer=seen.append, open_client=_opener(s3)
+        repo, repo.get_job(job.id), run, observer=seen.append, open_client=s3.opener()
     )
     counts = asyncio.run(worker.run())
     assert counts.get(TaskStatus.SUCCEEDED) == 200
