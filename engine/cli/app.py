@@ -132,6 +132,34 @@ def client_options(f: F) -> F:
     return f
 
 
+def source_client_options(f: F) -> F:
+    """How to reach the sources when another service (or identity) holds them:
+    the copies are then streamed (``--transfer``)."""
+    f = click.option(
+        "--source-endpoint-url",
+        metavar="URL",
+        help="S3 endpoint of the sources, when not the destination's: "
+        "another service (Ceph, MinIO, IBM COS, another region's endpoint). "
+        "Objects are then read from it and written to the destination "
+        "(--transfer).",
+    )(f)
+    f = click.option(
+        "--source-region", metavar="NAME", help="AWS region of the sources."
+    )(f)
+    f = click.option(
+        "--source-profile",
+        metavar="NAME",
+        help="AWS profile the sources are read with (its credentials, and "
+        "its endpoint_url if it has one): another account or service.",
+    )(f)
+    f = click.option(
+        "--source-addressing-style",
+        type=click.Choice(["auto", "path", "virtual"]),
+        help="Bucket addressing at the source's endpoint.",
+    )(f)
+    return f
+
+
 def run_options(f: F) -> F:
     f = click.option(
         "--concurrency",

@@ -18,7 +18,7 @@ from engine.domain.models import JobCounts, JobStatus, TaskStatus
 from engine.domain.records import JobRecord
 from engine.domain.spec import ClientSettings, JobSpec
 from engine.run import loop
-from engine.run.jobclient import open_job_client
+from engine.run.jobclient import reading_client
 from engine.run.loading import Loading
 from engine.run.settings import MAX_CONCURRENCY, START_CONCURRENCY, RunSettings
 from engine.run.signals import stop_on_signals
@@ -66,6 +66,18 @@ def client_overrides(base: ClientSettings, **opts: Any) -> ClientSettings:
     )
 
 
+def source_overrides(base: ClientSettings | None, **opts: Any) -> ClientSettings | None:
+    """The sources' client settings: ``base`` (the job's, ``None``: none of
+    its own) with the ``--source-*`` options given; ``None`` when neither."""
+    given = {
+        name: opts.get(f"source_{name}")
+        for name in ("endpoint_url", "region", "profile", "addressing_style")
+    }
+    if base is None and all(v is None for v in given.values()):
+        return None
+    return (base or ClientSettings()).merged(**given)
+
+
 def exit_code(counts: JobCounts) -> int:
     """0 when every task succeeded (or was skipped because the destination
     already held it), 130 when some never ran, 1 when some failed or were
@@ -86,7 +98,11 @@ def client_opener(opts: dict[str, Any]) -> Callable[[JobSpec], Any]:
     the S3 calls of a submit (listing, manifest download)."""
 
     def open_(spec: JobSpec) -> Any:
-        return open_job_client(spec, client_overrides(spec.client, **opts))
+        return reading_client(
+            spec,
+            client_overrides(spec.client, **opts),
+            source_overrides(spec.source_client, **opts),
+        )
 
     return open_
 
@@ -156,9 +172,9 @@ def make_worker(
     spec = job.spec
     run = run_settings(opts, **settings)
     # a connection for each request in flight
-    client = client_overrides(spec.client, **opts).merged(
-        max_pool_connections=max(10, run.ceiling)
-    )
+    pool = max(10, run.ceiling)
+    client = client_overrides(spec.client, **opts).merged(max_pool_connections=pool)
+    source = source_overrides(spec.source_client, **opts)
     return Worker(
         repo,
         job,
@@ -167,6 +183,9 @@ def make_worker(
         observer,
         other_work=other_work,
         loading=loading,
+        source_overrides=(
+            None if source is None else source.merged(max_pool_connections=pool)
+        ),
     )
 
 

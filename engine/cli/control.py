@@ -15,6 +15,7 @@ from engine.cli.app import (
     db_option,
     log_options,
     run_options,
+    source_client_options,
 )
 from engine.cli.common import EXIT_INTERRUPTED, EXIT_OK, open_repo, run_job, setup
 from engine.domain.errors import JobControlRefused, UsageError
@@ -161,6 +162,7 @@ run` (tasks without a final result only).
 @click.argument("job_id")
 @run_options
 @client_options
+@source_client_options
 @db_option
 @log_options
 def resume_cmd(**opts: Any) -> None:

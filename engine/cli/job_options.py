@@ -10,7 +10,7 @@ import click
 
 from engine.cli.app import SIZE
 from engine.cli.object_options import object_options
-from engine.domain.spec import SKIP_POLICIES
+from engine.domain.spec import SKIP_POLICIES, TRANSFER_MODES
 
 MANIFEST_HELP = """\b
 MANIFEST is a local path or an s3:// URI of one of:
@@ -179,6 +179,18 @@ def submit_options(f: Any) -> Any:
             "alone when neither can tell: SSE-KMS, SSE-C), same-size, newer "
             "(destination at least as new). Skipped objects are counted and "
             "reported as skipped, DestinationExists; not a failure.",
+        ),
+        click.option(
+            "--transfer",
+            type=click.Choice(TRANSFER_MODES),
+            default="auto",
+            show_default=True,
+            help="server: CopyObject / UploadPartCopy, the store copies by "
+            "itself. stream: GetObject from the source, PutObject / UploadPart "
+            "to the destination, each body checked by MD5 and checksum; for "
+            "sources on another service or readable only by another identity. "
+            "auto: server when the source client (--source-*) is the "
+            "destination's endpoint and access key, else stream.",
         ),
         click.option(
             "--multipart-threshold",

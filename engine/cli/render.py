@@ -90,6 +90,7 @@ class Renderer:
                     tasks=counts.total,
                     already_done=counts.finished,
                     released_from_crashed_run=released,
+                    transfer=event.transfer,
                 )
                 if self.interactive:
                     self._start_progress()

@@ -13,6 +13,7 @@ from engine.cli.app import (
     db_option,
     log_options,
     run_options,
+    source_client_options,
 )
 from engine.cli.common import open_repo, run_job, setup
 
@@ -37,5 +38,7 @@ def _run(**opts: Any) -> None:
 
 
 cli.command("run", help=RUN_HELP)(
-    click.argument("job_id")(run_options(client_options(db_option(log_options(_run)))))
+    click.argument("job_id")(
+        run_options(client_options(source_client_options(db_option(log_options(_run)))))
+    )
 )

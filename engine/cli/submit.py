@@ -16,6 +16,7 @@ from engine.cli.app import (
     db_option,
     log_options,
     run_options,
+    source_client_options,
 )
 from engine.cli.common import (
     client_opener,
@@ -26,6 +27,7 @@ from engine.cli.common import (
     run_job,
     run_worker,
     setup,
+    source_overrides,
 )
 from engine.cli.estimate import print_estimate
 from engine.cli.job_options import MANIFEST_HELP, submit_options
@@ -104,6 +106,10 @@ def build_spec(opts: dict[str, Any]) -> tuple[Destination, JobSpec]:
         raise UsageError("--to is required (on the command line or in --spec)")
     client_file = {k: v for k, v in file.get("client", {}).items() if v is not None}
     client = client_overrides(ClientSettings.from_dict(client_file), **opts)
+    source_file = file.get("source_client")
+    source = source_overrides(
+        ClientSettings.from_dict(source_file) if source_file else None, **opts
+    )
     template = opts["key_template"] or file.get("key_template") or "{key}"
     keys = KeyMapping(
         strip_prefix=opts["strip_prefix"] or file.get("strip_prefix") or "",
@@ -116,6 +122,7 @@ def build_spec(opts: dict[str, Any]) -> tuple[Destination, JobSpec]:
         object=_object_options(opts, file.get("object", {})),
         keys=keys,
         headers=headers,
+        source_client=source,
     )
     spec.validate()
     return Destination.parse(to), spec
@@ -216,6 +223,7 @@ Nothing is copied until `bulkcopy run JOB_ID`.
 )
 @submit_options
 @client_options
+@source_client_options
 @db_option
 @log_options
 def submit_cmd(**opts: Any) -> None:
@@ -242,6 +250,7 @@ continues it.
 @submit_options
 @run_options
 @client_options
+@source_client_options
 @db_option
 @log_options
 def copy_cmd(**opts: Any) -> None:
@@ -324,6 +333,7 @@ s3:DeleteObjectVersion) on the sources.
 @submit_options
 @run_options
 @client_options
+@source_client_options
 @db_option
 @log_options
 def move_cmd(**opts: Any) -> None:

@@ -7,10 +7,16 @@ from typing import Any
 import click
 import structlog
 
-from engine.cli.app import cli, client_options, db_option, log_options
-from engine.cli.common import client_overrides, open_repo, setup
+from engine.cli.app import (
+    cli,
+    client_options,
+    db_option,
+    log_options,
+    source_client_options,
+)
+from engine.cli.common import client_overrides, open_repo, setup, source_overrides
 from engine.run import loop
-from engine.run.jobclient import open_job_client
+from engine.run.jobclient import open_job_client, open_source
 from engine.usecases.verify import verify_job
 
 log = structlog.get_logger("bulkcopy")
@@ -38,6 +44,7 @@ Exit code 0 when every copy matches, 1 when some do not.
     help="Objects checked at once.",
 )
 @client_options
+@source_client_options
 @db_option
 @log_options
 def verify_cmd(**opts: Any) -> None:
@@ -46,11 +53,20 @@ def verify_cmd(**opts: Any) -> None:
     job = repo.get_job(opts["job_id"])
     spec = job.spec
     settings = client_overrides(spec.client, **opts)
+    source = source_overrides(spec.source_client, **opts)
 
     async def go() -> tuple[int, list[tuple[int, str, str]]]:
-        async with open_job_client(spec, settings) as (client, requests):
+        async with (
+            open_job_client(spec, settings) as (client, requests),
+            open_source(spec, client, source) as reader,
+        ):
             return await verify_job(
-                client, repo, job.id, opts["concurrency"], requests.keys
+                client,
+                repo,
+                job.id,
+                opts["concurrency"],
+                requests.keys,
+                source_client=reader.client,
             )
 
     checked, failures = loop.run(go())

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from engine.cli.app import cli, client_options, db_option, log_options, run_options
+from engine.cli.app import (
+    cli,
+    client_options,
+    db_option,
+    log_options,
+    run_options,
+    source_client_options,
+)
 from engine.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -97,6 +104,7 @@ Exit codes:
 )
 @run_options
 @client_options
+@source_client_options
 @db_option
 @log_options
 def worker_cmd(**opts: Any) -> None:

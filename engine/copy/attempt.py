@@ -20,12 +20,14 @@ from engine.copy.multipart import MultipartCopy
 from engine.copy.properties import grant_args, not_restored
 from engine.copy.single import copy_object, head_source, too_large
 from engine.copy.skip import skip_reason
+from engine.copy.stream import put_streamed, stream_algorithm
 from engine.domain import codes, etag
 from engine.domain.classify import Disposition
 from engine.domain.codes import DESTINATION_EXISTS as EXISTS
 from engine.domain.errors import S3Error
 from engine.domain.models import ObjectRef, Task
-from engine.domain.plan import MAX_COPY_OBJECT, use_multipart
+from engine.domain.plan import MAX_COPY_OBJECT, stream_in_parts, use_multipart
+from engine.domain.transfer import STREAM
 from engine.manifest.rows import DELETE_MARKER
 from engine.s3.call import invoke
 
@@ -142,6 +144,8 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
             "CopyObject",
         )
     req = ctx.requests
+    if ctx.stream:
+        return await _streamed(ctx, task, in_place=in_place)
     head: dict[str, Any] | None = None
     size = task.size
     skip_policy = ctx.options.skip_existing
@@ -160,7 +164,7 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
         or req.needs_head(overrides, in_place=in_place)
         or skip_policy != "never"
     ):
-        head = await head_source(ctx.client, task, req.head_source())
+        head = await head_source(ctx.src, task, req.head_source())
         size = int(head.get("ContentLength", 0))
         _check_conditions(ctx, head)
         _check_restored(head)
@@ -188,7 +192,7 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
             # HEAD first would have
             return await copy_once(ctx, replace(task, src_etag=None))
         if head is None and too_large(err):  # size was unknown: now we know
-            head = await head_source(ctx.client, task, req.head_source())
+            head = await head_source(ctx.src, task, req.head_source())
             _check_conditions(ctx, head)
             _check_restored(head)
             if int(head.get("ContentLength", 0)) > MAX_COPY_OBJECT:
@@ -197,6 +201,45 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
     return await _copied(
         ctx, task, extra, resp, answer, head=head, pinned=pinned, size=size
     )
+
+
+async def _streamed(ctx: CopyContext, task: Task, *, in_place: bool) -> Copied:
+    """Stream the object (:mod:`engine.copy.stream`): always HEADed first
+    (its size, the version and ETag the reads are pinned to, what it
+    carries), part by part above one part's size."""
+    opts = ctx.options
+    head = await head_source(ctx.src, task, ctx.requests.head_source())
+    size = int(head.get("ContentLength", 0))
+    _check_conditions(ctx, head)
+    _check_restored(head)
+    if opts.skip_existing != "never" and not in_place:
+        await _skip_if_there(ctx, task, head)
+    if stream_in_parts(size, opts.multipart_threshold, opts.part_size):
+        return await _multipart(ctx, task, head)
+    overrides = task.overrides or {}
+    tags = (
+        await confirm.source_tags(ctx.src, task, ctx.requests, head.get("VersionId"))
+        if opts.preserve_tags and not ctx.requests.replaces_tags(overrides)
+        else None
+    )
+    args = ctx.requests.create_upload(
+        head, tags, overrides, object_lock=opts.preserve_object_lock
+    )
+    resp, _checked_by = await put_streamed(ctx, task, head, args)
+    copied = Copied(
+        etag=str(resp.get("ETag") or ""),
+        dst_version_id=resp.get("VersionId"),
+        src_version_id=head.get("VersionId"),
+        bytes=size,
+        http_status=int(resp.get("ResponseMetadata", {}).get("HTTPStatusCode", 200)),
+        method=STREAM,
+        src_etag=head.get("ETag"),
+        src_head=head,
+    )
+    await _confirm(ctx, task, copied, head, carries_checksum=True)
+    await _carry_acl(ctx, task, copied)
+    await _verify(ctx, task, copied)
+    return copied
 
 
 async def _unpinned(
@@ -208,7 +251,7 @@ async def _unpinned(
     unlisted = replace(task, src_etag=None)
     if probed is None:
         return await copy_once(ctx, unlisted)
-    head = await head_source(ctx.client, task, ctx.requests.head_source())
+    head = await head_source(ctx.src, task, ctx.requests.head_source())
     if not etag.same(head.get("ETag"), task.src_etag):
         return await copy_once(ctx, unlisted)  # changed since listed: again
     _check_restored(head)
@@ -270,7 +313,7 @@ async def _confirm(
     itself)."""
     tags = (
         await confirm.promised_tags(
-            ctx.client,
+            ctx.src,
             task,
             ctx.requests,
             preserve_tags=ctx.options.preserve_tags,
@@ -286,6 +329,10 @@ async def _confirm(
         carries_checksum=carries_checksum,
         tags=tags,
     )
+    if ctx.stream:  # the algorithm it was sent with (engine.copy.stream)
+        promise = replace(
+            promise, checksum_algorithm=stream_algorithm(ctx.requests, head)
+        )
     await confirm.confirm_copy(
         ctx.client, task, ctx.dst_bucket, copied.dst_version_id, promise, ctx.requests
     )
@@ -302,6 +349,9 @@ async def _multipart(ctx: CopyContext, task: Task, head: dict[str, Any]) -> Copi
         ctx.part_slots,
         ctx.stopping,
         ctx.requests,
+        source_client=ctx.source_client,
+        stream=ctx.stream,
+        budget=ctx.budget,
     )
     done = await mp.run()
     copied = Copied(
@@ -310,7 +360,7 @@ async def _multipart(ctx: CopyContext, task: Task, head: dict[str, Any]) -> Copi
         src_version_id=done.src_version_id,
         bytes=done.size,
         http_status=done.http_status,
-        method="multipart",
+        method=STREAM if ctx.stream else "multipart",
         part_count=done.part_count,
         src_etag=head.get("ETag"),
         src_head=head,
@@ -328,7 +378,7 @@ async def _carry_acl(ctx: CopyContext, task: Task, copied: Copied) -> None:
     try:
         acl = await invoke(
             "GetObjectAcl",
-            ctx.client.get_object_acl,
+            ctx.src.get_object_acl,
             **task.src.params(),
             **ctx.requests.read_source(),
         )
@@ -368,4 +418,5 @@ async def _verify(ctx: CopyContext, task: Task, copied: Copied) -> None:
         requests=ctx.requests,
         overrides=task.overrides or {},
         pinned_etag=copied.src_etag,
+        source_client=ctx.src,
     )

@@ -67,8 +67,12 @@ async def verify_copy(
     requests: Requests | None = None,
     overrides: dict[str, Any] | None = None,
     pinned_etag: str | None = None,
+    source_client: Any = None,
 ) -> None:
     """HEAD both ends (and read tags); raise ``VerificationFailed`` on a mismatch.
+
+    ``source_client`` reads the source when it is not ``client`` (another
+    service or identity).
 
     ``pinned_etag``: the source's ETag the copy was made from, as recorded;
     a source whose ETag is no longer that was replaced since (by other bytes
@@ -80,13 +84,14 @@ async def verify_copy(
     purpose is expected to differ from the source, and checked against them.
     """
     req = requests or Requests()
+    reader = client if source_client is None else source_client
     overrides = overrides or {}
     src, dst = _without_null_version(src), _without_null_version(dst)
     dst_access = {**req.destination(), **req.destination_sse_c()}
     src_head, dst_head = await asyncio.gather(
         invoke(
             "HeadObject",
-            client.head_object,
+            reader.head_object,
             **src,
             **req.head_source(),
             ChecksumMode="ENABLED",
@@ -107,7 +112,7 @@ async def verify_copy(
         s, d = await asyncio.gather(
             invoke(
                 "GetObjectTagging",
-                client.get_object_tagging,
+                reader.get_object_tagging,
                 **src,
                 **req.read_source(),
             ),

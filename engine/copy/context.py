@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine.copy.budget import ByteBudget
 from engine.copy.request import Requests
 from engine.copy.upload import PartLog
 from engine.domain.models import CopyRecord, Task
@@ -42,3 +43,15 @@ class CopyContext:
     versioned_sources: frozenset[str] = frozenset()
     # what the store was found not to do, this run (engine.s3.quirks)
     quirks: Quirks = field(default_factory=Quirks)
+    # the client that reads the sources when it is not ``client`` (another
+    # service or identity: engine.run.jobclient.open_source)
+    source_client: Any = None
+    # read each source and write it (engine.copy.stream), not CopyObject
+    stream: bool = False
+    # bytes of streamed bodies held at once (engine.copy.budget)
+    budget: ByteBudget | None = None
+
+    @property
+    def src(self) -> Any:
+        """The client that reads (and, for a move, deletes) the sources."""
+        return self.client if self.source_client is None else self.source_client

@@ -14,18 +14,19 @@ from engine.domain import codes, etag
 from engine.domain.classify import Disposition
 from engine.domain.errors import S3Error
 from engine.domain.models import CopyRecord, ObjectRef, Task
+from engine.domain.transfer import CARRIES_CHECKSUM
 from engine.manifest.rows import DELETE_MARKER
 from engine.s3.call import invoke
 from engine.s3.quirks import refuses_condition
 
 
 async def _head_or_none(
-    ctx: CopyContext, params: dict[str, Any], extra: dict[str, Any]
+    client: Any, params: dict[str, Any], extra: dict[str, Any]
 ) -> dict[str, Any] | None:
     try:
         return await invoke(
             "HeadObject",
-            ctx.client.head_object,
+            client.head_object,
             **params,
             **extra,
             ChecksumMode="ENABLED",
@@ -62,13 +63,16 @@ async def check_source(
     src_head: dict[str, Any] | None
     dst_head: dict[str, Any] | None
     if pinned_by is not None and _bound(ctx, task, copied):
-        src_head, dst_head = pinned_by, await _head_or_none(ctx, dst, dst_access)
+        src_head = pinned_by
+        dst_head = await _head_or_none(ctx.client, dst, dst_access)
     else:
         src_head, dst_head = await asyncio.gather(
             _head_or_none(
-                ctx, _source_to_delete(ctx, task, copied), ctx.requests.head_source()
+                ctx.src,
+                _source_to_delete(ctx, task, copied),
+                ctx.requests.head_source(),
             ),
-            _head_or_none(ctx, dst, dst_access),
+            _head_or_none(ctx.client, dst, dst_access),
         )
     decision = move.decide(copied, src_head, dst_head, deleted_before=deleted_before)
     if decision.action == "delete" and src_head and dst_head and not copied.skip_code:
@@ -100,7 +104,7 @@ def _check_promise(
         ctx.requests,
         src_head,
         task.overrides or {},
-        carries_checksum=copied.method == "multipart",
+        carries_checksum=copied.method in CARRIES_CHECKSUM,
         tags=None,
     )
     diffs = confirm.unmet_properties(promise, dst_head)
@@ -144,7 +148,7 @@ def _can_send_if_match(ctx: CopyContext) -> bool:
     if not ctx.quirks.conditional_delete:
         return False
     try:
-        model = ctx.client.meta.service_model.operation_model("DeleteObject")
+        model = ctx.src.meta.service_model.operation_model("DeleteObject")
     except Exception:  # not a botocore client (a test's fake)
         return False
     return "IfMatch" in model.input_shape.members
@@ -172,7 +176,7 @@ async def delete_source(ctx: CopyContext, task: Task, copied: CopyRecord) -> boo
     try:
         await invoke(
             "DeleteObject",
-            ctx.client.delete_object,
+            ctx.src.delete_object,
             **src,
             **condition,
             **ctx.requests.read_source(),

@@ -17,9 +17,20 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+from engine.copy.budget import ByteBudget
 from engine.copy.confirm import source_tags
 from engine.copy.parts import expected_etag, first_failure, part_entry, source_changed
 from engine.copy.request import Requests
+from engine.copy.stream import (
+    body_args,
+    check_answer,
+    checksum_args,
+    etags_are_md5,
+    hashed,
+    pinned_read,
+    read_range,
+    stream_algorithm,
+)
 from engine.copy.upload import (
     Interrupted,
     PartLog,
@@ -37,6 +48,7 @@ from engine.domain.plan import (
     part_size_for,
     parts_from_layout,
     plan_parts,
+    stream_part_size,
 )
 from engine.domain.spec import CopyOptions
 from engine.s3.call import invoke
@@ -68,8 +80,18 @@ class MultipartCopy:
         part_slots: asyncio.Semaphore,
         stopping: asyncio.Event,
         requests: Requests | None = None,
+        *,
+        source_client: Any = None,
+        stream: bool = False,
+        budget: ByteBudget | None = None,
     ) -> None:
         self.client = client
+        # reads the source (its HEADs, tags and, streamed, its bytes)
+        self.src = client if source_client is None else source_client
+        # each part read with GetObject and sent with UploadPart
+        # (engine.copy.stream), not copied with UploadPartCopy
+        self.stream = stream
+        self.budget = budget
         self.requests = requests or Requests()
         self.task = task
         self.dst = {"Bucket": dst_bucket, "Key": task.dst_key}
@@ -85,6 +107,14 @@ class MultipartCopy:
         # versions: exact even on a store that ignores CopySourceIfMatch
         pinned = self.src_version_id if self.src_version_id != "null" else None
         self.copy_source = task.src.params(pinned)
+        self.requested_part_size = (
+            stream_part_size(settings.part_size) if stream else settings.part_size
+        )
+        self.algorithm = stream_algorithm(self.requests, head) if stream else None
+        overrides = task.overrides or {}
+        self.etags_are_md5 = etags_are_md5(
+            self.requests.create_upload(head, None, overrides, object_lock=False)
+        )
 
     async def run(self) -> MultipartDone:
         layout = (
@@ -114,7 +144,7 @@ class MultipartCopy:
         but some stores ignore it (Ceph RGW 16, moto)."""
         now = await invoke(
             "HeadObject",
-            self.client.head_object,
+            self.src.head_object,
             **self.task.src.params(),
             **self.requests.head_source(),
         )
@@ -141,17 +171,13 @@ class MultipartCopy:
         kwargs = {**self.task.src.params(), **self.requests.head_source()}
         # no If-Match here: the parts themselves are pinned (CopySourceIfMatch),
         # so a source that changes after this read still fails the copy
-        first = await invoke(
-            "HeadObject", self.client.head_object, **kwargs, PartNumber=1
-        )
+        first = await invoke("HeadObject", self.src.head_object, **kwargs, PartNumber=1)
         count = int(first.get("PartsCount") or 0)
         if count <= 1:
             return None
         sizes = [int(first["ContentLength"])]
         for n in range(2, count + 1):
-            h = await invoke(
-                "HeadObject", self.client.head_object, **kwargs, PartNumber=n
-            )
+            h = await invoke("HeadObject", self.src.head_object, **kwargs, PartNumber=n)
             sizes.append(int(h["ContentLength"]))
         if not layout_is_copyable(sizes, self.size):
             return None
@@ -198,7 +224,7 @@ class MultipartCopy:
     async def _start(self, part_size: int | None) -> Upload:
         overrides = self.task.overrides or {}
         tags = (
-            await source_tags(self.client, self.task, self.requests)
+            await source_tags(self.src, self.task, self.requests)
             if self.settings.preserve_tags
             and not self.requests.replaces_tags(overrides)
             else None
@@ -209,6 +235,8 @@ class MultipartCopy:
             overrides,
             object_lock=self.settings.preserve_object_lock,
         )
+        if self.stream:  # the algorithm the parts are sent with
+            args = checksum_args(args, self.algorithm)
         await self.log.creating(self.task)
         # uploads of this key left by an earlier attempt or run whose create
         # answer never came (the CREATING marker, or a lost answer in this run)
@@ -232,7 +260,7 @@ class MultipartCopy:
         upload = Upload(
             upload_id=resp["UploadId"],
             src_etag=self.src_etag,
-            part_size=part_size or part_size_for(self.size, self.settings.part_size),
+            part_size=part_size or part_size_for(self.size, self.requested_part_size),
         )
         await self.log.started(self.task, upload)
         return upload
@@ -258,6 +286,9 @@ class MultipartCopy:
     async def _copy_part(
         self, upload: Upload, part: Part, done: dict[int, PartRecord]
     ) -> None:
+        if self.stream:
+            await self._stream_part(upload, part, done)
+            return
         async with self.slots:
             if self.stopping.is_set():
                 return  # the run is stopping: leave this part for the resume
@@ -289,6 +320,52 @@ class MultipartCopy:
         # kept as "ChecksumCRC32=<value>": Complete must repeat it under its name
         checksum = next(
             (f"{k}={result[k]}" for k in result if k.startswith("Checksum")), None
+        )
+        record = PartRecord(part.number, etag, part.size, checksum)
+        await self.log.part_done(self.task, upload, record)
+        done[part.number] = record
+
+    async def _stream_part(
+        self, upload: Upload, part: Part, done: dict[int, PartRecord]
+    ) -> None:
+        """Read one part of the source (pinned) and send it with UploadPart,
+        its MD5 and checksum with it; the answer is checked against them."""
+        async with self.slots:
+            if self.stopping.is_set():
+                return  # the run is stopping: leave this part for the resume
+            held = (
+                self.budget.take(part.size)
+                if self.budget is not None
+                else contextlib.nullcontext()
+            )
+            async with held:
+                read = pinned_read(self.task, self.head, self.requests)
+                body = await read_range(self.src, read, part.start, part.size)
+                sums = await hashed(body, self.algorithm)
+                resp = await invoke(
+                    "UploadPart",
+                    self.client.upload_part,
+                    **self.dst,
+                    **self.requests.destination(),
+                    **self.requests.destination_sse_c(),
+                    UploadId=upload.upload_id,
+                    PartNumber=part.number,
+                    Body=body,
+                    ContentLength=part.size,
+                    **body_args(sums, self.algorithm),
+                )
+        check_answer(resp, sums, "UploadPart", etag_is_md5=self.etags_are_md5)
+        etag = resp.get("ETag")
+        if not etag:
+            raise S3Error(
+                "MissingETag",
+                f"UploadPart of part {part.number} answered without an ETag",
+                resp.get("ResponseMetadata", {}).get("HTTPStatusCode"),
+                Disposition.RETRY,
+                "UploadPart",
+            )
+        checksum = (
+            f"Checksum{sums.algorithm}={sums.checksum}" if sums.checksum else None
         )
         record = PartRecord(part.number, etag, part.size, checksum)
         await self.log.part_done(self.task, upload, record)

@@ -14,6 +14,8 @@ VERIFICATION_FAILED = "VerificationFailed"  # the copy does not match its source
 SOURCE_CHANGED = "SourceChanged"  # overwritten since it was copied
 SAME_OBJECT = "SameObject"  # a move onto itself
 SOURCE_VANISHED = "SourceVanished"  # not found for its delete, nothing deleted it
+# a streamed body unlike its source's or destination's digest (retried)
+CHECKSUM_MISMATCH = "ChecksumMismatch"
 
 # tasks.delete_state
 PENDING = "pending"  # copied and recorded; the delete is due

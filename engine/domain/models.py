@@ -187,7 +187,7 @@ class TaskResult:
     dst_version_id: str | None = None
     etag: str | None = None
     bytes: int | None = None
-    method: str | None = None  # "copy" or "multipart"
+    method: str | None = None  # "copy", "multipart" or "stream"
     part_count: int | None = None
     # a move: "deleted" (the source is gone) or "kept" (error_* say why)
     delete_state: str | None = None

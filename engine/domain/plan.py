@@ -18,6 +18,8 @@ MAX_PARTS = 10_000
 MAX_OBJECT_SIZE = 5 * TiB
 MAX_COPY_OBJECT = 5 * GiB  # the largest object CopyObject accepts
 DEFAULT_PART_SIZE = 128 * MiB
+# a streamed part is held in memory while it is sent: smaller by default
+DEFAULT_STREAM_PART_SIZE = 16 * MiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +103,16 @@ def use_multipart(size: int | None, threshold: int) -> bool:
     An unknown size is tried with CopyObject.
     """
     return size is not None and size > min(threshold, MAX_COPY_OBJECT)
+
+
+def stream_part_size(requested: int | None) -> int:
+    """The part size a streamed copy asks for: ``--part-size``, else
+    :data:`DEFAULT_STREAM_PART_SIZE` (raised per object by
+    :func:`part_size_for` where 10,000 parts would not hold it)."""
+    return requested if requested is not None else DEFAULT_STREAM_PART_SIZE
+
+
+def stream_in_parts(size: int | None, threshold: int, requested: int | None) -> bool:
+    """Whether a streamed object goes part by part: over the multipart
+    threshold or over one part (a body is held whole while it is sent)."""
+    return use_multipart(size, min(threshold, stream_part_size(requested)))

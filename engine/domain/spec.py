@@ -16,6 +16,9 @@ SPEC_VERSION = 1
 # (engine.copy.skip decides; a move's only ``same-etag``)
 SKIP_POLICIES = ("never", "same-etag", "same-size", "newer")
 
+# ``--transfer``: how each object reaches the destination (engine.domain.transfer)
+TRANSFER_MODES = ("auto", "server", "stream")
+
 
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
@@ -76,6 +79,9 @@ class CopyOptions:
     # a move: delete each source (that version) once its copy is recorded and
     # verified (engine.copy.move)
     delete_source: bool = False
+    # server-side copy, or read from the source and write to the destination
+    # (two services); "auto" picks (engine.domain.transfer.choose)
+    transfer: str = "auto"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CopyOptions:
@@ -92,6 +98,11 @@ class CopyOptions:
             raise UsageError(
                 f"skip_existing: {self.skip_existing!r} is not one of "
                 f"{', '.join(SKIP_POLICIES)}"
+            )
+        if self.transfer not in TRANSFER_MODES:
+            raise UsageError(
+                f"--transfer must be one of {', '.join(TRANSFER_MODES)}, "
+                f"got {self.transfer!r}"
             )
         if self.delete_source and self.skip_existing in ("same-size", "newer"):
             raise UsageError(
@@ -116,6 +127,9 @@ class JobSpec:
     # extra request headers (--header), signed like the rest
     headers: dict[str, str] = field(default_factory=dict)
     source_buckets: tuple[str, ...] = ()
+    # how to reach the sources when they are on another service, or need
+    # other credentials (--source-*); None: the destination's client
+    source_client: ClientSettings | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +140,9 @@ class JobSpec:
             "keys": self.keys.to_dict(),
             "headers": dict(self.headers),
             "source_buckets": list(self.source_buckets),
+            "source_client": (
+                None if self.source_client is None else self.source_client.to_dict()
+            ),
         }
 
     @classmethod
@@ -137,6 +154,11 @@ class JobSpec:
             keys=KeyMapping.from_dict(data.get("keys", {})),
             headers=dict(data.get("headers", {})),
             source_buckets=tuple(data.get("source_buckets", ())),
+            source_client=(
+                None
+                if data.get("source_client") is None
+                else ClientSettings.from_dict(data["source_client"])
+            ),
         )
 
     def validate(self) -> None:

@@ -10,12 +10,16 @@ fields it uses are the worker's (set in its ``__init__``).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
+from engine.domain import control
 from engine.domain.models import JobStatus
 from engine.domain.records import JobRecord, WorkerState
 from engine.run import events
+from engine.run.peers import is_live
 from engine.run.settings import RunSettings
 from engine.store import Repository
 
@@ -38,6 +42,36 @@ class WorkerControl:
     _state: str
     _in_flight: dict[int, asyncio.Task[Any]]
     _call: Callable[..., Awaitable[Any]]
+
+    async def _end_status(self, remaining: int) -> bool:
+        """The job's status as this run leaves it (``remaining``: tasks
+        without a result); whether the run was stopped short."""
+        stopped = self._stop.is_set() and remaining > 0 and not self.cancelled
+        last_stopped = (
+            stopped
+            and self.run_settings.stop_marks_job
+            and self.failed is None
+            and not await self._others_live()
+        )
+        end = control.run_end(remaining, self.failed is not None, last_stopped)
+        if end is not None:
+            status, only_from = end
+            message = self.failed if status is JobStatus.FAILED else None
+            await self._call(
+                partial(
+                    self.repo.set_job_status,
+                    self.job.id,
+                    status,
+                    message,
+                    only_from=only_from,
+                )
+            )
+        return stopped
+
+    async def _others_live(self) -> bool:
+        now = time.time()
+        others = await self._call(self.repo.workers_of, self.job.id)
+        return any(is_live(w, now) and w.id != self.worker_id for w in others)
 
     def stop_claiming(self) -> None:
         """Leave once the copies in flight are recorded, quietly: the run's

@@ -18,6 +18,7 @@ class RunStarted:
     worker_id: str
     counts: JobCounts
     released: int  # tasks a crashed run had claimed, given back
+    transfer: str = "server"  # or "stream" (engine.domain.transfer)
 
 
 @dataclass(frozen=True, slots=True)

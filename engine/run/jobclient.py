@@ -10,10 +10,12 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.copy.request import Requests
 from engine.domain.spec import ClientSettings, JobSpec
+from engine.domain.transfer import STREAM, Side, choose
 from engine.s3.client import open_client_and_credentials
 from engine.s3.headers import install_content_md5, install_headers
 from engine.s3.lean import LeanClient, probe
@@ -120,26 +122,128 @@ async def open_job_client(
             lean.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Source:
+    """How a run reads its sources: ``client`` (the destination's own when the
+    job has no source client), and whether objects are copied server-side or
+    streamed (``transfer``: :data:`engine.domain.transfer.SERVER` or
+    ``STREAM``)."""
+
+    client: Any
+    transfer: str
+
+    @property
+    def stream(self) -> bool:
+        return self.transfer == STREAM
+
+
+async def client_side(client: Any) -> Side:
+    """The endpoint a botocore client resolved to, and the access key it signs
+    with (``None`` when it cannot tell: then it counts as another identity)."""
+    endpoint = str(getattr(getattr(client, "meta", None), "endpoint_url", "") or "")
+    try:
+        creds = client._request_signer._credentials
+        frozen = await creds.get_frozen_credentials()
+        key: str | None = frozen.access_key
+    except Exception:  # not botocore's (a test's), or no credentials to show
+        key = None
+    return Side(endpoint, key)
+
+
+@asynccontextmanager
+async def open_source(
+    spec: JobSpec,
+    destination: Any,
+    settings: ClientSettings | None = None,
+    *,
+    on_credentials: Callable[[Refresh], None] | None = None,
+) -> AsyncIterator[Source]:
+    """The client a run reads its sources with, beside ``destination`` (the
+    job's client): a second one when the job has source client settings
+    (``settings`` override them), and the transfer ``--transfer`` comes to
+    with the two (:func:`engine.domain.transfer.choose`).
+
+    The source client gets none of the job's ``--header`` headers: they are
+    for the destination's service."""
+    settings = settings or spec.source_client
+    mode = spec.copy.transfer
+    if settings is None:
+        transfer = choose(mode, None, Side("", None))
+        yield Source(destination, transfer)
+        return
+    async with open_client_and_credentials(settings) as (client, creds):
+        if on_credentials is not None:
+            on_credentials(credentials_refresher(creds))
+        if settings.content_md5:
+            install_content_md5(client)
+        src, dst = await client_side(client), await client_side(destination)
+        yield Source(client, choose(mode, src, dst))
+
+
+@asynccontextmanager
+async def open_run_clients(
+    open_client: OpenJobClient,
+    spec: JobSpec,
+    settings: tuple[ClientSettings | None, ClientSettings | None],
+    dst_bucket: str,
+    on_credentials: Callable[[Refresh], None],
+) -> AsyncIterator[tuple[Any, Requests, Source]]:
+    """A run's clients: the job's (made by ``open_client``, lean where it
+    can), its requests, and how it reads the sources (:func:`open_source`);
+    ``settings``: overrides of the job's client settings and source client
+    settings."""
+    async with (
+        open_client(
+            spec,
+            settings[0],
+            copy_bucket=dst_bucket,
+            head_buckets=(*spec.source_buckets, dst_bucket),
+            on_credentials=on_credentials,
+        ) as (client, requests),
+        open_source(spec, client, settings[1], on_credentials=on_credentials) as src,
+    ):
+        yield client, requests, src
+
+
+def reading_client(
+    spec: JobSpec,
+    settings: ClientSettings | None = None,
+    source: ClientSettings | None = None,
+) -> AbstractAsyncContextManager[tuple[Any, Requests]]:
+    """The client a submit reads listings and S3 manifests with: the source
+    client (``source`` overrides the job's) when the job has one, else the
+    job's (``settings`` override its settings)."""
+    source = source or spec.source_client
+    if source is None:
+        return open_job_client(spec, settings)
+    return open_job_client(replace(spec, headers={}), source)
+
+
 class SharedRefresh:
     """Refresh the credentials once for every copy that saw ``ExpiredToken``
     in the same moment (they share one refresh); ``count`` says how many."""
 
     def __init__(self, on_refresh: Callable[[], None]) -> None:
         self._on_refresh = on_refresh
-        self._refresher: Callable[[], Awaitable[bool]] | None = None
+        self._refreshers: list[Callable[[], Awaitable[bool]]] = []
         self._refreshing: asyncio.Future[bool] | None = None
         self.count = 0
 
     def keep(self, refresh: Callable[[], Awaitable[bool]]) -> None:
-        """The refresh of the client just opened (``on_credentials``)."""
-        self._refresher = refresh
+        """The refresh of a client just opened (``on_credentials``): the
+        destination's, and the source's when it has its own."""
+        self._refreshers.append(refresh)
+
+    async def _refresh_all(self) -> bool:
+        done = [await refresh() for refresh in self._refreshers]
+        return any(done)
 
     async def __call__(self) -> bool:
         """``True`` when fresh credentials are in place."""
-        if self._refresher is None:
+        if not self._refreshers:
             return False
         if self._refreshing is None or self._refreshing.done():
-            self._refreshing = asyncio.ensure_future(self._refresher())
+            self._refreshing = asyncio.ensure_future(self._refresh_all())
             self.count += 1
             self._on_refresh()
         try:

@@ -14,6 +14,19 @@ import resource
 RESERVE = 128
 
 
+def allowed_or_warning(want: int, clients: int = 1) -> tuple[int, str | None]:
+    """Requests in flight the open-files limit allows of ``want`` (each has
+    a connection on each of ``clients``: a stream's source and destination),
+    and a warning when that is fewer."""
+    n = max(1, connections_allowed(want * clients) // clients)
+    if n >= want:
+        return want, None
+    return n, (
+        f"the open-files limit allows {n} connections: at most {n} requests "
+        f"in flight, not {want} (raise it with `ulimit -n`)"
+    )
+
+
 def connections_allowed(want: int, reserve: int = RESERVE) -> int:
     """How many of ``want`` connections fit under the open-files limit,
     raising the soft limit (up to the hard one) first if needed."""

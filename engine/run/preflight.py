@@ -251,6 +251,7 @@ async def check_move(
     all_versions: bool,
     requests: Requests | None = None,
     policy: RetryPolicy | None = None,
+    source_client: Any = None,
 ) -> tuple[frozenset[str], list[str]]:
     """Before a move (``--delete-source``): which source buckets keep
     versions (their objects are deleted by version id, ``null`` included, so
@@ -259,8 +260,10 @@ async def check_move(
     Moving every version of a key (``--all-versions``) needs a destination
     that keeps versions: into one that does not, each version would overwrite
     the last, a delete marker would delete the copy, and the sources would be
-    gone — refused (:class:`JobCannotStart`)."""
+    gone — refused (:class:`JobCannotStart`).  ``source_client`` reads the
+    source buckets when it is not ``client``."""
     req = requests or Requests()
+    reader = client if source_client is None else source_client
     dst_owner = {
         k: v for k, v in req.destination().items() if k == "ExpectedBucketOwner"
     }
@@ -279,7 +282,7 @@ async def check_move(
             )
     versioned: set[str] = set()
     for bucket in source_buckets:
-        status = await _versioning(client, bucket, src_owner, policy)
+        status = await _versioning(reader, bucket, src_owner, policy)
         if status is None:
             warnings.append(
                 f"cannot read the versioning of source bucket {bucket!r} "

@@ -6,6 +6,7 @@ whose abort failed are aborted once more, and those still open reported."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -43,16 +44,43 @@ class Startup:
         self.policy = policy
         self.observer = observer
 
-    async def preflight(self, client: Any) -> None:
+    async def begin(
+        self, client: Any, source: Any, *, preflight: bool, all_versions: bool
+    ) -> frozenset[str]:
+        """Check what the run needs (``preflight``: the buckets; a move: its
+        buckets' versioning, always) with the destination's ``client`` and
+        the sources' ``source``, then mark the job running.  Returns the
+        source buckets that keep versions (a move's)."""
+        if preflight:
+            await self.preflight(client, source)
+        versioned: frozenset[str] = frozenset()
+        if self.job.spec.copy.delete_source:
+            versioned = await self.check_move(
+                client, all_versions=all_versions, source=source
+            )
+        await self._call(
+            partial(
+                self.repo.set_job_status,
+                self.job.id,
+                JobStatus.RUNNING,
+                None,
+                time.time(),
+                only_from=control.STARTABLE,
+            )
+        )
+        return versioned
+
+    async def preflight(self, client: Any, source: Any = None) -> None:
         """The destination can be written (and swept of an earlier check's
-        upload), the sources read."""
+        upload), the sources read (with ``source`` when it is not
+        ``client``)."""
         job = self.job
         policy = self.policy
 
         async def sources() -> list[str]:
             first = await self._call(self.repo.first_tasks, job.id, 1)
             return await check_sources(
-                client,
+                client if source is None else source,
                 list(self.job.spec.source_buckets),
                 first[0] if first else None,
                 self.requests,
@@ -99,7 +127,9 @@ class Startup:
         for w in warnings:
             self.observer(events.PreflightWarning(self.job.id, w))
 
-    async def check_move(self, client: Any, *, all_versions: bool) -> frozenset[str]:
+    async def check_move(
+        self, client: Any, *, all_versions: bool, source: Any = None
+    ) -> frozenset[str]:
         """A move deletes sources: learn which source buckets keep versions
         (returned), and refuse to move every version into a bucket that does
         not."""
@@ -114,6 +144,7 @@ class Startup:
                 all_versions=all_versions,
                 requests=self.requests,
                 policy=self.policy,
+                source_client=source,
             )
             return warnings
 

@@ -38,12 +38,12 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
+from engine.copy.budget import ByteBudget
 from engine.copy.context import CopyContext
 from engine.copy.execute import LEASE_LOST, abandon, execute
 from engine.copy.request import Requests
 from engine.copy.result import unexpected_failure
 from engine.copy.upload import Interrupted
-from engine.domain import control
 from engine.domain.errors import S3Error
 from engine.domain.failure_threshold import FailureGuard
 from engine.domain.models import (
@@ -52,17 +52,23 @@ from engine.domain.models import (
     Task,
     TaskResult,
 )
+from engine.domain.plan import stream_part_size
 from engine.domain.records import JobRecord, WorkerState
 from engine.domain.spec import ClientSettings
 from engine.run import events
 from engine.run.control import WorkerControl
 from engine.run.governor import Governor
 from engine.run.heartbeat import HERE, Heartbeat
-from engine.run.jobclient import OpenJobClient, SharedRefresh, open_job_client
+from engine.run.jobclient import (
+    OpenJobClient,
+    SharedRefresh,
+    Source,
+    open_job_client,
+    open_run_clients,
+)
 from engine.run.ledgers import MoveLedger, PartLedger
-from engine.run.limits import connections_allowed
+from engine.run.limits import allowed_or_warning
 from engine.run.loading import Loading
-from engine.run.peers import is_live
 from engine.run.settings import RunSettings
 from engine.run.startup import Startup
 from engine.s3.call import ON_REQUEST, PACER
@@ -91,6 +97,7 @@ class Worker(WorkerControl):
         other_work: Callable[[str], bool] | None = None,
         open_client: OpenJobClient = open_job_client,
         loading: Loading | None = None,
+        source_overrides: ClientSettings | None = None,
     ) -> None:
         self.repo = repo
         # the job's tasks still being added (a listing copied as it is read)
@@ -103,6 +110,8 @@ class Worker(WorkerControl):
         self.job = job
         self.spec = job.spec
         self.client_settings = client_overrides or self.spec.client
+        self.source_settings = source_overrides  # None: the job's, if any
+        self.source: Source | None = None  # the sources' client, once open
         self.run_settings = run
         self.observer = observer
         # called with the S3 client once it exists: the place to register
@@ -193,13 +202,13 @@ class Worker(WorkerControl):
                 counts = await self._call(self._counts)
                 self.observer(events.RunFinished(job.id, counts, False))
                 return counts
-            async with self._open_client(
+            async with open_run_clients(
+                self._open_client,
                 self.spec,
-                self.client_settings,
-                copy_bucket=job.dst_bucket,
-                head_buckets=(*self.spec.source_buckets, job.dst_bucket),
-                on_credentials=self.refresh.keep,
-            ) as (client, requests):
+                (self.client_settings, self.source_settings),
+                job.dst_bucket,
+                self.refresh.keep,
+            ) as (client, requests, self.source):
                 self.requests = requests
                 if self.on_client is not None:
                     self.on_client(client)
@@ -211,25 +220,17 @@ class Worker(WorkerControl):
                     self.run_settings.retry,
                     self.observer,
                 )
-                if self.run_settings.preflight:
-                    await startup.preflight(client)
-                if self.spec.copy.delete_source:  # a move: checked, always
-                    self.versioned_sources = await startup.check_move(
-                        client, all_versions=self.ordered
-                    )
-                await self._call(
-                    partial(
-                        self.repo.set_job_status,
-                        job.id,
-                        JobStatus.RUNNING,
-                        None,
-                        time.time(),
-                        only_from=control.STARTABLE,
-                    )
+                self.versioned_sources = await startup.begin(
+                    client,
+                    self.source.client,
+                    preflight=self.run_settings.preflight,
+                    all_versions=self.ordered,
                 )
                 counts = await self._call(self._counts)
                 self.observer(
-                    events.RunStarted(job.id, self.worker_id, counts, released)
+                    events.RunStarted(
+                        job.id, self.worker_id, counts, released, self.source.transfer
+                    )
                 )
                 await self._pool(client)
                 await startup.abort_left_uploads(client)
@@ -237,26 +238,7 @@ class Worker(WorkerControl):
             HERE.discard(self.worker_id)
             await self._call(self.repo.stop_worker, self.worker_id)
         counts = await self._call(self._counts)
-        stopped = self._stop.is_set() and counts.remaining > 0 and not self.cancelled
-        last_stopped = (
-            stopped
-            and self.run_settings.stop_marks_job
-            and self.failed is None
-            and not await self._others_live()
-        )
-        end = control.run_end(counts.remaining, self.failed is not None, last_stopped)
-        if end is not None:
-            status, only_from = end
-            message = self.failed if status is JobStatus.FAILED else None
-            await self._call(
-                partial(
-                    self.repo.set_job_status,
-                    job.id,
-                    status,
-                    message,
-                    only_from=only_from,
-                )
-            )
+        stopped = await self._end_status(counts.remaining)
         self.observer(events.RunFinished(job.id, counts, stopped))
         return counts
 
@@ -265,24 +247,18 @@ class Worker(WorkerControl):
             self.job.id, sources_deleted=self.spec.copy.delete_source
         )
 
-    async def _others_live(self) -> bool:
-        now = time.time()
-        others = await self._call(self.repo.workers_of, self.job.id)
-        return any(is_live(w, now) and w.id != self.worker_id for w in others)
-
     async def _pool(self, client: Any) -> None:
         # as many requests in flight as the settings and open files allow
-        n = connections_allowed(self.run_settings.ceiling)
-        if n < self.run_settings.ceiling:
-            self.observer(
-                events.PreflightWarning(
-                    self.job.id,
-                    f"the open-files limit allows {n} connections: at most {n} "
-                    f"requests in flight, not {self.run_settings.ceiling} "
-                    "(raise it with `ulimit -n`)",
-                )
-            )
+        clients = 2 if self.source and self.source.client is not client else 1
+        n, warning = allowed_or_warning(self.run_settings.ceiling, clients)
+        if warning is not None:
+            self.observer(events.PreflightWarning(self.job.id, warning))
         self._part_slots = asyncio.Semaphore(self.run_settings.part_concurrency)
+        # streamed bodies held at once: a part for each part in flight
+        self._budget = ByteBudget(
+            stream_part_size(self.spec.copy.part_size)
+            * self.run_settings.part_concurrency
+        )
         self.governor = Governor(
             n,
             self.run_settings.min_concurrency,
@@ -415,6 +391,7 @@ class Worker(WorkerControl):
     # -- copiers ----------------------------------------------------------------
 
     async def _copier(self, client: Any) -> None:
+        source = self.source
         ctx = CopyContext(
             client=client,
             dst_bucket=self.job.dst_bucket,
@@ -427,6 +404,9 @@ class Worker(WorkerControl):
             move_log=self.move_ledger if self.spec.copy.delete_source else None,
             versioned_sources=self.versioned_sources,
             quirks=self.quirks,
+            source_client=None if source is None else source.client,
+            stream=source is not None and source.stream,
+            budget=self._budget,
         )
         policy = self.run_settings.retry
         while True:

@@ -17,7 +17,10 @@ import aiohttp
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    FlexibleChecksumError,
     HTTPClientError,
+    IncompleteReadError,
+    MissingDependencyException,
     NoCredentialsError,
     ParamValidationError,
     ReadTimeoutError,
@@ -27,6 +30,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from engine.domain import codes
 from engine.domain.backoff import RetryPolicy
 from engine.domain.classify import Disposition, classify, name_status_code
 from engine.domain.errors import S3Error
@@ -93,7 +97,15 @@ def from_exception(exc: BaseException, operation: str) -> S3Error:
             Disposition.RETRY,
             operation,
         )
-    if isinstance(exc, ResponseStreamingError):
+    if isinstance(exc, FlexibleChecksumError):  # a body unlike its checksum
+        return S3Error(
+            codes.CHECKSUM_MISMATCH, str(exc), None, Disposition.RETRY, operation
+        )
+    if isinstance(exc, MissingDependencyException):  # CRC32C/CRC64NVME: no CRT
+        return S3Error(
+            "MissingDependency", str(exc), None, Disposition.FATAL, operation
+        )
+    if isinstance(exc, ResponseStreamingError | IncompleteReadError):
         return S3Error("IncompleteBody", str(exc), None, Disposition.RETRY, operation)
     if isinstance(exc, NoCredentialsError):
         return S3Error("NoCredentials", str(exc), None, Disposition.FATAL, operation)

@@ -91,7 +91,7 @@ tasks = Table(
     Column("bytes", BigInteger),
     Column("started_at", Float),
     Column("finished_at", Float),
-    # how it was copied: "copy" (CopyObject) or "multipart"
+    # how it was copied: "copy" (CopyObject), "multipart" or "stream"
     Column("method", String(16)),
     Column("part_count", Integer),
     # an unfinished multipart copy: its upload, the source ETag it is pinned to

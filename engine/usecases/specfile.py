@@ -47,7 +47,14 @@ CLIENT = (
 )
 COPY = (*COPY_FLAGS, "preserve")
 OBJECT = tuple(f.name for f in fields(ObjectOptions))
-TABLES = {"client": CLIENT, "copy": COPY, "object": OBJECT}
+# [source_client]: the sources' service (--source-*)
+SOURCE_CLIENT = ("endpoint_url", "region", "profile", "addressing_style")
+TABLES = {
+    "client": CLIENT,
+    "source_client": SOURCE_CLIENT,
+    "copy": COPY,
+    "object": OBJECT,
+}
 
 
 def load_spec_file(path: str) -> dict[str, Any]:

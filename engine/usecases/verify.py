@@ -23,6 +23,7 @@ async def verify_job(
     job_id: str,
     concurrency: int = 32,
     keys: Keys | None = None,
+    source_client: Any = None,
 ) -> tuple[int, list[tuple[int, str, str]]]:
     """Verify every succeeded task of a job; record mismatches as failures.
 
@@ -33,7 +34,8 @@ async def verify_job(
 
     Returns how many were checked and the failures ``(task_id, code, message)``.
     An object that cannot be read for checking (gone, no access) is a failure
-    too: its copy cannot be vouched for.
+    too: its copy cannot be vouched for.  ``source_client`` reads the sources
+    when they are on another service (the job's source client).
     """
     job = repo.get_job(job_id)
     spec = job.spec
@@ -64,6 +66,7 @@ async def verify_job(
                     requests=requests,
                     overrides=row.overrides or {},
                     pinned_etag=row.src_etag,
+                    source_client=source_client,
                 )
             except S3Error as err:
                 failures.append(

@@ -1,0 +1,256 @@
+"""A streamed copy of one object: GetObject from the source's service,
+PutObject to the destination's (``--transfer stream``).
+
+For when no server-side copy can reach: another service, another identity.
+The source was HEADed first (size, ETag, properties); the GET is pinned to
+that version (``VersionId`` where it has one, ``If-Match`` on its ETag), the
+body is held in the run's byte budget (:mod:`engine.copy.budget`) and sent
+with its MD5 (``Content-MD5``) and the checksum the copy carries
+(:mod:`engine.domain.digests`).  Before the copy counts, every check that can
+be made is made (:func:`check_body`, :func:`check_answer`): the body's MD5
+against the source's MD5 ETag, its checksum against the source's
+whole-object checksum, the destination's ETag and checksum against ours.  A
+mismatch is ``ChecksumMismatch``, retried, and never a success.
+
+Objects above the multipart threshold (or the part size) are streamed part
+by part by :class:`engine.copy.multipart.MultipartCopy`, which reads each
+part here (:func:`read_range`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from engine.copy.context import CopyContext
+from engine.copy.request import Requests
+from engine.domain import etag
+from engine.domain.classify import Disposition
+from engine.domain.codes import CHECKSUM_MISMATCH
+from engine.domain.content import md5_etag, whole_object_checksum
+from engine.domain.digests import COMPUTABLE, Digests, digest
+from engine.domain.errors import S3Error
+from engine.domain.models import Task
+from engine.s3.call import invoke
+
+# bodies this large are hashed on a thread (hashlib and zlib let go of the
+# GIL), smaller ones on the loop (a thread costs more than their hash)
+THREAD_HASH_BYTES = 1 << 20
+
+
+def mismatch(message: str, operation: str) -> S3Error:
+    return S3Error(CHECKSUM_MISMATCH, message, None, Disposition.RETRY, operation)
+
+
+def stream_algorithm(requests: Requests, head: dict[str, Any]) -> str | None:
+    """The checksum algorithm a streamed copy is sent with: the job's
+    ``--checksum-algorithm``, else the source's own when bulkcopy computes
+    it (:data:`~engine.domain.digests.COMPUTABLE`), else none (the MD5 still
+    goes with every body)."""
+    if requests.options.checksum_algorithm:
+        return requests.options.checksum_algorithm
+    for alg in COMPUTABLE:
+        if head.get(f"Checksum{alg}"):
+            return alg
+    return None
+
+
+def pinned_read(task: Task, head: dict[str, Any], requests: Requests) -> dict[str, Any]:
+    """GetObject arguments for the version ``head`` saw: its version id where
+    the source has versions, and ``If-Match`` on its ETag (a store that ignores
+    one still honours the other; the bodies are checked anyway)."""
+    version = head.get("VersionId")
+    args = {
+        **task.src.params(version if version and version != "null" else None),
+        **requests.head_source(),
+    }
+    if head.get("ETag"):
+        args["IfMatch"] = head["ETag"]
+    return args
+
+
+async def _get(client: Any, size: int, **kwargs: Any) -> dict[str, Any]:
+    """GetObject, its body read whole into ``Body`` (bytes); short bodies are
+    ``IncompleteBody``."""
+    resp: dict[str, Any] = await client.get_object(**kwargs)
+    stream = resp["Body"]
+    try:
+        body = bytearray(size)
+        at = 0
+        async for chunk in stream.iter_chunks(1 << 20):
+            end = at + len(chunk)
+            if end > size:
+                raise S3Error(
+                    "UnexpectedBody",
+                    f"GetObject sent more than the {size} bytes asked for "
+                    "(a store that ignores Range?)",
+                    None,
+                    Disposition.FATAL,
+                    "GetObject",
+                )
+            body[at:end] = chunk
+            at = end
+    finally:
+        stream.close()
+    if at != size:
+        raise S3Error(
+            "IncompleteBody",
+            f"GetObject sent {at} of {size} bytes",
+            None,
+            Disposition.RETRY,
+            "GetObject",
+        )
+    resp["Body"] = body
+    return resp
+
+
+async def read_range(
+    client: Any, args: dict[str, Any], first: int | None, size: int
+) -> bytearray:
+    """``size`` bytes of the source from ``first`` (``None``: the whole
+    object) through the one call path; ``args``: :func:`pinned_read`'s."""
+    extra = {} if first is None else {"Range": f"bytes={first}-{first + size - 1}"}
+    resp = await invoke("GetObject", _get_body(client, size), **args, **extra)
+    body: bytearray = resp["Body"]
+    return body
+
+
+def _get_body(client: Any, size: int) -> Any:
+    async def call(**kwargs: Any) -> dict[str, Any]:
+        return await _get(client, size, **kwargs)
+
+    return call
+
+
+async def hashed(body: bytearray, algorithm: str | None) -> Digests:
+    """:func:`~engine.domain.digests.digest` of ``body``; large ones on a thread."""
+    if len(body) >= THREAD_HASH_BYTES:
+        return await asyncio.to_thread(digest, body, algorithm)
+    return digest(body, algorithm)
+
+
+def check_body(head: dict[str, Any], sums: Digests, operation: str) -> str:
+    """The body read is the source's: its MD5 equals the source's MD5 ETag,
+    its checksum the source's whole-object one (as far as the source tells).
+    Returns what it was checked by."""
+    by = []
+    source_md5 = md5_etag(head)
+    if source_md5 is not None:
+        if not etag.same(source_md5, sums.md5_hex):
+            raise mismatch(
+                f"the body read has MD5 {sums.md5_hex}; the source's ETag is "
+                f"{source_md5}",
+                operation,
+            )
+        by.append("MD5")
+    if sums.algorithm is not None:
+        want = whole_object_checksum(head, sums.algorithm)
+        if want is not None:
+            if want != sums.checksum:
+                raise mismatch(
+                    f"the body read has {sums.algorithm} {sums.checksum}; the "
+                    f"source's is {want}",
+                    operation,
+                )
+            by.append(sums.algorithm)
+    return " and ".join(by) or "size"
+
+
+def check_answer(
+    answer: dict[str, Any],
+    sums: Digests,
+    operation: str,
+    *,
+    etag_is_md5: bool,
+) -> None:
+    """The destination kept what was sent: its ETag is our MD5 (where its
+    ETags are MD5s: not SSE-KMS or SSE-C) and any checksum it answered with
+    is ours."""
+    got = answer.get("ETag")
+    if etag_is_md5 and got and not etag.same(got, sums.md5_hex):
+        raise mismatch(
+            f"{operation} answered ETag {got} for a body with MD5 {sums.md5_hex}",
+            operation,
+        )
+    if sums.algorithm is not None:
+        theirs = answer.get(f"Checksum{sums.algorithm}")
+        if theirs and theirs != sums.checksum:
+            raise mismatch(
+                f"{operation} answered {sums.algorithm} {theirs} for a body "
+                f"with {sums.checksum}",
+                operation,
+            )
+
+
+def etags_are_md5(args: dict[str, Any]) -> bool:
+    """Whether the destination's ETags will be MD5s of what is sent: not
+    with SSE-KMS or SSE-C."""
+    sse = str(args.get("ServerSideEncryption") or "")
+    return not sse.startswith("aws:kms") and "SSECustomerKey" not in args
+
+
+def checksum_args(args: dict[str, Any], algorithm: str | None) -> dict[str, Any]:
+    """``args`` (CreateMultipartUpload's) with the stream's checksum
+    algorithm: the one the parts are sent with."""
+    out = without_algorithm(args)
+    if algorithm is not None:
+        out["ChecksumAlgorithm"] = algorithm
+    return out
+
+
+def without_algorithm(args: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in args.items() if k != "ChecksumAlgorithm"}
+
+
+def body_args(sums: Digests, algorithm: str | None) -> dict[str, Any]:
+    """What goes with a body (PutObject, UploadPart): its MD5 and checksum;
+    an algorithm bulkcopy does not compute is left to botocore."""
+    args: dict[str, Any] = sums.send_args()
+    if algorithm is not None and algorithm not in COMPUTABLE:
+        args["ChecksumAlgorithm"] = algorithm
+    return args
+
+
+async def put_streamed(
+    ctx: CopyContext,
+    task: Task,
+    head: dict[str, Any],
+    args: dict[str, Any],
+) -> tuple[dict[str, Any], str]:
+    """Read the source (pinned to ``head``) and PutObject it with ``args``;
+    returns the answer and what the body was checked by."""
+    size = int(head.get("ContentLength") or 0)
+    alg = stream_algorithm(ctx.requests, head)
+    budget = ctx.budget
+    read = pinned_read(task, head, ctx.requests)
+    send = without_algorithm(args)
+    if budget is None:
+        return await _put(ctx, task, read, send, head, size, alg)
+    async with budget.take(size):
+        return await _put(ctx, task, read, send, head, size, alg)
+
+
+async def _put(
+    ctx: CopyContext,
+    task: Task,
+    read: dict[str, Any],
+    send: dict[str, Any],
+    head: dict[str, Any],
+    size: int,
+    alg: str | None,
+) -> tuple[dict[str, Any], str]:
+    body = await read_range(ctx.src, read, None, size)
+    sums = await hashed(body, alg)
+    by = check_body(head, sums, "GetObject")
+    resp = await invoke(
+        "PutObject",
+        ctx.client.put_object,
+        Bucket=ctx.dst_bucket,
+        Key=task.dst_key,
+        Body=body or b"",
+        ContentLength=size,
+        **send,
+        **body_args(sums, alg),
+    )
+    check_answer(resp, sums, "PutObject", etag_is_md5=etags_are_md5(send))
+    return resp, by

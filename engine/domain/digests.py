@@ -1,0 +1,76 @@
+"""Digests of a streamed body: its MD5 and the checksum it is sent with.  Pure.
+
+A streamed copy (:mod:`engine.copy.stream`) sends every body with its MD5
+(``Content-MD5``: the store refuses a body that arrived otherwise) and, when
+the copy carries a checksum algorithm, that checksum computed here (so
+botocore sends it as a header and computes nothing itself).  The same values
+are then compared with what the source said of itself (its MD5 ETag, its
+whole-object checksum) and what the destination answered.
+
+CRC32C and CRC64NVME need the AWS CRT, which bulkcopy does not install (it
+changes botocore's signing): those are not computed (:data:`COMPUTABLE`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zlib
+from dataclasses import dataclass
+
+# the checksum algorithms bulkcopy computes itself
+COMPUTABLE = ("CRC32", "SHA1", "SHA256")
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Digests:
+    """A body's MD5 (hex, as in an ETag) and its ``algorithm`` checksum
+    (base64, as S3 writes it), when one was asked for."""
+
+    md5_hex: str
+    algorithm: str | None = None
+    checksum: str | None = None
+
+    @property
+    def content_md5(self) -> str:
+        """The ``Content-MD5`` value: the MD5 in base64."""
+        return b64(bytes.fromhex(self.md5_hex))
+
+    @property
+    def etag(self) -> str:
+        """The ETag a store gives a body it keeps as sent (quoted MD5)."""
+        return f'"{self.md5_hex}"'
+
+    def send_args(self) -> dict[str, str]:
+        """PutObject / UploadPart arguments: the MD5, and the checksum with
+        its algorithm."""
+        args = {"ContentMD5": self.content_md5}
+        if self.algorithm is not None and self.checksum is not None:
+            args["ChecksumAlgorithm"] = self.algorithm
+            args[f"Checksum{self.algorithm}"] = self.checksum
+        return args
+
+
+def checksum(body: bytes | bytearray | memoryview, algorithm: str) -> str:
+    """``body``'s checksum in ``algorithm`` (one of :data:`COMPUTABLE`), as
+    S3 writes it (base64 of the big-endian value or digest)."""
+    if algorithm == "CRC32":
+        return b64(zlib.crc32(body).to_bytes(4, "big"))
+    if algorithm == "SHA1":
+        return b64(hashlib.sha1(body).digest())
+    if algorithm == "SHA256":
+        return b64(hashlib.sha256(body).digest())
+    raise ValueError(f"{algorithm} is not computed here")
+
+
+def digest(body: bytes | bytearray | memoryview, algorithm: str | None) -> Digests:
+    """The MD5 of ``body`` and, for an ``algorithm`` bulkcopy computes, its
+    checksum."""
+    md5 = hashlib.md5(body).hexdigest()
+    if algorithm is None or algorithm not in COMPUTABLE:
+        return Digests(md5)
+    return Digests(md5, algorithm, checksum(body, algorithm))
