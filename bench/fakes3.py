@@ -62,10 +62,11 @@ class FakeS3:
         domain: str = "localhost",
         log: TextIO = sys.stderr,
         count_copies: bool = False,
+        content_etags: bool = False,
     ) -> None:
         self.host = host
         self.port = port
-        self.store = Store()
+        self.store = Store(content_etags)
         self.stats = Stats(count_copies)
         self.env = Env(self.store, self.stats, region, copy_bandwidth)
         self.api = S3Api(self.env, latency=latency_ms / 1000, domain=domain, log=log)
@@ -272,6 +273,14 @@ def parser() -> argparse.ArgumentParser:
         "written more than once)",
     )
     p.add_argument(
+        "--content-etags",
+        action="store_true",
+        help="seeded objects (and copies) get the ETag of the zeros GetObject "
+        "serves: the MD5 for a single-part object, of the parts' MD5s for a "
+        "multipart one (so clients that check what they read pass); costs a "
+        "hash of each distinct size, about 2 s a GiB",
+    )
+    p.add_argument(
         "--seed",
         type=_seed_prefix,
         action="append",
@@ -311,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         region=args.region,
         domain=args.domain,
         count_copies=args.count_copies,
+        content_etags=args.content_etags,
     )
     for bucket in args.bucket:
         s3.create_bucket(bucket)

@@ -72,6 +72,7 @@ class S3Api:
             "copy_bandwidth": self.env.copy_bandwidth,
             "region": self.env.region,
             "domain": self.domain,
+            "content_etags": self.env.store.content_etags,
         }
 
     def handle(self, req: Request) -> Response:

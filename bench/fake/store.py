@@ -9,6 +9,7 @@ the source, ETag preconditions); the HTTP side only translates.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import itertools
 import secrets
@@ -37,6 +38,20 @@ def md5_etag(*parts: object) -> str:
     """A quoted single-part ETag derived from ``parts`` (stands in for content)."""
     text = "\0".join(str(p) for p in parts)
     return '"' + hashlib.md5(text.encode(), usedforsecurity=False).hexdigest() + '"'
+
+
+@functools.lru_cache(maxsize=64)
+def zeros_etag(size: int) -> str:
+    """The quoted MD5 of ``size`` zero bytes: the ETag of what GetObject
+    serves (``content_etags``); computed once per size (1 GiB: about 2 s)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    block = memoryview(bytes(min(size, 8 * MIB)))
+    left = size
+    while left:
+        n = min(left, len(block))
+        digest.update(block[:n])
+        left -= n
+    return f'"{digest.hexdigest()}"'
 
 
 def multipart_etag(part_etags: Iterable[str]) -> str:
@@ -193,11 +208,22 @@ class Bucket:
 
 
 class Store:
-    """Every bucket, object and upload the fake endpoint knows."""
+    """Every bucket, object and upload the fake endpoint knows.
 
-    def __init__(self) -> None:
+    ``content_etags``: the ETags of seeded objects and of copies are those of
+    the zeros GetObject serves (the MD5 of the body for a single-part object,
+    of its parts' MD5s for a multipart one), as a client that checks the
+    bytes it reads against the ETag expects; otherwise (the default, nothing
+    to hash) they are derived from the bucket, key and size."""
+
+    def __init__(self, content_etags: bool = False) -> None:
         self.buckets: dict[str, Bucket] = {}
         self._ids = itertools.count(1)
+        self.content_etags = content_etags
+
+    def _etag(self, size: int, *derived_from: object) -> str:
+        """A single-part ETag: of the zeros served, or derived."""
+        return zeros_etag(size) if self.content_etags else md5_etag(*derived_from)
 
     # buckets -------------------------------------------------------------
 
@@ -244,7 +270,11 @@ class Store:
             if count > MAX_PARTS:
                 raise ValueError(f"{count} parts of {part_size} exceed 10,000")
             parts = (part_size,) * (count - 1) + (size - part_size * (count - 1),)
-            etag = multipart_etag(md5_etag(etag, n) for n in range(1, count + 1))
+            etag = multipart_etag(
+                self._etag(length, etag, n) for n, length in enumerate(parts, 1)
+            )
+        elif self.content_etags:
+            etag = zeros_etag(size)
         obj = Obj(size, etag, time.time(), props or Properties(), tags or [], parts)
         b.put(key, obj)
         return obj
@@ -255,7 +285,9 @@ class Store:
         now = time.time()
         for n in range(count):
             key = f"{prefix}{n:06d}"
-            b.put(key, Obj(size, md5_etag(bucket, key, size), now, Properties()))
+            b.put(
+                key, Obj(size, self._etag(size, bucket, key, size), now, Properties())
+            )
 
     # objects -------------------------------------------------------------
 
@@ -287,7 +319,7 @@ class Store:
             raise S3Error("InvalidRequest", TOO_LARGE_TO_COPY, 400)
         # the same bytes: a single-part MD5 stays; a multipart ETag becomes a new
         # single-part one (as on S3, where CopyObject writes one part)
-        etag = src.etag if "-" not in src.etag else md5_etag(src.etag)
+        etag = src.etag if "-" not in src.etag else self._etag(src.size, src.etag)
         obj = Obj(src.size, etag, time.time(), props, tags)
         b.put(key, obj)
         return obj
@@ -359,7 +391,8 @@ class Store:
                 f"size for a part: {MAX_COPY_SIZE}",
                 400,
             )
-        part = Part(number, size, md5_etag(src.etag, first, last), time.time())
+        etag = self._etag(size, src.etag, first, last)
+        part = Part(number, size, etag, time.time())
         up.parts[number] = part
         return part
 

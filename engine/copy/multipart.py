@@ -40,6 +40,8 @@ from engine.copy.upload import (
 )
 from engine.domain import etag
 from engine.domain.classify import Disposition, upload_gone
+from engine.domain.codes import CHECKSUM_MISMATCH
+from engine.domain.content import encrypted_etag
 from engine.domain.errors import S3Error
 from engine.domain.models import PartRecord, Task
 from engine.domain.plan import (
@@ -135,7 +137,28 @@ class MultipartCopy:
         if len(done) < len(plan):  # stopping: parts in flight finished, rest later
             raise Interrupted()
         await self._source_unchanged(upload)
-        return await self._complete(upload, [done[p.number] for p in plan])
+        parts = [done[p.number] for p in plan]
+        if self.stream and layout is not None:
+            await self._same_as_source(upload, parts)
+        return await self._complete(upload, parts)
+
+    async def _same_as_source(self, upload: Upload, parts: list[PartRecord]) -> None:
+        """Streamed in the source's own layout: the parts' ETags (their MD5s)
+        must make the source's multipart ETag, else the bytes read are not
+        the source's (the upload is aborted; the task is tried again)."""
+        if not self.etags_are_md5 or encrypted_etag(self.head):
+            return
+        want = expected_etag([p.etag for p in parts])
+        if etag.same(want, self.src_etag):
+            return
+        await self.abort(upload)
+        raise S3Error(
+            CHECKSUM_MISMATCH,
+            f"the parts streamed make ETag {want}; the source's is {self.src_etag}",
+            None,
+            Disposition.RETRY,
+            "UploadPart",
+        )
 
     async def _source_unchanged(self, upload: Upload) -> None:
         """After the last part: the source is still the one the copy began

@@ -46,7 +46,7 @@ def _etag(head: dict[str, Any]) -> str:
     return str(head.get("ETag") or "")
 
 
-def _encrypted_etag(head: dict[str, Any]) -> bool:
+def encrypted_etag(head: dict[str, Any]) -> bool:
     """SSE-KMS and SSE-C objects have ETags that are no MD5 of the body."""
     return head.get("ServerSideEncryption") in _KMS or bool(
         head.get("SSECustomerAlgorithm")
@@ -56,7 +56,7 @@ def _encrypted_etag(head: dict[str, Any]) -> bool:
 def md5_etag(head: dict[str, Any]) -> str | None:
     """The ETag if it is the MD5 of the body (single part, not KMS/SSE-C)."""
     etag = _etag(head)
-    if not etag or "-" in etag or _encrypted_etag(head):
+    if not etag or "-" in etag or encrypted_etag(head):
         return None
     return etag
 
@@ -64,7 +64,7 @@ def md5_etag(head: dict[str, Any]) -> str | None:
 def _multipart_etag(head: dict[str, Any]) -> tuple[str, str] | None:
     """A multipart ETag (MD5 of the parts' MD5s) and its part count."""
     etag = _etag(head).strip('"')
-    if "-" not in etag or _encrypted_etag(head):
+    if "-" not in etag or encrypted_etag(head):
         return None
     digest, _, count = etag.rpartition("-")
     return digest, count
