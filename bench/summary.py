@@ -100,13 +100,11 @@ def _cell(row: dict[str, Any], key: str | None, tool: str) -> str:
     return "-" if value is None else str(value)
 
 
-def table(summary: dict[str, dict[str, Any]]) -> str:
-    """A Markdown table, one row per tool."""
-    rows = [[_cell(s, key, t) for _, key in COLUMNS] for t, s in summary.items()]
-    head = [name for name, _ in COLUMNS]
+def markdown(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table, each column as wide as its widest cell."""
     widths = [max(len(c) for c in col) for col in zip(head, *rows, strict=True)]
 
-    def line(cells: list[str]) -> str:
+    def line(cells: Sequence[str]) -> str:
         return (
             "| "
             + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
@@ -115,3 +113,9 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
 
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(head), rule, *(line(r) for r in rows)])
+
+
+def table(summary: dict[str, dict[str, Any]]) -> str:
+    """A Markdown table, one row per tool."""
+    rows = [[_cell(s, key, t) for _, key in COLUMNS] for t, s in summary.items()]
+    return markdown([name for name, _ in COLUMNS], rows)

@@ -236,7 +236,22 @@ async def _streamed(ctx: CopyContext, task: Task, *, in_place: bool) -> Copied:
         src_etag=head.get("ETag"),
         src_head=head,
     )
-    await _confirm(ctx, task, copied, head, carries_checksum=True)
+    # the tags it should have were read above: not again; none promised, a
+    # new object has none to read back
+    promised = (
+        ctx.requests.expected_tags(tags or [], overrides)
+        if tags is not None or ctx.requests.replaces_tags(overrides)
+        else None
+    )
+    await _confirm(
+        ctx,
+        task,
+        copied,
+        head,
+        carries_checksum=True,
+        with_tags=bool(promised),
+        tags=promised or None,
+    )
     await _carry_acl(ctx, task, copied)
     await _verify(ctx, task, copied)
     return copied
@@ -307,21 +322,19 @@ async def _confirm(
     *,
     carries_checksum: bool,
     with_tags: bool = True,
+    tags: dict[str, str] | None = None,
 ) -> None:
     """The copy holds what the job promised (:mod:`engine.copy.confirm`);
     ``with_tags``: its tags too (not for a CopyObject that copied them
-    itself)."""
-    tags = (
-        await confirm.promised_tags(
+    itself); ``tags``: the tags promised, when the caller knows them."""
+    if tags is None and with_tags:
+        tags = await confirm.promised_tags(
             ctx.src,
             task,
             ctx.requests,
             preserve_tags=ctx.options.preserve_tags,
             src_version_id=copied.src_version_id,
         )
-        if with_tags
-        else None
-    )
     promise = confirm.promise_for(
         ctx.requests,
         head,

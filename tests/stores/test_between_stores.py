@@ -215,6 +215,10 @@ def test_a_listing_of_the_source_store_is_streamed(
     assert {line["method"] for line in lines} == {"stream"}
     listed = s.dst.list_objects_v2(Bucket=s.dst_bucket).get("Contents", [])
     assert sorted(o["Key"] for o in listed) == keys
+    # verify reads each source on its own store, with the job's profiles
+    checked = s.cli("verify", _job_id(res.stderr))
+    assert checked.returncode == 0, checked.stderr
+    assert f"verified {len(keys)} copies: {len(keys)} match" in checked.stdout
 
 
 def test_a_byte_changed_on_the_way_fails_the_copy(

@@ -1,0 +1,127 @@
+"""The streamed-copy benchmark keeps working: ``bench/stream.py`` copies a few
+small objects and one multipart-sized object from one fakes3 to another with
+bulkcopy (``--transfer stream``) and rclone, and every run passes its checks.
+No timings are asserted.  Also: fakes3's ``--content-etags`` gives seeded
+objects the ETag of the bytes GetObject serves, which both tools check."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+from bench.fakes3 import FakeS3
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL, LARGE = 30, 1
+MIB = 1024**2
+TOOLS = ["bulkcopy", "rclone"]
+
+
+def test_stream_bench_runs_bulkcopy_and_rclone(tmp_path: Path) -> None:
+    out = tmp_path / "stream.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "bench/stream.py",
+            "--small-objects",
+            str(SMALL),
+            "--small-size",
+            "64KiB",
+            "--large-objects",
+            str(LARGE),
+            "--large-size",
+            "20MiB",
+            "--part-size",
+            "8MiB",
+            "--multipart-threshold",
+            "8MiB",
+            "--rounds",
+            "1",
+            "--tools",
+            ",".join(TOOLS),
+            "--no-pin",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("command: python bench/stream.py --small-objects")
+    result = json.loads(out.read_text())
+    assert result["settings"]["pinned"] is None
+    assert list(result["workloads"]) == ["small", "large"]
+    sizes = {"small": (SMALL, 64 * 1024), "large": (LARGE, 20 * MIB)}
+    for workload, (count, size) in sizes.items():
+        rows = result["workloads"][workload]
+        assert list(rows) == TOOLS
+        for tool, row in rows.items():
+            assert row["checks_ok"], (workload, tool, row["problems"])
+            (run,) = row["runs"]
+            assert run["ok"]
+            assert run["destination_objects"] == count  # every object, its size
+            assert run["bytes_received"] >= count * size
+            assert run["source_requests"]["GetObject"] >= count
+            dst = run["destination_requests"]
+            assert "CopyObject" not in dst
+            assert "UploadPartCopy" not in dst
+            if workload == "small":
+                assert dst["PutObject"] == count
+            else:  # 20 MiB in 8 MiB parts: 3 UploadPart
+                assert dst["UploadPart"] == 3
+                assert dst["CompleteMultipartUpload"] == 1
+            assert row["mib_per_s_median"] > 0
+            assert row["cpu_s_per_gib_median"] > 0
+            assert row["peak_rss_mb_median"] > 0
+            assert f"| {tool} " in proc.stdout
+        assert rows["bulkcopy"]["compared_with"] == "rclone"
+        assert rows["bulkcopy"]["rate_x_rclone"] > 0
+        assert rows["rclone"]["rate_x_rclone"] is None
+        command = rows["bulkcopy"]["runs"][0]["command"]
+        assert command[1:4] == ["-m", "engine", "copy"]
+        assert command[command.index("--transfer") + 1] == "stream"
+    assert "| tool " in proc.stdout  # the tables
+
+
+def test_content_etags_match_what_get_serves() -> None:
+    """With content_etags, a seeded single-part object's ETag is the MD5 of
+    its GetObject body, a seeded multipart one's ends in -N; a PutObject and
+    an UploadPart answer the MD5 of the body received."""
+    with FakeS3(content_etags=True) as s3:
+        s3.seed_prefix("src", "p/", 2, 1000)
+        s3.seed_object("src", "mp.bin", 12 * MIB, part_size=5 * MIB)
+        s3.create_bucket("dst")
+        client = boto3.client(
+            "s3",
+            endpoint_url=s3.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+        got = client.get_object(Bucket="src", Key="p/000001")
+        body = got["Body"].read()
+        assert body == bytes(1000)
+        assert got["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+        head = client.head_object(Bucket="src", Key="mp.bin")
+        assert head["ETag"].endswith('-3"')
+        data = b"streamed bytes"
+        put = client.put_object(Bucket="dst", Key="k", Body=data)
+        assert put["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
+        up = client.create_multipart_upload(Bucket="dst", Key="m")
+        part = client.upload_part(
+            Bucket="dst", Key="m", UploadId=up["UploadId"], PartNumber=1, Body=data
+        )
+        assert part["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
+    with FakeS3() as plain:  # the default: ETags derived, nothing hashed
+        plain.seed_prefix("src", "p/", 1, 1000)
+        etag = plain.store.bucket("src").get("p/000000").etag
+        assert etag != f'"{hashlib.md5(bytes(1000)).hexdigest()}"'
