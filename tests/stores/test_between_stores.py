@@ -462,3 +462,21 @@ def test_a_multipart_source_streamed_in_its_layout_keeps_its_etag(
     assert line["error_code"] == "ChecksumMismatch", line
     assert s.dst.list_objects_v2(Bucket=s.dst_bucket).get("KeyCount", 0) == 0
     assert s.open_uploads() == []
+
+
+def test_objects_already_on_the_other_store_are_skipped(
+    stores: Stores, tmp_path: Path
+) -> None:
+    """--skip-existing same-etag across stores: a second copy of the same
+    objects streams nothing and reports them skipped (DestinationExists)."""
+    s = stores
+    for key in ("s/a", "s/b"):
+        s.src.put_object(Bucket=s.src_bucket, Key=key, Body=key.encode())
+    manifest = _manifest(tmp_path / "m.csv", s.src_bucket, ["s/a", "s/b"])
+    assert s.copy(manifest).returncode == 0
+
+    again = s.copy(manifest, "--skip-existing", "same-etag", "--restart")
+
+    assert again.returncode == 0, again.stderr
+    lines = s.report(_job_id(again.stderr), tmp_path)
+    assert {line["error_code"] for line in lines} == {"DestinationExists"}
