@@ -31,8 +31,13 @@ from engine.domain.content import md5_etag, whole_object_checksum
 from engine.domain.digests import COMPUTABLE, Digests, digest
 from engine.domain.errors import S3Error
 from engine.domain.models import Task
+from engine.s3.bodies import read_into
 from engine.s3.call import invoke
 
+# the checksum a body goes with when the copy carries none: botocore's own
+# default (it would compute it otherwise; computed here, it is one pass with
+# the MD5 and the lean path can send it)
+SEND_ALGORITHM = "CRC32"
 # bodies this large are hashed on a thread (hashlib and zlib let go of the
 # GIL), smaller ones on the loop (a thread costs more than their hash)
 THREAD_HASH_BYTES = 1 << 20
@@ -63,6 +68,7 @@ def pinned_read(task: Task, head: dict[str, Any], requests: Requests) -> dict[st
     args = {
         **task.src.params(version if version and version != "null" else None),
         **requests.head_source(),
+        "ChecksumMode": "ENABLED",  # its checksums too (botocore's default)
     }
     if head.get("ETag"):
         args["IfMatch"] = head["ETag"]
@@ -70,32 +76,29 @@ def pinned_read(task: Task, head: dict[str, Any], requests: Requests) -> dict[st
 
 
 async def _get(client: Any, size: int, **kwargs: Any) -> dict[str, Any]:
-    """GetObject, its body read whole into ``Body`` (bytes); short bodies are
-    ``IncompleteBody``."""
-    resp: dict[str, Any] = await client.get_object(**kwargs)
-    stream = resp["Body"]
-    try:
-        body = bytearray(size)
-        at = 0
-        async for chunk in stream.iter_chunks(1 << 20):
-            end = at + len(chunk)
-            if end > size:
-                raise S3Error(
-                    "UnexpectedBody",
-                    f"GetObject sent more than the {size} bytes asked for "
-                    "(a store that ignores Range?)",
-                    None,
-                    Disposition.FATAL,
-                    "GetObject",
-                )
-            body[at:end] = chunk
-            at = end
-    finally:
-        stream.close()
-    if at != size:
+    """GetObject, its body read whole into ``Body`` (a buffer of ``size``
+    bytes, written once: by the lean path straight off the socket); a short
+    body is ``IncompleteBody``, a long one ``UnexpectedBody``."""
+    body = bytearray(size)
+    lean = getattr(client, "get_object_into", None)  # engine.s3.lean.LeanClient
+    read = (
+        lean(body, **kwargs) if lean is not None else read_into(client, body, **kwargs)
+    )
+    resp: dict[str, Any]
+    resp, got = await read
+    if got > size:
+        raise S3Error(
+            "UnexpectedBody",
+            f"GetObject sent more than the {size} bytes asked for "
+            "(a store that ignores Range?)",
+            None,
+            Disposition.FATAL,
+            "GetObject",
+        )
+    if got != size:
         raise S3Error(
             "IncompleteBody",
-            f"GetObject sent {at} of {size} bytes",
+            f"GetObject sent {got} of {size} bytes",
             None,
             Disposition.RETRY,
             "GetObject",
@@ -240,7 +243,7 @@ async def _put(
     alg: str | None,
 ) -> tuple[dict[str, Any], str]:
     body = await read_range(ctx.src, read, None, size)
-    sums = await hashed(body, alg)
+    sums = await hashed(body, alg or SEND_ALGORITHM)
     by = check_body(head, sums, "GetObject")
     resp = await invoke(
         "PutObject",
@@ -250,7 +253,7 @@ async def _put(
         Body=body or b"",
         ContentLength=size,
         **send,
-        **body_args(sums, alg),
+        **body_args(sums, alg or SEND_ALGORITHM),
     )
     check_answer(resp, sums, "PutObject", etag_is_md5=etags_are_md5(send))
     return resp, by

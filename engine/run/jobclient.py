@@ -100,26 +100,39 @@ async def open_job_client(
         install_headers(client, spec.headers, requests.retention_headers())
         if settings.content_md5:
             install_content_md5(client)
-        fast = lean_wanted(settings)
-        copier = None
-        if fast and copy_bucket:
-            copier = await probe(
-                client,
-                copy_bucket,
-                credentials_getter(creds),
-                head_buckets=head_buckets,
-                connect_timeout=settings.connect_timeout,
-                read_timeout=settings.read_timeout,
-                max_idle=settings.max_pool_connections,
-            )
-        if copier is None:
-            yield client, requests
-            return
-        lean = LeanClient(client, copier, sdk_max_attempts=settings.sdk_max_attempts)
-        try:
+        async with _lean(client, creds, settings, copy_bucket, head_buckets) as lean:
             yield lean, requests
-        finally:
-            lean.close()
+
+
+@asynccontextmanager
+async def _lean(
+    client: Any,
+    creds: Any,
+    settings: ClientSettings,
+    copy_bucket: str | None,
+    head_buckets: tuple[str, ...],
+) -> AsyncIterator[Any]:
+    """``client`` with the lean path in front where it can take the calls
+    (:func:`engine.s3.lean.probe`), else ``client`` itself."""
+    copier = None
+    if lean_wanted(settings) and (copy_bucket or head_buckets):
+        copier = await probe(
+            client,
+            copy_bucket,
+            credentials_getter(creds),
+            head_buckets=head_buckets,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            max_idle=settings.max_pool_connections,
+        )
+    if copier is None:
+        yield client
+        return
+    lean = LeanClient(client, copier, sdk_max_attempts=settings.sdk_max_attempts)
+    try:
+        yield lean
+    finally:
+        lean.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +190,11 @@ async def open_source(
         if settings.content_md5:
             install_content_md5(client)
         src, dst = await client_side(client), await client_side(destination)
-        yield Source(client, choose(mode, src, dst))
+        transfer = choose(mode, src, dst)
+        # a stream's reads (HEAD, GET, tags) take the lean path where they can
+        reads = spec.source_buckets if transfer == STREAM else ()
+        async with _lean(client, creds, settings, None, reads) as reader:
+            yield Source(reader, transfer)
 
 
 @asynccontextmanager

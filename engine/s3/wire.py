@@ -2,7 +2,9 @@
 connections on ``asyncio.Protocol``, bodies by Content-Length or chunked.
 
 It does one thing: send a request with an empty or small body and read the
-whole answer.  No redirects, no proxies, no compression, no ``Expect``; the
+whole answer; a successful answer's body may go straight into a buffer the
+caller holds (``sink``: a streamed GetObject's part, copied once).  No
+redirects, no proxies, no compression, no ``Expect``; the
 caller (``engine.s3.lean``) falls back to botocore for anything else.  The
 parsing is split from the I/O (:class:`ResponseParser` is fed bytes and says
 when a response is complete) so it can be tested on its own.
@@ -44,16 +46,25 @@ class Response:
     keep_alive: bool = True
     # every header as sent: (name as the server spelt it, value)
     raw_headers: list[tuple[str, str]] = field(default_factory=list)
+    # bytes of the body written into the caller's ``sink`` (-1: none was; the
+    # body is in ``body``)
+    into_sink: int = -1
 
 
 class ResponseParser:
     """Incremental HTTP/1.1 response parser: :meth:`feed` bytes until it
-    returns a :class:`Response`.  ``head_only`` (a HEAD request): no body."""
+    returns a :class:`Response`.  ``head_only`` (a HEAD request): no body.
+    ``sink``: a successful (2xx) answer's body, when its Content-Length fits,
+    is written into it from its first byte (an error's body, or one that does
+    not fit, is kept in ``body`` as usual)."""
 
     MAX_HEAD = 64 * 1024
 
-    def __init__(self, head_only: bool = False) -> None:
+    def __init__(self, head_only: bool = False, sink: bytearray | None = None) -> None:
         self.head_only = head_only
+        self.sink = sink
+        self._into = False  # this body goes into the sink
+        self._at = 0  # bytes of it written there
         self._buf = bytearray()
         self._response: Response | None = None
         self._length: int | None = None  # body bytes expected (None: chunked/close)
@@ -66,6 +77,8 @@ class ResponseParser:
 
     def feed(self, data: bytes) -> Response | None:
         self.started = True
+        if self._into:
+            return self._sink_step(data)
         self._buf += data
         if self._response is None:
             end = self._buf.find(b"\r\n\r\n")
@@ -75,7 +88,27 @@ class ResponseParser:
                 return None
             self._head(bytes(self._buf[:end]))
             del self._buf[: end + 4]
+            if self._into:
+                rest = bytes(self._buf)
+                self._buf.clear()
+                return self._sink_step(rest)
         return self._body_step()
+
+    def _sink_step(self, data: bytes) -> Response | None:
+        """Body bytes into the sink, up to the Content-Length."""
+        assert self.sink is not None
+        assert self._length is not None
+        take = min(len(data), self._length - self._at)
+        if take:
+            chunk = data if take == len(data) else memoryview(data)[:take]
+            self.sink[self._at : self._at + take] = chunk
+            self._at += take
+        if self._at < self._length:
+            return None
+        self._buf += data[take:]  # bytes past the answer: not reused
+        response = self._finish()
+        response.into_sink = self._at
+        return response
 
     def eof(self) -> Response:
         """The server closed the connection: the response, if it is complete."""
@@ -120,6 +153,11 @@ class ResponseParser:
                 self._length = int(headers["content-length"])
             except ValueError:
                 raise WireError("bad Content-Length", sent=True) from None
+            self._into = (
+                self.sink is not None
+                and 200 <= status < 300
+                and self._length <= len(self.sink)
+            )
         else:
             self._until_close = True
 
@@ -266,17 +304,33 @@ class Pool:
             ) from exc
         return conn
 
-    async def request(self, data: bytes, *, head: bool = False) -> Response:
-        """Send one serialized request and return the whole response."""
+    async def request(
+        self,
+        data: bytes,
+        *,
+        head: bool = False,
+        body: bytes | bytearray | memoryview = b"",
+        sink: bytearray | None = None,
+    ) -> Response:
+        """Send one serialized request (its head ``data``, then ``body``) and
+        return the whole response (its body into ``sink`` where it fits:
+        :class:`ResponseParser`)."""
         reused = bool(self._idle)
         try:
-            return await self._once(data, head)
+            return await self._once(data, head, body, sink)
         except WireError as exc:
             if reused and not exc.sent:  # an idle connection the server closed
-                return await self._once(data, head, fresh=True)
+                return await self._once(data, head, body, sink, fresh=True)
             raise
 
-    async def _once(self, data: bytes, head: bool, fresh: bool = False) -> Response:
+    async def _once(
+        self,
+        data: bytes,
+        head: bool,
+        body: bytes | bytearray | memoryview,
+        sink: bytearray | None,
+        fresh: bool = False,
+    ) -> Response:
         conn = None
         while self._idle and not fresh:
             candidate = self._idle.pop()
@@ -287,11 +341,15 @@ class Pool:
             conn = await self._connect()
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Response] = loop.create_future()
-        conn.parser = ResponseParser(head_only=head)
+        conn.parser = ResponseParser(head_only=head, sink=sink)
         conn.waiter = waiter
         transport = conn.transport
         assert transport is not None
-        transport.write(data)
+        if len(body) <= 64 * 1024:
+            transport.write(data + bytes(body))  # one segment
+        else:
+            transport.write(data)
+            transport.write(body)
         timer = loop.call_later(self.read_timeout, _expire, waiter)
         try:
             response = await waiter

@@ -208,3 +208,47 @@ def test_connection_refused() -> None:
     with pytest.raises(WireError, match="cannot connect") as err:
         asyncio.run(go())
     assert not err.value.sent
+
+
+# -- a body straight into the caller's buffer (a streamed GetObject) -------------
+
+
+def test_a_body_goes_into_the_sink_whatever_the_pieces() -> None:
+    raw = b"HTTP/1.1 206 Partial Content\r\nContent-Length: 11\r\n\r\nhello world"
+    for split in range(1, len(raw)):
+        sink = bytearray(11)
+        parser = ResponseParser(sink=sink)
+        assert parser.feed(raw[:split]) is None
+        got = parser.feed(raw[split:])
+        assert got is not None
+        assert (got.into_sink, got.body, bytes(sink)) == (11, b"", b"hello world")
+        assert got.keep_alive
+
+
+def test_bytes_past_the_body_are_not_the_sinks_and_the_connection_is_dropped() -> None:
+    sink = bytearray(4)
+    got = ResponseParser(sink=sink).feed(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcdHTTP/1.1"
+    )
+    assert got is not None
+    assert bytes(sink) == b"abcd"
+    assert not got.keep_alive
+
+
+def test_a_body_larger_than_the_sink_or_an_error_stays_in_body() -> None:
+    sink = bytearray(3)
+    got = parse_into(sink, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd")
+    assert (got.into_sink, got.body, sink) == (-1, b"abcd", bytearray(3))
+    error = b"<Error><Code>PreconditionFailed</Code></Error>"
+    got = parse_into(
+        bytearray(100),
+        b"HTTP/1.1 412 Precondition Failed\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(error), error),
+    )
+    assert (got.into_sink, got.body) == (-1, error)
+
+
+def parse_into(sink: bytearray, raw: bytes) -> Response:
+    got = ResponseParser(sink=sink).feed(raw)
+    assert got is not None
+    return got

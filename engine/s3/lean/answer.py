@@ -239,6 +239,45 @@ def head_object(parser: HeadParser) -> Operation:
     return Operation("HeadObject", parser, region_hint=True)
 
 
+def get_object(parser: HeadParser) -> Operation:
+    """GetObject's header members, read as ``parser`` says (its body is the
+    caller's: :meth:`engine.s3.lean.LeanCopier.get_object_into`)."""
+    return Operation("GetObject", parser)
+
+
+def put_object(parser: HeadParser) -> Operation:
+    """PutObject, its members read as ``parser`` says."""
+    return Operation("PutObject", parser)
+
+
+_TAG_PAIR = re.compile(
+    rb"<Tag>\s*<Key>(.*?)</Key>\s*<Value>(.*?)</Value>\s*</Tag>", re.S
+)
+_EMPTY_VALUE = re.compile(rb"<Value\s*/>")
+
+
+class TaggingMembers:
+    """GetObjectTagging's answer: its ``TagSet`` (each ``Key`` and ``Value``)
+    and the version it read."""
+
+    __slots__ = ()
+
+    def parse(self, response: Response) -> dict[str, Any]:
+        body = _EMPTY_VALUE.sub(b"<Value></Value>", response.body)
+        out: dict[str, Any] = {
+            "TagSet": [
+                {"Key": _text(k), "Value": _text(v)} for k, v in _TAG_PAIR.findall(body)
+            ]
+        }
+        version = response.headers.get("x-amz-version-id")
+        if version is not None:
+            out["VersionId"] = version
+        return out
+
+
+GET_OBJECT_TAGGING = Operation("GetObjectTagging", TaggingMembers())
+
+
 def answer(op: Operation, response: Response) -> dict[str, Any]:
     """botocore's answer to ``op`` for ``response``: the response dict, or
     the ``ClientError`` it raises (:class:`Fallback` for what botocore

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.domain.backoff import RetryPolicy
+from engine.s3.bodies import read_into
 from engine.s3.call import from_exception
 from engine.s3.lean.answer import Fallback
 from engine.s3.lean.copier import LeanCopier
+
+T = TypeVar("T")
+
+
+def _same(answer: Any) -> dict[str, Any]:
+    return answer  # type: ignore[no-any-return]
+
+
+def _first(read: tuple[dict[str, Any], int]) -> dict[str, Any]:
+    return read[0]
 
 
 class LeanClient:
@@ -43,6 +54,8 @@ class LeanClient:
         self.lean_copies = 0  # how many copies went the lean way (for tests)
         self.lean_heads = 0
         self.lean_deletes = 0
+        self.lean_gets = 0
+        self.lean_puts = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -89,12 +102,55 @@ class LeanClient:
         answer = await self._client.delete_object(**kwargs)
         return dict(answer)
 
+    async def get_object_into(
+        self, sink: bytearray, **kwargs: Any
+    ) -> tuple[dict[str, Any], int]:
+        """GetObject, the body into ``sink`` (:func:`engine.s3.bodies.read_into`)."""
+        if self._copier.streams and self._requests.handles_get(kwargs):
+
+            async def get(**kw: Any) -> tuple[dict[str, Any], int]:
+                return await self._copier.get_object_into(sink, **kw)
+
+            try:
+                read = await self._lean("GetObject", get, kwargs, answer_of=_first)
+            except Fallback:
+                pass
+            else:
+                self.lean_gets += 1
+                return read
+        return await read_into(self._client, sink, **kwargs)
+
+    async def get_object_tagging(self, **kwargs: Any) -> dict[str, Any]:
+        if self._copier.streams and self._requests.handles_tagging(kwargs):
+            try:
+                return await self._lean(
+                    "GetObjectTagging", self._copier.get_object_tagging, kwargs
+                )
+            except Fallback:
+                pass
+        answer = await self._client.get_object_tagging(**kwargs)
+        return dict(answer)
+
+    async def put_object(self, **kwargs: Any) -> dict[str, Any]:
+        if self._copier.streams and self._requests.handles_put(kwargs):
+            try:
+                answer = await self._lean("PutObject", self._copier.put_object, kwargs)
+            except Fallback:
+                pass
+            else:
+                self.lean_puts += 1
+                return answer
+        answer = await self._client.put_object(**kwargs)
+        return dict(answer)
+
     async def _lean(
         self,
         operation: str,
-        call: Callable[..., Awaitable[dict[str, Any]]],
+        call: Callable[..., Awaitable[T]],
         kwargs: dict[str, Any],
-    ) -> dict[str, Any]:
+        *,
+        answer_of: Callable[[T], dict[str, Any]] = _same,
+    ) -> T:
         attempt = 0
         while True:
             attempt += 1
@@ -110,7 +166,7 @@ class LeanClient:
                     raise err from exc
                 await asyncio.sleep(self._sdk.delay(attempt, err.disposition))
                 continue
-            answer["ResponseMetadata"]["RetryAttempts"] = attempt - 1
+            answer_of(answer)["ResponseMetadata"]["RetryAttempts"] = attempt - 1
             return answer
 
     def close(self) -> None:

@@ -3,6 +3,8 @@ kept-alive connection (:mod:`engine.s3.wire`), answered (:mod:`.answer`)."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -12,16 +14,22 @@ from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from engine.s3.lean.answer import (
     COPY_OBJECT,
     DELETE_OBJECT,
+    GET_OBJECT_TAGGING,
     HeadParser,
     Operation,
     answer,
+    get_object,
     head_object,
+    put_object,
 )
 from engine.s3.lean.request import LeanRequests
-from engine.s3.sigv4 import Credentials
+from engine.s3.sigv4 import UNSIGNED_PAYLOAD, Credentials
 from engine.s3.wire import Pool, Response, WireError
 
 GetCredentials = Callable[[], Awaitable[Credentials]]
+# bodies this large are hashed (SHA-256, to sign them over plain HTTP) on a
+# thread, as engine.copy.stream hashes what it reads
+THREAD_HASH_BYTES = 1 << 20
 
 
 class LeanCopier:
@@ -41,6 +49,8 @@ class LeanCopier:
         bucket: str | None = None,
         head_buckets: Iterable[str] = (),
         head_parser: HeadParser | None = None,
+        get_parser: HeadParser | None = None,
+        put_parser: HeadParser | None = None,
         max_idle: int = 256,
     ) -> None:
         self.max_idle = max_idle  # keep-alive connections kept per host
@@ -55,6 +65,11 @@ class LeanCopier:
         )
         self.credentials = credentials
         self._head: Operation | None = head_object(head_parser) if head_parser else None
+        # GetObject and GetObjectTagging of the sources (where HEADs go), and
+        # PutObject to ``bucket``, when botocore's model for them is given
+        self._get: Operation | None = get_object(get_parser) if get_parser else None
+        self._put: Operation | None = put_object(put_parser) if put_parser else None
+        self.streams = self._get is not None and self._put is not None
         self._timeouts = (connect_timeout, read_timeout)
         self._pools: dict[str, Pool] = {}
 
@@ -76,10 +91,19 @@ class LeanCopier:
             )
         return pool
 
-    async def _exchange(self, host: str, raw: bytes, head: bool = False) -> Response:
-        """Send ``raw``; a failed connection is botocore's error for it."""
+    async def _exchange(
+        self,
+        host: str,
+        raw: bytes,
+        head: bool = False,
+        *,
+        body: bytes | bytearray | memoryview = b"",
+        sink: bytearray | None = None,
+    ) -> Response:
+        """Send ``raw`` (then ``body``); a failed connection is botocore's
+        error for it."""
         try:
-            return await self._pool(host).request(raw, head=head)
+            return await self._pool(host).request(raw, head=head, body=body, sink=sink)
         except WireError as exc:
             if exc.timeout:
                 raise ReadTimeoutError(endpoint_url=f"http://{host}") from exc
@@ -106,6 +130,49 @@ class LeanCopier:
         host, raw = self.requests.delete_object(kwargs, creds, time.time())
         return answer(DELETE_OBJECT, await self._exchange(host, raw))
 
+    async def get_object_into(
+        self, sink: bytearray, **kwargs: Any
+    ) -> tuple[dict[str, Any], int]:
+        """botocore's ``get_object`` answer (without ``Body``) or its error,
+        the body written into ``sink``; also how many bytes the body had
+        (more than ``len(sink)``: it did not fit, and ``sink`` holds none)."""
+        assert self._get is not None
+        creds = await self.credentials()
+        host, raw = self.requests.get_object(kwargs, creds, time.time())
+        response = await self._exchange(host, raw, sink=sink)
+        got = answer(self._get, response)
+        if response.into_sink >= 0:
+            return got, response.into_sink
+        body = response.body  # chunked, or too long for the sink
+        if len(body) <= len(sink):
+            sink[: len(body)] = body
+        return got, len(body)
+
+    async def get_object_tagging(self, **kwargs: Any) -> dict[str, Any]:
+        """botocore's ``get_object_tagging``: the same answer or error."""
+        creds = await self.credentials()
+        host, raw = self.requests.get_object_tagging(kwargs, creds, time.time())
+        return answer(GET_OBJECT_TAGGING, await self._exchange(host, raw))
+
+    async def put_object(self, **kwargs: Any) -> dict[str, Any]:
+        """botocore's ``put_object`` of a body in memory: the same answer or
+        error (its payload signed as botocore signs it)."""
+        assert self._put is not None
+        body = kwargs["Body"]
+        if self.requests.tls:
+            payload = UNSIGNED_PAYLOAD
+        elif len(body) >= THREAD_HASH_BYTES:
+            payload = await asyncio.to_thread(_sha256, body)
+        else:
+            payload = _sha256(body)
+        creds = await self.credentials()
+        host, raw = self.requests.put_object(kwargs, creds, time.time(), payload)
+        return answer(self._put, await self._exchange(host, raw, body=body))
+
     def close(self) -> None:
         for pool in self._pools.values():
             pool.close()
+
+
+def _sha256(body: bytes | bytearray | memoryview) -> str:
+    return hashlib.sha256(body).hexdigest()

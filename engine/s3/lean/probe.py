@@ -105,7 +105,7 @@ def _learn(request: Any, bucket: str) -> tuple[str, str, bool] | None:
 
 async def probe(
     client: Any,
-    bucket: str,
+    bucket: str | None,
     credentials: GetCredentials,
     *,
     head_buckets: Iterable[str] = (),
@@ -113,39 +113,41 @@ async def probe(
     read_timeout: float = 300.0,
     max_idle: int = 256,
 ) -> LeanCopier | None:
-    """A :class:`LeanCopier` sending CopyObject to ``bucket`` exactly as
-    ``client`` would, or ``None`` when the lean path cannot (another signature
-    version, extra headers installed on the client, a path prefix, …).
+    """A :class:`LeanCopier` sending CopyObject (and a streamed copy's
+    PutObject) to ``bucket`` exactly as ``client`` would, or ``None`` when the
+    lean path cannot (another signature version, extra headers installed on
+    the client, a path prefix, …).
 
     botocore builds one CopyObject to ``bucket`` (endpoint rules, addressing
     style, signing region, handlers) and is stopped before sending it; what it
     would have sent is what the lean path copies.  The same for a HeadObject
     of each of ``head_buckets`` (the sources): those botocore would send to
-    the same endpoint, region and addressing style are HEADed the lean way
-    too, answered as botocore's service model says (:class:`HeadParser`)."""
-    copy = await _capture(
-        client,
-        "CopyObject",
-        lambda: client.copy_object(
-            Bucket=bucket,
-            Key=PROBE_KEY,
-            CopySource={"Bucket": bucket, "Key": PROBE_KEY},
-        ),
-    )
-    learnt = _learn(copy, bucket)
+    the same endpoint, region and addressing style are HEADed (read, their
+    tags read, deleted) the lean way too, answered as botocore's service
+    model says (:class:`HeadParser`).  With no ``bucket`` (a client that only
+    reads the sources, on another service) the first source's HeadObject is
+    what is learnt from."""
+    sources = list(dict.fromkeys(head_buckets))[:MAX_HEAD_PROBES]
+    if bucket is not None:
+        anchor = await _capture(
+            client,
+            "CopyObject",
+            lambda: client.copy_object(
+                Bucket=bucket,
+                Key=PROBE_KEY,
+                CopySource={"Bucket": bucket, "Key": PROBE_KEY},
+            ),
+        )
+        learnt = _learn(anchor, bucket)
+    elif sources:
+        learnt = await _learn_head(client, sources[0])
+    else:
+        return None
     if learnt is None:
         return None
     endpoint, region, virtual = learnt
-    heads = set()
-    for source in list(dict.fromkeys(head_buckets))[:MAX_HEAD_PROBES]:
-        head = await _capture(
-            client,
-            "HeadObject",
-            lambda b=source: client.head_object(Bucket=b, Key=PROBE_KEY),
-        )
-        if _learn(head, source) == learnt:
-            heads.add(source)
-    output = client.meta.service_model.operation_model("HeadObject").output_shape
+    heads = {b for b in sources if await _learn_head(client, b) == learnt}
+    model = client.meta.service_model
     return LeanCopier(
         endpoint,
         region,
@@ -155,6 +157,21 @@ async def probe(
         read_timeout=read_timeout,
         bucket=bucket,
         head_buckets=heads,
-        head_parser=HeadParser(output),
+        head_parser=_parser(model, "HeadObject"),
+        get_parser=_parser(model, "GetObject"),
+        put_parser=_parser(model, "PutObject"),
         max_idle=max_idle,
     )
+
+
+async def _learn_head(client: Any, bucket: str) -> tuple[str, str, bool] | None:
+    head = await _capture(
+        client,
+        "HeadObject",
+        lambda: client.head_object(Bucket=bucket, Key=PROBE_KEY),
+    )
+    return _learn(head, bucket)
+
+
+def _parser(model: Any, operation: str) -> HeadParser:
+    return HeadParser(model.operation_model(operation).output_shape)

@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from engine.s3.sigv4 import (
     EMPTY_SHA256,
@@ -58,6 +58,42 @@ DELETE_HEADERS = {
     "IfMatch": "if-match",
 }
 DELETE_HANDLED = frozenset({*DELETE_HEADERS, "Bucket", "Key", "VersionId"})
+# GetObject parameters this path serializes (a streamed copy's read)
+GET_HEADERS = {
+    "IfMatch": "if-match",
+    "Range": "range",
+    "ExpectedBucketOwner": "x-amz-expected-bucket-owner",
+    "RequestPayer": "x-amz-request-payer",
+    "ChecksumMode": "x-amz-checksum-mode",
+}
+GET_HANDLED = frozenset({*GET_HEADERS, "Bucket", "Key", "VersionId"})
+# GetObjectTagging parameters (a streamed copy's source tags)
+TAGGING_HEADERS = {
+    "ExpectedBucketOwner": "x-amz-expected-bucket-owner",
+    "RequestPayer": "x-amz-request-payer",
+}
+TAGGING_HANDLED = frozenset({*TAGGING_HEADERS, "Bucket", "Key", "VersionId"})
+# PutObject parameters this path serializes (a streamed copy's write): the
+# ones a CopyObject carries that a PutObject takes too, and the body's sums
+PUT_HEADERS = {
+    **{
+        p: h
+        for p, h in HEADERS.items()
+        if not p.startswith(("CopySource", "ExpectedSource"))
+        and p not in ("MetadataDirective", "TaggingDirective", "ChecksumAlgorithm")
+    },
+    "ChecksumAlgorithm": "x-amz-sdk-checksum-algorithm",
+    "ContentMD5": "content-md5",
+    "ChecksumCRC32": "x-amz-checksum-crc32",
+    "ChecksumSHA1": "x-amz-checksum-sha1",
+    "ChecksumSHA256": "x-amz-checksum-sha256",
+}
+PUT_HANDLED = frozenset(
+    {*PUT_HEADERS, "Bucket", "Key", "Metadata", "Body", "ContentLength"}
+)
+# the checksums a lean PutObject may carry, one of which it must (botocore
+# computes a CRC32 itself when none is given)
+PUT_CHECKSUMS = ("ChecksumCRC32", "ChecksumSHA1", "ChecksumSHA256")
 
 _DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -123,6 +159,46 @@ class LeanRequests:
         """Whether this path can make this HeadObject as botocore would."""
         return self._handles_object_call(kwargs, HEAD_HANDLED, HEAD_HEADERS)
 
+    def handles_get(self, kwargs: dict[str, Any]) -> bool:
+        """Whether this path can make this GetObject as botocore would
+        (objects of the buckets whose HEADs it makes: the sources), asked
+        for checksums (botocore asks for them itself, unless configured not
+        to: the call says which it wants)."""
+        if kwargs.get("ChecksumMode") != "ENABLED":
+            return False
+        return self._handles_object_call(kwargs, GET_HANDLED, GET_HEADERS)
+
+    def handles_tagging(self, kwargs: dict[str, Any]) -> bool:
+        """Whether this path can make this GetObjectTagging as botocore would
+        (a source's tags)."""
+        return self._handles_object_call(kwargs, TAGGING_HANDLED, TAGGING_HEADERS)
+
+    def handles_put(self, kwargs: dict[str, Any]) -> bool:
+        """Whether this path can make this PutObject as botocore would: to the
+        probed bucket, with a body in memory, its MD5 and exactly one of the
+        checksums (botocore adds none then)."""
+        if not self.usable_endpoint or not PUT_HANDLED.issuperset(kwargs):
+            return False
+        if self.bucket is None or kwargs.get("Bucket") != self.bucket:
+            return False
+        body = kwargs.get("Body")
+        if not isinstance(body, bytes | bytearray | memoryview):
+            return False
+        if kwargs.get("ContentLength", len(body)) != len(body):
+            return False
+        given = [c for c in PUT_CHECKSUMS if c in kwargs]
+        if "ContentMD5" not in kwargs or len(given) != 1:
+            return False
+        alg = kwargs.get("ChecksumAlgorithm")
+        if alg is not None and f"Checksum{alg}" != given[0]:
+            return False
+        if self.virtual and not _DNS_BUCKET.match(kwargs.get("Bucket", "")):
+            return False
+        meta = kwargs.get("Metadata") or {}
+        values = [str(kwargs[p]) for p in PUT_HEADERS if kwargs.get(p) is not None]
+        values += [*map(str, meta), *map(str, meta.values())]
+        return _sendable(values)
+
     def handles_delete(self, kwargs: dict[str, Any]) -> bool:
         """Whether this path can make this DeleteObject as botocore would
         (objects of the buckets whose HEADs it makes: a move's sources)."""
@@ -169,6 +245,52 @@ class LeanRequests:
         """The host and the serialized, signed DeleteObject."""
         return self._object_request("DELETE", DELETE_HEADERS, kwargs, creds, now)
 
+    def get_object(
+        self, kwargs: dict[str, Any], creds: Credentials, now: float
+    ) -> tuple[str, bytes]:
+        """The host and the serialized, signed GetObject."""
+        return self._object_request("GET", GET_HEADERS, kwargs, creds, now)
+
+    def get_object_tagging(
+        self, kwargs: dict[str, Any], creds: Credentials, now: float
+    ) -> tuple[str, bytes]:
+        """The host and the serialized, signed GetObjectTagging (``?tagging``
+        in the URL, ``tagging=`` in what is signed, as botocore sends it)."""
+        return self._object_request(
+            "GET", TAGGING_HEADERS, kwargs, creds, now, subresource="tagging"
+        )
+
+    def put_object(
+        self, kwargs: dict[str, Any], creds: Credentials, now: float, payload: str
+    ) -> tuple[str, bytes]:
+        """The host and the serialized, signed head of a PutObject (its body
+        goes after it); ``payload``: the body's SHA-256 over plain HTTP,
+        ``UNSIGNED-PAYLOAD`` over TLS (it goes with its MD5 and checksum), as
+        botocore signs it."""
+        body = kwargs["Body"]
+        # signed when given as a parameter (botocore serializes it then),
+        # else sent unsigned, as botocore's HTTP layer adds it
+        headers = (
+            {"content-length": str(len(body))} if "ContentLength" in kwargs else {}
+        )
+        for param, header in PUT_HEADERS.items():
+            value = kwargs.get(param)
+            if value is not None:
+                headers[header] = str(value)
+        for name, value in (kwargs.get("Metadata") or {}).items():
+            headers[f"x-amz-meta-{name}".lower()] = str(value)
+        return self._signed(
+            "PUT",
+            kwargs["Bucket"],
+            kwargs["Key"],
+            "",
+            headers,
+            creds,
+            now,
+            payload,
+            length=len(body),
+        )
+
     def _object_request(
         self,
         method: str,
@@ -176,16 +298,26 @@ class LeanRequests:
         kwargs: dict[str, Any],
         creds: Credentials,
         now: float,
+        subresource: str = "",
     ) -> tuple[str, bytes]:
         version = kwargs.get("VersionId")
-        query = encode_query([("versionId", version)]) if version else ""
+        pairs = [("versionId", version)] if version else []
+        if subresource:
+            pairs.append((subresource, ""))
         headers = {
             header: str(kwargs[param])
             for param, header in params.items()
             if kwargs.get(param) is not None
         }
         return self._signed(
-            method, kwargs["Bucket"], kwargs["Key"], query, headers, creds, now
+            method,
+            kwargs["Bucket"],
+            kwargs["Key"],
+            encode_query(pairs),
+            headers,
+            creds,
+            now,
+            target_query=_sent_query(pairs),
         )
 
     def _signed(
@@ -197,7 +329,13 @@ class LeanRequests:
         extra: dict[str, str],
         creds: Credentials,
         now: float,
+        payload: str = EMPTY_SHA256,
+        *,
+        target_query: str | None = None,
+        length: int = 0,
     ) -> tuple[str, bytes]:
+        """``query``: as signed; ``target_query``: as sent, when it differs
+        (a bare sub-resource such as ``?tagging``)."""
         if self.virtual:
             host, path = f"{bucket}.{self.host}", "/" + encode_path(key)
         else:
@@ -207,7 +345,7 @@ class LeanRequests:
             "host": host,
             **extra,
             "x-amz-date": amz_date,
-            "x-amz-content-sha256": EMPTY_SHA256,
+            "x-amz-content-sha256": payload,
         }
         if creds.token:
             headers["x-amz-security-token"] = creds.token
@@ -216,14 +354,27 @@ class LeanRequests:
             path=path,
             query=query,
             headers=headers,
-            payload_hash=EMPTY_SHA256,
+            payload_hash=payload,
             credentials=creds,
             amz_date=amz_date,
         )
         lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        target = f"{path}?{query}" if query else path
-        body = "content-length: 0\r\n" if method == "PUT" else ""
+        sent = query if target_query is None else target_query
+        target = f"{path}?{sent}" if sent else path
+        body = (
+            f"content-length: {length}\r\n"
+            if method == "PUT" and "content-length" not in headers
+            else ""
+        )
         raw = (
             f"{method} {target} HTTP/1.1\r\n{lines}authorization: {auth}\r\n{body}\r\n"
         )
         return host, raw.encode()
+
+
+def _sent_query(pairs: list[tuple[str, str]]) -> str:
+    """The query string as botocore puts it in the URL: a sub-resource with
+    no value bare (``tagging``), before the parameters."""
+    named = encode_query([(k, v) for k, v in pairs if v])
+    bare = [quote(k, safe="-_.~") for k, v in pairs if not v]
+    return "&".join([*bare, *filter(None, [named])])
