@@ -20,7 +20,7 @@ from engine.copy.multipart import MultipartCopy
 from engine.copy.properties import grant_args, not_restored
 from engine.copy.single import copy_object, head_source, too_large
 from engine.copy.skip import skip_reason
-from engine.copy.stream import put_streamed, stream_algorithm
+from engine.copy.stream import held, put_streamed, read_listed, stream_algorithm
 from engine.domain import codes, etag
 from engine.domain.classify import Disposition
 from engine.domain.codes import DESTINATION_EXISTS as EXISTS
@@ -204,10 +204,25 @@ async def copy_once(ctx: CopyContext, task: Task) -> Copied:
 
 
 async def _streamed(ctx: CopyContext, task: Task, *, in_place: bool) -> Copied:
-    """Stream the object (:mod:`engine.copy.stream`): always HEADed first
-    (its size, the version and ETag the reads are pinned to, what it
-    carries), part by part above one part's size."""
+    """Stream the object (:mod:`engine.copy.stream`): a listed object small
+    enough for one PutObject is read at once (its GET is its HEAD); any other
+    is HEADed first (its size, the version and ETag the reads are pinned to,
+    what it carries), and streamed part by part above one part's size."""
     opts = ctx.options
+    size = task.size
+    if (
+        size is not None
+        and not task.upload_id
+        and opts.skip_existing == "never"
+        and not stream_in_parts(size, opts.multipart_threshold, opts.part_size)
+    ):
+        async with held(ctx, size):
+            read = await read_listed(ctx, task)
+            if read is not None:
+                body = read.pop("Body")
+                _check_conditions(ctx, read)
+                return await _put_streamed(ctx, task, read, body)
+        task = replace(task, src_etag=None, size=None)  # not as listed: HEAD it
     head = await head_source(ctx.src, task, ctx.requests.head_source())
     size = int(head.get("ContentLength", 0))
     _check_conditions(ctx, head)
@@ -216,6 +231,16 @@ async def _streamed(ctx: CopyContext, task: Task, *, in_place: bool) -> Copied:
         await _skip_if_there(ctx, task, head)
     if stream_in_parts(size, opts.multipart_threshold, opts.part_size):
         return await _multipart(ctx, task, head)
+    async with held(ctx, size):
+        return await _put_streamed(ctx, task, head, None)
+
+
+async def _put_streamed(
+    ctx: CopyContext, task: Task, head: dict[str, Any], body: bytearray | None
+) -> Copied:
+    """One PutObject of the source read by ``head`` (``body``, else read
+    now), confirmed, its ACL carried, verified."""
+    opts = ctx.options
     overrides = task.overrides or {}
     tags = (
         await confirm.source_tags(ctx.src, task, ctx.requests, head.get("VersionId"))
@@ -225,12 +250,12 @@ async def _streamed(ctx: CopyContext, task: Task, *, in_place: bool) -> Copied:
     args = ctx.requests.create_upload(
         head, tags, overrides, object_lock=opts.preserve_object_lock
     )
-    resp, _checked_by = await put_streamed(ctx, task, head, args)
+    resp, _checked_by = await put_streamed(ctx, task, head, args, body)
     copied = Copied(
         etag=str(resp.get("ETag") or ""),
         dst_version_id=resp.get("VersionId"),
         src_version_id=head.get("VersionId"),
-        bytes=size,
+        bytes=int(head.get("ContentLength", 0)),
         http_status=int(resp.get("ResponseMetadata", {}).get("HTTPStatusCode", 200)),
         method=STREAM,
         src_etag=head.get("ETag"),
@@ -251,6 +276,7 @@ async def _streamed(ctx: CopyContext, task: Task, *, in_place: bool) -> Copied:
         carries_checksum=True,
         with_tags=bool(promised),
         tags=promised or None,
+        put_answer=resp,
     )
     await _carry_acl(ctx, task, copied)
     await _verify(ctx, task, copied)
@@ -323,10 +349,14 @@ async def _confirm(
     carries_checksum: bool,
     with_tags: bool = True,
     tags: dict[str, str] | None = None,
+    put_answer: dict[str, Any] | None = None,
 ) -> None:
     """The copy holds what the job promised (:mod:`engine.copy.confirm`);
     ``with_tags``: its tags too (not for a CopyObject that copied them
-    itself); ``tags``: the tags promised, when the caller knows them."""
+    itself); ``tags``: the tags promised, when the caller knows them.
+
+    ``put_answer``: a streamed PutObject's answer (then
+    :func:`engine.copy.confirm.confirm_put`)."""
     if tags is None and with_tags:
         tags = await confirm.promised_tags(
             ctx.src,
@@ -346,6 +376,18 @@ async def _confirm(
         promise = replace(
             promise, checksum_algorithm=stream_algorithm(ctx.requests, head)
         )
+    if put_answer is not None:
+        await confirm.confirm_put(
+            ctx.client,
+            task,
+            ctx.dst_bucket,
+            copied.dst_version_id,
+            promise,
+            ctx.requests,
+            quirks=ctx.quirks,
+            answer=put_answer,
+        )
+        return
     await confirm.confirm_copy(
         ctx.client, task, ctx.dst_bucket, copied.dst_version_id, promise, ctx.requests
     )

@@ -30,7 +30,7 @@ from engine.domain.content import CHECKSUM_ALGORITHMS
 from engine.domain.errors import S3Error
 from engine.domain.models import ObjectRef, Task
 from engine.s3.call import invoke
-from engine.s3.quirks import refuses_condition
+from engine.s3.quirks import Quirks, refuses_condition
 
 VERIFICATION_FAILED = "VerificationFailed"
 
@@ -75,6 +75,20 @@ def promise_for(
         checksum_algorithm(src_head) if carries_checksum else None
     )
     return Promise(properties, alg, tags)
+
+
+def carries_properties(promise: Promise) -> bool:
+    """Whether the promise names metadata or content headers (what a HEAD
+    alone shows of a copy)."""
+    return len(promise.properties) > 1 or bool(promise.properties.get("Metadata"))
+
+
+def shown_by_answer(promise: Promise, answer: dict[str, Any]) -> bool:
+    """Whether a PutObject's ``answer`` shows what a HEAD would check beyond
+    its properties: the checksum algorithm promised (none, or the answer
+    carries it)."""
+    alg = promise.checksum_algorithm
+    return alg is None or bool(answer.get(f"Checksum{alg}"))
 
 
 def relies_on_store(copy_args: dict[str, Any]) -> bool:
@@ -195,11 +209,18 @@ async def confirm_copy(
     promise: Promise,
     requests: Requests,
     dst_head: dict[str, Any] | None = None,
+    *,
+    head: bool = True,
 ) -> None:
     """Check the copy against ``promise`` (HEAD it unless ``dst_head`` is
-    given); set tags the store left off; raise ``VerificationFailed`` for
+    given; ``head=False``: its properties are known kept, only its tags are
+    checked); set tags the store left off; raise ``VerificationFailed`` for
     anything that cannot be set afterwards."""
     dst = {**ObjectRef(dst_bucket, task.dst_key).params(), **_version(dst_version_id)}
+    if not head:
+        if promise.tags is not None:
+            await confirm_tags(client, dst, promise.tags, requests)
+        return
     if dst_head is None:
         dst_head = await invoke(
             "HeadObject",
@@ -215,6 +236,48 @@ async def confirm_copy(
     if promise.tags is None:
         return
     await confirm_tags(client, dst, promise.tags, requests)
+
+
+async def confirm_put(
+    client: Any,
+    task: Task,
+    dst_bucket: str,
+    dst_version_id: str | None,
+    promise: Promise,
+    requests: Requests,
+    *,
+    quirks: Quirks,
+    answer: dict[str, Any],
+) -> None:
+    """:func:`confirm_copy` for a streamed PutObject (``answer``: its
+    answer), which sent every property itself.  It is not HEADed when the
+    answer shows the checksum promised and either no metadata or content
+    headers were promised or the store keeps what a PutObject sends: learned
+    by the run's first copy that carried some, and HEADed
+    (:attr:`~engine.s3.quirks.Quirks.put_keeps_properties`).  Its tags, when
+    promised, are read back all the same; a move's check before its delete
+    HEADs both ends anyway (:mod:`engine.copy.delete`)."""
+    carried = carries_properties(promise)
+    read_back = not (
+        (quirks.put_keeps_properties or not carried)
+        and shown_by_answer(promise, answer)
+    )
+    try:
+        await confirm_copy(
+            client,
+            task,
+            dst_bucket,
+            dst_version_id,
+            promise,
+            requests,
+            head=read_back,
+        )
+    except S3Error as err:
+        if carried and err.code == VERIFICATION_FAILED:
+            quirks.put_keeps_properties = False
+        raise
+    if carried and read_back and quirks.put_keeps_properties is None:
+        quirks.put_keeps_properties = True
 
 
 async def _read_tags(

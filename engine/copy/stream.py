@@ -20,6 +20,7 @@ part here (:func:`read_range`).
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 from engine.copy.context import CopyContext
@@ -38,6 +39,9 @@ from engine.s3.call import invoke
 # default (it would compute it otherwise; computed here, it is one pass with
 # the MD5 and the lean path can send it)
 SEND_ALGORITHM = "CRC32"
+# a listed object's GET found it not as listed (another size: a store that
+# ignores If-Match), or not readable now (archived): HEAD it and go on
+NOT_AS_LISTED = frozenset({"UnexpectedBody", "IncompleteBody", "InvalidObjectState"})
 # bodies this large are hashed on a thread (hashlib and zlib let go of the
 # GIL), smaller ones on the loop (a thread costs more than their hash)
 THREAD_HASH_BYTES = 1 << 20
@@ -214,36 +218,53 @@ def body_args(sums: Digests, algorithm: str | None) -> dict[str, Any]:
     return args
 
 
+def held(ctx: CopyContext, size: int) -> AbstractAsyncContextManager[None]:
+    """``size`` bytes of the run's byte budget, held for the block."""
+    return nullcontext() if ctx.budget is None else ctx.budget.take(size)
+
+
+async def read_listed(ctx: CopyContext, task: Task) -> dict[str, Any] | None:
+    """GetObject of an object whose size (and ETag) the manifest gave, with
+    no HEAD first: pinned to the listed ETag (``If-Match``) or version, its
+    answer is the HEAD (size, ETag, version, metadata, checksums) and its
+    ``Body`` the object.  ``None`` when the object is not as listed (412, or
+    a body of another size from a store that ignores ``If-Match``) or cannot
+    be read now (archived): the caller HEADs it and reads what is there.
+    Hold the budget for ``task.size`` around it (:func:`held`)."""
+    size = task.size or 0
+    args = {
+        **task.src.params(task.src.version_id),
+        **ctx.requests.head_source(),
+        "ChecksumMode": "ENABLED",
+    }
+    if task.src_etag:
+        args["IfMatch"] = task.src_etag
+    try:
+        return await invoke("GetObject", _get_body(ctx.src, size), **args)
+    except S3Error as err:
+        if err.http_status == 412 or err.code in NOT_AS_LISTED:
+            return None
+        raise
+
+
 async def put_streamed(
     ctx: CopyContext,
     task: Task,
     head: dict[str, Any],
     args: dict[str, Any],
+    body: bytearray | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """Read the source (pinned to ``head``) and PutObject it with ``args``;
-    returns the answer and what the body was checked by."""
+    """PutObject the source (``body``, else read now pinned to ``head``)
+    with ``args``; returns the answer and what the body was checked by.
+    Hold the budget for the body around it (:func:`held`)."""
     size = int(head.get("ContentLength") or 0)
-    alg = stream_algorithm(ctx.requests, head)
-    budget = ctx.budget
-    read = pinned_read(task, head, ctx.requests)
+    alg = stream_algorithm(ctx.requests, head) or SEND_ALGORITHM
     send = without_algorithm(args)
-    if budget is None:
-        return await _put(ctx, task, read, send, head, size, alg)
-    async with budget.take(size):
-        return await _put(ctx, task, read, send, head, size, alg)
-
-
-async def _put(
-    ctx: CopyContext,
-    task: Task,
-    read: dict[str, Any],
-    send: dict[str, Any],
-    head: dict[str, Any],
-    size: int,
-    alg: str | None,
-) -> tuple[dict[str, Any], str]:
-    body = await read_range(ctx.src, read, None, size)
-    sums = await hashed(body, alg or SEND_ALGORITHM)
+    if body is None:
+        body = await read_range(
+            ctx.src, pinned_read(task, head, ctx.requests), None, size
+        )
+    sums = await hashed(body, alg)
     by = check_body(head, sums, "GetObject")
     resp = await invoke(
         "PutObject",
@@ -253,7 +274,7 @@ async def _put(
         Body=body or b"",
         ContentLength=size,
         **send,
-        **body_args(sums, alg or SEND_ALGORITHM),
+        **body_args(sums, alg),
     )
     check_answer(resp, sums, "PutObject", etag_is_md5=etags_are_md5(send))
     return resp, by

@@ -28,6 +28,12 @@ class Quirks:
     # is there.  None until a run's first listed copy has asked
     # (engine.copy.pin); when ignored, each listed object is HEADed first.
     copy_source_if_match: bool | None = None
+    # PutObject's metadata and content headers (a streamed copy): the store
+    # keeps what it is sent.  None until a run's first streamed copy that
+    # carried some has been HEADed (engine.copy.attempt._confirm); then the
+    # copies that promise nothing a PutObject's answer cannot show are not
+    # HEADed.  False (a store found dropping them): every copy is HEADed.
+    put_keeps_properties: bool | None = None
     learning: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def found(self) -> list[str]:
@@ -35,6 +41,7 @@ class Quirks:
         named = (
             ("DeleteObject If-Match", self.conditional_delete),
             ("x-amz-copy-source-if-match", self.copy_source_if_match),
+            ("PutObject metadata and content headers", self.put_keeps_properties),
         )
         return [name for name, value in named if value is False]
 

@@ -46,17 +46,18 @@ class Response:
     keep_alive: bool = True
     # every header as sent: (name as the server spelt it, value)
     raw_headers: list[tuple[str, str]] = field(default_factory=list)
-    # bytes of the body written into the caller's ``sink`` (-1: none was; the
-    # body is in ``body``)
+    # bytes of the body written into the caller's ``sink`` (-1: none was, the
+    # body is in ``body``); a Content-Length larger than the sink: that length,
+    # with nothing read (the connection is not reused)
     into_sink: int = -1
 
 
 class ResponseParser:
     """Incremental HTTP/1.1 response parser: :meth:`feed` bytes until it
     returns a :class:`Response`.  ``head_only`` (a HEAD request): no body.
-    ``sink``: a successful (2xx) answer's body, when its Content-Length fits,
-    is written into it from its first byte (an error's body, or one that does
-    not fit, is kept in ``body`` as usual)."""
+    ``sink``: a successful (2xx) answer's body is written into it from its
+    first byte; one longer than the sink is not read at all (a chunked one is
+    cut short); an error's body is kept in ``body`` as usual."""
 
     MAX_HEAD = 64 * 1024
 
@@ -107,7 +108,8 @@ class ResponseParser:
             return None
         self._buf += data[take:]  # bytes past the answer: not reused
         response = self._finish()
-        response.into_sink = self._at
+        if response.into_sink < 0:
+            response.into_sink = self._at
         return response
 
     def eof(self) -> Response:
@@ -153,11 +155,12 @@ class ResponseParser:
                 self._length = int(headers["content-length"])
             except ValueError:
                 raise WireError("bad Content-Length", sent=True) from None
-            self._into = (
-                self.sink is not None
-                and 200 <= status < 300
-                and self._length <= len(self.sink)
-            )
+            if self.sink is not None and 200 <= status < 300:
+                self._into = True
+                if self._length > len(self.sink):  # not read: the caller
+                    self._length = 0  # fails it, the connection is dropped
+                    self._response.keep_alive = False
+                    self._response.into_sink = int(headers["content-length"])
         else:
             self._until_close = True
 
@@ -201,6 +204,8 @@ class ResponseParser:
             self._body += self._buf[: self._chunk_left]
             del self._buf[: self._chunk_left + 2]
             self._chunk_left = -1
+            if self.sink is not None and len(self._body) > len(self.sink):
+                return self._finish(keep_alive=False)  # longer than asked: stop
 
     def _finish(self, keep_alive: bool = True) -> Response:
         response = self._response

@@ -143,7 +143,7 @@ class LeanCopier:
         got = answer(self._get, response)
         if response.into_sink >= 0:
             return got, response.into_sink
-        body = response.body  # chunked, or too long for the sink
+        body = response.body  # chunked (cut short when too long for the sink)
         if len(body) <= len(sink):
             sink[: len(body)] = body
         return got, len(body)
