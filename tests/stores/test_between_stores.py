@@ -480,3 +480,35 @@ def test_objects_already_on_the_other_store_are_skipped(
     assert again.returncode == 0, again.stderr
     lines = s.report(_job_id(again.stderr), tmp_path)
     assert {line["error_code"] for line in lines} == {"DestinationExists"}
+
+
+def test_listed_objects_are_read_once_and_one_changed_since_is_read_as_it_is(
+    stores: Stores, tmp_path: Path
+) -> None:
+    """A listing gives each object's size and ETag: a small listed object is
+    read with one GET pinned to that ETag and no HEAD.  One overwritten
+    after the listing (another size, another ETag) fails its pin, is HEADed
+    and streamed as it is now, and its result records what was copied."""
+    s = stores
+    for key in ("l/a", "l/b", "l/c"):
+        s.src.put_object(Bucket=s.src_bucket, Key=key, Body=key.encode())
+    submitted = s.copy("--from", f"s3://{s.src_bucket}/l/", command="submit")
+    assert submitted.returncode == 0, submitted.stderr
+    job = _job_id(submitted.stderr)
+    now = b"overwritten after the listing, and longer"
+    s.src.put_object(Bucket=s.src_bucket, Key="l/b", Body=now)
+
+    with FaultProxy(s.src_server) as proxy:
+        s.point_source_at(proxy.endpoint)
+        res = s.cli("run", job, "--log-format", "json")
+
+    assert res.returncode == 0, res.stderr
+    # (the run's preflight HEADs the first source, l/a, once: not its copy)
+    assert [proxy.seen[("HeadObject", k)] for k in ("l/b", "l/c")] == [1, 0]
+    assert [proxy.seen[("GetObject", k)] for k in ("l/a", "l/b", "l/c")] == [1, 2, 1]
+    body = s.dst.get_object(Bucket=s.dst_bucket, Key="l/b")["Body"].read()
+    assert body == now
+    lines = {line["source"]["key"]: line for line in s.report(job, tmp_path)}
+    assert lines["l/b"]["bytes"] == len(now)
+    assert lines["l/a"]["bytes"] == len(b"l/a")
+    assert {line["status"] for line in lines.values()} == {"succeeded"}

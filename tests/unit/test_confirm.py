@@ -141,3 +141,100 @@ def test_a_store_without_tags_is_told_to_copy_without_them() -> None:
     with pytest.raises(S3Error, match="--no-preserve-tags") as err:
         asyncio.run(confirm.source_tags(NoTags(), task, Requests()))
     assert err.value.disposition is Disposition.FATAL
+
+
+# -- a streamed PutObject's copy: HEADed until the store is known to keep it --
+
+
+class Destination:
+    """The destination's answers: its HEAD (``head``) and tags; records the
+    calls made."""
+
+    def __init__(self, head: dict[str, Any], tags: dict[str, str]) -> None:
+        self.head = head
+        self.tags = tags
+        self.calls: list[str] = []
+
+    async def head_object(self, **_: Any) -> dict[str, Any]:
+        self.calls.append("HeadObject")
+        return self.head
+
+    async def get_object_tagging(self, **_: Any) -> dict[str, Any]:
+        self.calls.append("GetObjectTagging")
+        return {"TagSet": [{"Key": k, "Value": v} for k, v in self.tags.items()]}
+
+
+def _confirm_put(
+    dst: Destination,
+    promise: confirm.Promise,
+    quirks: Any,
+    answer: dict[str, Any] | None = None,
+) -> None:
+    import asyncio
+
+    from engine.domain.models import ObjectRef, Task
+
+    task = Task(id=1, job_id="j", src=ObjectRef("b", "k"), dst_key="k")
+    asyncio.run(
+        confirm.confirm_put(
+            dst,
+            task,
+            "dst",
+            None,
+            promise,
+            Requests(),
+            quirks=quirks,
+            answer=answer or {},
+        )
+    )
+
+
+KEPT = {"Metadata": {"owner": "a"}, "ContentType": "text/plain"}
+
+
+def test_the_first_put_carrying_properties_is_headed_and_teaches_the_rest() -> None:
+    from engine.s3.quirks import Quirks
+
+    quirks = Quirks()
+    promise = confirm.Promise({"Metadata": {"owner": "a"}, "ContentType": "text/plain"})
+    first = Destination(KEPT, {})
+    _confirm_put(first, promise, quirks)
+    assert first.calls == ["HeadObject"]
+    assert quirks.put_keeps_properties is True
+    later = Destination({}, {})  # not asked: a HEAD would fail the copy
+    _confirm_put(later, promise, quirks)
+    assert later.calls == []
+
+
+def test_what_the_answer_cannot_show_is_still_read_back() -> None:
+    from engine.s3.quirks import Quirks
+
+    quirks = Quirks(put_keeps_properties=True)
+    sha = confirm.Promise({"Metadata": {}}, checksum_algorithm="SHA256")
+    shown = Destination({}, {})
+    _confirm_put(shown, sha, quirks, {"ChecksumSHA256": "x"})
+    assert shown.calls == []
+    unshown = Destination({"ChecksumSHA256": "x"}, {})
+    _confirm_put(unshown, sha, quirks, {"ETag": '"e"'})
+    assert unshown.calls == ["HeadObject"]
+    tagged = Destination({}, {"a": "1"})
+    _confirm_put(tagged, confirm.Promise({"Metadata": {}}, tags={"a": "1"}), quirks)
+    assert tagged.calls == ["GetObjectTagging"]
+
+
+def test_a_store_found_dropping_properties_is_headed_from_then_on() -> None:
+    import pytest
+
+    from engine.domain.errors import S3Error
+    from engine.s3.quirks import Quirks
+
+    quirks = Quirks()
+    promise = confirm.Promise({"Metadata": {"owner": "a"}})
+    with pytest.raises(S3Error, match="metadata") as err:
+        _confirm_put(Destination({"Metadata": {}}, {}), promise, quirks)
+    assert err.value.code == confirm.VERIFICATION_FAILED
+    assert quirks.put_keeps_properties is False
+    again = Destination({"Metadata": {"owner": "a"}}, {})
+    _confirm_put(again, promise, quirks)
+    assert again.calls == ["HeadObject"]
+    assert "PutObject metadata and content headers" in quirks.found()
