@@ -22,6 +22,7 @@ from engine.copy.confirm import source_tags
 from engine.copy.parts import expected_etag, first_failure, part_entry, source_changed
 from engine.copy.request import Requests
 from engine.copy.stream import (
+    SEND_ALGORITHM,
     body_args,
     check_answer,
     checksum_args,
@@ -364,7 +365,10 @@ class MultipartCopy:
             async with held:
                 read = pinned_read(self.task, self.head, self.requests)
                 body = await read_range(self.src, read, part.start, part.size)
-                sums = await hashed(body, self.algorithm)
+                # each part with a checksum: the upload's, else botocore's
+                # default (which it would compute itself)
+                alg = self.algorithm or SEND_ALGORITHM
+                sums = await hashed(body, alg)
                 resp = await invoke(
                     "UploadPart",
                     self.client.upload_part,
@@ -375,7 +379,7 @@ class MultipartCopy:
                     PartNumber=part.number,
                     Body=body,
                     ContentLength=part.size,
-                    **body_args(sums, self.algorithm),
+                    **body_args(sums, alg),
                 )
         check_answer(resp, sums, "UploadPart", etag_is_md5=self.etags_are_md5)
         etag = resp.get("ETag")
@@ -387,8 +391,12 @@ class MultipartCopy:
                 Disposition.RETRY,
                 "UploadPart",
             )
+        # named again in Complete when the upload has an algorithm (a part's
+        # checksum sent to an upload without one is not the upload's)
         checksum = (
-            f"Checksum{sums.algorithm}={sums.checksum}" if sums.checksum else None
+            f"Checksum{sums.algorithm}={sums.checksum}"
+            if sums.checksum and self.algorithm
+            else None
         )
         record = PartRecord(part.number, etag, part.size, checksum)
         await self.log.part_done(self.task, upload, record)

@@ -21,7 +21,7 @@ import asyncio
 import ssl
 from collections import deque
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 
 class WireError(Exception):
@@ -215,12 +215,44 @@ class ResponseParser:
         return response
 
 
+# a large body is written this much at a time, each piece once the socket
+# has taken the last (so the transport never holds a second copy of it)
+BODY_PIECE = 1 << 20
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser: ResponseParser | None = None
         self.waiter: asyncio.Future[Response] | None = None
         self.closed = False
+        self._writable: asyncio.Future[None] | None = None  # set while paused
+
+    def pause_writing(self) -> None:
+        if self._writable is None:
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
+    async def write_body(self, body: bytes | bytearray | memoryview) -> None:
+        """Write ``body`` a piece at a time, waiting while the socket is
+        full; stops early if the answer came first (an error) or the
+        connection went."""
+        assert self.transport is not None
+        view = memoryview(body)
+        for at in range(0, len(view), BODY_PIECE):
+            if self.closed or (self.waiter is not None and self.waiter.done()):
+                return
+            self.transport.write(view[at : at + BODY_PIECE])
+            writable = self._writable
+            if writable is not None:
+                waits: list[asyncio.Future[Any]] = [writable]
+                if self.waiter is not None:
+                    waits.append(self.waiter)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses
@@ -250,6 +282,7 @@ class _Connection(asyncio.Protocol):
 
     def _lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.resume_writing()
         waiter, parser = self.waiter, self.parser
         if waiter is None or waiter.done() or parser is None:
             return
@@ -350,13 +383,13 @@ class Pool:
         conn.waiter = waiter
         transport = conn.transport
         assert transport is not None
-        if len(body) <= 64 * 1024:
-            transport.write(data + bytes(body))  # one segment
-        else:
-            transport.write(data)
-            transport.write(body)
         timer = loop.call_later(self.read_timeout, _expire, waiter)
         try:
+            if len(body) <= 64 * 1024:
+                transport.write(data + bytes(body))  # one segment
+            else:
+                transport.write(data)
+                await conn.write_body(body)
             response = await waiter
         except BaseException:
             transport.close()

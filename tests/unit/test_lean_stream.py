@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from typing import Any
 from unittest import mock
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from engine.domain.digests import checksum
 from engine.s3.lean import HeadParser, LeanClient, LeanCopier
@@ -54,6 +55,7 @@ def stream_copier(
         head_parser=parser("HeadObject"),
         get_parser=parser("GetObject"),
         put_parser=parser("PutObject"),
+        part_parser=parser("UploadPart"),
     )
 
 
@@ -149,6 +151,36 @@ PUT_CASES: list[dict[str, Any]] = [
 ]
 
 
+def _unsigned_botocores(
+    style: str, token: str | None, op: str, call: Any, url: str
+) -> Any:
+    """The request botocore sends when told not to sign payloads (over TLS
+    it does not anyway, for a body with its MD5)."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="eu-west-3",
+        aws_access_key_id="AKID",
+        aws_secret_access_key="SECRET",
+        aws_session_token=token,
+        config=Config(
+            s3={"addressing_style": style, "payload_signing_enabled": False},
+            retries={"mode": "standard", "total_max_attempts": 1},
+        ),
+    )
+    canned = Canned(headers={"Content-Length": "0"})
+    client.meta.events.register(f"before-send.s3.{op}", canned)
+    with (
+        mock.patch("botocore.auth.get_current_datetime", return_value=NOW),
+        contextlib.suppress(Exception),
+    ):
+        call(client)
+    (request,) = canned.requests
+    request.headers.pop("Expect", None)  # unsigned; small bodies go at once
+    request.url = request.url.replace("https://", "http://")
+    return request
+
+
 @pytest.mark.parametrize("style", ["path", "virtual"])
 @pytest.mark.parametrize("token", [None, TOKEN])
 @pytest.mark.parametrize("case", range(len(PUT_CASES)))
@@ -156,27 +188,59 @@ PUT_CASES: list[dict[str, Any]] = [
 def test_put_requests_are_botocores_byte_for_byte(
     style: str, token: str | None, case: int, scheme: str
 ) -> None:
-    """The same headers, the body's SHA-256 signed over plain HTTP and
-    ``UNSIGNED-PAYLOAD`` over TLS, as botocore signs a body with its MD5;
-    only ``Expect: 100-continue`` is left out (unsigned: the lean path sends
-    small bodies at once)."""
+    """The same headers as botocore's, with ``UNSIGNED-PAYLOAD`` in the
+    signature (the body bound by its signed MD5 and checksum), as botocore
+    signs a body with its MD5 over TLS, and over plain HTTP when told not to
+    sign payloads; only ``Expect: 100-continue`` is left out."""
     kwargs = {**PUT_CASES[case], "Body": BODY, "ContentMD5": MD5}
     url = f"{scheme}://s3.test:9000"
-    request = _botocores(
+    request = _unsigned_botocores(
         style, token, "PutObject", lambda c: c.put_object(**kwargs), url
     )
     copier = stream_copier(style, token, url)
     assert copier.requests.handles_put(kwargs)
-    payload = (
-        UNSIGNED_PAYLOAD if scheme == "https" else hashlib.sha256(BODY).hexdigest()
-    )
     host, raw = copier.requests.put_object(
-        kwargs, Credentials("AKID", "SECRET", token), WHEN - _utc_offset(), payload
+        kwargs,
+        Credentials("AKID", "SECRET", token),
+        WHEN - _utc_offset(),
+        UNSIGNED_PAYLOAD,
     )
     assert raw.startswith(b"PUT ")
     assert f"content-length: {len(BODY)}\r\n".encode() in raw
-    request.headers.pop("Expect", None)
-    request.url = request.url.replace("https://", "http://")
+    assert_same_request(host, raw, request)
+
+
+@pytest.mark.parametrize("style", ["path", "virtual"])
+@pytest.mark.parametrize("algorithm", [None, "CRC32"])
+def test_upload_part_requests_are_botocores_byte_for_byte(
+    style: str, algorithm: str | None
+) -> None:
+    kwargs: dict[str, Any] = {
+        "Bucket": "dst",
+        "Key": "big/ü x.bin",
+        "UploadId": "2~abc+/=def",
+        "PartNumber": 7,
+        "Body": BODY,
+        "ContentLength": len(BODY),
+        "ContentMD5": MD5,
+        "ChecksumCRC32": "AAAAAA==",
+        "ExpectedBucketOwner": "111122223333",
+    }
+    if algorithm:
+        kwargs["ChecksumAlgorithm"] = algorithm
+    url = "http://s3.test:9000"
+    request = _unsigned_botocores(
+        style, TOKEN, "UploadPart", lambda c: c.upload_part(**kwargs), url
+    )
+    copier = stream_copier(style, TOKEN, url)
+    assert copier.requests.handles_upload_part(kwargs)
+    assert not copier.requests.handles_upload_part({**kwargs, "SSECustomerKey": "k"})
+    host, raw = copier.requests.upload_part(
+        kwargs,
+        Credentials("AKID", "SECRET", TOKEN),
+        WHEN - _utc_offset(),
+        UNSIGNED_PAYLOAD,
+    )
     assert_same_request(host, raw, request)
 
 

@@ -255,3 +255,42 @@ def parse_into(sink: bytearray, raw: bytes) -> Response:
     got = ResponseParser(sink=sink).feed(raw)
     assert got is not None
     return got
+
+
+def test_a_large_body_arrives_whole_through_a_slow_reader() -> None:
+    """A body of many pieces is written as the socket takes it (the server
+    reads slowly) and arrives byte for byte; the next request on the same
+    connection still works."""
+    body = bytes(range(256)) * (12 * 4096)  # 12 MiB
+
+    async def go() -> bytes:
+        got = bytearray()
+
+        async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            while True:
+                try:
+                    head = await r.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    break
+                length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
+                while length:
+                    piece = await r.read(min(length, 256 * 1024))
+                    got.extend(piece)
+                    length -= len(piece)
+                    await asyncio.sleep(0.001)
+                w.write(OK)
+                await w.drain()
+            w.close()
+
+        srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+        async with srv:
+            pool = Pool("127.0.0.1", srv.sockets[0].getsockname()[1], tls=False)
+            head = (
+                f"PUT /b/k HTTP/1.1\r\nhost: x\r\ncontent-length: {len(body)}\r\n\r\n"
+            )
+            assert (await pool.request(head.encode(), body=body)).body == b"ok"
+            assert (await pool.request(REQUEST)).body == b"ok"
+            pool.close()
+        return bytes(got)
+
+    assert asyncio.run(go()) == body

@@ -56,6 +56,7 @@ class LeanClient:
         self.lean_deletes = 0
         self.lean_gets = 0
         self.lean_puts = 0
+        self.lean_parts = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -141,6 +142,20 @@ class LeanClient:
                 self.lean_puts += 1
                 return answer
         answer = await self._client.put_object(**kwargs)
+        return dict(answer)
+
+    async def upload_part(self, **kwargs: Any) -> dict[str, Any]:
+        if self._copier.streams and self._requests.handles_upload_part(kwargs):
+            try:
+                answer = await self._lean(
+                    "UploadPart", self._copier.upload_part, kwargs
+                )
+            except Fallback:
+                pass
+            else:
+                self.lean_parts += 1
+                return answer
+        answer = await self._client.upload_part(**kwargs)
         return dict(answer)
 
     async def _lean(

@@ -3,8 +3,6 @@ kept-alive connection (:mod:`engine.s3.wire`), answered (:mod:`.answer`)."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -27,9 +25,6 @@ from engine.s3.sigv4 import UNSIGNED_PAYLOAD, Credentials
 from engine.s3.wire import Pool, Response, WireError
 
 GetCredentials = Callable[[], Awaitable[Credentials]]
-# bodies this large are hashed (SHA-256, to sign them over plain HTTP) on a
-# thread, as engine.copy.stream hashes what it reads
-THREAD_HASH_BYTES = 1 << 20
 
 
 class LeanCopier:
@@ -51,6 +46,7 @@ class LeanCopier:
         head_parser: HeadParser | None = None,
         get_parser: HeadParser | None = None,
         put_parser: HeadParser | None = None,
+        part_parser: HeadParser | None = None,
         max_idle: int = 256,
     ) -> None:
         self.max_idle = max_idle  # keep-alive connections kept per host
@@ -69,7 +65,10 @@ class LeanCopier:
         # PutObject to ``bucket``, when botocore's model for them is given
         self._get: Operation | None = get_object(get_parser) if get_parser else None
         self._put: Operation | None = put_object(put_parser) if put_parser else None
-        self.streams = self._get is not None and self._put is not None
+        self._part: Operation | None = (
+            Operation("UploadPart", part_parser) if part_parser else None
+        )
+        self.streams = None not in (self._get, self._put, self._part)
         self._timeouts = (connect_timeout, read_timeout)
         self._pools: dict[str, Pool] = {}
 
@@ -156,23 +155,27 @@ class LeanCopier:
 
     async def put_object(self, **kwargs: Any) -> dict[str, Any]:
         """botocore's ``put_object`` of a body in memory: the same answer or
-        error (its payload signed as botocore signs it)."""
+        error (:meth:`_send_body`)."""
         assert self._put is not None
-        body = kwargs["Body"]
-        if self.requests.tls:
-            payload = UNSIGNED_PAYLOAD
-        elif len(body) >= THREAD_HASH_BYTES:
-            payload = await asyncio.to_thread(_sha256, body)
-        else:
-            payload = _sha256(body)
+        return await self._send_body(self._put, self.requests.put_object, kwargs)
+
+    async def upload_part(self, **kwargs: Any) -> dict[str, Any]:
+        """botocore's ``upload_part`` of a body in memory (:meth:`_send_body`)."""
+        assert self._part is not None
+        return await self._send_body(self._part, self.requests.upload_part, kwargs)
+
+    async def _send_body(
+        self, op: Operation, build: Any, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A body sent with its MD5 and checksum, both signed headers, and
+        ``UNSIGNED-PAYLOAD`` in the signature: what botocore sends over TLS,
+        and over plain HTTP when told not to sign payloads
+        (``payload_signing_enabled``), sparing a SHA-256 pass over every
+        byte; the signed MD5 still binds the body to the signature."""
         creds = await self.credentials()
-        host, raw = self.requests.put_object(kwargs, creds, time.time(), payload)
-        return answer(self._put, await self._exchange(host, raw, body=body))
+        host, raw = build(kwargs, creds, time.time(), UNSIGNED_PAYLOAD)
+        return answer(op, await self._exchange(host, raw, body=kwargs["Body"]))
 
     def close(self) -> None:
         for pool in self._pools.values():
             pool.close()
-
-
-def _sha256(body: bytes | bytearray | memoryview) -> str:
-    return hashlib.sha256(body).hexdigest()

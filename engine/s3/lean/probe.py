@@ -160,6 +160,7 @@ async def probe(
         head_parser=_parser(model, "HeadObject"),
         get_parser=_parser(model, "GetObject"),
         put_parser=_parser(model, "PutObject"),
+        part_parser=_parser(model, "UploadPart"),
         max_idle=max_idle,
     )
 

@@ -91,6 +91,23 @@ PUT_HEADERS = {
 PUT_HANDLED = frozenset(
     {*PUT_HEADERS, "Bucket", "Key", "Metadata", "Body", "ContentLength"}
 )
+# UploadPart parameters (a streamed part)
+UPLOAD_PART_HEADERS = {
+    p: PUT_HEADERS[p]
+    for p in (
+        "ChecksumAlgorithm",
+        "ContentMD5",
+        "ChecksumCRC32",
+        "ChecksumSHA1",
+        "ChecksumSHA256",
+        "ExpectedBucketOwner",
+        "RequestPayer",
+    )
+}
+UPLOAD_PART_HANDLED = frozenset(
+    {*UPLOAD_PART_HEADERS, "Bucket", "Key", "Body", "ContentLength"}
+    | {"UploadId", "PartNumber"}
+)
 # the checksums a lean PutObject may carry, one of which it must (botocore
 # computes a CRC32 itself when none is given)
 PUT_CHECKSUMS = ("ChecksumCRC32", "ChecksumSHA1", "ChecksumSHA256")
@@ -177,7 +194,17 @@ class LeanRequests:
         """Whether this path can make this PutObject as botocore would: to the
         probed bucket, with a body in memory, its MD5 and exactly one of the
         checksums (botocore adds none then)."""
-        if not self.usable_endpoint or not PUT_HANDLED.issuperset(kwargs):
+        return self._handles_body(kwargs, PUT_HANDLED, PUT_HEADERS)
+
+    def handles_upload_part(self, kwargs: dict[str, Any]) -> bool:
+        """Whether this path can make this UploadPart as botocore would (as
+        :meth:`handles_put`)."""
+        return self._handles_body(kwargs, UPLOAD_PART_HANDLED, UPLOAD_PART_HEADERS)
+
+    def _handles_body(
+        self, kwargs: dict[str, Any], handled: frozenset[str], params: dict[str, str]
+    ) -> bool:
+        if not self.usable_endpoint or not handled.issuperset(kwargs):
             return False
         if self.bucket is None or kwargs.get("Bucket") != self.bucket:
             return False
@@ -195,7 +222,7 @@ class LeanRequests:
         if self.virtual and not _DNS_BUCKET.match(kwargs.get("Bucket", "")):
             return False
         meta = kwargs.get("Metadata") or {}
-        values = [str(kwargs[p]) for p in PUT_HEADERS if kwargs.get(p) is not None]
+        values = [str(kwargs[p]) for p in params if kwargs.get(p) is not None]
         values += [*map(str, meta), *map(str, meta.values())]
         return _sendable(values)
 
@@ -264,9 +291,40 @@ class LeanRequests:
         self, kwargs: dict[str, Any], creds: Credentials, now: float, payload: str
     ) -> tuple[str, bytes]:
         """The host and the serialized, signed head of a PutObject (its body
-        goes after it); ``payload``: the body's SHA-256 over plain HTTP,
-        ``UNSIGNED-PAYLOAD`` over TLS (it goes with its MD5 and checksum), as
-        botocore signs it."""
+        goes after it); ``payload``: what stands for the body in the
+        signature (its SHA-256, or ``UNSIGNED-PAYLOAD``)."""
+        return self._body_request(PUT_HEADERS, "", kwargs, creds, now, payload)
+
+    def upload_part(
+        self, kwargs: dict[str, Any], creds: Credentials, now: float, payload: str
+    ) -> tuple[str, bytes]:
+        """The host and the serialized, signed head of an UploadPart (its
+        query as botocore orders it, ``uploadId`` first; signed sorted)."""
+        pairs = [
+            ("uploadId", kwargs["UploadId"]),
+            ("partNumber", str(kwargs["PartNumber"])),
+        ]
+        sent = "&".join(f"{k}={quote(v, safe='-_.~')}" for k, v in pairs)
+        return self._body_request(
+            UPLOAD_PART_HEADERS,
+            encode_query(pairs),
+            kwargs,
+            creds,
+            now,
+            payload,
+            target_query=sent,
+        )
+
+    def _body_request(
+        self,
+        params: dict[str, str],
+        query: str,
+        kwargs: dict[str, Any],
+        creds: Credentials,
+        now: float,
+        payload: str,
+        target_query: str | None = None,
+    ) -> tuple[str, bytes]:
         body = kwargs["Body"]
         # signed when given as a parameter (botocore serializes it then),
         # else sent unsigned, as botocore's HTTP layer adds it
@@ -283,11 +341,12 @@ class LeanRequests:
             "PUT",
             kwargs["Bucket"],
             kwargs["Key"],
-            "",
+            query,
             headers,
             creds,
             now,
             payload,
+            target_query=target_query,
             length=len(body),
         )
 
