@@ -22,7 +22,6 @@ from engine.copy.confirm import source_tags
 from engine.copy.parts import expected_etag, first_failure, part_entry, source_changed
 from engine.copy.request import Requests
 from engine.copy.stream import (
-    SEND_ALGORITHM,
     body_args,
     check_answer,
     checksum_args,
@@ -365,9 +364,10 @@ class MultipartCopy:
             async with held:
                 read = pinned_read(self.task, self.head, self.requests)
                 body = await read_range(self.src, read, part.start, part.size)
-                # each part with a checksum: the upload's, else botocore's
-                # default (which it would compute itself)
-                alg = self.algorithm or SEND_ALGORITHM
+                # each part with its MD5, and the upload's checksum when it
+                # has one (a part's own CRC32 would not be named in Complete:
+                # the MD5 already guards the part on its way)
+                alg = self.algorithm
                 sums = await hashed(body, alg)
                 resp = await invoke(
                     "UploadPart",

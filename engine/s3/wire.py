@@ -396,7 +396,10 @@ class Pool:
             raise
         finally:
             timer.cancel()
+            # an idle connection keeps no parser: it would keep the caller's
+            # sink (a whole part) alive until the connection's next request
             conn.waiter = None
+            conn.parser = None
         if response.keep_alive and not conn.closed and len(self._idle) < self.max_idle:
             self._idle.append(conn)
         else:

@@ -235,6 +235,12 @@ def test_upload_part_requests_are_botocores_byte_for_byte(
     copier = stream_copier(style, TOKEN, url)
     assert copier.requests.handles_upload_part(kwargs)
     assert not copier.requests.handles_upload_part({**kwargs, "SSECustomerKey": "k"})
+    # a part of an upload with no checksum algorithm: its MD5 alone
+    md5_alone = {k: v for k, v in kwargs.items() if not k.startswith("Checksum")}
+    assert copier.requests.handles_upload_part(md5_alone)
+    assert not copier.requests.handles_put(
+        {k: v for k, v in md5_alone.items() if k not in ("UploadId", "PartNumber")}
+    )
     host, raw = copier.requests.upload_part(
         kwargs,
         Credentials("AKID", "SECRET", TOKEN),

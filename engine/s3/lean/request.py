@@ -197,12 +197,21 @@ class LeanRequests:
         return self._handles_body(kwargs, PUT_HANDLED, PUT_HEADERS)
 
     def handles_upload_part(self, kwargs: dict[str, Any]) -> bool:
-        """Whether this path can make this UploadPart as botocore would (as
-        :meth:`handles_put`)."""
-        return self._handles_body(kwargs, UPLOAD_PART_HANDLED, UPLOAD_PART_HEADERS)
+        """Whether this path can make this UploadPart (as :meth:`handles_put`,
+        but a part may go with its MD5 alone: a part of an upload with no
+        checksum algorithm, where botocore would add a CRC32 that
+        CompleteMultipartUpload does not name)."""
+        return self._handles_body(
+            kwargs, UPLOAD_PART_HANDLED, UPLOAD_PART_HEADERS, md5_alone=True
+        )
 
     def _handles_body(
-        self, kwargs: dict[str, Any], handled: frozenset[str], params: dict[str, str]
+        self,
+        kwargs: dict[str, Any],
+        handled: frozenset[str],
+        params: dict[str, str],
+        *,
+        md5_alone: bool = False,
     ) -> bool:
         if not self.usable_endpoint or not handled.issuperset(kwargs):
             return False
@@ -214,10 +223,13 @@ class LeanRequests:
         if kwargs.get("ContentLength", len(body)) != len(body):
             return False
         given = [c for c in PUT_CHECKSUMS if c in kwargs]
-        if "ContentMD5" not in kwargs or len(given) != 1:
+        if "ContentMD5" not in kwargs or len(given) > 1:
             return False
         alg = kwargs.get("ChecksumAlgorithm")
-        if alg is not None and f"Checksum{alg}" != given[0]:
+        if not given:
+            if not md5_alone or alg is not None:
+                return False
+        elif alg is not None and f"Checksum{alg}" != given[0]:
             return False
         if self.virtual and not _DNS_BUCKET.match(kwargs.get("Bucket", "")):
             return False
