@@ -294,3 +294,26 @@ def test_a_large_body_arrives_whole_through_a_slow_reader() -> None:
         return bytes(got)
 
     assert asyncio.run(go()) == body
+
+
+def test_a_kept_connection_does_not_keep_the_callers_buffer() -> None:
+    """A part's buffer is free once its answer is read: the pooled
+    connection holds no reference to it (it would keep a whole part alive
+    until the connection's next request)."""
+    import sys
+
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+    async def go() -> tuple[int, int]:
+        sink = bytearray(5)
+        before = sys.getrefcount(sink)
+        async with server(lambda _req, _n: reply) as (port, _):
+            pool = Pool("127.0.0.1", port, tls=False)
+            got = await pool.request(REQUEST, sink=sink)
+            assert (got.into_sink, sink) == (5, bytearray(b"hello"))
+            after = sys.getrefcount(sink)
+            pool.close()
+        return before, after
+
+    before, after = asyncio.run(go())
+    assert after == before
