@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,21 +48,34 @@ class Cli:
             text=True,
         )
 
-    def db_count(self, status: str) -> int:
+    def db_rows(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query of the job database in the working
+        directory (none before it exists or has the table)."""
         db = self.cwd / "bulkcopy.db"
         if not db.exists():
-            return 0
+            return []
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
         try:
-            return int(
-                con.execute(
-                    "SELECT count(*) FROM tasks WHERE status = ?", (status,)
-                ).fetchone()[0]
-            )
+            return list(con.execute(sql, params).fetchall())
         except sqlite3.OperationalError:
-            return 0
+            return []
         finally:
             con.close()
+
+    def db_count(self, status: str) -> int:
+        """Tasks in ``status``."""
+        rows = self.db_rows("SELECT count(*) FROM tasks WHERE status = ?", status)
+        return int(rows[0][0]) if rows else 0
+
+    def parts_recorded(self) -> int:
+        """Parts of multipart copies recorded so far."""
+        rows = self.db_rows("SELECT count(*) FROM parts")
+        return int(rows[0][0]) if rows else 0
+
+    def only_job(self) -> str:
+        """The id of the one job in the database."""
+        ((job_id,),) = self.db_rows("SELECT id FROM jobs")
+        return str(job_id)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,18 +17,6 @@ from tests.servers import S3Server
 pytestmark = pytest.mark.acceptance
 
 MiB = 1024 * 1024
-
-
-def _parts_recorded(cli: Cli) -> int:
-    con = sqlite3.connect(
-        f"file:{cli.cwd / 'bulkcopy.db'}?mode=ro", uri=True, timeout=10
-    )
-    try:
-        return int(con.execute("SELECT count(*) FROM parts").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        con.close()
 
 
 def test_kill_9_mid_parts_then_resume(
@@ -56,13 +43,13 @@ def test_kill_9_mid_parts_then_resume(
 
     proc = cli.popen("run", job_id, "--part-concurrency", "1")
     deadline = time.monotonic() + 60
-    while _parts_recorded(cli) < 2 and proc.poll() is None:
+    while cli.parts_recorded() < 2 and proc.poll() is None:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    assert 2 <= _parts_recorded(cli) < 9
+    assert 2 <= cli.parts_recorded() < 9
     assert len(moto.client().list_multipart_uploads(Bucket=dst).get("Uploads", [])) == 1
 
     res = cli("resume", job_id)

@@ -286,18 +286,18 @@ def test_a_killed_large_stream_resumes_with_the_parts_missing(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and s.cli.db_count("running") == 0:
             time.sleep(0.2)
-        while time.monotonic() < deadline and _parts_recorded(s.cli) < slow_after:
+        while time.monotonic() < deadline and s.cli.parts_recorded() < slow_after:
             time.sleep(0.2)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         sent_before = proxy.requests["UploadPart"]
-    recorded = _parts_recorded(s.cli)
+    recorded = s.cli.parts_recorded()
     assert recorded >= slow_after
 
     _profiles(s.config, s.src_server.endpoint, s.dst_server.endpoint)
     with FaultProxy(s.dst_server) as counting:
         _profiles(s.config, s.src_server.endpoint, counting.endpoint)
-        job_id = _only_job(s.cli)
+        job_id = s.cli.only_job()
         res = s.cli("resume", job_id, "--log-format", "json")
         resent = counting.requests["UploadPart"]
 
@@ -310,32 +310,6 @@ def test_a_killed_large_stream_resumes_with_the_parts_missing(
     (line,) = s.report(job_id, tmp_path)
     assert line["status"] == "succeeded"
     assert line["method"] == "stream"
-
-
-def _parts_recorded(cli: Cli) -> int:
-    import sqlite3
-
-    db = cli.cwd / "bulkcopy.db"
-    if not db.exists():
-        return 0
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        return int(con.execute("SELECT count(*) FROM parts").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        con.close()
-
-
-def _only_job(cli: Cli) -> str:
-    import sqlite3
-
-    con = sqlite3.connect(str(cli.cwd / "bulkcopy.db"))
-    try:
-        (job_id,) = con.execute("SELECT id FROM jobs").fetchone()
-        return str(job_id)
-    finally:
-        con.close()
 
 
 def test_a_move_between_stores_deletes_each_source_once_copied(
