@@ -20,7 +20,7 @@ from engine.copy.multipart import MultipartCopy
 from engine.copy.properties import grant_args, not_restored
 from engine.copy.single import copy_object, head_source, too_large
 from engine.copy.skip import skip_reason
-from engine.copy.stream import held, put_streamed, read_listed, stream_algorithm
+from engine.copy.stream import held, put_streamed, read_listed
 from engine.domain import codes, etag
 from engine.domain.classify import Disposition
 from engine.domain.codes import DESTINATION_EXISTS as EXISTS
@@ -371,11 +371,9 @@ async def _confirm(
         task.overrides or {},
         carries_checksum=carries_checksum,
         tags=tags,
+        streamed=ctx.stream,
+        keeps_checksums=ctx.quirks.keeps_checksums,
     )
-    if ctx.stream:  # the algorithm it was sent with (engine.copy.stream)
-        promise = replace(
-            promise, checksum_algorithm=stream_algorithm(ctx.requests, head)
-        )
     if put_answer is not None:
         await confirm.confirm_put(
             ctx.client,
@@ -389,7 +387,13 @@ async def _confirm(
         )
         return
     await confirm.confirm_copy(
-        ctx.client, task, ctx.dst_bucket, copied.dst_version_id, promise, ctx.requests
+        ctx.client,
+        task,
+        ctx.dst_bucket,
+        copied.dst_version_id,
+        promise,
+        ctx.requests,
+        quirks=ctx.quirks,
     )
 
 

@@ -20,13 +20,14 @@ The comparisons are pure (:func:`unmet_properties`, :func:`tag_dict`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.copy.properties import CONTENT_HEADERS
 from engine.copy.request import Requests
 from engine.domain.classify import Disposition
 from engine.domain.content import CHECKSUM_ALGORITHMS
+from engine.domain.digests import sent_algorithm
 from engine.domain.errors import S3Error
 from engine.domain.models import ObjectRef, Task
 from engine.s3.call import invoke
@@ -61,19 +62,28 @@ def promise_for(
     *,
     carries_checksum: bool,
     tags: dict[str, str] | None,
+    streamed: bool = False,
+    keeps_checksums: bool = True,
 ) -> Promise:
     """What a copy of the source read by ``src_head`` should carry, with the
     job's options and the task's ``overrides`` applied.  ``carries_checksum``:
     the copy was asked to keep the source's checksum algorithm (a multipart
-    copy sets it on the create)."""
+    copy sets it on the create); ``streamed``: it was sent with the algorithm
+    :func:`~engine.domain.digests.sent_algorithm` picks.  A store found to
+    keep no checksums (``keeps_checksums``) is promised only the algorithm
+    ``--checksum-algorithm`` asked for, none carried from the source."""
     want = requests.expected(src_head, overrides)
     properties = {"Metadata": dict(want.get("Metadata") or {})}
     for name in CONTENT_HEADERS:
         if want.get(name) not in (None, ""):
             properties[name] = want[name]
-    alg = requests.options.checksum_algorithm or (
-        checksum_algorithm(src_head) if carries_checksum else None
-    )
+    asked = requests.options.checksum_algorithm
+    if asked or not carries_checksum or not keeps_checksums:
+        alg = asked
+    elif streamed:
+        alg = sent_algorithm(None, src_head)
+    else:
+        alg = checksum_algorithm(src_head)
     return Promise(properties, alg, tags)
 
 
@@ -211,25 +221,29 @@ async def confirm_copy(
     dst_head: dict[str, Any] | None = None,
     *,
     head: bool = True,
+    quirks: Quirks | None = None,
 ) -> None:
     """Check the copy against ``promise`` (HEAD it unless ``dst_head`` is
     given; ``head=False``: its properties are known kept, only its tags are
     checked); set tags the store left off; raise ``VerificationFailed`` for
-    anything that cannot be set afterwards."""
+    anything that cannot be set afterwards.
+
+    A checksum algorithm carried from the source (not asked for with
+    ``--checksum-algorithm``) that the copy lacks, on a store that showed no
+    checksum at all, is the store's gap, not the copy's: Ceph RGW keeps none.
+    It is learned (:attr:`~engine.s3.quirks.Quirks.keeps_checksums`) and the
+    copy counts, checked by its MD5 and size."""
     dst = {**ObjectRef(dst_bucket, task.dst_key).params(), **_version(dst_version_id)}
     if not head:
         if promise.tags is not None:
             await confirm_tags(client, dst, promise.tags, requests)
         return
     if dst_head is None:
-        dst_head = await invoke(
-            "HeadObject",
-            client.head_object,
-            **dst,
-            **requests.destination(),
-            **requests.destination_sse_c(),
-            ChecksumMode="ENABLED",
-        )
+        dst_head = await _head(client, dst, requests)
+    carried = promise.checksum_algorithm and not requests.options.checksum_algorithm
+    if carried and quirks is not None and checksum_algorithm(dst_head) is None:
+        quirks.keeps_checksums = False
+        promise = replace(promise, checksum_algorithm=None)
     diffs = unmet_properties(promise, dst_head)
     if diffs:
         raise _failed("the copy lacks what was promised: " + "; ".join(diffs))
@@ -258,26 +272,41 @@ async def confirm_put(
     promised, are read back all the same; a move's check before its delete
     HEADs both ends anyway (:mod:`engine.copy.delete`)."""
     carried = carries_properties(promise)
-    read_back = not (
-        (quirks.put_keeps_properties or not carried)
-        and shown_by_answer(promise, answer)
-    )
-    try:
+    if (quirks.put_keeps_properties or not carried) and shown_by_answer(
+        promise, answer
+    ):
         await confirm_copy(
-            client,
-            task,
-            dst_bucket,
-            dst_version_id,
-            promise,
-            requests,
-            head=read_back,
+            client, task, dst_bucket, dst_version_id, promise, requests, head=False
         )
-    except S3Error as err:
-        if carried and err.code == VERIFICATION_FAILED:
-            quirks.put_keeps_properties = False
-        raise
-    if carried and read_back and quirks.put_keeps_properties is None:
-        quirks.put_keeps_properties = True
+        return
+    dst = {**ObjectRef(dst_bucket, task.dst_key).params(), **_version(dst_version_id)}
+    dst_head = await _head(client, dst, requests)
+    if carried and quirks.put_keeps_properties is None:
+        as_sent = replace(promise, checksum_algorithm=None)
+        quirks.put_keeps_properties = not unmet_properties(as_sent, dst_head)
+    await confirm_copy(
+        client,
+        task,
+        dst_bucket,
+        dst_version_id,
+        promise,
+        requests,
+        dst_head,
+        quirks=quirks,
+    )
+
+
+async def _head(client: Any, dst: dict[str, Any], requests: Requests) -> dict[str, Any]:
+    """The copy's HEAD, with its checksums."""
+    head: dict[str, Any] = await invoke(
+        "HeadObject",
+        client.head_object,
+        **dst,
+        **requests.destination(),
+        **requests.destination_sse_c(),
+        ChecksumMode="ENABLED",
+    )
+    return head
 
 
 async def _read_tags(

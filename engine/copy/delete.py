@@ -14,7 +14,7 @@ from engine.domain import codes, etag
 from engine.domain.classify import Disposition
 from engine.domain.errors import S3Error
 from engine.domain.models import CopyRecord, ObjectRef, Task
-from engine.domain.transfer import CARRIES_CHECKSUM
+from engine.domain.transfer import CARRIES_CHECKSUM, STREAM
 from engine.manifest.rows import DELETE_MARKER
 from engine.s3.call import invoke
 from engine.s3.quirks import refuses_condition
@@ -106,6 +106,8 @@ def _check_promise(
         task.overrides or {},
         carries_checksum=copied.method in CARRIES_CHECKSUM,
         tags=None,
+        streamed=copied.method == STREAM,
+        keeps_checksums=ctx.quirks.keeps_checksums,
     )
     diffs = confirm.unmet_properties(promise, dst_head)
     if diffs:

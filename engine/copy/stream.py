@@ -29,7 +29,7 @@ from engine.domain import etag
 from engine.domain.classify import Disposition
 from engine.domain.codes import CHECKSUM_MISMATCH
 from engine.domain.content import md5_etag, whole_object_checksum
-from engine.domain.digests import COMPUTABLE, Digests, digest
+from engine.domain.digests import COMPUTABLE, Digests, digest, sent_algorithm
 from engine.domain.errors import S3Error
 from engine.domain.models import Task
 from engine.s3.bodies import read_into
@@ -52,16 +52,10 @@ def mismatch(message: str, operation: str) -> S3Error:
 
 
 def stream_algorithm(requests: Requests, head: dict[str, Any]) -> str | None:
-    """The checksum algorithm a streamed copy is sent with: the job's
-    ``--checksum-algorithm``, else the source's own when bulkcopy computes
-    it (:data:`~engine.domain.digests.COMPUTABLE`), else none (the MD5 still
-    goes with every body)."""
-    if requests.options.checksum_algorithm:
-        return requests.options.checksum_algorithm
-    for alg in COMPUTABLE:
-        if head.get(f"Checksum{alg}"):
-            return alg
-    return None
+    """The checksum algorithm a streamed copy is sent with
+    (:func:`engine.domain.digests.sent_algorithm`; the MD5 goes with every
+    body anyway)."""
+    return sent_algorithm(requests.options.checksum_algorithm, head)
 
 
 def pinned_read(task: Task, head: dict[str, Any], requests: Requests) -> dict[str, Any]:

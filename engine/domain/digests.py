@@ -55,6 +55,15 @@ class Digests:
         return args
 
 
+def sent_algorithm(asked: str | None, source: dict[str, object]) -> str | None:
+    """The checksum algorithm a streamed copy is sent with: the one ``asked``
+    for (``--checksum-algorithm``), else the ``source``'s own (its HEAD or GET
+    answer) when bulkcopy computes it (:data:`COMPUTABLE`), else none."""
+    if asked:
+        return asked
+    return next((alg for alg in COMPUTABLE if source.get(f"Checksum{alg}")), None)
+
+
 def checksum(body: bytes | bytearray | memoryview, algorithm: str) -> str:
     """``body``'s checksum in ``algorithm`` (one of :data:`COMPUTABLE`), as
     S3 writes it (base64 of the big-endian value or digest)."""

@@ -34,6 +34,11 @@ class Quirks:
     # copies that promise nothing a PutObject's answer cannot show are not
     # HEADed.  False (a store found dropping them): every copy is HEADed.
     put_keeps_properties: bool | None = None
+    # x-amz-checksum-*: the store keeps the checksums it is sent (Ceph RGW
+    # keeps none).  False once a copy that should carry its source's
+    # algorithm showed none at all (engine.copy.confirm.confirm_copy): the
+    # source's algorithm is then not promised, only --checksum-algorithm's.
+    keeps_checksums: bool = True
     learning: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def found(self) -> list[str]:
@@ -42,6 +47,7 @@ class Quirks:
             ("DeleteObject If-Match", self.conditional_delete),
             ("x-amz-copy-source-if-match", self.copy_source_if_match),
             ("PutObject metadata and content headers", self.put_keeps_properties),
+            ("x-amz-checksum-* (no checksums kept)", self.keeps_checksums),
         )
         return [name for name, value in named if value is False]
 

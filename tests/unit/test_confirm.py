@@ -238,3 +238,53 @@ def test_a_store_found_dropping_properties_is_headed_from_then_on() -> None:
     _confirm_put(again, promise, quirks)
     assert again.calls == ["HeadObject"]
     assert "PutObject metadata and content headers" in quirks.found()
+
+
+def test_a_store_that_keeps_no_checksums_is_not_promised_the_sources() -> None:
+    """A checksum algorithm carried from the source, on a copy that shows no
+    checksum at all, teaches the run that the store keeps none (the copy
+    counts); one asked for with --checksum-algorithm still fails it."""
+    import asyncio
+
+    import pytest
+
+    from engine.domain.errors import S3Error
+    from engine.domain.models import ObjectRef, Task
+    from engine.domain.options import ObjectOptions
+    from engine.s3.quirks import Quirks
+
+    task = Task(id=1, job_id="j", src=ObjectRef("b", "k"), dst_key="k")
+    src_head = {"ChecksumCRC32": "AAAAAA==", "ChecksumSHA1": "x"}
+    carried = confirm.promise_for(
+        Requests(), src_head, {}, carries_checksum=True, tags=None, streamed=True
+    )
+    assert carried.checksum_algorithm == "CRC32"
+    quirks = Quirks()
+    asyncio.run(
+        confirm.confirm_copy(
+            Destination({}, {}), task, "dst", None, carried, Requests(), quirks=quirks
+        )
+    )
+    assert quirks.keeps_checksums is False
+    assert "x-amz-checksum-* (no checksums kept)" in quirks.found()
+    later = confirm.promise_for(
+        Requests(),
+        src_head,
+        {},
+        carries_checksum=True,
+        tags=None,
+        keeps_checksums=quirks.keeps_checksums,
+    )
+    assert later.checksum_algorithm is None
+
+    asked = Requests(ObjectOptions(checksum_algorithm="SHA256"))
+    promised = confirm.promise_for(
+        asked, src_head, {}, carries_checksum=True, tags=None, keeps_checksums=False
+    )
+    assert promised.checksum_algorithm == "SHA256"
+    with pytest.raises(S3Error, match="promised SHA256"):
+        asyncio.run(
+            confirm.confirm_copy(
+                Destination({}, {}), task, "dst", None, promised, asked, quirks=Quirks()
+            )
+        )
