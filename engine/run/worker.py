@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import resource
 import socket
@@ -228,9 +227,6 @@ class Worker(WorkerControl):
                     all_versions=self.ordered,
                 )
                 counts = await self._call(self._counts)
-                # what lives for the whole run (modules, clients, their
-                # models) is left out of every garbage collection from here
-                gc.freeze()
                 self.observer(
                     events.RunStarted(
                         job.id, self.worker_id, counts, released, self.source.transfer
