@@ -355,8 +355,8 @@ async def _confirm(
     ``with_tags``: its tags too (not for a CopyObject that copied them
     itself); ``tags``: the tags promised, when the caller knows them.
 
-    ``put_answer``: a streamed PutObject's answer (then
-    :func:`engine.copy.confirm.confirm_put`)."""
+    ``put_answer``: a streamed PutObject's answer
+    (:func:`engine.copy.confirm.confirm_copy`)."""
     if tags is None and with_tags:
         tags = await confirm.promised_tags(
             ctx.src,
@@ -374,18 +374,6 @@ async def _confirm(
         streamed=ctx.stream,
         keeps_checksums=ctx.quirks.keeps_checksums,
     )
-    if put_answer is not None:
-        await confirm.confirm_put(
-            ctx.client,
-            task,
-            ctx.dst_bucket,
-            copied.dst_version_id,
-            promise,
-            ctx.requests,
-            quirks=ctx.quirks,
-            answer=put_answer,
-        )
-        return
     await confirm.confirm_copy(
         ctx.client,
         task,
@@ -394,6 +382,7 @@ async def _confirm(
         promise,
         ctx.requests,
         quirks=ctx.quirks,
+        put_answer=put_answer,
     )
 
 

@@ -220,24 +220,40 @@ async def confirm_copy(
     requests: Requests,
     dst_head: dict[str, Any] | None = None,
     *,
-    head: bool = True,
     quirks: Quirks | None = None,
+    put_answer: dict[str, Any] | None = None,
 ) -> None:
     """Check the copy against ``promise`` (HEAD it unless ``dst_head`` is
-    given; ``head=False``: its properties are known kept, only its tags are
-    checked); set tags the store left off; raise ``VerificationFailed`` for
+    given); set tags the store left off; raise ``VerificationFailed`` for
     anything that cannot be set afterwards.
 
     A checksum algorithm carried from the source (not asked for with
     ``--checksum-algorithm``) that the copy lacks, on a store that showed no
     checksum at all, is the store's gap, not the copy's: Ceph RGW keeps none.
     It is learned (:attr:`~engine.s3.quirks.Quirks.keeps_checksums`) and the
-    copy counts, checked by its MD5 and size."""
+    copy counts, checked by its MD5 and size.
+
+    ``put_answer``: the answer of the streamed PutObject that made the copy,
+    which sent every property itself.  It is not HEADed when the answer shows
+    the checksum promised and either no metadata or content headers were
+    promised or the store keeps what a PutObject sends: learned by the run's
+    first copy that carried some, and HEADed
+    (:attr:`~engine.s3.quirks.Quirks.put_keeps_properties`).  Its tags, when
+    promised, are read back all the same; a move's check before its delete
+    HEADs both ends anyway (:mod:`engine.copy.delete`)."""
     dst = {**ObjectRef(dst_bucket, task.dst_key).params(), **_version(dst_version_id)}
-    if not head:
-        if promise.tags is not None:
-            await confirm_tags(client, dst, promise.tags, requests)
-        return
+    if put_answer is not None and quirks is not None:
+        sent = carries_properties(promise)
+        if (quirks.put_keeps_properties or not sent) and shown_by_answer(
+            promise, put_answer
+        ):
+            if promise.tags is not None:
+                await confirm_tags(client, dst, promise.tags, requests)
+            return
+        dst_head = await _head(client, dst, requests)
+        if sent and quirks.put_keeps_properties is None:
+            as_sent = replace(promise, checksum_algorithm=None)
+            quirks.put_keeps_properties = not unmet_properties(as_sent, dst_head)
     if dst_head is None:
         dst_head = await _head(client, dst, requests)
     carried = promise.checksum_algorithm and not requests.options.checksum_algorithm
@@ -250,50 +266,6 @@ async def confirm_copy(
     if promise.tags is None:
         return
     await confirm_tags(client, dst, promise.tags, requests)
-
-
-async def confirm_put(
-    client: Any,
-    task: Task,
-    dst_bucket: str,
-    dst_version_id: str | None,
-    promise: Promise,
-    requests: Requests,
-    *,
-    quirks: Quirks,
-    answer: dict[str, Any],
-) -> None:
-    """:func:`confirm_copy` for a streamed PutObject (``answer``: its
-    answer), which sent every property itself.  It is not HEADed when the
-    answer shows the checksum promised and either no metadata or content
-    headers were promised or the store keeps what a PutObject sends: learned
-    by the run's first copy that carried some, and HEADed
-    (:attr:`~engine.s3.quirks.Quirks.put_keeps_properties`).  Its tags, when
-    promised, are read back all the same; a move's check before its delete
-    HEADs both ends anyway (:mod:`engine.copy.delete`)."""
-    carried = carries_properties(promise)
-    if (quirks.put_keeps_properties or not carried) and shown_by_answer(
-        promise, answer
-    ):
-        await confirm_copy(
-            client, task, dst_bucket, dst_version_id, promise, requests, head=False
-        )
-        return
-    dst = {**ObjectRef(dst_bucket, task.dst_key).params(), **_version(dst_version_id)}
-    dst_head = await _head(client, dst, requests)
-    if carried and quirks.put_keeps_properties is None:
-        as_sent = replace(promise, checksum_algorithm=None)
-        quirks.put_keeps_properties = not unmet_properties(as_sent, dst_head)
-    await confirm_copy(
-        client,
-        task,
-        dst_bucket,
-        dst_version_id,
-        promise,
-        requests,
-        dst_head,
-        quirks=quirks,
-    )
 
 
 async def _head(client: Any, dst: dict[str, Any], requests: Requests) -> dict[str, Any]:

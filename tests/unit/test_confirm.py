@@ -176,7 +176,7 @@ def _confirm_put(
 
     task = Task(id=1, job_id="j", src=ObjectRef("b", "k"), dst_key="k")
     asyncio.run(
-        confirm.confirm_put(
+        confirm.confirm_copy(
             dst,
             task,
             "dst",
@@ -184,7 +184,7 @@ def _confirm_put(
             promise,
             Requests(),
             quirks=quirks,
-            answer=answer or {},
+            put_answer=answer or {},
         )
     )
 

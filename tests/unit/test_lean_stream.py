@@ -446,4 +446,4 @@ def test_the_client_takes_the_lean_path_and_hands_the_rest_to_botocore() -> None
     args = {"Key": "k", "Body": BODY, "ContentMD5": MD5, "ChecksumCRC32": "AAAAAA=="}
     asyncio.run(client.put_object(Bucket="dst", **args))
     asyncio.run(client.put_object(Bucket="other", **args))
-    assert (client.lean_puts, botocore.put_object.await_count) == (1, 1)
+    assert (client.lean["PutObject"], botocore.put_object.await_count) == (1, 1)

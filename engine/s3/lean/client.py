@@ -4,6 +4,8 @@ path's SDK-level retries."""
 from __future__ import annotations
 
 import asyncio
+import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -22,6 +24,11 @@ def _same(answer: Any) -> dict[str, Any]:
 
 def _first(read: tuple[dict[str, Any], int]) -> dict[str, Any]:
     return read[0]
+
+
+def _method(operation: str) -> str:
+    """botocore's method for an operation (``CopyObject`` → ``copy_object``)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
 
 
 class LeanClient:
@@ -51,57 +58,69 @@ class LeanClient:
             throttle_base_delay=1.0,
             max_delay=20.0,
         )
-        self.lean_copies = 0  # how many copies went the lean way (for tests)
-        self.lean_heads = 0
-        self.lean_deletes = 0
-        self.lean_gets = 0
-        self.lean_puts = 0
-        self.lean_parts = 0
+        # calls that went the lean way, by operation (for tests and logs)
+        self.lean: Counter[str] = Counter()
+
+    @property
+    def lean_copies(self) -> int:
+        return self.lean["CopyObject"]
+
+    @property
+    def lean_heads(self) -> int:
+        return self.lean["HeadObject"]
+
+    @property
+    def lean_deletes(self) -> int:
+        return self.lean["DeleteObject"]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    async def copy_object(self, **kwargs: Any) -> dict[str, Any]:
-        if self._requests.handles(kwargs):
+    async def _either(
+        self,
+        operation: str,
+        lean: bool,
+        call: Callable[..., Awaitable[dict[str, Any]]],
+        kwargs: dict[str, Any],
+    ) -> dict[str, Any]:
+        """``call`` (the lean path's) when ``lean`` says it can make this one
+        and it does not hand it over (:class:`Fallback`); else botocore's."""
+        if lean:
             try:
-                answer = await self._lean(
-                    "CopyObject", self._copier.copy_object, kwargs
-                )
+                answer = await self._lean(operation, call, kwargs)
             except Fallback:
                 pass
             else:
-                self.lean_copies += 1
+                self.lean[operation] += 1
                 return answer
-        answer = await self._client.copy_object(**kwargs)
-        return dict(answer)
+        method = getattr(self._client, _method(operation))
+        return dict(await method(**kwargs))
+
+    async def copy_object(self, **kwargs: Any) -> dict[str, Any]:
+        can = self._requests.handles(kwargs)
+        return await self._either("CopyObject", can, self._copier.copy_object, kwargs)
 
     async def head_object(self, **kwargs: Any) -> dict[str, Any]:
-        if self._requests.handles_head(kwargs):
-            try:
-                answer = await self._lean(
-                    "HeadObject", self._copier.head_object, kwargs
-                )
-            except Fallback:
-                pass
-            else:
-                self.lean_heads += 1
-                return answer
-        answer = await self._client.head_object(**kwargs)
-        return dict(answer)
+        can = self._requests.handles_head(kwargs)
+        return await self._either("HeadObject", can, self._copier.head_object, kwargs)
 
     async def delete_object(self, **kwargs: Any) -> dict[str, Any]:
-        if self._requests.handles_delete(kwargs):
-            try:
-                answer = await self._lean(
-                    "DeleteObject", self._copier.delete_object, kwargs
-                )
-            except Fallback:
-                pass
-            else:
-                self.lean_deletes += 1
-                return answer
-        answer = await self._client.delete_object(**kwargs)
-        return dict(answer)
+        can = self._requests.handles_delete(kwargs)
+        call = self._copier.delete_object
+        return await self._either("DeleteObject", can, call, kwargs)
+
+    async def get_object_tagging(self, **kwargs: Any) -> dict[str, Any]:
+        can = self._copier.streams and self._requests.handles_tagging(kwargs)
+        call = self._copier.get_object_tagging
+        return await self._either("GetObjectTagging", can, call, kwargs)
+
+    async def put_object(self, **kwargs: Any) -> dict[str, Any]:
+        can = self._copier.streams and self._requests.handles_put(kwargs)
+        return await self._either("PutObject", can, self._copier.put_object, kwargs)
+
+    async def upload_part(self, **kwargs: Any) -> dict[str, Any]:
+        can = self._copier.streams and self._requests.handles_upload_part(kwargs)
+        return await self._either("UploadPart", can, self._copier.upload_part, kwargs)
 
     async def get_object_into(
         self, sink: bytearray, **kwargs: Any
@@ -117,46 +136,9 @@ class LeanClient:
             except Fallback:
                 pass
             else:
-                self.lean_gets += 1
+                self.lean["GetObject"] += 1
                 return read
         return await read_into(self._client, sink, **kwargs)
-
-    async def get_object_tagging(self, **kwargs: Any) -> dict[str, Any]:
-        if self._copier.streams and self._requests.handles_tagging(kwargs):
-            try:
-                return await self._lean(
-                    "GetObjectTagging", self._copier.get_object_tagging, kwargs
-                )
-            except Fallback:
-                pass
-        answer = await self._client.get_object_tagging(**kwargs)
-        return dict(answer)
-
-    async def put_object(self, **kwargs: Any) -> dict[str, Any]:
-        if self._copier.streams and self._requests.handles_put(kwargs):
-            try:
-                answer = await self._lean("PutObject", self._copier.put_object, kwargs)
-            except Fallback:
-                pass
-            else:
-                self.lean_puts += 1
-                return answer
-        answer = await self._client.put_object(**kwargs)
-        return dict(answer)
-
-    async def upload_part(self, **kwargs: Any) -> dict[str, Any]:
-        if self._copier.streams and self._requests.handles_upload_part(kwargs):
-            try:
-                answer = await self._lean(
-                    "UploadPart", self._copier.upload_part, kwargs
-                )
-            except Fallback:
-                pass
-            else:
-                self.lean_parts += 1
-                return answer
-        answer = await self._client.upload_part(**kwargs)
-        return dict(answer)
 
     async def _lean(
         self,

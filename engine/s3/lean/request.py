@@ -44,34 +44,22 @@ HEADERS = {
     "TaggingDirective": "x-amz-tagging-directive",
 }
 HANDLED = frozenset({*HEADERS, "Bucket", "Key", "CopySource", "Metadata"})
-# HeadObject parameters this path serializes (a source's HEAD before its copy)
-HEAD_HEADERS = {
+# what every object call may say of who owns and who pays
+OWNER_PAYER = {
     "ExpectedBucketOwner": "x-amz-expected-bucket-owner",
     "RequestPayer": "x-amz-request-payer",
-    "ChecksumMode": "x-amz-checksum-mode",
 }
+# HeadObject parameters this path serializes (a source's HEAD before its copy)
+HEAD_HEADERS = {**OWNER_PAYER, "ChecksumMode": "x-amz-checksum-mode"}
 HEAD_HANDLED = frozenset({*HEAD_HEADERS, "Bucket", "Key", "VersionId"})
 # DeleteObject parameters this path serializes (a move's source delete)
-DELETE_HEADERS = {
-    "ExpectedBucketOwner": "x-amz-expected-bucket-owner",
-    "RequestPayer": "x-amz-request-payer",
-    "IfMatch": "if-match",
-}
+DELETE_HEADERS = {**OWNER_PAYER, "IfMatch": "if-match"}
 DELETE_HANDLED = frozenset({*DELETE_HEADERS, "Bucket", "Key", "VersionId"})
 # GetObject parameters this path serializes (a streamed copy's read)
-GET_HEADERS = {
-    "IfMatch": "if-match",
-    "Range": "range",
-    "ExpectedBucketOwner": "x-amz-expected-bucket-owner",
-    "RequestPayer": "x-amz-request-payer",
-    "ChecksumMode": "x-amz-checksum-mode",
-}
+GET_HEADERS = {**HEAD_HEADERS, "IfMatch": "if-match", "Range": "range"}
 GET_HANDLED = frozenset({*GET_HEADERS, "Bucket", "Key", "VersionId"})
 # GetObjectTagging parameters (a streamed copy's source tags)
-TAGGING_HEADERS = {
-    "ExpectedBucketOwner": "x-amz-expected-bucket-owner",
-    "RequestPayer": "x-amz-request-payer",
-}
+TAGGING_HEADERS = OWNER_PAYER
 TAGGING_HANDLED = frozenset({*TAGGING_HEADERS, "Bucket", "Key", "VersionId"})
 # PutObject parameters this path serializes (a streamed copy's write): the
 # ones a CopyObject carries that a PutObject takes too, and the body's sums
