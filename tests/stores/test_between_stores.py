@@ -522,3 +522,95 @@ def test_listed_objects_are_read_once_and_one_changed_since_is_read_as_it_is(
     assert lines["l/b"]["bytes"] == len(now)
     assert lines["l/a"]["bytes"] == len(b"l/a")
     assert {line["status"] for line in lines.values()} == {"succeeded"}
+
+
+def test_an_inventory_on_the_source_store_is_streamed_with_the_jobs_options(
+    stores: Stores, tmp_path: Path
+) -> None:
+    """An S3 Inventory report kept on the source's store is read there; its
+    objects are streamed under a key template, with the destination's own
+    encryption, storage class and replaced metadata, and --metrics-textfile
+    counts the bytes streamed."""
+    import gzip
+    import hashlib
+
+    s = stores
+    bodies = {f"inv/{n}.txt": f"inventory object {n}".encode() for n in range(3)}
+    for key, body in bodies.items():
+        s.src.put_object(Bucket=s.src_bucket, Key=key, Body=body)
+    data_key = "inventory/data/part-0.csv.gz"
+    rows = "".join(f'"{s.src_bucket}","{k}"\n' for k in bodies).encode()
+    data = gzip.compress(rows)
+    s.src.put_object(Bucket=s.src_bucket, Key=data_key, Body=data)
+    report = {
+        "sourceBucket": s.src_bucket,
+        "destinationBucket": f"arn:aws:s3:::{s.src_bucket}",
+        "version": "2016-11-30",
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key",
+        "files": [
+            {
+                "key": data_key,
+                "size": len(data),
+                "MD5checksum": hashlib.md5(data).hexdigest(),
+            }
+        ],
+    }
+    manifest_key = "inventory/2026-12-07T01-00Z/manifest.json"
+    s.src.put_object(
+        Bucket=s.src_bucket, Key=manifest_key, Body=json.dumps(report).encode()
+    )
+    metrics = tmp_path / "bulkcopy.prom"
+
+    res = s.copy(
+        f"s3://{s.src_bucket}/{manifest_key}",
+        "--key-template",
+        "moved/{basename}",
+        "--sse",
+        "AES256",
+        "--storage-class",
+        "STANDARD_IA",
+        "--metadata-directive",
+        "REPLACE",
+        "--metadata",
+        "origin=inventory",
+        "--content-type",
+        "text/plain",
+        "--metrics-textfile",
+        str(metrics),
+    )
+
+    assert res.returncode == 0, res.stderr
+    for key, body in bodies.items():
+        dst_key = "moved/" + key.rsplit("/", 1)[1]
+        got = s.dst.get_object(Bucket=s.dst_bucket, Key=dst_key)
+        assert got["Body"].read() == body
+        assert got["ServerSideEncryption"] == "AES256"
+        assert got["StorageClass"] == "STANDARD_IA"
+        assert got["Metadata"] == {"origin": "inventory"}
+        assert got["ContentType"] == "text/plain"
+    job = _job_id(res.stderr)
+    assert {line["method"] for line in s.report(job, tmp_path)} == {"stream"}
+    streamed = sum(len(b) for b in bodies.values())
+    text = metrics.read_text()
+    assert f'bulkcopy_bytes_copied_total{{job="{job}"}} {float(streamed)}' in text
+
+
+def test_a_stream_of_missing_sources_stops_at_the_failure_threshold(
+    stores: Stores, tmp_path: Path
+) -> None:
+    """Sources missing on the other store fail their tasks, and a burst of
+    them gives up on the job (--fail-burst) with the rest left for a
+    resume."""
+    s = stores
+    keys = [f"gone/{n}" for n in range(12)]
+    manifest = _manifest(tmp_path / "m.csv", s.src_bucket, keys)
+
+    res = s.copy(manifest, "--fail-burst", "3", "--concurrency", "1")
+
+    assert res.returncode == 1, res.stderr
+    events = _events(res.stderr)
+    assert any(e["event"] == "job_failing" for e in events), events
+    failed = s.cli.db_count("failed")
+    assert 3 <= failed < len(keys)
+    assert s.cli.db_count("pending") == len(keys) - failed
