@@ -31,21 +31,18 @@ before each run, and a run is checked to have left it empty.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import glob
 import json
 import os
-import platform
 import re
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,7 +57,9 @@ from botocore.config import Config
 
 from bench import tools
 from bench.endpoint import FakeS3Process
-from bench.version import engine_changed, engine_version
+from bench.summary import medians, spread, workdir_for
+from bench.summary import requests_text as summary_requests_text
+from bench.version import engine_version, provenance
 
 REPO = Path(__file__).resolve().parents[1]
 MEASURE = Path(__file__).resolve().parent / "measure.py"
@@ -789,20 +788,9 @@ def one_run(ctx: Bench, tool: str, round_no: int) -> Run:
 # -- summary ----------------------------------------------------------------------
 
 
-def _spread(values: Sequence[float], fmt: str = "{:,.0f}") -> str:
-    low, high = fmt.format(min(values)), fmt.format(max(values))
-    return low if low == high else f"{low}-{high}"
-
-
 def requests_text(runs: Sequence[Run]) -> str:
-    """Requests by operation over the runs, e.g. ``CopyObject 20,000, List 21``;
-    a range where rounds differ."""
-    ops = sorted(
-        {op for r in runs for op in r.requests}, key=lambda op: (op != "CopyObject", op)
-    )
-    return ", ".join(
-        f"{op} {_spread([r.requests.get(op, 0) for r in runs])}" for op in ops
-    )
+    """Requests by operation over the runs, CopyObject first."""
+    return summary_requests_text([r.requests for r in runs], first="CopyObject")
 
 
 def summarize(runs: list[Run], baseline: str = "s5cmd") -> dict[str, dict[str, Any]]:
@@ -816,27 +804,27 @@ def summarize(runs: list[Run], baseline: str = "s5cmd") -> dict[str, dict[str, A
             "checks_ok": len(good) == len(mine),
             "runs_ok": len(good),
             "requests": requests_text(mine),
-            "max_in_flight": _spread([r.max_in_flight or 0 for r in mine])
+            "max_in_flight": spread([r.max_in_flight or 0 for r in mine])
             if all(r.max_in_flight is not None for r in mine)
             else None,
-            "connections": _spread([r.connections or 0 for r in mine])
+            "connections": spread([r.connections or 0 for r in mine])
             if all(r.connections is not None for r in mine)
             else None,
             "problems": [p for r in mine for p in r.problems],
         }
         if good:
-
-            def med(attr: str, runs: list[Run] = good) -> float:
-                return float(statistics.median(getattr(r, attr) for r in runs))
-
             row.update(
-                copies_per_s_median=round(med("copies_per_s"), 1),
-                copies_per_s_min=min(r.copies_per_s for r in good),
-                copies_per_s_max=max(r.copies_per_s for r in good),
-                wall_s_median=round(med("wall_s"), 3),
-                cpu_us_per_copy_median=round(med("cpu_us_per_copy"), 1),
-                peak_rss_mb_median=round(med("peak_rss_mb"), 1),
-                server_cpu_s_median=round(med("server_cpu_s"), 2),
+                medians(
+                    good,
+                    {
+                        "copies_per_s": 1,
+                        "wall_s": 3,
+                        "cpu_us_per_copy": 1,
+                        "peak_rss_mb": 1,
+                        "server_cpu_s": 2,
+                    },
+                    ranged=("copies_per_s",),
+                ),
                 server_busy_median=round(
                     statistics.median(r.server_cpu_s / r.wall_s for r in good), 3
                 ),
@@ -881,15 +869,15 @@ def _row(tool: str, s: dict[str, Any]) -> list[str]:
         value = s.get(key)
         return "-" if value is None else fmt.format(value)
 
-    spread = (
-        _spread([s["copies_per_s_min"], s["copies_per_s_max"]])
+    low_high = (
+        spread([s["copies_per_s_min"], s["copies_per_s_max"]])
         if "copies_per_s_min" in s
         else "-"
     )
     return [
         tool,
         num("copies_per_s_median", "{:,.0f}"),
-        spread if s["rounds"] > 1 else "-",
+        low_high if s["rounds"] > 1 else "-",
         num("copies_per_s_x_s5cmd", "{:.2f}"),
         num("cpu_us_per_copy_median", "{:,.0f}"),
         num("cpu_per_copy_x_s5cmd", "{:.2f}"),
@@ -1000,39 +988,22 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         row["runs"] = [asdict(r) for r in runs if r.tool == tool]
     return {
         "benchmark": "small-object server-side " + ("move" if args.move else "copy"),
-        "command": " ".join(["python", "bench/small.py", *sys.argv[1:]]),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "host": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_start": load_start,
-            "load_average_end": [round(x, 2) for x in os.getloadavg()],
-        },
-        "engine": {
-            "root": str(args.engine_root),
-            "version": engine_changed(engine_before, args.engine_root),
-            "env": args.bulkcopy_env,
-        },
+        **provenance(
+            "bench/small.py",
+            load_start,
+            args.engine_root,
+            engine_before,
+            args.bulkcopy_env,
+        ),
         "settings": settings(args, bins),
         "tools": per_tool,
     }
 
 
-@contextlib.contextmanager
-def workdir_for(keep: Path | None) -> Iterator[Path]:
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
-        yield keep
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-small-") as tmp:
-        yield Path(tmp)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        with workdir_for(args.keep) as workdir:
+        with workdir_for(args.keep, "bench-small-") as workdir:
             result = run_bench(args, workdir)
     except BenchError as exc:
         print(f"small.py: {exc}", file=sys.stderr)

@@ -36,13 +36,9 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
-import statistics
 import sys
-import tempfile
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,9 +60,9 @@ from bench.small import (
     say,
     versions,
 )
-from bench.summary import markdown
+from bench.summary import markdown, medians, requests_text, spread, workdir_for
 from bench.units import format_size, parse_size
-from bench.version import engine_changed, engine_version
+from bench.version import engine_version, provenance
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "stream.json"
@@ -629,18 +625,6 @@ def one_run(ctx: Bench, wl: Workload, tool: str, round_no: int) -> Run:
 # -- summary ----------------------------------------------------------------------
 
 
-def _spread(values: Sequence[float], fmt: str = "{:,.0f}") -> str:
-    low, high = fmt.format(min(values)), fmt.format(max(values))
-    return low if low == high else f"{low}-{high}"
-
-
-def requests_text(runs: Sequence[Run], side: str) -> str:
-    """Requests by operation over the runs (a range where rounds differ)."""
-    counts = [getattr(r, f"{side}_requests") for r in runs]
-    ops = sorted({op for c in counts for op in c})
-    return ", ".join(f"{op} {_spread([c.get(op, 0) for c in counts])}" for op in ops)
-
-
 def summarize(runs: list[Run]) -> dict[str, dict[str, dict[str, Any]]]:
     """Per workload, per tool: medians over the checked runs, and each
     bulkcopy row's ratios to the rclone row of the same settings."""
@@ -654,30 +638,30 @@ def summarize(runs: list[Run]) -> dict[str, dict[str, dict[str, Any]]]:
                 "rounds": len(mine),
                 "runs_ok": len(good),
                 "checks_ok": len(good) == len(mine),
-                "source_requests": requests_text(mine, "source"),
-                "destination_requests": requests_text(mine, "destination"),
-                "gets_in_flight": _spread([r.gets_in_flight for r in mine]),
-                "puts_in_flight": _spread([r.puts_in_flight for r in mine]),
+                "source_requests": requests_text([r.source_requests for r in mine]),
+                "destination_requests": requests_text(
+                    [r.destination_requests for r in mine]
+                ),
+                "gets_in_flight": spread([r.gets_in_flight for r in mine]),
+                "puts_in_flight": spread([r.puts_in_flight for r in mine]),
                 "problems": [p for r in mine for p in r.problems],
             }
             if good:
-
-                def med(attr: str, runs: list[Run] = good) -> float:
-                    return float(statistics.median(getattr(r, attr) for r in runs))
-
                 row.update(
-                    objects_per_s_median=round(med("objects_per_s"), 1),
-                    objects_per_s_min=min(r.objects_per_s for r in good),
-                    objects_per_s_max=max(r.objects_per_s for r in good),
-                    mib_per_s_median=round(med("mib_per_s"), 1),
-                    mib_per_s_min=min(r.mib_per_s for r in good),
-                    mib_per_s_max=max(r.mib_per_s for r in good),
-                    wall_s_median=round(med("wall_s"), 3),
-                    cpu_s_median=round(med("cpu_s"), 3),
-                    cpu_s_per_gib_median=round(med("cpu_s_per_gib"), 3),
-                    peak_rss_mb_median=round(med("peak_rss_mb"), 1),
-                    source_cpu_s_median=round(med("source_cpu_s"), 2),
-                    destination_cpu_s_median=round(med("destination_cpu_s"), 2),
+                    medians(
+                        good,
+                        {
+                            "objects_per_s": 1,
+                            "mib_per_s": 1,
+                            "wall_s": 3,
+                            "cpu_s": 3,
+                            "cpu_s_per_gib": 3,
+                            "peak_rss_mb": 1,
+                            "source_cpu_s": 2,
+                            "destination_cpu_s": 2,
+                        },
+                        ranged=("objects_per_s", "mib_per_s"),
+                    )
                 )
             rows[tool] = row
         for tool, row in rows.items():
@@ -832,20 +816,13 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             ]
     return {
         "benchmark": "streamed copy between two S3 endpoints",
-        "command": " ".join(["python", "bench/stream.py", *sys.argv[1:]]),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "host": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_start": load_start,
-            "load_average_end": [round(x, 2) for x in os.getloadavg()],
-        },
-        "engine": {
-            "root": str(args.engine_root),
-            "version": engine_changed(engine_before, args.engine_root),
-            "env": args.bulkcopy_env,
-        },
+        **provenance(
+            "bench/stream.py",
+            load_start,
+            args.engine_root,
+            engine_before,
+            args.bulkcopy_env,
+        ),
         "settings": {
             "workloads": {
                 w.name: {
@@ -875,21 +852,11 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def workdir_for(keep: Path | None) -> Iterator[Path]:
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
-        yield keep
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
-        yield Path(tmp)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     print(f"command: {' '.join(['python', 'bench/stream.py', *sys.argv[1:]])}")
     try:
-        with workdir_for(args.keep) as workdir:
+        with workdir_for(args.keep, "bench-stream-") as workdir:
             result = run_bench(args, workdir)
     except BenchError as exc:
         print(f"stream.py: {exc}", file=sys.stderr)

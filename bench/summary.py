@@ -1,10 +1,14 @@
-"""Benchmark runs into a summary per tool and a text table: pure functions."""
+"""Benchmark runs into a summary per tool and a text table: pure functions
+(and the working directory every benchmark runs in)."""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.units import format_size
@@ -29,8 +33,48 @@ class Run:
 
 
 def _spread(values: Sequence[int]) -> str:
-    low, high = min(values), max(values)
-    return str(low) if low == high else f"{low}-{high}"
+    return spread(values, "{}")
+
+
+def spread(values: Sequence[float], fmt: str = "{:,.0f}") -> str:
+    """``low-high`` of ``values`` (one value where all rounds agree)."""
+    low, high = fmt.format(min(values)), fmt.format(max(values))
+    return low if low == high else f"{low}-{high}"
+
+
+def requests_text(counts: Sequence[Mapping[str, int]], first: str = "") -> str:
+    """Requests by operation over the rounds (``counts``: one per round),
+    e.g. ``CopyObject 20,000, ListObjectsV2 21``; a range where rounds
+    differ; ``first``: the operation named first."""
+    ops = sorted({op for c in counts for op in c}, key=lambda op: (op != first, op))
+    return ", ".join(f"{op} {spread([c.get(op, 0) for c in counts])}" for op in ops)
+
+
+def medians(
+    runs: Sequence[Any], digits: Mapping[str, int], ranged: Sequence[str] = ()
+) -> dict[str, float]:
+    """``<attr>_median`` of each attribute of ``runs`` in ``digits`` (rounded
+    to that many digits), and ``<attr>_min`` / ``<attr>_max`` of those in
+    ``ranged``."""
+    out: dict[str, float] = {}
+    for attr, n in digits.items():
+        values = [getattr(r, attr) for r in runs]
+        out[f"{attr}_median"] = round(float(statistics.median(values)), n)
+        if attr in ranged:
+            out[f"{attr}_min"], out[f"{attr}_max"] = min(values), max(values)
+    return out
+
+
+@contextlib.contextmanager
+def workdir_for(keep: Path | None, prefix: str) -> Iterator[Path]:
+    """Where a benchmark keeps its files: ``keep`` (``--keep``), else a
+    temporary directory removed afterwards."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
 
 
 def summarize(

@@ -3,9 +3,13 @@ changed while the benchmark ran (someone may be editing it meanwhile)."""
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,3 +38,30 @@ def engine_changed(before: str, root: Path = REPO) -> str:
         return before
     print(f"the engine changed during the run: {before} -> {after}", file=sys.stderr)
     return f"{before} -> {after} (changed during the run)"
+
+
+def provenance(
+    script: str,
+    load_start: list[float],
+    engine_root: Path,
+    engine_before: str,
+    env: dict[str, str],
+) -> dict[str, Any]:
+    """What a result file says of where it came from: the command, the time,
+    the host (and its load at the start and end), the engine measured."""
+    return {
+        "command": " ".join(["python", script, *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_start": load_start,
+            "load_average_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "engine": {
+            "root": str(engine_root),
+            "version": engine_changed(engine_before, engine_root),
+            "env": env,
+        },
+    }
