@@ -5,12 +5,10 @@ every run passes its checks.  No timings are asserted; the peers from
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 from bench.small import operation
+from tests.bench.run import run_bench
 
 REPO = Path(__file__).resolve().parents[2]
 OBJECTS = 50
@@ -18,28 +16,12 @@ TOOLS = ["bulkcopy", "bulkcopy+head", "rclone"]
 
 
 def test_small_bench_runs_bulkcopy_and_rclone(tmp_path: Path) -> None:
-    out = tmp_path / "small.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "bench/small.py",
-            "--objects",
-            str(OBJECTS),
-            "--rounds",
-            "1",
-            "--tools",
-            ",".join(TOOLS),
-            "--no-pin",
-            "--json",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc, result = run_bench(
+        "small.py",
+        *("--objects", str(OBJECTS), "--rounds", "1", "--tools", ",".join(TOOLS)),
+        "--no-pin",
+        out=tmp_path / "small.json",
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = json.loads(out.read_text())
     assert result["settings"]["objects"] == OBJECTS
     assert result["settings"]["pinned"] is None
     assert list(result["tools"]) == TOOLS
@@ -85,29 +67,13 @@ def test_moto_log_lines_are_classified() -> None:
 
 def test_small_bench_moves_with_bulkcopy_and_rclone(tmp_path: Path) -> None:
     """--move: each tool moves the objects; the source ends empty."""
-    out = tmp_path / "move.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "bench/small.py",
-            "--move",
-            "--objects",
-            str(OBJECTS),
-            "--rounds",
-            "1",
-            "--tools",
-            "bulkcopy,rclone",
-            "--no-pin",
-            "--json",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    _, result = run_bench(
+        "small.py",
+        "--move",
+        *("--objects", str(OBJECTS), "--rounds", "1", "--tools", "bulkcopy,rclone"),
+        "--no-pin",
+        out=tmp_path / "move.json",
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = json.loads(out.read_text())
     assert result["settings"]["move"] is True
     for tool, row in result["tools"].items():
         assert row["checks_ok"], (tool, row["problems"])

@@ -7,15 +7,13 @@ objects the ETag of the bytes GetObject serves, which both tools check."""
 from __future__ import annotations
 
 import hashlib
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import boto3
 from botocore.config import Config
 
 from bench.fakes3 import FakeS3
+from tests.bench.run import run_bench
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL, LARGE = 30, 1
@@ -24,39 +22,15 @@ TOOLS = ["bulkcopy", "rclone"]
 
 
 def test_stream_bench_runs_bulkcopy_and_rclone(tmp_path: Path) -> None:
-    out = tmp_path / "stream.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "bench/stream.py",
-            "--small-objects",
-            str(SMALL),
-            "--small-size",
-            "64KiB",
-            "--large-objects",
-            str(LARGE),
-            "--large-size",
-            "20MiB",
-            "--part-size",
-            "8MiB",
-            "--multipart-threshold",
-            "8MiB",
-            "--rounds",
-            "1",
-            "--tools",
-            ",".join(TOOLS),
-            "--no-pin",
-            "--json",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc, result = run_bench(
+        "stream.py",
+        *("--small-objects", str(SMALL), "--small-size", "64KiB"),
+        *("--large-objects", str(LARGE), "--large-size", "20MiB"),
+        *("--part-size", "8MiB", "--multipart-threshold", "8MiB"),
+        *("--rounds", "1", "--tools", ",".join(TOOLS), "--no-pin"),
+        out=tmp_path / "stream.json",
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("command: python bench/stream.py --small-objects")
-    result = json.loads(out.read_text())
     assert result["settings"]["pinned"] is None
     assert list(result["workloads"]) == ["small", "large"]
     sizes = {"small": (SMALL, 64 * 1024), "large": (LARGE, 20 * MIB)}
