@@ -383,6 +383,7 @@ async def _confirm(
         ctx.requests,
         quirks=ctx.quirks,
         put_answer=put_answer,
+        streamed=ctx.stream,
     )
 
 

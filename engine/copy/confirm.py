@@ -222,16 +222,21 @@ async def confirm_copy(
     *,
     quirks: Quirks | None = None,
     put_answer: dict[str, Any] | None = None,
+    streamed: bool = False,
 ) -> None:
     """Check the copy against ``promise`` (HEAD it unless ``dst_head`` is
     given); set tags the store left off; raise ``VerificationFailed`` for
     anything that cannot be set afterwards.
 
-    A checksum algorithm carried from the source (not asked for with
-    ``--checksum-algorithm``) that the copy lacks, on a store that showed no
-    checksum at all, is the store's gap, not the copy's: Ceph RGW keeps none.
-    It is learned (:attr:`~engine.s3.quirks.Quirks.keeps_checksums`) and the
-    copy counts, checked by its MD5 and size.
+    ``streamed``: the copy's bodies were sent with their checksum values
+    (``x-amz-checksum-*``).  Then a checksum algorithm carried from the
+    source (not asked for with ``--checksum-algorithm``) that the copy lacks,
+    on a store that shows no checksum at all, is the store's gap, not the
+    copy's: Ceph RGW keeps none.  It is learned
+    (:attr:`~engine.s3.quirks.Quirks.keeps_checksums`) and the copy counts,
+    checked by its MD5 and size.  A server-side copy that lacks it still
+    fails (a store may drop one kind of checksum and keep the rest:
+    LocalStack's SSE-C multipart uploads).
 
     ``put_answer``: the answer of the streamed PutObject that made the copy,
     which sent every property itself.  It is not HEADed when the answer shows
@@ -257,7 +262,8 @@ async def confirm_copy(
     if dst_head is None:
         dst_head = await _head(client, dst, requests)
     carried = promise.checksum_algorithm and not requests.options.checksum_algorithm
-    if carried and quirks is not None and checksum_algorithm(dst_head) is None:
+    none_kept = checksum_algorithm(dst_head) is None
+    if streamed and carried and quirks is not None and none_kept:
         quirks.keeps_checksums = False
         promise = replace(promise, checksum_algorithm=None)
     diffs = unmet_properties(promise, dst_head)

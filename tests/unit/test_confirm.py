@@ -241,9 +241,10 @@ def test_a_store_found_dropping_properties_is_headed_from_then_on() -> None:
 
 
 def test_a_store_that_keeps_no_checksums_is_not_promised_the_sources() -> None:
-    """A checksum algorithm carried from the source, on a copy that shows no
-    checksum at all, teaches the run that the store keeps none (the copy
-    counts); one asked for with --checksum-algorithm still fails it."""
+    """A checksum algorithm carried from the source, on a streamed copy that
+    shows no checksum at all, teaches the run that the store keeps none (the
+    copy counts); a server-side copy lacking it, or an algorithm asked for
+    with --checksum-algorithm, still fails."""
     import asyncio
 
     import pytest
@@ -259,10 +260,30 @@ def test_a_store_that_keeps_no_checksums_is_not_promised_the_sources() -> None:
         Requests(), src_head, {}, carries_checksum=True, tags=None, streamed=True
     )
     assert carried.checksum_algorithm == "CRC32"
+    # a server-side copy that lacks it fails: a store may drop one kind
+    with pytest.raises(S3Error, match="promised CRC32"):
+        asyncio.run(
+            confirm.confirm_copy(
+                Destination({}, {}),
+                task,
+                "dst",
+                None,
+                carried,
+                Requests(),
+                quirks=Quirks(),
+            )
+        )
     quirks = Quirks()
     asyncio.run(
         confirm.confirm_copy(
-            Destination({}, {}), task, "dst", None, carried, Requests(), quirks=quirks
+            Destination({}, {}),
+            task,
+            "dst",
+            None,
+            carried,
+            Requests(),
+            quirks=quirks,
+            streamed=True,
         )
     )
     assert quirks.keeps_checksums is False
@@ -285,6 +306,13 @@ def test_a_store_that_keeps_no_checksums_is_not_promised_the_sources() -> None:
     with pytest.raises(S3Error, match="promised SHA256"):
         asyncio.run(
             confirm.confirm_copy(
-                Destination({}, {}), task, "dst", None, promised, asked, quirks=Quirks()
+                Destination({}, {}),
+                task,
+                "dst",
+                None,
+                promised,
+                asked,
+                quirks=Quirks(),
+                streamed=True,
             )
         )
