@@ -51,7 +51,10 @@ def print_estimate(
             f"archived   {_n(e.archived, 'object')} in archive tiers: copied only "
             "if restored, otherwise recorded as skipped"
         )
-    lines.append(f"requests   ~{e.requests:,} S3 requests")
+    how = " (streamed: read with GetObject, written with PutObject/UploadPart)"
+    lines.append(
+        f"requests   ~{e.requests:,} S3 requests" + (how if e.streamed else "")
+    )
     click.echo("\n".join(lines))
 
 

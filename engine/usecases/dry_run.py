@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from engine.domain.errors import ManifestError
 from engine.domain.spec import JobSpec
+from engine.domain.transfer import STREAM
 from engine.manifest.sources import Source
 from engine.store import Repository
 from engine.usecases.estimate import Estimate
@@ -20,7 +21,12 @@ async def dry_run(
 ) -> Estimate:
     """Read ``source`` with its filters and count what a job would hold;
     nothing is written (duplicate rows are counted as objects)."""
-    estimate = Estimate()
+    mode = spec.copy.transfer
+    # auto streams from a source client of its own (unless it turns out to
+    # reach the destination's endpoint with its key: the run decides)
+    estimate = Estimate(
+        streamed=mode == STREAM or (mode == "auto" and spec.source_client is not None)
+    )
     async with open_reader(source, spec, open_client, repo) as reader:
         first = True
         async for rows in reader.batches(None):

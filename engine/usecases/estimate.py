@@ -7,6 +7,14 @@ CreateMultipartUpload + one UploadPartCopy per part + CompleteMultipartUpload
 (+ GetObjectTagging with --preserve-tags); a delete marker is one
 DeleteObject; --verify adds a HeadObject of the copy.  Objects whose size the
 manifest does not give are counted as CopyObject copies.
+
+A streamed job (``--transfer stream``, or ``auto`` with a source client of
+its own) reads and writes instead: an object whose size the manifest gives
+and that fits one PutObject is one GetObject and one PutObject (its GET is
+its HEAD); one of unknown size is HEADed first; one above a part's size is a
+HeadObject, CreateMultipartUpload, a GetObject and an UploadPart per part,
+CompleteMultipartUpload and the copy's HeadObject; each with
+GetObjectTagging under --preserve-tags.
 """
 
 from __future__ import annotations
@@ -14,7 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.domain.plan import part_size_for, use_multipart
+from engine.domain.plan import (
+    part_size_for,
+    stream_in_parts,
+    stream_part_size,
+    use_multipart,
+)
 from engine.domain.spec import CopyOptions
 from engine.manifest.filters import archived, storage_class
 from engine.manifest.rows import Rows
@@ -34,11 +47,13 @@ class Estimate:
     archived: int = 0  # in GLACIER / DEEP_ARCHIVE / an archive tier
     requests: int = 0
     by_storage_class: dict[str, int] = field(default_factory=dict)
+    streamed: bool = False  # read and written, not copied by the store
 
     def add(self, rows: Rows, copy: CopyOptions) -> None:
         """Count the rows of one batch (already filtered)."""
         sizes, storage = rows.sizes, rows.storage
-        stat = copy.stat_source or copy.delete_source  # a move always HEADs
+        # a move always HEADs; a stream HEADs as its size says (below)
+        stat = (copy.stat_source or copy.delete_source) and not self.streamed
         per_object = (
             (1 if stat else 0)
             + (1 if copy.verify else 0)
@@ -62,6 +77,9 @@ class Estimate:
                 if archived(storage[i]):
                     self.archived += 1
             size = sizes[i] if sizes is not None else None
+            if self.streamed:
+                self._stream(size, copy)
+                continue
             if size is None:
                 self.requests += 1
                 continue
@@ -77,6 +95,23 @@ class Estimate:
             else:
                 self.requests += 1
 
+    def _stream(self, size: int | None, copy: CopyOptions) -> None:
+        """The requests of one streamed object (see the module's doc)."""
+        tags = 1 if copy.preserve_tags else 0
+        if size is None:
+            self.requests += 3 + tags  # HEAD, GET, PUT
+            return
+        self.sized += 1
+        self.bytes += size
+        if not stream_in_parts(size, copy.multipart_threshold, copy.part_size):
+            listed = copy.skip_existing == "never"  # else HEADed first
+            self.requests += (2 if listed else 3) + tags
+            return
+        parts = -(-size // stream_part_size(copy.part_size))
+        self.multipart += 1
+        self.parts += parts
+        self.requests += 4 + 2 * parts + tags
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
@@ -90,5 +125,6 @@ class Estimate:
             "parts": self.parts,
             "archived": self.archived,
             "requests": self.requests,
+            "transfer": "stream" if self.streamed else "server",
             "by_storage_class": dict(sorted(self.by_storage_class.items())),
         }

@@ -208,6 +208,7 @@ def test_batches_add_up() -> None:
         "parts": 48,
         "archived": 0,
         "requests": 52 + 2 + 2 + 1,
+        "transfer": "server",
         "by_storage_class": {},
     }
 
@@ -255,3 +256,35 @@ def test_a_move_heads_each_copy_and_deletes_each_source() -> None:
     # HEAD, CopyObject, then HEAD of the copy + DeleteObject
     opts = CopyOptions(stat_source=False, delete_source=True)
     assert estimate(make_rows([10]), opts).requests == 4
+
+
+# -- streamed jobs (between stores) -------------------------------------------------
+
+
+def test_a_streamed_job_counts_reads_and_writes() -> None:
+    """--transfer stream: a listed small object is a GET and a PUT (its GET
+    is its HEAD) and its tags' read; one of unknown size is HEADed first; a
+    large one is HEAD, create, a GET and an UploadPart per 16 MiB part,
+    complete and the copy's HEAD."""
+    e = Estimate(streamed=True)
+    e.add(make_rows([10, None, 40 * MiB]), CopyOptions(transfer="stream"))
+    assert (e.objects, e.sized, e.bytes) == (3, 2, 10 + 40 * MiB)
+    assert (e.multipart, e.parts) == (1, 3)
+    assert e.requests == 3 + 4 + (4 + 2 * 3 + 1)
+    assert e.to_dict()["transfer"] == "stream"
+    untagged = Estimate(streamed=True)
+    untagged.add(make_rows([10]), CopyOptions(transfer="stream", preserve_tags=False))
+    assert untagged.requests == 2
+
+
+def test_a_dry_run_with_a_source_client_estimates_a_stream(
+    write_manifest: WriteManifest,
+) -> None:
+    from engine.domain.spec import ClientSettings
+
+    path = write_manifest("b,k1\nb,k2\n")
+    spec = JobSpec(source_client=ClientSettings(endpoint_url="http://other:9000"))
+    e = asyncio.run(dry_run(Source("csv", path), spec))
+    assert e.streamed
+    assert e.requests == 2 * (3 + 1)  # HEAD, GET, tags, PUT: sizes unknown
+    assert asyncio.run(dry_run(Source("csv", path), JobSpec())).streamed is False
