@@ -24,6 +24,7 @@ from botocore.utils import parse_timestamp
 from engine.domain.errors import JobCannotStart, UsageError
 from engine.domain.spec import ClientSettings
 from engine.s3 import pages
+from engine.s3.lean.answer import http_date
 from engine.s3.pages import FastParserFactory
 
 SIGNATURE_VERSIONS = ("s3v4", "s3")
@@ -66,7 +67,7 @@ def timestamp(value: str) -> datetime:
         if value[-1:] == "Z" or value[-6:-5] in ("+", "-"):
             return datetime.fromisoformat(value)
         if value.endswith(" GMT"):
-            return parsedate_to_datetime(value)
+            return http_date(value) or parsedate_to_datetime(value)
     except (ValueError, TypeError, IndexError):
         pass
     return parse_timestamp(value)  # type: ignore[no-any-return]

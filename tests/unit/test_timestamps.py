@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 
 import pytest
 from botocore.utils import parse_timestamp
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from engine.domain.errors import UsageError
 from engine.domain.spec import ClientSettings
 from engine.s3.client import make_session, timestamp
+from engine.s3.lean.answer import http_date
 
 MOMENTS = st.datetimes(
     min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1)
@@ -58,3 +60,18 @@ def test_an_unknown_profile_is_a_usage_error() -> None:
     before the loader was shared, not later as missing credentials."""
     with pytest.raises(UsageError, match=r"--profile: .*nope"):
         make_session(ClientSettings(profile="nope"))
+
+
+@given(MOMENTS.map(lambda d: d.replace(microsecond=0)))
+def test_http_dates_read_fast_are_read_as_email_utils_reads_them(
+    when: datetime,
+) -> None:
+    """S3's HTTP dates (``Sun, 06 Nov 1994 08:49:37 GMT``) read by the fast
+    path are the same instants, in UTC, as ``email.utils`` reads them; any
+    other form is left to it."""
+    text = format_datetime(when, usegmt=True)
+    assert http_date(text) == parsedate_to_datetime(text)
+    assert http_date(text).tzinfo is UTC  # type: ignore[union-attr]
+    assert http_date(text.replace("GMT", "+0000")) is None
+    assert http_date("Sun, 06 Nov 1994 08:49:37 XYZ") is None
+    assert http_date("Sun, 06 Foo 1994 08:49:37 GMT") is None

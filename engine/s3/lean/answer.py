@@ -85,9 +85,54 @@ def parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_MONTHS = {
+    name: n
+    for n, name in enumerate(
+        [
+            "Jan",
+            "Feb",
+            "Mar",
+            "Apr",
+            "May",
+            "Jun",
+            "Jul",
+            "Aug",
+            "Sep",
+            "Oct",
+            "Nov",
+            "Dec",
+        ],
+        1,
+    )
+}
+
+
+def http_date(value: str) -> datetime | None:
+    """An HTTP date in its one preferred form (``Sun, 06 Nov 1994 08:49:37
+    GMT``, what S3 sends), read in a few µs (``email.utils`` takes ~15);
+    ``None`` for any other form."""
+    if len(value) != 29 or value[3:5] != ", " or not value.endswith(" GMT"):
+        return None
+    try:
+        return datetime(
+            int(value[12:16]),
+            _MONTHS[value[8:11]],
+            int(value[5:7]),
+            int(value[17:19]),
+            int(value[20:22]),
+            int(value[23:25]),
+            tzinfo=UTC,
+        )
+    except (KeyError, ValueError):
+        return None
+
+
 def parse_header_time(value: str) -> datetime:
     """A timestamp header as botocore parses it (RFC 822 mostly; anything
     else through botocore's own parser)."""
+    fast = http_date(value)
+    if fast is not None:
+        return fast
     try:
         return parsedate_to_datetime(value)
     except (TypeError, ValueError):
