@@ -227,6 +227,7 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[Response] | None = None
         self.closed = False
         self._writable: asyncio.Future[None] | None = None  # set while paused
+        self.active = 0.0  # loop time of the last byte read or piece written
 
     def pause_writing(self) -> None:
         if self._writable is None:
@@ -237,28 +238,33 @@ class _Connection(asyncio.Protocol):
         if writable is not None and not writable.done():
             writable.set_result(None)
 
-    async def write_body(self, body: bytes | bytearray | memoryview) -> None:
+    async def write_body(self, body: bytes | bytearray | memoryview) -> bool:
         """Write ``body`` a piece at a time, waiting while the socket is
         full; stops early if the answer came first (an error) or the
-        connection went."""
+        connection went.  ``False`` when it stopped early: the connection
+        then holds half a request and must not be used again."""
         assert self.transport is not None
+        loop = asyncio.get_running_loop()
         view = memoryview(body)
         for at in range(0, len(view), BODY_PIECE):
             if self.closed or (self.waiter is not None and self.waiter.done()):
-                return
+                return False
             self.transport.write(view[at : at + BODY_PIECE])
+            self.active = loop.time()
             writable = self._writable
             if writable is not None:
                 waits: list[asyncio.Future[Any]] = [writable]
                 if self.waiter is not None:
                     waits.append(self.waiter)
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        return True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.active = asyncio.get_running_loop().time()
         if self.parser is None or self.waiter is None or self.waiter.done():
             self.closed = True  # bytes nobody asked for: do not reuse
             if self.transport is not None:
@@ -383,16 +389,18 @@ class Pool:
         conn.waiter = waiter
         transport = conn.transport
         assert transport is not None
-        timer = loop.call_later(self.read_timeout, _expire, waiter)
+        conn.active = loop.time()
+        timer = _IdleTimer(loop, self.read_timeout, conn, waiter)
+        whole = True
         try:
             if len(body) <= 64 * 1024:
                 transport.write(data + bytes(body))  # one segment
             else:
                 transport.write(data)
-                await conn.write_body(body)
+                whole = await conn.write_body(body)
             response = await waiter
         except BaseException:
-            transport.close()
+            transport.abort()  # what is left unsent is dropped, not flushed
             raise
         finally:
             timer.cancel()
@@ -400,10 +408,15 @@ class Pool:
             # sink (a whole part) alive until the connection's next request
             conn.waiter = None
             conn.parser = None
-        if response.keep_alive and not conn.closed and len(self._idle) < self.max_idle:
+        # an answer that came before the whole body went (an early error)
+        # leaves half a request on the connection: not to be used again
+        reuse = response.keep_alive and whole and not conn.closed
+        if reuse and len(self._idle) < self.max_idle:
             self._idle.append(conn)
-        else:
+        elif whole:
             transport.close()
+        else:
+            transport.abort()
         return response
 
     def close(self) -> None:
@@ -413,6 +426,29 @@ class Pool:
                 conn.transport.close()
 
 
-def _expire(waiter: asyncio.Future[Response]) -> None:
-    if not waiter.done():
-        waiter.set_exception(WireError("read timed out", sent=True, timeout=True))
+class _IdleTimer:
+    """Fails ``waiter`` once its connection has neither read a byte nor
+    written a piece for ``timeout`` seconds (botocore's read timeout is such
+    an idle timeout: a large part that keeps moving is not cut off)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        timeout: float,
+        conn: _Connection,
+        waiter: asyncio.Future[Response],
+    ) -> None:
+        self.loop, self.timeout, self.conn, self.waiter = loop, timeout, conn, waiter
+        self.handle = loop.call_later(timeout, self._check)
+
+    def _check(self) -> None:
+        if self.waiter.done():
+            return
+        idle = self.loop.time() - self.conn.active
+        if idle < self.timeout:
+            self.handle = self.loop.call_later(self.timeout - idle, self._check)
+            return
+        self.waiter.set_exception(WireError("read timed out", sent=True, timeout=True))
+
+    def cancel(self) -> None:
+        self.handle.cancel()

@@ -317,3 +317,54 @@ def test_a_kept_connection_does_not_keep_the_callers_buffer() -> None:
 
     before, after = asyncio.run(go())
     assert after == before
+
+
+def test_an_answer_before_the_whole_body_leaves_the_connection_unused() -> None:
+    """A server that answers (503) before it has read a large body leaves
+    half a request on the connection: the next request goes on a fresh one,
+    not after the old body's remaining bytes."""
+    body = b"x" * (8 * 1024 * 1024)
+    slow_down = b"HTTP/1.1 503 Slow Down\r\nContent-Length: 0\r\n\r\n"
+
+    async def go() -> tuple[int, int, list[int]]:
+        async with server(lambda req, _n: slow_down if b"PUT" in req else OK) as (
+            port,
+            per_conn,
+        ):
+            pool = Pool("127.0.0.1", port, tls=False)
+            head = (
+                f"PUT /b/k HTTP/1.1\r\nhost: x\r\ncontent-length: {len(body)}\r\n\r\n"
+            )
+            first = await pool.request(head.encode(), body=body)
+            second = await pool.request(b"GET /b/k HTTP/1.1\r\nhost: x\r\n\r\n")
+            pool.close()
+            return first.status, second.status, list(per_conn)
+
+    first, second, per_conn = asyncio.run(go())
+    assert (first, second) == (503, 200)
+    assert len(per_conn) == 2  # the GET went on a connection of its own
+
+
+def test_a_slow_answer_that_keeps_coming_is_not_cut_off() -> None:
+    """The read timeout is an idle timeout: a body that keeps arriving,
+    slower than the timeout in all, is read whole."""
+
+    async def go() -> bytes:
+        async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            await r.readuntil(b"\r\n\r\n")
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+            for _ in range(10):
+                await asyncio.sleep(0.05)
+                w.write(b"x")
+                await w.drain()
+            w.close()
+
+        srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+        async with srv:
+            port = srv.sockets[0].getsockname()[1]
+            pool = Pool("127.0.0.1", port, tls=False, read_timeout=0.2)
+            got = await pool.request(REQUEST)
+            pool.close()
+        return got.body
+
+    assert asyncio.run(go()) == b"x" * 10

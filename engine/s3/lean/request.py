@@ -331,7 +331,7 @@ class LeanRequests:
         headers = (
             {"content-length": str(len(body))} if "ContentLength" in kwargs else {}
         )
-        for param, header in PUT_HEADERS.items():
+        for param, header in params.items():
             value = kwargs.get(param)
             if value is not None:
                 headers[header] = str(value)
