@@ -216,12 +216,13 @@ async def _streamed(ctx: CopyContext, task: Task, *, in_place: bool) -> Copied:
         and opts.skip_existing == "never"
         and not stream_in_parts(size, opts.multipart_threshold, opts.part_size)
     ):
-        async with held(ctx, size):
+        async with held(ctx, size):  # the body's bytes, until it is sent
             read = await read_listed(ctx, task)
             if read is not None:
-                body = read.pop("Body")
                 _check_conditions(ctx, read)
-                return await _put_streamed(ctx, task, read, body)
+                sent = await _send(ctx, task, read, read.pop("Body"))
+        if read is not None:
+            return await _sent(ctx, task, read, *sent)
         task = replace(task, src_etag=None, size=None)  # not as listed: HEAD it
     head = await head_source(ctx.src, task, ctx.requests.head_source())
     size = int(head.get("ContentLength", 0))
@@ -232,14 +233,18 @@ async def _streamed(ctx: CopyContext, task: Task, *, in_place: bool) -> Copied:
     if stream_in_parts(size, opts.multipart_threshold, opts.part_size):
         return await _multipart(ctx, task, head)
     async with held(ctx, size):
-        return await _put_streamed(ctx, task, head, None)
+        sent = await _send(ctx, task, head, None)
+    return await _sent(ctx, task, head, *sent)
 
 
-async def _put_streamed(
+PutAnswer = tuple[dict[str, Any], list[dict[str, str]] | None]
+
+
+async def _send(
     ctx: CopyContext, task: Task, head: dict[str, Any], body: bytearray | None
-) -> Copied:
+) -> PutAnswer:
     """One PutObject of the source read by ``head`` (``body``, else read
-    now), confirmed, its ACL carried, verified."""
+    now) with its properties and tags; its answer and the tags read."""
     opts = ctx.options
     overrides = task.overrides or {}
     tags = (
@@ -251,6 +256,19 @@ async def _put_streamed(
         head, tags, overrides, object_lock=opts.preserve_object_lock
     )
     resp, _checked_by = await put_streamed(ctx, task, head, args, body)
+    return resp, tags
+
+
+async def _sent(
+    ctx: CopyContext,
+    task: Task,
+    head: dict[str, Any],
+    resp: dict[str, Any],
+    tags: list[dict[str, str]] | None,
+) -> Copied:
+    """A streamed PutObject answered (its bytes given back to the budget):
+    confirmed, its ACL carried, verified."""
+    overrides = task.overrides or {}
     copied = Copied(
         etag=str(resp.get("ETag") or ""),
         dst_version_id=resp.get("VersionId"),
@@ -277,6 +295,7 @@ async def _put_streamed(
         with_tags=bool(promised),
         tags=promised or None,
         put_answer=resp,
+        checksums_unanswered=not confirm.checksum_algorithm(resp),
     )
     await _carry_acl(ctx, task, copied)
     await _verify(ctx, task, copied)
@@ -350,13 +369,15 @@ async def _confirm(
     with_tags: bool = True,
     tags: dict[str, str] | None = None,
     put_answer: dict[str, Any] | None = None,
+    checksums_unanswered: bool = False,
 ) -> None:
     """The copy holds what the job promised (:mod:`engine.copy.confirm`);
     ``with_tags``: its tags too (not for a CopyObject that copied them
     itself); ``tags``: the tags promised, when the caller knows them.
 
-    ``put_answer``: a streamed PutObject's answer
-    (:func:`engine.copy.confirm.confirm_copy`)."""
+    ``put_answer``: a streamed PutObject's answer; ``checksums_unanswered``:
+    the store answered the streamed bodies, sent with their checksums,
+    without any (:func:`engine.copy.confirm.confirm_copy`)."""
     if tags is None and with_tags:
         tags = await confirm.promised_tags(
             ctx.src,
@@ -383,7 +404,7 @@ async def _confirm(
         ctx.requests,
         quirks=ctx.quirks,
         put_answer=put_answer,
-        streamed=ctx.stream,
+        checksums_unanswered=ctx.stream and checksums_unanswered,
     )
 
 
@@ -414,7 +435,14 @@ async def _multipart(ctx: CopyContext, task: Task, head: dict[str, Any]) -> Copi
         src_etag=head.get("ETag"),
         src_head=head,
     )
-    await _confirm(ctx, task, copied, head, carries_checksum=True)
+    await _confirm(
+        ctx,
+        task,
+        copied,
+        head,
+        carries_checksum=True,
+        checksums_unanswered=mp.checksums_unanswered,
+    )
     await _carry_acl(ctx, task, copied)
     await _verify(ctx, task, copied)
     return copied

@@ -87,10 +87,14 @@ def promise_for(
     return Promise(properties, alg, tags)
 
 
-def carries_properties(promise: Promise) -> bool:
-    """Whether the promise names metadata or content headers (what a HEAD
-    alone shows of a copy)."""
-    return len(promise.properties) > 1 or bool(promise.properties.get("Metadata"))
+def property_names(promise: Promise) -> frozenset[str]:
+    """The properties the promise names (``Metadata`` when it promises any,
+    each content header it promises): what a HEAD alone shows of a copy."""
+    return frozenset(
+        name
+        for name, value in promise.properties.items()
+        if value or name != "Metadata"
+    )
 
 
 def shown_by_answer(promise: Promise, answer: dict[str, Any]) -> bool:
@@ -222,48 +226,54 @@ async def confirm_copy(
     *,
     quirks: Quirks | None = None,
     put_answer: dict[str, Any] | None = None,
-    streamed: bool = False,
+    checksums_unanswered: bool = False,
 ) -> None:
     """Check the copy against ``promise`` (HEAD it unless ``dst_head`` is
     given); set tags the store left off; raise ``VerificationFailed`` for
     anything that cannot be set afterwards.
 
-    ``streamed``: the copy's bodies were sent with their checksum values
-    (``x-amz-checksum-*``).  Then a checksum algorithm carried from the
-    source (not asked for with ``--checksum-algorithm``) that the copy lacks,
-    on a store that shows no checksum at all, is the store's gap, not the
-    copy's: Ceph RGW keeps none.  It is learned
+    ``checksums_unanswered``: the copy's bodies were streamed with their
+    checksum values (``x-amz-checksum-*``) and the store answered none of
+    them with a checksum.  Then a checksum algorithm carried from the source
+    (not asked for with ``--checksum-algorithm``) that the copy lacks, on a
+    store that shows no checksum at all, is the store's gap, not the copy's:
+    Ceph RGW keeps none.  It is learned
     (:attr:`~engine.s3.quirks.Quirks.keeps_checksums`) and the copy counts,
-    checked by its MD5 and size.  A server-side copy that lacks it still
-    fails (a store may drop one kind of checksum and keep the rest:
-    LocalStack's SSE-C multipart uploads).
+    checked by its MD5 and size.  Any other copy that lacks it still fails:
+    a store may drop one kind of checksum and keep the rest (LocalStack
+    answers a part's checksum, then drops it from an SSE-C multipart
+    upload).
 
     ``put_answer``: the answer of the streamed PutObject that made the copy,
     which sent every property itself.  It is not HEADed when the answer shows
-    the checksum promised and either no metadata or content headers were
-    promised or the store keeps what a PutObject sends: learned by the run's
-    first copy that carried some, and HEADed
-    (:attr:`~engine.s3.quirks.Quirks.put_keeps_properties`).  Its tags, when
+    the checksum promised and every property it promises (metadata, each
+    content header) has been seen kept on an earlier copy's HEAD this run
+    (:attr:`~engine.s3.quirks.Quirks.put_kept`); one HEAD that finds a
+    property dropped has every later copy HEADed
+    (``put_keeps_properties = False``).  Its tags, when
     promised, are read back all the same; a move's check before its delete
     HEADs both ends anyway (:mod:`engine.copy.delete`)."""
     dst = {**ObjectRef(dst_bucket, task.dst_key).params(), **_version(dst_version_id)}
     if put_answer is not None and quirks is not None:
-        sent = carries_properties(promise)
-        if (quirks.put_keeps_properties or not sent) and shown_by_answer(
-            promise, put_answer
-        ):
+        names = property_names(promise)
+        known = quirks.put_keeps_properties is not False and names <= quirks.put_kept
+        if known and shown_by_answer(promise, put_answer):
             if promise.tags is not None:
                 await confirm_tags(client, dst, promise.tags, requests)
             return
         dst_head = await _head(client, dst, requests)
-        if sent and quirks.put_keeps_properties is None:
-            as_sent = replace(promise, checksum_algorithm=None)
-            quirks.put_keeps_properties = not unmet_properties(as_sent, dst_head)
+        as_sent = replace(promise, checksum_algorithm=None)
+        if unmet_properties(as_sent, dst_head):
+            quirks.put_keeps_properties = False  # for good, whatever came before
+        elif names:
+            quirks.put_kept |= names
+            if quirks.put_keeps_properties is None:
+                quirks.put_keeps_properties = True
     if dst_head is None:
         dst_head = await _head(client, dst, requests)
     carried = promise.checksum_algorithm and not requests.options.checksum_algorithm
     none_kept = checksum_algorithm(dst_head) is None
-    if streamed and carried and quirks is not None and none_kept:
+    if checksums_unanswered and carried and quirks is not None and none_kept:
         quirks.keeps_checksums = False
         promise = replace(promise, checksum_algorithm=None)
     diffs = unmet_properties(promise, dst_head)

@@ -113,10 +113,20 @@ class MultipartCopy:
             stream_part_size(settings.part_size) if stream else settings.part_size
         )
         self.algorithm = stream_algorithm(self.requests, head) if stream else None
+        # streamed parts sent this run, and those the store answered with
+        # their checksum (engine.copy.confirm: a store that keeps none)
+        self.parts_sent = 0
+        self.parts_answered = 0
         overrides = task.overrides or {}
         self.etags_are_md5 = etags_are_md5(
             self.requests.create_upload(head, None, overrides, object_lock=False)
         )
+
+    @property
+    def checksums_unanswered(self) -> bool:
+        """Parts went with the upload's checksum this run and the store
+        answered none of them with it."""
+        return bool(self.algorithm) and self.parts_sent > 0 and not self.parts_answered
 
     async def run(self) -> MultipartDone:
         layout = (
@@ -382,6 +392,8 @@ class MultipartCopy:
                     **body_args(sums, alg),
                 )
         check_answer(resp, sums, "UploadPart", etag_is_md5=self.etags_are_md5)
+        self.parts_sent += 1
+        self.parts_answered += bool(alg and resp.get(f"Checksum{alg}"))
         etag = resp.get("ETag")
         if not etag:
             raise S3Error(

@@ -29,11 +29,13 @@ class Quirks:
     # (engine.copy.pin); when ignored, each listed object is HEADed first.
     copy_source_if_match: bool | None = None
     # PutObject's metadata and content headers (a streamed copy): the store
-    # keeps what it is sent.  None until a run's first streamed copy that
-    # carried some has been HEADed (engine.copy.attempt._confirm); then the
-    # copies that promise nothing a PutObject's answer cannot show are not
-    # HEADed.  False (a store found dropping them): every copy is HEADed.
+    # keeps what it is sent.  None until a streamed copy that carried some
+    # has been HEADed (engine.copy.confirm.confirm_copy); ``put_kept``: the
+    # properties (Metadata, ContentType, ...) seen kept, and a copy promising
+    # only those is not HEADed again.  False (a HEAD found one dropped):
+    # every copy is HEADed from then on.
     put_keeps_properties: bool | None = None
+    put_kept: set[str] = field(default_factory=set)
     # x-amz-checksum-*: the store keeps the checksums it is sent (Ceph RGW
     # keeps none).  False once a copy that should carry its source's
     # algorithm showed none at all (engine.copy.confirm.confirm_copy): the

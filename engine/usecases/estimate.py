@@ -107,7 +107,7 @@ class Estimate:
             listed = copy.skip_existing == "never"  # else HEADed first
             self.requests += (2 if listed else 3) + tags
             return
-        parts = -(-size // stream_part_size(copy.part_size))
+        parts = -(-size // part_size_for(size, stream_part_size(copy.part_size)))
         self.multipart += 1
         self.parts += parts
         self.requests += 4 + 2 * parts + tags

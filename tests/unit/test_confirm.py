@@ -283,7 +283,7 @@ def test_a_store_that_keeps_no_checksums_is_not_promised_the_sources() -> None:
             carried,
             Requests(),
             quirks=quirks,
-            streamed=True,
+            checksums_unanswered=True,
         )
     )
     assert quirks.keeps_checksums is False
@@ -313,6 +313,33 @@ def test_a_store_that_keeps_no_checksums_is_not_promised_the_sources() -> None:
                 promised,
                 asked,
                 quirks=Quirks(),
-                streamed=True,
+                checksums_unanswered=True,
             )
         )
+
+
+def test_only_properties_seen_kept_spare_a_head_and_a_later_drop_ends_it() -> None:
+    """A copy promising a property no earlier HEAD has seen kept is HEADed;
+    a HEAD that finds one dropped ends the trust for good, even after others
+    taught it (copies HEADed at the same time at a run's start)."""
+    import pytest
+
+    from engine.domain.errors import S3Error
+    from engine.s3.quirks import Quirks
+
+    quirks = Quirks()
+    _confirm_put(Destination(KEPT, {}), confirm.Promise(dict(KEPT)), quirks)
+    assert quirks.put_kept == {"Metadata", "ContentType"}
+    cache = {"Metadata": {}, "CacheControl": "max-age=60"}
+    unseen = Destination(cache, {})
+    _confirm_put(unseen, confirm.Promise(dict(cache)), quirks)
+    assert unseen.calls == ["HeadObject"]
+    # a copy HEADed (it promises a header not seen yet) finds metadata gone
+    more = {**KEPT, "ContentLanguage": "en"}
+    dropped = Destination({"ContentLanguage": "en", "ContentType": "text/plain"}, {})
+    with pytest.raises(S3Error, match="metadata"):
+        _confirm_put(dropped, confirm.Promise(dict(more)), quirks)
+    assert quirks.put_keeps_properties is False
+    again = Destination(KEPT, {})
+    _confirm_put(again, confirm.Promise(dict(KEPT)), quirks)
+    assert again.calls == ["HeadObject"]

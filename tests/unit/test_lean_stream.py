@@ -372,6 +372,30 @@ TAGGING = (
 )
 
 
+def test_tags_written_another_way_are_left_to_botocore(http_server: Any) -> None:
+    """A tag the lean parse would not see (elements in another order) is not
+    dropped: the call is handed to botocore."""
+    from engine.s3.lean import Fallback
+
+    http_server["reply"] = _reply(
+        200,
+        "OK",
+        "",
+        b"<Tagging><TagSet><Tag><Value>v</Value><Key>k</Key></Tag></TagSet></Tagging>",
+    )
+    url = f"http://127.0.0.1:{http_server['port']}"
+
+    async def lean_call() -> dict[str, Any]:
+        copier = stream_copier("path", url=url)
+        try:
+            return await copier.get_object_tagging(Bucket="src", Key="k")
+        finally:
+            copier.close()
+
+    with pytest.raises(Fallback):
+        asyncio.run(lean_call())
+
+
 @pytest.mark.parametrize(
     "reply",
     [

@@ -309,10 +309,13 @@ class TaggingMembers:
 
     def parse(self, response: Response) -> dict[str, Any]:
         body = _EMPTY_VALUE.sub(b"<Value></Value>", response.body)
+        pairs = _TAG_PAIR.findall(body)
+        if len(pairs) != body.count(b"<Tag>"):
+            # a tag written some other way (attributes, another order): read
+            # by botocore's parser rather than lose it
+            raise Fallback("GetObjectTagging")
         out: dict[str, Any] = {
-            "TagSet": [
-                {"Key": _text(k), "Value": _text(v)} for k, v in _TAG_PAIR.findall(body)
-            ]
+            "TagSet": [{"Key": _text(k), "Value": _text(v)} for k, v in pairs]
         }
         version = response.headers.get("x-amz-version-id")
         if version is not None:
