@@ -173,7 +173,22 @@ class ResponseParser:
             return self._finish()
         if self._chunked:
             return self._chunk_step()
+        if self._over_sink(len(self._buf)):
+            self._body += self._buf
+            self._buf.clear()
+            return self._finish(keep_alive=False)  # longer than asked: stop
         return None  # until close
+
+    def _over_sink(self, size: int) -> bool:
+        """A successful body already longer than the caller's sink: read no
+        more of it (the caller fails it as longer than asked)."""
+        response = self._response
+        return (
+            self.sink is not None
+            and response is not None
+            and 200 <= response.status < 300
+            and size > len(self.sink)
+        )
 
     def _chunk_step(self) -> Response | None:
         while True:
@@ -204,7 +219,7 @@ class ResponseParser:
             self._body += self._buf[: self._chunk_left]
             del self._buf[: self._chunk_left + 2]
             self._chunk_left = -1
-            if self.sink is not None and len(self._body) > len(self.sink):
+            if self._over_sink(len(self._body)):
                 return self._finish(keep_alive=False)  # longer than asked: stop
 
     def _finish(self, keep_alive: bool = True) -> Response:

@@ -368,3 +368,24 @@ def test_a_slow_answer_that_keeps_coming_is_not_cut_off() -> None:
         return got.body
 
     assert asyncio.run(go()) == b"x" * 10
+
+
+def test_a_body_without_a_length_stops_once_longer_than_the_sink() -> None:
+    """A successful body read until close, or chunked, is not read past the
+    sink's size (the caller fails it as longer than asked); an error's body
+    is read whole."""
+    sink = bytearray(4)
+    parser = ResponseParser(sink=sink)
+    assert parser.feed(b"HTTP/1.1 200 OK\r\n\r\nab") is None
+    got = parser.feed(b"cdefgh")
+    assert got is not None
+    assert (got.body, got.keep_alive) == (b"abcdefgh", False)
+    chunked = ResponseParser(sink=bytearray(4)).feed(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n"
+    )
+    assert chunked is not None
+    assert (chunked.body, chunked.keep_alive) == (b"abcdef", False)
+    error = b"<Error><Code>SlowDown</Code></Error>"
+    failed = ResponseParser(sink=bytearray(4))
+    assert failed.feed(b"HTTP/1.1 503 Slow Down\r\n\r\n" + error) is None
+    assert failed.eof().body == error
