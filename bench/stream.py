@@ -46,8 +46,6 @@ from typing import Any
 if not __package__:  # run as a file (python bench/stream.py): make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import boto3
-from botocore.config import Config
 
 from bench import tools
 from bench.endpoint import FakeS3Process
@@ -57,6 +55,7 @@ from bench.small import (
     find_binaries,
     measured,
     pinned,
+    s3_client,
     say,
     versions,
 )
@@ -313,17 +312,6 @@ def start_endpoint(
         log=workdir / f"fakes3-{name}.log",
         prefix=pinned(cpu),
     ).start()
-
-
-def s3_client(endpoint_url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(s3={"addressing_style": "path"}),
-    )
 
 
 def listed(client: Any, prefix: str) -> dict[str, int]:
