@@ -59,7 +59,7 @@ if not __package__:  # run as a file (python bench/claims.py): make `bench` impo
 
 from bench import tools
 from bench.endpoint import FakeS3Process
-from bench.version import engine_changed, engine_version
+from bench.version import compile_engine, engine_changed, engine_version
 
 REPO = Path(__file__).resolve().parents[1]
 THIS = Path(__file__).resolve()
@@ -1117,6 +1117,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         db_runs: list[DbRun] = []
         copy_runs: list[CopyRun] = []
         load_before = os.getloadavg()
+        compile_engine()
         version = engine_version()
         if "db" in args.modes:
             run_db_mode(args, backends, db_runs)

@@ -40,7 +40,7 @@ if not __package__:  # run as a file (python bench/ingest.py): make `bench` impo
 
 from bench import manifests, tools
 from bench.manifests import FORMATS, Generated
-from bench.version import engine_changed, engine_version
+from bench.version import compile_engine, engine_changed, engine_version
 
 MEASURE = Path(__file__).resolve().parent / "measure.py"
 DEFAULT_CACHE = Path(__file__).resolve().parent / ".cache" / "ingest"
@@ -339,6 +339,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         file=sys.stderr,
         flush=True,
     )
+    compile_engine(args.engine_root)
     version = engine_version(args.engine_root)
     env = tools.environment(workdir)
     env["PYTHONPATH"] = str(args.engine_root)

@@ -59,7 +59,7 @@ from bench import tools
 from bench.endpoint import FakeS3Process
 from bench.summary import medians, spread, workdir_for
 from bench.summary import requests_text as summary_requests_text
-from bench.version import engine_version, provenance
+from bench.version import compile_engine, engine_version, provenance
 
 REPO = Path(__file__).resolve().parents[1]
 MEASURE = Path(__file__).resolve().parent / "measure.py"
@@ -952,6 +952,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "".join(f"{SRC},{PREFIX}{i:06d}\n" for i in range(args.objects))
     )
     load_start = [round(x, 2) for x in os.getloadavg()]
+    compile_engine(args.engine_root)
     engine_before = engine_version(args.engine_root)
     runs: list[Run] = []
     endpoint = start_endpoint(args, workdir)

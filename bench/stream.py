@@ -61,7 +61,7 @@ from bench.small import (
 )
 from bench.summary import markdown, medians, requests_text, spread, workdir_for
 from bench.units import format_size, parse_size
-from bench.version import engine_version, provenance
+from bench.version import compile_engine, engine_version, provenance
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "stream.json"
@@ -752,6 +752,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     ]
     found_versions = versions(wanted, bins, bc_env, args.engine_root)
     load_start = [round(x, 2) for x in os.getloadavg()]
+    compile_engine(args.engine_root)
     engine_before = engine_version(args.engine_root)
     runs: list[Run] = []
     commands: dict[str, dict[str, str]] = {}
