@@ -22,8 +22,8 @@ from engine.copy.confirm import source_tags
 from engine.copy.parts import expected_etag, first_failure, part_entry, source_changed
 from engine.copy.request import Requests
 from engine.copy.stream import (
-    body_args,
     check_answer,
+    check_parts,
     checksum_args,
     etags_are_md5,
     hashed,
@@ -148,15 +148,24 @@ class MultipartCopy:
             raise Interrupted()
         await self._source_unchanged(upload)
         parts = [done[p.number] for p in plan]
-        if self.stream and layout is not None:
-            await self._same_as_source(upload, parts)
+        if self.stream:
+            await self._same_as_source(upload, parts, layout is not None)
         return await self._complete(upload, parts)
 
-    async def _same_as_source(self, upload: Upload, parts: list[PartRecord]) -> None:
-        """Streamed in the source's own layout: the parts' ETags (their MD5s)
-        must make the source's multipart ETag, else the bytes read are not
-        the source's (the upload is aborted; the task is tried again)."""
-        if not self.etags_are_md5 or encrypted_etag(self.head):
+    async def _same_as_source(
+        self, upload: Upload, parts: list[PartRecord], layout: bool
+    ) -> None:
+        """The parts streamed make the source's whole-object CRC
+        (:func:`~engine.copy.stream.check_parts`) and, streamed in the
+        source's own ``layout``, its multipart ETag (the MD5 of the parts'
+        MD5s); else the bytes read are not the source's: the upload is
+        aborted and the task tried again."""
+        try:
+            check_parts(self.head, self.algorithm, parts)
+        except S3Error:
+            await self.abort(upload)
+            raise
+        if not layout or not self.etags_are_md5 or encrypted_etag(self.head):
             return
         want = expected_etag([p.etag for p in parts])
         if etag.same(want, self.src_etag):
@@ -389,7 +398,7 @@ class MultipartCopy:
                     PartNumber=part.number,
                     Body=body,
                     ContentLength=part.size,
-                    **body_args(sums, alg),
+                    **sums.send_args(),
                 )
         check_answer(resp, sums, "UploadPart", etag_is_md5=self.etags_are_md5)
         self.parts_sent += 1

@@ -20,6 +20,7 @@ part here (:func:`read_range`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
@@ -29,9 +30,9 @@ from engine.domain import etag
 from engine.domain.classify import Disposition
 from engine.domain.codes import CHECKSUM_MISMATCH
 from engine.domain.content import md5_etag, whole_object_checksum
-from engine.domain.digests import COMPUTABLE, Digests, digest, sent_algorithm
+from engine.domain.digests import CRC_BYTES, Digests, combined, digest, sent_algorithm
 from engine.domain.errors import S3Error
-from engine.domain.models import Task
+from engine.domain.models import PartRecord, Task
 from engine.s3.bodies import read_into
 from engine.s3.call import invoke
 
@@ -157,6 +158,37 @@ def check_body(head: dict[str, Any], sums: Digests, operation: str) -> str:
     return " and ".join(by) or "size"
 
 
+def check_parts(
+    head: dict[str, Any], algorithm: str | None, parts: Sequence[PartRecord]
+) -> str | None:
+    """The parts streamed, in order, make the source's whole-object CRC
+    (its ``FULL_OBJECT`` checksum, as S3 gives every object it has no other
+    checksum for): their recorded CRCs are combined, so the parts sent by an
+    earlier run count too.  Returns the algorithm it checked by, or ``None``
+    where it cannot check (not a CRC, no whole-object value at the source, a
+    part recorded without its CRC); a mismatch raises ``ChecksumMismatch``."""
+    if algorithm not in CRC_BYTES:
+        return None
+    want = whole_object_checksum(head, algorithm)
+    prefix = f"Checksum{algorithm}="
+    recorded = [p.checksum or "" for p in parts]
+    if want is None or not all(c.startswith(prefix) for c in recorded):
+        return None
+    got = combined(
+        algorithm,
+        [
+            (c.removeprefix(prefix), p.size)
+            for c, p in zip(recorded, parts, strict=True)
+        ],
+    )
+    if got != want:
+        raise mismatch(
+            f"the parts streamed make {algorithm} {got}; the source's is {want}",
+            "UploadPart",
+        )
+    return algorithm
+
+
 def check_answer(
     answer: dict[str, Any],
     sums: Digests,
@@ -201,15 +233,6 @@ def checksum_args(args: dict[str, Any], algorithm: str | None) -> dict[str, Any]
 
 def without_algorithm(args: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in args.items() if k != "ChecksumAlgorithm"}
-
-
-def body_args(sums: Digests, algorithm: str | None) -> dict[str, Any]:
-    """What goes with a body (PutObject, UploadPart): its MD5 and checksum;
-    an algorithm bulkcopy does not compute is left to botocore."""
-    args: dict[str, Any] = sums.send_args()
-    if algorithm is not None and algorithm not in COMPUTABLE:
-        args["ChecksumAlgorithm"] = algorithm
-    return args
 
 
 def held(ctx: CopyContext, size: int) -> AbstractAsyncContextManager[None]:
@@ -268,7 +291,7 @@ async def put_streamed(
         Body=body or b"",
         ContentLength=size,
         **send,
-        **body_args(sums, alg),
+        **sums.send_args(),
     )
     check_answer(resp, sums, "PutObject", etag_is_md5=etags_are_md5(send))
     return resp, by

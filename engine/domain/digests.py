@@ -7,8 +7,13 @@ botocore sends it as a header and computes nothing itself).  The same values
 are then compared with what the source said of itself (its MD5 ETag, its
 whole-object checksum) and what the destination answered.
 
-CRC32C and CRC64NVME need the AWS CRT, which bulkcopy does not install (it
-changes botocore's signing): those are not computed (:data:`COMPUTABLE`).
+Every algorithm S3 offers is computed here.  CRC32, SHA-1 and SHA-256 come
+from the standard library; CRC32C and CRC64NVME from ``anycrc`` (botocore
+would need the AWS CRT for them, which swaps its request signer for the
+CRT's).  A CRC of a whole object is also made from its parts' CRCs
+(:func:`combined`), in any order they were read: a multipart stream is
+compared with its source's ``FULL_OBJECT`` checksum that way, across a
+resume too.
 """
 
 from __future__ import annotations
@@ -16,10 +21,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-# the checksum algorithms bulkcopy computes itself
-COMPUTABLE = ("CRC32", "SHA1", "SHA256")
+import anycrc
+
+# the checksum algorithms bulkcopy computes itself: all of S3's
+COMPUTABLE = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+# the CRCs, by their width in bytes, and their anycrc models (CRC32 is
+# zlib's; its model combines)
+CRC_BYTES = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8}
+_MODELS = {
+    "CRC32": anycrc.Model("CRC32-ISO-HDLC"),
+    "CRC32C": anycrc.Model("CRC32-ISCSI"),
+    "CRC64NVME": anycrc.Model("CRC64-NVME"),
+}
 
 
 def b64(raw: bytes) -> str:
@@ -69,11 +85,31 @@ def checksum(body: bytes | bytearray | memoryview, algorithm: str) -> str:
     S3 writes it (base64 of the big-endian value or digest)."""
     if algorithm == "CRC32":
         return b64(zlib.crc32(body).to_bytes(4, "big"))
+    if algorithm in CRC_BYTES:
+        return _crc_b64(algorithm, _MODELS[algorithm].calc(body))
     if algorithm == "SHA1":
         return b64(hashlib.sha1(body).digest())
     if algorithm == "SHA256":
         return b64(hashlib.sha256(body).digest())
     raise ValueError(f"{algorithm} is not computed here")
+
+
+def _crc_b64(algorithm: str, value: int) -> str:
+    return b64(value.to_bytes(CRC_BYTES[algorithm], "big"))
+
+
+def combined(algorithm: str, parts: Sequence[tuple[str, int]]) -> str:
+    """The ``algorithm`` CRC of a whole body made of ``parts`` — each its
+    CRC (base64, as :func:`checksum` gives it) and its size, in the body's
+    order — without reading the body again."""
+    if algorithm not in CRC_BYTES:
+        raise ValueError(f"{algorithm} checksums of parts do not combine")
+    model = _MODELS[algorithm]
+    crc = model.calc(b"")
+    for value, size in parts:
+        part = int.from_bytes(base64.b64decode(value), "big")
+        crc = model.combine(crc, part, size)
+    return _crc_b64(algorithm, crc)
 
 
 def digest(body: bytes | bytearray | memoryview, algorithm: str | None) -> Digests:

@@ -148,6 +148,14 @@ PUT_CASES: list[dict[str, Any]] = [
         "SSEKMSKeyId": "arn:aws:kms:eu-west-3:111122223333:key/abc",
     },
     {"Bucket": "dst", "Key": "k", "ChecksumAlgorithm": "SHA1", "ChecksumSHA1": "x="},
+    # the CRCs botocore computes only with the AWS CRT: given, it sends them
+    {
+        "Bucket": "dst",
+        "Key": "c",
+        "ChecksumAlgorithm": "CRC32C",
+        "ChecksumCRC32C": "c=",
+    },
+    {"Bucket": "dst", "Key": "n", "ChecksumCRC64NVME": "rosUhgp5mIg="},
 ]
 
 
@@ -211,9 +219,12 @@ def test_put_requests_are_botocores_byte_for_byte(
 
 
 @pytest.mark.parametrize("style", ["path", "virtual"])
-@pytest.mark.parametrize("algorithm", [None, "CRC32"])
+@pytest.mark.parametrize(
+    ("algorithm", "value"),
+    [(None, "AAAAAA=="), ("CRC32", "AAAAAA=="), ("CRC64NVME", "rosUhgp5mIg=")],
+)
 def test_upload_part_requests_are_botocores_byte_for_byte(
-    style: str, algorithm: str | None
+    style: str, algorithm: str | None, value: str
 ) -> None:
     kwargs: dict[str, Any] = {
         "Bucket": "dst",
@@ -223,7 +234,7 @@ def test_upload_part_requests_are_botocores_byte_for_byte(
         "Body": BODY,
         "ContentLength": len(BODY),
         "ContentMD5": MD5,
-        "ChecksumCRC32": "AAAAAA==",
+        f"Checksum{algorithm or 'CRC32'}": value,
         "ExpectedBucketOwner": "111122223333",
     }
     if algorithm:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import itertools
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -20,9 +21,10 @@ from hypothesis import strategies as st
 from engine.cli import main
 from engine.copy.budget import ByteBudget
 from engine.copy.request import Requests
-from engine.copy.stream import check_answer, check_body, stream_algorithm
-from engine.domain.digests import digest
+from engine.copy.stream import check_answer, check_body, check_parts, stream_algorithm
+from engine.domain.digests import CRC_BYTES, checksum, combined, digest
 from engine.domain.errors import JobCannotStart, S3Error, UsageError
+from engine.domain.models import PartRecord
 from engine.domain.options import ObjectOptions
 from engine.domain.plan import MiB, stream_in_parts
 from engine.domain.spec import ClientSettings, CopyOptions, JobSpec
@@ -164,11 +166,72 @@ def test_digests_are_what_botocore_would_send(body: bytes) -> None:
     )
 
 
-def test_uncomputed_algorithms_send_only_the_md5() -> None:
-    """CRC32C and CRC64NVME need the AWS CRT: no value is made up."""
-    sums = digest(b"x", "CRC32C")
-    assert sums.checksum is None
-    assert set(sums.send_args()) == {"ContentMD5"}
+# S3's check values of "123456789", as botocore's CRT checksums give them
+CHECK_VALUES = {
+    "CRC32": 0xCBF43926,
+    "CRC32C": 0xE3069283,
+    "CRC64NVME": 0xAE8B14860A799888,
+}
+
+
+@pytest.mark.parametrize("alg", sorted(CHECK_VALUES))
+def test_every_crc_s3_offers_is_computed(alg: str) -> None:
+    """CRC32C and CRC64NVME too (without the AWS CRT): the catalogue's check
+    value, sent as S3 writes it (base64 of the big-endian value)."""
+    sums = digest(b"123456789", alg)
+    want = CHECK_VALUES[alg].to_bytes(CRC_BYTES[alg], "big")
+    assert sums.checksum == base64.b64encode(want).decode()
+    assert sums.send_args()[f"Checksum{alg}"] == sums.checksum
+
+
+@given(st.binary(max_size=4096), st.lists(st.integers(0, 4096), max_size=6))
+def test_a_crc_of_parts_combines_to_the_whole(body: bytes, cuts: list[int]) -> None:
+    """The CRC of a body made from its parts' CRCs and sizes, wherever it
+    is cut (empty parts included), is the body's own."""
+    edges = sorted({0, len(body), *(min(c, len(body)) for c in cuts)})
+    pieces = [body[a:b] for a, b in itertools.pairwise(edges)]
+    for alg in CRC_BYTES:
+        parts = [(checksum(p, alg), len(p)) for p in pieces]
+        assert combined(alg, parts) == checksum(body, alg)
+    with pytest.raises(ValueError, match="SHA256"):
+        combined("SHA256", [])
+
+
+def _parts(body: bytes, alg: str, size: int) -> list[PartRecord]:
+    pieces = [body[i : i + size] for i in range(0, len(body), size)]
+    return [
+        PartRecord(n, digest(p, None).etag, len(p), f"Checksum{alg}={checksum(p, alg)}")
+        for n, p in enumerate(pieces, 1)
+    ]
+
+
+def test_parts_streamed_must_make_the_sources_whole_crc() -> None:
+    """A multipart stream of a source with a FULL_OBJECT CRC: its parts'
+    CRCs, combined, must be the source's, else the bytes read are not the
+    source's (a part's own MD5 cannot tell: it is of the bytes read)."""
+    body = bytes(range(256)) * 40
+    whole = checksum(body, "CRC64NVME")
+    head = {
+        "ETag": '"abc-4"',
+        "ContentLength": len(body),
+        "ChecksumType": "FULL_OBJECT",
+    }
+    head["ChecksumCRC64NVME"] = whole
+    parts = _parts(body, "CRC64NVME", 3000)
+    assert check_parts(head, "CRC64NVME", parts) == "CRC64NVME"
+    bad = bytearray(body)
+    bad[5000] ^= 1
+    with pytest.raises(S3Error, match="CRC64NVME") as err:
+        check_parts(head, "CRC64NVME", _parts(bytes(bad), "CRC64NVME", 3000))
+    assert err.value.code == "ChecksumMismatch"
+    assert err.value.disposition.name == "RETRY"
+    # what it cannot check, it says so (None) and lets pass
+    composite = {**head, "ChecksumType": "COMPOSITE"}
+    assert check_parts(composite, "CRC64NVME", parts) is None
+    unknown = [*parts[:-1], PartRecord(parts[-1].number, "e", parts[-1].size)]
+    assert check_parts(head, "CRC64NVME", unknown) is None  # recorded by an old run
+    assert check_parts(head, "SHA256", parts) is None
+    assert check_parts(head, None, parts) is None
 
 
 def _head(body: bytes, **more: Any) -> dict[str, Any]:
@@ -217,12 +280,13 @@ def test_the_destination_must_answer_with_what_was_sent() -> None:
         )
 
 
-def test_a_stream_carries_the_algorithm_it_can_compute() -> None:
-    """The job's --checksum-algorithm, else the source's own when bulkcopy
-    computes it, else none."""
+def test_a_stream_carries_the_sources_algorithm() -> None:
+    """The job's --checksum-algorithm, else the source's own (bulkcopy
+    computes every one S3 offers), else none."""
     plain = Requests()
     assert stream_algorithm(plain, {"ChecksumSHA1": "x"}) == "SHA1"
-    assert stream_algorithm(plain, {"ChecksumCRC64NVME": "x"}) is None
+    assert stream_algorithm(plain, {"ChecksumCRC64NVME": "x"}) == "CRC64NVME"
+    assert stream_algorithm(plain, {}) is None
     asked = Requests(ObjectOptions(checksum_algorithm="SHA256"))
     assert stream_algorithm(asked, {"ChecksumCRC32": "x"}) == "SHA256"
 

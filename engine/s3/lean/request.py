@@ -61,6 +61,15 @@ GET_HANDLED = frozenset({*GET_HEADERS, "Bucket", "Key", "VersionId"})
 # GetObjectTagging parameters (a streamed copy's source tags)
 TAGGING_HEADERS = OWNER_PAYER
 TAGGING_HANDLED = frozenset({*TAGGING_HEADERS, "Bucket", "Key", "VersionId"})
+# the checksums a lean PutObject may carry, one of which it must (botocore
+# computes a CRC32 itself when none is given)
+PUT_CHECKSUMS = (
+    "ChecksumCRC32",
+    "ChecksumCRC32C",
+    "ChecksumCRC64NVME",
+    "ChecksumSHA1",
+    "ChecksumSHA256",
+)
 # PutObject parameters this path serializes (a streamed copy's write): the
 # ones a CopyObject carries that a PutObject takes too, and the body's sums
 PUT_HEADERS = {
@@ -72,9 +81,9 @@ PUT_HEADERS = {
     },
     "ChecksumAlgorithm": "x-amz-sdk-checksum-algorithm",
     "ContentMD5": "content-md5",
-    "ChecksumCRC32": "x-amz-checksum-crc32",
-    "ChecksumSHA1": "x-amz-checksum-sha1",
-    "ChecksumSHA256": "x-amz-checksum-sha256",
+    **{
+        c: f"x-amz-checksum-{c.removeprefix('Checksum').lower()}" for c in PUT_CHECKSUMS
+    },
 }
 PUT_HANDLED = frozenset(
     {*PUT_HEADERS, "Bucket", "Key", "Metadata", "Body", "ContentLength"}
@@ -85,9 +94,7 @@ UPLOAD_PART_HEADERS = {
     for p in (
         "ChecksumAlgorithm",
         "ContentMD5",
-        "ChecksumCRC32",
-        "ChecksumSHA1",
-        "ChecksumSHA256",
+        *PUT_CHECKSUMS,
         "ExpectedBucketOwner",
         "RequestPayer",
     )
@@ -96,9 +103,6 @@ UPLOAD_PART_HANDLED = frozenset(
     {*UPLOAD_PART_HEADERS, "Bucket", "Key", "Body", "ContentLength"}
     | {"UploadId", "PartNumber"}
 )
-# the checksums a lean PutObject may carry, one of which it must (botocore
-# computes a CRC32 itself when none is given)
-PUT_CHECKSUMS = ("ChecksumCRC32", "ChecksumSHA1", "ChecksumSHA256")
 
 _DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
