@@ -21,6 +21,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from engine.domain.digests import checksum
 from tests.acceptance.conftest import Cli
 from tests.faultproxy import FaultProxy, Request, Rewrite
 from tests.servers import ACCESS_KEY, REGION, SECRET_KEY, S3Server
@@ -255,6 +256,88 @@ def test_a_listing_of_the_source_store_is_streamed(
     checked = s.cli("verify", _job_id(res.stderr))
     assert checked.returncode == 0, checked.stderr
     assert f"verified {len(keys)} copies: {len(keys)} match" in checked.stdout
+
+
+@pytest.fixture
+def from_localstack(
+    moto: S3Server,
+    localstack: S3Server,
+    cli_for: Callable[[S3Server], Cli],
+    tmp_path: Path,
+) -> Stores:
+    """LocalStack's objects streamed to moto: LocalStack gives a multipart
+    upload made with CRC64NVME a FULL_OBJECT checksum, as AWS does (and gives
+    every object uploaded without a checksum since 2025); moto's multipart
+    checksums are not of the object."""
+    return Stores(cli_for(localstack), localstack, moto, tmp_path)
+
+
+def test_a_large_source_read_wrong_fails_by_its_whole_object_crc(
+    from_localstack: Stores, tmp_path: Path
+) -> None:
+    """A byte flipped in one part's ranged GET passes that part's MD5 (made
+    of the bytes read, and kept by the destination as sent), but not the
+    source's FULL_OBJECT CRC64NVME, combined from the parts' CRCs: the task
+    fails ChecksumMismatch, the upload is aborted, nothing is written.  Read
+    right, the same object streams and keeps its algorithm."""
+    s = from_localstack
+    alg = "CRC64NVME"
+    parts = [bytes([i + 1]) * (5 * MiB) for i in range(2)] + [b"tail" * 1000]
+    up = s.src.create_multipart_upload(
+        Bucket=s.src_bucket, Key="big.bin", ChecksumAlgorithm=alg
+    )
+    done = []
+    for n, body in enumerate(parts, 1):
+        value = checksum(body, alg)
+        answer = s.src.upload_part(
+            Bucket=s.src_bucket,
+            Key="big.bin",
+            UploadId=up["UploadId"],
+            PartNumber=n,
+            Body=body,
+            ChecksumAlgorithm=alg,
+            ChecksumCRC64NVME=value,
+        )
+        done.append({"PartNumber": n, "ETag": answer["ETag"], f"Checksum{alg}": value})
+    s.src.complete_multipart_upload(
+        Bucket=s.src_bucket,
+        Key="big.bin",
+        UploadId=up["UploadId"],
+        MultipartUpload={"Parts": done},
+    )
+    head = s.src.head_object(Bucket=s.src_bucket, Key="big.bin", ChecksumMode="ENABLED")
+    assert head["ChecksumType"] == "FULL_OBJECT"
+    assert head[f"Checksum{alg}"] == checksum(b"".join(parts), alg)
+    manifest = _manifest(tmp_path / "m.csv", s.src_bucket, ["big.bin"])
+    sizes = ("--part-size", "5MiB", "--multipart-threshold", "5MiB")
+
+    def flip(req: Request) -> Rewrite | None:
+        ranged = (req.header("range") or "").startswith(f"bytes={5 * MiB}-")
+        if req.method == "GET" and req.key == "big.bin" and ranged:
+            return Rewrite(lambda body: body[:9] + bytes([body[9] ^ 1]) + body[10:])
+        return None
+
+    with FaultProxy(s.src_server, flip) as proxy:
+        s.point_source_at(proxy.endpoint)
+        res = s.copy(manifest, *sizes, "--max-attempts", "2")
+        assert proxy.faults, "the part was not read through the proxy"
+
+    assert res.returncode == 1, res.stderr
+    (line,) = s.report(_job_id(res.stderr), tmp_path)
+    assert line["status"] == "failed"
+    assert line["error_code"] == "ChecksumMismatch", line
+    assert alg in line["error_message"]
+    assert s.dst.list_objects_v2(Bucket=s.dst_bucket).get("Contents", []) == []
+    assert s.open_uploads() == []
+
+    s.point_source_at(s.src_server.endpoint)
+    res = s.copy(manifest, *sizes)
+    assert res.returncode == 0, res.stderr
+    (line,) = s.report(_job_id(res.stderr), tmp_path)
+    assert line["status"] == "succeeded", line
+    got = s.dst.get_object(Bucket=s.dst_bucket, Key="big.bin", ChecksumMode="ENABLED")
+    assert got["Body"].read() == b"".join(parts)
+    assert f"Checksum{alg}" in got
 
 
 def test_a_byte_changed_on_the_way_fails_the_copy(
