@@ -400,6 +400,7 @@ class MultipartCopy:
                     ContentLength=part.size,
                     **sums.send_args(),
                 )
+                del body  # gone with its budget, not after the part's record
         check_answer(resp, sums, "UploadPart", etag_is_md5=self.etags_are_md5)
         self.parts_sent += 1
         self.parts_answered += bool(alg and resp.get(f"Checksum{alg}"))
