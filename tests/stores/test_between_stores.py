@@ -194,7 +194,18 @@ def test_objects_stream_between_stores_with_their_properties(
     s.src.put_object(
         Bucket=s.src_bucket, Key="big/large.bin", Body=large, Tagging="size=large"
     )
-    keys = [*small, "big/large.bin"]
+    # the CRCs botocore computes only with the AWS CRT: bulkcopy computes them
+    crcs = {"crc/c.txt": "CRC32C", "crc/n.txt": "CRC64NVME"}
+    for key, alg in crcs.items():
+        value = checksum(key.encode(), alg)
+        s.src.put_object(
+            Bucket=s.src_bucket,
+            Key=key,
+            Body=key.encode(),
+            ChecksumAlgorithm=alg,
+            **{f"Checksum{alg}": value},
+        )
+    keys = [*small, "big/large.bin", *crcs]
     manifest = _manifest(tmp_path / "m.csv", s.src_bucket, keys)
 
     res = s.copy(manifest, "--part-size", "5MiB")
@@ -206,7 +217,8 @@ def test_objects_stream_between_stores_with_their_properties(
         line["source"]["key"]: line for line in s.report(_job_id(res.stderr), tmp_path)
     }
     assert sorted(lines) == sorted(keys)
-    for key, body in [*small.items(), ("big/large.bin", large)]:
+    bodies = {**small, "big/large.bin": large, **{k: k.encode() for k in crcs}}
+    for key, body in bodies.items():
         line = lines[key]
         assert line["status"] == "succeeded", line
         assert line["method"] == "stream", line
@@ -232,6 +244,10 @@ def test_objects_stream_between_stores_with_their_properties(
     quirks = [e for e in _events(res.stderr) if e["event"] == "store_quirks"]
     kept_none = any("checksum" in " ".join(e["ignores"]) for e in quirks)
     assert kept_none == (destination == "to_rgw"), quirks
+    for key, alg in crcs.items():
+        head = s.dst.head_object(Bucket=s.dst_bucket, Key=key, ChecksumMode="ENABLED")
+        kept = head.get(f"Checksum{alg}")
+        assert kept == (None if kept_none else checksum(key.encode(), alg)), head
 
 
 def test_a_listing_of_the_source_store_is_streamed(
