@@ -373,8 +373,7 @@ async def _confirm(
 ) -> None:
     """The copy holds what the job promised (:mod:`engine.copy.confirm`);
     ``with_tags``: its tags too (not for a CopyObject that copied them
-    itself); ``tags``: the tags promised, when the caller knows them.
-
+    itself); ``tags``: the tags promised, when the caller knows them;
     ``put_answer``: a streamed PutObject's answer; ``checksums_unanswered``:
     the store answered the streamed bodies, sent with their checksums,
     without any (:func:`engine.copy.confirm.confirm_copy`)."""
@@ -422,6 +421,8 @@ async def _multipart(ctx: CopyContext, task: Task, head: dict[str, Any]) -> Copi
         source_client=ctx.source_client,
         stream=ctx.stream,
         budget=ctx.budget,
+        quirks=ctx.quirks,
+        content_md5=ctx.content_md5,
     )
     done = await mp.run()
     copied = Copied(

@@ -50,6 +50,9 @@ class CopyContext:
     stream: bool = False
     # bytes of streamed bodies held at once (engine.copy.budget)
     budget: ByteBudget | None = None
+    # every body goes with its Content-MD5 (--content-md5: IBM COS protected
+    # buckets), even where a CRC would do (engine.copy.stream.with_md5)
+    content_md5: bool = False
 
     @property
     def src(self) -> Any:

@@ -22,13 +22,11 @@ from engine.copy.confirm import source_tags
 from engine.copy.parts import expected_etag, first_failure, part_entry, source_changed
 from engine.copy.request import Requests
 from engine.copy.stream import (
-    check_answer,
     check_parts,
     checksum_args,
     etags_are_md5,
-    hashed,
     pinned_read,
-    read_range,
+    send_part,
     stream_algorithm,
 )
 from engine.copy.upload import (
@@ -54,6 +52,7 @@ from engine.domain.plan import (
 )
 from engine.domain.spec import CopyOptions
 from engine.s3.call import invoke
+from engine.s3.quirks import Quirks
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +85,8 @@ class MultipartCopy:
         source_client: Any = None,
         stream: bool = False,
         budget: ByteBudget | None = None,
+        quirks: Quirks | None = None,
+        content_md5: bool = False,
     ) -> None:
         self.client = client
         # reads the source (its HEADs, tags and, streamed, its bytes)
@@ -94,6 +95,8 @@ class MultipartCopy:
         # (engine.copy.stream), not copied with UploadPartCopy
         self.stream = stream
         self.budget = budget
+        self.quirks = quirks or Quirks()
+        self.content_md5 = content_md5
         self.requests = requests or Requests()
         self.task = task
         self.dst = {"Bucket": dst_bucket, "Key": task.dst_key}
@@ -370,38 +373,32 @@ class MultipartCopy:
     async def _stream_part(
         self, upload: Upload, part: Part, done: dict[int, PartRecord]
     ) -> None:
-        """Read one part of the source (pinned) and send it with UploadPart,
-        its MD5 and checksum with it; the answer is checked against them."""
+        """Stream one part (:func:`~engine.copy.stream.send_part`) and
+        record it."""
         async with self.slots:
             if self.stopping.is_set():
                 return  # the run is stopping: leave this part for the resume
-            held = (
-                self.budget.take(part.size)
-                if self.budget is not None
-                else contextlib.nullcontext()
-            )
-            async with held:
-                read = pinned_read(self.task, self.head, self.requests)
-                body = await read_range(self.src, read, part.start, part.size)
-                # each part with its MD5, and the upload's checksum when it
-                # has one (a part's own CRC32 would not be named in Complete:
-                # the MD5 already guards the part on its way)
-                alg = self.algorithm
-                sums = await hashed(body, alg)
-                resp = await invoke(
-                    "UploadPart",
-                    self.client.upload_part,
-                    **self.dst,
-                    **self.requests.destination(),
-                    **self.requests.destination_sse_c(),
-                    UploadId=upload.upload_id,
-                    PartNumber=part.number,
-                    Body=body,
-                    ContentLength=part.size,
-                    **sums.send_args(),
+            budget = self.budget
+            async with budget.take(part.size) if budget else contextlib.nullcontext():
+                resp, sums = await send_part(
+                    self.src,
+                    self.client,
+                    self.head,
+                    pinned_read(self.task, self.head, self.requests),
+                    part,
+                    {
+                        **self.dst,
+                        **self.requests.destination(),
+                        **self.requests.destination_sse_c(),
+                        "UploadId": upload.upload_id,
+                        "PartNumber": part.number,
+                    },
+                    self.algorithm,
+                    content_md5=self.content_md5,
+                    etag_is_md5=self.etags_are_md5,
+                    quirks=self.quirks,
                 )
-                del body  # gone with its budget, not after the part's record
-        check_answer(resp, sums, "UploadPart", etag_is_md5=self.etags_are_md5)
+        alg = self.algorithm
         self.parts_sent += 1
         self.parts_answered += bool(alg and resp.get(f"Checksum{alg}"))
         etag = resp.get("ETag")

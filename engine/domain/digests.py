@@ -44,27 +44,26 @@ def b64(raw: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Digests:
-    """A body's MD5 (hex, as in an ETag) and its ``algorithm`` checksum
-    (base64, as S3 writes it), when one was asked for."""
+    """A body's MD5 (hex, as in an ETag; ``None`` when it was not made: a
+    CRC stands in for it, :func:`engine.copy.stream.with_md5`) and its
+    ``algorithm`` checksum (base64, as S3 writes it), when one was asked
+    for."""
 
-    md5_hex: str
+    md5_hex: str | None
     algorithm: str | None = None
     checksum: str | None = None
 
     @property
-    def content_md5(self) -> str:
-        """The ``Content-MD5`` value: the MD5 in base64."""
-        return b64(bytes.fromhex(self.md5_hex))
-
-    @property
-    def etag(self) -> str:
+    def etag(self) -> str | None:
         """The ETag a store gives a body it keeps as sent (quoted MD5)."""
-        return f'"{self.md5_hex}"'
+        return None if self.md5_hex is None else f'"{self.md5_hex}"'
 
     def send_args(self) -> dict[str, str]:
-        """PutObject / UploadPart arguments: the MD5, and the checksum with
-        its algorithm."""
-        args = {"ContentMD5": self.content_md5}
+        """PutObject / UploadPart arguments: the MD5 (``Content-MD5``), and
+        the checksum with its algorithm."""
+        args = {}
+        if self.md5_hex is not None:
+            args["ContentMD5"] = b64(bytes.fromhex(self.md5_hex))
         if self.algorithm is not None and self.checksum is not None:
             args["ChecksumAlgorithm"] = self.algorithm
             args[f"Checksum{self.algorithm}"] = self.checksum
@@ -112,10 +111,12 @@ def combined(algorithm: str, parts: Sequence[tuple[str, int]]) -> str:
     return _crc_b64(algorithm, crc)
 
 
-def digest(body: bytes | bytearray | memoryview, algorithm: str | None) -> Digests:
-    """The MD5 of ``body`` and, for an ``algorithm`` bulkcopy computes, its
-    checksum."""
-    md5 = hashlib.md5(body).hexdigest()
+def digest(
+    body: bytes | bytearray | memoryview, algorithm: str | None, *, md5: bool = True
+) -> Digests:
+    """The MD5 of ``body`` (unless not ``md5``) and, for an ``algorithm``,
+    its checksum."""
+    made = hashlib.md5(body).hexdigest() if md5 else None
     if algorithm is None or algorithm not in COMPUTABLE:
-        return Digests(md5)
-    return Digests(md5, algorithm, checksum(body, algorithm))
+        return Digests(made)
+    return Digests(made, algorithm, checksum(body, algorithm))

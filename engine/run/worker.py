@@ -407,6 +407,7 @@ class Worker(WorkerControl):
             source_client=None if source is None else source.client,
             stream=source is not None and source.stream,
             budget=self._budget,
+            content_md5=self.client_settings.content_md5,
         )
         policy = self.run_settings.retry
         while True:

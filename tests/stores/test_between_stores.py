@@ -346,11 +346,21 @@ def test_a_large_source_read_wrong_fails_by_its_whole_object_crc(
     assert s.dst.list_objects_v2(Bucket=s.dst_bucket).get("Contents", []) == []
     assert s.open_uploads() == []
 
-    s.point_source_at(s.src_server.endpoint)
-    res = s.copy(manifest, *sizes)
+    # read right: once the destination has answered a part's CRC (it checks
+    # the CRCs it is sent), the later parts go without their MD5
+    md5s: list[bool] = []
+
+    def note(req: Request) -> None:
+        if req.method == "PUT" and req.query.get("partNumber"):
+            md5s.append(req.header("content-md5") is not None)
+
+    with FaultProxy(s.dst_server, note) as proxy:
+        _profiles(s.config, s.src_server.endpoint, proxy.endpoint)
+        res = s.copy(manifest, *sizes, "--part-concurrency", "1")
     assert res.returncode == 0, res.stderr
     (line,) = s.report(_job_id(res.stderr), tmp_path)
     assert line["status"] == "succeeded", line
+    assert md5s == [True, False, False]
     got = s.dst.get_object(Bucket=s.dst_bucket, Key="big.bin", ChecksumMode="ENABLED")
     assert got["Body"].read() == b"".join(parts)
     assert f"Checksum{alg}" in got

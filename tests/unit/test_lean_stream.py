@@ -193,14 +193,17 @@ def _unsigned_botocores(
 @pytest.mark.parametrize("token", [None, TOKEN])
 @pytest.mark.parametrize("case", range(len(PUT_CASES)))
 @pytest.mark.parametrize("scheme", ["http", "https"])
+@pytest.mark.parametrize("md5", [MD5, None])
 def test_put_requests_are_botocores_byte_for_byte(
-    style: str, token: str | None, case: int, scheme: str
+    style: str, token: str | None, case: int, scheme: str, md5: str | None
 ) -> None:
     """The same headers as botocore's, with ``UNSIGNED-PAYLOAD`` in the
     signature (the body bound by its signed MD5 and checksum), as botocore
     signs a body with its MD5 over TLS, and over plain HTTP when told not to
     sign payloads; only ``Expect: 100-continue`` is left out."""
-    kwargs = {**PUT_CASES[case], "Body": BODY, "ContentMD5": MD5}
+    kwargs = {**PUT_CASES[case], "Body": BODY}
+    if md5 is not None:  # else a CRC stands in for it (engine.copy.stream)
+        kwargs["ContentMD5"] = md5
     url = f"{scheme}://s3.test:9000"
     request = _unsigned_botocores(
         style, token, "PutObject", lambda c: c.put_object(**kwargs), url
@@ -249,6 +252,11 @@ def test_upload_part_requests_are_botocores_byte_for_byte(
     # a part of an upload with no checksum algorithm: its MD5 alone
     md5_alone = {k: v for k, v in kwargs.items() if not k.startswith("Checksum")}
     assert copier.requests.handles_upload_part(md5_alone)
+    # … or its checksum alone, where a CRC stands in for the MD5
+    no_md5 = {k: v for k, v in kwargs.items() if k != "ContentMD5"}
+    assert copier.requests.handles_upload_part(no_md5)
+    bare = {k: v for k, v in no_md5.items() if not k.startswith("Checksum")}
+    assert not copier.requests.handles_upload_part(bare)
     assert not copier.requests.handles_put(
         {k: v for k, v in md5_alone.items() if k not in ("UploadId", "PartNumber")}
     )
@@ -271,7 +279,6 @@ def test_puts_it_does_not_know_go_to_botocore() -> None:
         {**ok, "ChecksumSHA1": "x="},  # two
         {**ok, "ChecksumAlgorithm": "SHA256"},  # not the one given
         {**ok, "ChecksumAlgorithm": "CRC32C"},
-        {k: v for k, v in ok.items() if k != "ContentMD5"},
         {**ok, "Bucket": "other"},  # not the probed bucket
         {**ok, "ContentLength": len(BODY) + 1},
         {**ok, "Body": iter([b"x"])},  # not in memory

@@ -21,7 +21,14 @@ from hypothesis import strategies as st
 from engine.cli import main
 from engine.copy.budget import ByteBudget
 from engine.copy.request import Requests
-from engine.copy.stream import check_answer, check_body, check_parts, stream_algorithm
+from engine.copy.stream import (
+    check_answer,
+    check_body,
+    check_parts,
+    learn_answer,
+    stream_algorithm,
+    with_md5,
+)
 from engine.domain.digests import CRC_BYTES, checksum, combined, digest
 from engine.domain.errors import JobCannotStart, S3Error, UsageError
 from engine.domain.models import PartRecord
@@ -29,6 +36,7 @@ from engine.domain.options import ObjectOptions
 from engine.domain.plan import MiB, stream_in_parts
 from engine.domain.spec import ClientSettings, CopyOptions, JobSpec
 from engine.domain.transfer import SERVER, STREAM, Side, choose, same_service
+from engine.s3.quirks import Quirks
 from engine.store import Repository
 
 AWS = "https://s3.us-east-1.amazonaws.com"
@@ -151,7 +159,7 @@ def test_digests_are_what_botocore_would_send(body: bytes) -> None:
     implementations agree), so botocore sends them as they are."""
     md5 = hashlib.md5(body).digest()
     sums = digest(body, "CRC32")
-    assert sums.content_md5 == base64.b64encode(md5).decode()
+    assert sums.send_args()["ContentMD5"] == base64.b64encode(md5).decode()
     assert sums.etag == f'"{md5.hex()}"'
     for alg, ours in (("CRC32", Crc32Checksum), ("SHA1", Sha1Checksum)):
         theirs = ours()
@@ -278,6 +286,48 @@ def test_the_destination_must_answer_with_what_was_sent() -> None:
             "UploadPart",
             etag_is_md5=True,
         )
+
+
+def test_a_crc_stands_in_for_the_md5_only_where_both_ends_check_it() -> None:
+    """The MD5 (~0.6 GB/s) is left out only when the source has a
+    whole-object CRC in the algorithm sent (the body read is checked by it)
+    and the store has answered a checksum this run (it checks what it is
+    sent), and --content-md5 does not ask for it."""
+    full = {"ChecksumCRC64NVME": "x", "ChecksumType": "FULL_OBJECT", "ETag": '"a-2"'}
+    assert not with_md5(full, "CRC64NVME", answers_checksums=True, content_md5=False)
+    assert with_md5(full, "CRC64NVME", answers_checksums=None, content_md5=False)
+    assert with_md5(full, "CRC64NVME", answers_checksums=False, content_md5=False)
+    assert with_md5(full, "CRC64NVME", answers_checksums=True, content_md5=True)
+    assert with_md5(full, "SHA256", answers_checksums=True, content_md5=False)
+    composite = {**full, "ChecksumType": "COMPOSITE"}
+    assert with_md5(composite, "CRC64NVME", answers_checksums=True, content_md5=False)
+    assert with_md5({}, "CRC32", answers_checksums=True, content_md5=False)
+
+
+def test_a_body_sent_without_its_md5_is_still_checked_at_the_destination() -> None:
+    """Sent with its CRC alone, a body counts when the store answers that
+    CRC; a store that answers none is checked by its ETag, the MD5 made then
+    from the body at hand; where the ETag cannot tell (SSE-KMS), the copy is
+    not counted and the store is learned not to answer checksums, so the
+    retry goes with its MD5."""
+    body = bytearray(b"streamed bytes")
+    sums = digest(body, "CRC64NVME", md5=False)
+    assert sums.md5_hex is None
+    assert set(sums.send_args()) == {"ChecksumAlgorithm", "ChecksumCRC64NVME"}
+    answered = {"ETag": '"anything"', "ChecksumCRC64NVME": sums.checksum}
+    check_answer(answered, sums, "PutObject", etag_is_md5=True, body=body)
+    md5 = hashlib.md5(body).hexdigest()
+    check_answer({"ETag": f'"{md5}"'}, sums, "PutObject", etag_is_md5=True, body=body)
+    with pytest.raises(S3Error, match="ETag"):
+        check_answer({"ETag": '"00"'}, sums, "PutObject", etag_is_md5=True, body=body)
+    with pytest.raises(S3Error, match="neither") as err:
+        check_answer({"ETag": '"kms"'}, sums, "PutObject", etag_is_md5=False, body=body)
+    assert err.value.code == "ChecksumMismatch"
+    quirks = Quirks()
+    learn_answer(quirks, {"ETag": '"kms"'}, sums)
+    assert quirks.answers_checksums is False
+    learn_answer(quirks, answered, sums)
+    assert quirks.answers_checksums is True
 
 
 def test_a_stream_carries_the_sources_algorithm() -> None:

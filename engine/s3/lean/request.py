@@ -184,8 +184,8 @@ class LeanRequests:
 
     def handles_put(self, kwargs: dict[str, Any]) -> bool:
         """Whether this path can make this PutObject as botocore would: to the
-        probed bucket, with a body in memory, its MD5 and exactly one of the
-        checksums (botocore adds none then)."""
+        probed bucket, with a body in memory and exactly one of the checksums
+        (botocore adds none then), with or without its MD5."""
         return self._handles_body(kwargs, PUT_HANDLED, PUT_HEADERS)
 
     def handles_upload_part(self, kwargs: dict[str, Any]) -> bool:
@@ -215,11 +215,11 @@ class LeanRequests:
         if kwargs.get("ContentLength", len(body)) != len(body):
             return False
         given = [c for c in PUT_CHECKSUMS if c in kwargs]
-        if "ContentMD5" not in kwargs or len(given) > 1:
+        if len(given) > 1:
             return False
         alg = kwargs.get("ChecksumAlgorithm")
         if not given:
-            if not md5_alone or alg is not None:
+            if not md5_alone or alg is not None or "ContentMD5" not in kwargs:
                 return False
         elif alg is not None and f"Checksum{alg}" != given[0]:
             return False
