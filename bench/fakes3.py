@@ -63,10 +63,11 @@ class FakeS3:
         log: TextIO = sys.stderr,
         count_copies: bool = False,
         content_etags: bool = False,
+        checksums: bool = False,
     ) -> None:
         self.host = host
         self.port = port
-        self.store = Store(content_etags)
+        self.store = Store(content_etags, checksums)
         self.stats = Stats(count_copies)
         self.env = Env(self.store, self.stats, region, copy_bandwidth)
         self.api = S3Api(self.env, latency=latency_ms / 1000, domain=domain, log=log)
@@ -281,6 +282,15 @@ def parser() -> argparse.ArgumentParser:
         "hash of each distinct size, about 2 s a GiB",
     )
     p.add_argument(
+        "--checksums",
+        action="store_true",
+        help="objects have checksums, as on S3 since 2025: a seeded one the "
+        "FULL_OBJECT CRC64NVME of its zeros (about 0.1 s a GiB), a written one "
+        "the checksum it was sent with (answered back, not computed), an "
+        "upload's made from its parts'; HEAD and whole GETs answer with them "
+        "under x-amz-checksum-mode: ENABLED",
+    )
+    p.add_argument(
         "--seed",
         type=_seed_prefix,
         action="append",
@@ -321,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         domain=args.domain,
         count_copies=args.count_copies,
         content_etags=args.content_etags,
+        checksums=args.checksums,
     )
     for bucket in args.bucket:
         s3.create_bucket(bucket)

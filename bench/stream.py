@@ -197,6 +197,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="fakes3: added to every request, on both endpoints",
     )
     p.add_argument(
+        "--checksums",
+        action="store_true",
+        help="fakes3 --checksums on both endpoints: objects have a FULL_OBJECT "
+        "CRC64NVME, as every object on AWS since 2025 (bulkcopy then checks "
+        "with it and leaves out the MD5; rclone does not read it)",
+    )
+    p.add_argument(
         "--bulkcopy-args",
         default="",
         metavar="ARGS",
@@ -308,7 +315,13 @@ def start_endpoint(
 ) -> FakeS3Process:
     extra = ["--bucket", DST] if name == "destination" else ["--bucket", SRC]
     return FakeS3Process(
-        ["--content-etags", "--latency-ms", str(args.latency_ms), *extra],
+        [
+            "--content-etags",
+            "--latency-ms",
+            str(args.latency_ms),
+            *(["--checksums"] if args.checksums else []),
+            *extra,
+        ],
         log=workdir / f"fakes3-{name}.log",
         prefix=pinned(cpu),
     ).start()
@@ -828,6 +841,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "part_concurrency": args.part_concurrency,
             "multipart_threshold": args.multipart_threshold,
             "latency_ms": args.latency_ms,
+            "checksums": args.checksums,
             "pinned": {
                 "client_cpu": args.client_cpu,
                 "source_cpu": args.src_cpu,
@@ -860,7 +874,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"{args.rounds} round(s), fakes3 latency {args.latency_ms:g} ms on both "
-        f"endpoints, {pin}"
+        f"endpoints{', objects with CRC64NVME checksums' if args.checksums else ''}, "
+        f"{pin}"
     )
     if any(t.startswith("bulkcopy") for t in args.tools):
         env = " ".join(f"{k}={v}" for k, v in args.bulkcopy_env.items())

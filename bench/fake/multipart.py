@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.fake import render
+from bench.fake import checksums, render
 from bench.fake.env import (
     Env,
     int_param,
@@ -36,6 +36,7 @@ def create_upload(env: Env, req: Request, where: Address) -> Response:
         where.key,
         props_from_headers(req.headers),
         parse_tags(req.headers.get("x-amz-tagging", "")),
+        checksums.upload_type(req.headers),
     )
     return xml_response(render.initiate_upload(where.bucket, where.key, up.upload_id))
 
@@ -49,8 +50,10 @@ def upload_part(env: Env, req: Request, where: Address) -> Response:
         _part_number(req),
         int(decoded) if decoded is not None else req.body_size,
         f'"{req.body_md5}"',
+        checksums.sent(req.headers),
     )
-    return Response(200, [("ETag", part.etag)])
+    sent = part.checksum if env.store.checksums else None
+    return Response(200, [("ETag", part.etag), *checksums.answer(sent)])
 
 
 def upload_part_copy(env: Env, req: Request, where: Address) -> Response:

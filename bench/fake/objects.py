@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 
-from bench.fake import render
+from bench.fake import checksums, render
 from bench.fake.env import (
     Env,
     int_param,
@@ -105,6 +105,8 @@ def _read(env: Env, req: Request, where: Address, head: bool) -> Response:
             headers.append(("x-amz-mp-parts-count", str(len(obj.parts))))
     elif "range" in req.headers:
         span = read_range(req.headers["range"], obj.size)
+    if span is None and req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        headers.extend(checksums.answer(obj.checksum))  # of the whole object only
     status, size = 200, obj.size
     if span is not None and obj.size:
         first, last = span
@@ -138,8 +140,9 @@ def put_object(env: Env, req: Request, where: Address) -> Response:
         f'"{req.body_md5}"',
         props_from_headers(req.headers),
         parse_tags(req.headers.get("x-amz-tagging", "")),
+        checksums.sent(req.headers),
     )
-    return Response(200, [("ETag", obj.etag)])
+    return Response(200, [("ETag", obj.etag), *checksums.answer(obj.checksum)])
 
 
 def delete_object(env: Env, req: Request, where: Address) -> Response:

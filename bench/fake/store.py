@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from bench.fake.checksums import Checksum, completed, zeros_checksum
 from bench.fake.errors import S3Error, no_such_bucket, no_such_key, precondition_failed
 from bench.fake.ranges import copy_source_range
 
@@ -91,6 +92,7 @@ class Obj:
     props: Properties
     tags: list[tuple[str, str]] = field(default_factory=list)
     parts: tuple[int, ...] = ()  # part sizes when made by a multipart upload
+    checksum: Checksum | None = None  # with --checksums (bench.fake.checksums)
 
     def part_range(self, number: int) -> tuple[int, int]:
         """``(offset, length)`` of part ``number`` (1-based); a plain object is
@@ -109,6 +111,7 @@ class Part:
     size: int
     etag: str
     last_modified: float
+    checksum: tuple[str, str] | None = None  # (algorithm, value) sent with it
 
 
 @dataclass(slots=True)
@@ -119,6 +122,8 @@ class Upload:
     props: Properties
     tags: list[tuple[str, str]]
     parts: dict[int, Part] = field(default_factory=dict)
+    algorithm: str | None = None  # x-amz-checksum-algorithm, lower case
+    checksum_type: str | None = None  # FULL_OBJECT or COMPOSITE
 
 
 @dataclass(slots=True)
@@ -214,12 +219,16 @@ class Store:
     the zeros GetObject serves (the MD5 of the body for a single-part object,
     of its parts' MD5s for a multipart one), as a client that checks the
     bytes it reads against the ETag expects; otherwise (the default, nothing
-    to hash) they are derived from the bucket, key and size."""
+    to hash) they are derived from the bucket, key and size.
 
-    def __init__(self, content_etags: bool = False) -> None:
+    ``checksums``: objects have checksums, as on S3 since 2025
+    (:mod:`bench.fake.checksums`)."""
+
+    def __init__(self, content_etags: bool = False, checksums: bool = False) -> None:
         self.buckets: dict[str, Bucket] = {}
         self._ids = itertools.count(1)
         self.content_etags = content_etags
+        self.checksums = checksums
 
     def _etag(self, size: int, *derived_from: object) -> str:
         """A single-part ETag: of the zeros served, or derived."""
@@ -276,6 +285,8 @@ class Store:
         elif self.content_etags:
             etag = zeros_etag(size)
         obj = Obj(size, etag, time.time(), props or Properties(), tags or [], parts)
+        if self.checksums:
+            obj.checksum = zeros_checksum(size)
         b.put(key, obj)
         return obj
 
@@ -283,11 +294,11 @@ class Store:
         """``count`` objects of ``size`` bytes named ``PREFIX000000``, ..."""
         b = self.create_bucket(bucket)
         now = time.time()
+        checksum = zeros_checksum(size) if self.checksums else None
         for n in range(count):
             key = f"{prefix}{n:06d}"
-            b.put(
-                key, Obj(size, self._etag(size, bucket, key, size), now, Properties())
-            )
+            etag = self._etag(size, bucket, key, size)
+            b.put(key, Obj(size, etag, now, Properties(), checksum=checksum))
 
     # objects -------------------------------------------------------------
 
@@ -299,9 +310,12 @@ class Store:
         etag: str,
         props: Properties,
         tags: list[tuple[str, str]],
+        checksum: tuple[str, str] | None = None,
     ) -> Obj:
         b = self.bucket(bucket)
         obj = Obj(size, etag, time.time(), props, tags)
+        if self.checksums and checksum is not None:
+            obj.checksum = (*checksum, "FULL_OBJECT")
         b.put(key, obj)
         return obj
 
@@ -320,7 +334,7 @@ class Store:
         # the same bytes: a single-part MD5 stays; a multipart ETag becomes a new
         # single-part one (as on S3, where CopyObject writes one part)
         etag = src.etag if "-" not in src.etag else self._etag(src.size, src.etag)
-        obj = Obj(src.size, etag, time.time(), props, tags)
+        obj = Obj(src.size, etag, time.time(), props, tags, checksum=src.checksum)
         b.put(key, obj)
         return obj
 
@@ -343,15 +357,25 @@ class Store:
         key: str,
         props: Properties,
         tags: list[tuple[str, str]],
+        checksum: tuple[str | None, str | None] = (None, None),
     ) -> Upload:
         b = self.bucket(bucket)
         upload_id = f"{next(self._ids):012d}{secrets.token_hex(8)}"
         up = Upload(upload_id, key, time.time(), props, tags)
+        if self.checksums:
+            up.algorithm, up.checksum_type = checksum
         b.uploads[upload_id] = up
         return up
 
     def upload_part(
-        self, bucket: str, key: str, upload_id: str, number: int, size: int, etag: str
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        number: int,
+        size: int,
+        etag: str,
+        checksum: tuple[str, str] | None = None,
     ) -> Part:
         up = self.bucket(bucket).upload(upload_id, key)
         _check_part_number(number)
@@ -361,7 +385,7 @@ class Store:
                 "Your proposed upload exceeds the maximum allowed size",
                 400,
             )
-        part = Part(number, size, etag, time.time())
+        part = Part(number, size, etag, time.time(), checksum)
         up.parts[number] = part
         return part
 
@@ -444,6 +468,13 @@ class Store:
             up.tags,
             tuple(p.size for p in parts),
         )
+        if self.checksums:
+            alg = up.algorithm
+            sums = [
+                (p.checksum[1] if p.checksum and p.checksum[0] == alg else None, p.size)
+                for p in parts
+            ]
+            obj.checksum = completed(alg, up.checksum_type, sums)
         b.put(key, obj)
         del b.uploads[upload_id]
         return obj

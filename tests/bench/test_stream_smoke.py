@@ -13,6 +13,7 @@ import boto3
 from botocore.config import Config
 
 from bench.fakes3 import FakeS3
+from engine.domain.digests import checksum, combined
 from tests.bench.run import run_bench
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,10 +29,12 @@ def test_stream_bench_runs_bulkcopy_and_rclone(tmp_path: Path) -> None:
         *("--large-objects", str(LARGE), "--large-size", "20MiB"),
         *("--part-size", "8MiB", "--multipart-threshold", "8MiB"),
         *("--rounds", "1", "--tools", ",".join(TOOLS), "--no-pin"),
+        "--checksums",  # as on AWS: bulkcopy checks by CRC64NVME, without MD5
         out=tmp_path / "stream.json",
     )
     assert proc.stdout.startswith("command: python bench/stream.py --small-objects")
     assert result["settings"]["pinned"] is None
+    assert result["settings"]["checksums"] is True
     assert list(result["workloads"]) == ["small", "large"]
     sizes = {"small": (SMALL, 64 * 1024), "large": (LARGE, 20 * MIB)}
     for workload, (count, size) in sizes.items():
@@ -99,3 +102,76 @@ def test_content_etags_match_what_get_serves() -> None:
         plain.seed_prefix("src", "p/", 1, 1000)
         etag = plain.store.bucket("src").get("p/000000").etag
         assert etag != f'"{hashlib.md5(bytes(1000)).hexdigest()}"'
+
+
+def test_checksums_are_kept_as_s3_keeps_them() -> None:
+    """With checksums, a seeded object has the FULL_OBJECT CRC64NVME of the
+    zeros it serves (whole GETs and HEADs answer it when asked, ranges do
+    not); a body's checksum is answered back and kept; an upload's is made
+    from its parts': FULL_OBJECT CRC64NVME combined, COMPOSITE CRC32 -N."""
+    size = 3 * MIB + 7
+    with FakeS3(content_etags=True, checksums=True) as s3:
+        s3.seed_object("src", "big.bin", size)
+        s3.create_bucket("dst")
+        client = boto3.client(
+            "s3",
+            endpoint_url=s3.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+        head = client.head_object(Bucket="src", Key="big.bin", ChecksumMode="ENABLED")
+        assert head["ChecksumCRC64NVME"] == checksum(bytes(size), "CRC64NVME")
+        assert head["ChecksumType"] == "FULL_OBJECT"
+        assert "ChecksumCRC64NVME" not in client.head_object(
+            Bucket="src", Key="big.bin"
+        )
+        ranged = client.get_object(
+            Bucket="src", Key="big.bin", Range="bytes=0-9", ChecksumMode="ENABLED"
+        )
+        assert "ChecksumCRC64NVME" not in ranged
+        data = b"streamed bytes"
+        value = checksum(data, "CRC32C")
+        put = client.put_object(
+            Bucket="dst",
+            Key="k",
+            Body=data,
+            ChecksumAlgorithm="CRC32C",
+            ChecksumCRC32C=value,
+        )
+        assert put["ChecksumCRC32C"] == value
+        head = client.head_object(Bucket="dst", Key="k", ChecksumMode="ENABLED")
+        assert head["ChecksumCRC32C"] == value
+        parts = [b"a" * (5 * MIB), b"tail"]
+        for alg, kind in (("CRC64NVME", "FULL_OBJECT"), ("CRC32", "COMPOSITE")):
+            up = client.create_multipart_upload(
+                Bucket="dst", Key=alg, ChecksumAlgorithm=alg
+            )
+            listed = []
+            for n, body in enumerate(parts, 1):
+                sent = {f"Checksum{alg}": checksum(body, alg)}
+                answer = client.upload_part(
+                    Bucket="dst",
+                    Key=alg,
+                    UploadId=up["UploadId"],
+                    PartNumber=n,
+                    Body=body,
+                    ChecksumAlgorithm=alg,
+                    **sent,
+                )
+                assert answer[f"Checksum{alg}"] == sent[f"Checksum{alg}"]
+                listed.append({"PartNumber": n, "ETag": answer["ETag"], **sent})
+            client.complete_multipart_upload(
+                Bucket="dst",
+                Key=alg,
+                UploadId=up["UploadId"],
+                MultipartUpload={"Parts": listed},
+            )
+            head = client.head_object(Bucket="dst", Key=alg, ChecksumMode="ENABLED")
+            assert head["ChecksumType"] == kind
+            whole = combined(alg, [(checksum(p, alg), len(p)) for p in parts])
+            if kind == "FULL_OBJECT":
+                assert head[f"Checksum{alg}"] == whole == checksum(b"".join(parts), alg)
+            else:
+                assert head[f"Checksum{alg}"].endswith("-2")
