@@ -26,6 +26,7 @@ from engine.copy.stream import (
     checksum_args,
     etags_are_md5,
     pinned_read,
+    resumed_algorithm,
     send_part,
     stream_algorithm,
 )
@@ -136,6 +137,8 @@ class MultipartCopy:
             await self._source_layout() if self.settings.match_source_parts else None
         )
         upload, done = await self._resume_or_start(layout)
+        if self.stream and done:  # the algorithm its recorded parts went with
+            self.algorithm = resumed_algorithm(self.algorithm, done.values())
         plan = layout or plan_parts(self.size, upload.part_size)
         todo = [p for p in plan if p.number not in done]
         try:

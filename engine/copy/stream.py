@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from functools import partial
 from typing import Any
@@ -186,6 +186,18 @@ def check_body(head: dict[str, Any], sums: Digests, operation: str) -> str:
     return " and ".join(by) or "size"
 
 
+def resumed_algorithm(algorithm: str | None, parts: Iterable[PartRecord]) -> str | None:
+    """The checksum algorithm of an upload resumed with ``parts`` recorded:
+    the one its parts went with (an upload takes one; one begun by an earlier
+    bulkcopy, or under another ``--checksum-algorithm``, may have none or
+    another, and a store refuses a part sent otherwise), else ``algorithm``."""
+    names = {
+        p.checksum.partition("=")[0].removeprefix("Checksum") if p.checksum else None
+        for p in parts
+    }
+    return names.pop() if len(names) == 1 else algorithm
+
+
 def check_parts(
     head: dict[str, Any], algorithm: str | None, parts: Sequence[PartRecord]
 ) -> str | None:
@@ -239,15 +251,15 @@ def check_answer(
             operation,
         )
     md5 = sums.md5_hex
+    got = answer.get("ETag")
     if md5 is None and not theirs:
-        if body is None or not etag_is_md5:
+        if body is None or not etag_is_md5 or not got:
             raise mismatch(
                 f"{operation} answered neither the {sums.algorithm} sent nor an "
                 "ETag that tells the body arrived whole",
                 operation,
             )
         md5 = hashlib.md5(body).hexdigest()
-    got = answer.get("ETag")
     if etag_is_md5 and got and md5 and not etag.same(got, md5):
         raise mismatch(
             f"{operation} answered ETag {got} for a body with MD5 {md5}",
@@ -257,8 +269,10 @@ def check_answer(
 
 def learn_answer(quirks: Quirks, answer: dict[str, Any], sums: Digests) -> None:
     """What a body's answer shows of the store: whether it answers the
-    checksum sent (:attr:`~engine.s3.quirks.Quirks.answers_checksums`)."""
-    if sums.algorithm is not None:
+    checksum sent (:attr:`~engine.s3.quirks.Quirks.answers_checksums`).  One
+    answer without it settles it for the run: every later body goes with its
+    MD5 (a retry of the copy it failed included)."""
+    if sums.algorithm is not None and quirks.answers_checksums is not False:
         quirks.answers_checksums = bool(answer.get(f"Checksum{sums.algorithm}"))
 
 

@@ -43,7 +43,8 @@ class Quirks:
     keeps_checksums: bool = True
     # a streamed body's answer carries the checksum it was sent with (the
     # store checked it; Ceph RGW answers none): None until the first answer,
-    # then what the latest one showed.  True lets a body whose source has a
+    # then True until one answer shows none (False for the rest of the run).
+    # True lets a body whose source has a
     # whole-object CRC go without its MD5 (engine.copy.stream.with_md5).
     answers_checksums: bool | None = None
     learning: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)

@@ -26,6 +26,7 @@ from engine.copy.stream import (
     check_body,
     check_parts,
     learn_answer,
+    resumed_algorithm,
     stream_algorithm,
     with_md5,
 )
@@ -288,6 +289,16 @@ def test_the_destination_must_answer_with_what_was_sent() -> None:
         )
 
 
+def test_a_resumed_upload_keeps_the_algorithm_its_parts_went_with() -> None:
+    """An upload begun by an earlier run (an older bulkcopy that sent no
+    CRC64NVME, or another --checksum-algorithm) takes its parts' algorithm,
+    which the store holds it to; with no part recorded, the copy's own."""
+    crc = [PartRecord(1, '"e"', 5, "ChecksumCRC32=AAAAAA==")]
+    assert resumed_algorithm("CRC64NVME", crc) == "CRC32"
+    assert resumed_algorithm("CRC64NVME", [PartRecord(1, '"e"', 5)]) is None
+    assert resumed_algorithm("CRC64NVME", []) == "CRC64NVME"
+
+
 def test_a_crc_stands_in_for_the_md5_only_where_both_ends_check_it() -> None:
     """The MD5 (~0.6 GB/s) is left out only when the source has a
     whole-object CRC in the algorithm sent (the body read is checked by it)
@@ -323,11 +334,15 @@ def test_a_body_sent_without_its_md5_is_still_checked_at_the_destination() -> No
     with pytest.raises(S3Error, match="neither") as err:
         check_answer({"ETag": '"kms"'}, sums, "PutObject", etag_is_md5=False, body=body)
     assert err.value.code == "ChecksumMismatch"
+    with pytest.raises(S3Error, match="neither"):  # no ETag either
+        check_answer({}, sums, "PutObject", etag_is_md5=True, body=body)
     quirks = Quirks()
-    learn_answer(quirks, {"ETag": '"kms"'}, sums)
-    assert quirks.answers_checksums is False
     learn_answer(quirks, answered, sums)
     assert quirks.answers_checksums is True
+    learn_answer(quirks, {"ETag": '"kms"'}, sums)
+    assert quirks.answers_checksums is False
+    learn_answer(quirks, answered, sums)  # one answer without it settles it
+    assert quirks.answers_checksums is False
 
 
 def test_a_stream_carries_the_sources_algorithm() -> None:
