@@ -6,6 +6,7 @@ connection must not fail a job before it starts."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from typing import Any
@@ -42,53 +43,85 @@ async def check_destination(
     """
     access = (requests or Requests()).destination()
     owner = {k: v for k, v in access.items() if k == "ExpectedBucketOwner"}
-    try:
-        await invoke_retrying(
-            "HeadBucket", client.head_bucket, policy, Bucket=bucket, **owner
-        )
-    except S3Error as err:
-        if err.http_status == 404 or err.code == "NoSuchBucket":
-            raise JobCannotStart(
-                f"destination bucket {bucket!r} does not exist"
-            ) from err
-        if err.disposition is not Disposition.FATAL:
-            raise JobCannotStart(
-                f"cannot reach destination bucket {bucket!r}: "
-                f"{_why(err)}: {err.message}"
-            ) from err
-        if err.http_status != 403:
-            raise JobCannotStart(
-                f"destination bucket {bucket!r}: {_why(err)}: {err.message}"
-            ) from err
-        # 403 on HeadBucket only means no s3:ListBucket; the write probe decides.
     base = normalize_prefix(prefix)
     probe = f"{base}{PROBE}{uuid.uuid4().hex}"
-    try:
-        up = await invoke_retrying(
+    # the bucket's HEAD and the write probe go at once (one round trip, not
+    # two: at 100 ms a request, the start-up's wait halves)
+    answers: list[object] = await asyncio.gather(
+        invoke_retrying(
+            "HeadBucket", client.head_bucket, policy, Bucket=bucket, **owner
+        ),
+        invoke_retrying(
             "CreateMultipartUpload",
             client.create_multipart_upload,
             policy,
             Bucket=bucket,
             Key=probe,
             **access,
-        )
-    except S3Error as err:
+        ),
+        return_exceptions=True,
+    )
+    head, created = answers
+    for answer in answers:
+        if isinstance(answer, BaseException) and not isinstance(answer, S3Error):
+            await _abort_probe(client, bucket, probe, created, access, policy)
+            raise answer
+    # 403 on HeadBucket only means no s3:ListBucket; the write probe decides
+    if isinstance(head, S3Error) and (why := _head_refused(bucket, head)):
+        # the probe may have been made all the same: it is not left open
+        await _abort_probe(client, bucket, probe, created, access, policy)
+        raise why from head
+    if isinstance(created, S3Error):
         raise JobCannotStart(
             f"cannot write to destination s3://{bucket}/{base}: "
-            f"{_why(err)}: {err.message}"
-        ) from err
-    # an abort that fails is caught by the sweep below
+            f"{_why(created)}: {created.message}"
+        ) from created
+    # an abort that fails is caught by the sweep, which goes at the same time
+    _, warnings = await asyncio.gather(
+        _abort_probe(client, bucket, probe, created, access, policy),
+        sweep_probes(client, bucket, base, access, policy),
+    )
+    return warnings
+
+
+def _head_refused(bucket: str, err: S3Error) -> JobCannotStart | None:
+    """Why a destination's failed HeadBucket stops the job (``None``: a 403,
+    which only means no ``s3:ListBucket``)."""
+    if err.http_status == 404 or err.code == "NoSuchBucket":
+        return JobCannotStart(f"destination bucket {bucket!r} does not exist")
+    if err.disposition is not Disposition.FATAL:
+        return JobCannotStart(
+            f"cannot reach destination bucket {bucket!r}: {_why(err)}: {err.message}"
+        )
+    if err.http_status != 403:
+        return JobCannotStart(
+            f"destination bucket {bucket!r}: {_why(err)}: {err.message}"
+        )
+    return None
+
+
+async def _abort_probe(
+    client: Any,
+    bucket: str,
+    key: str,
+    created: object,
+    access: dict[str, Any],
+    policy: RetryPolicy | None,
+) -> None:
+    """Abort the probe's upload, if ``created`` is its CreateMultipartUpload
+    answer; a failure is left to the sweep."""
+    if not isinstance(created, dict):
+        return
     with contextlib.suppress(S3Error):
         await invoke_retrying(
             "AbortMultipartUpload",
             client.abort_multipart_upload,
             policy,
             Bucket=bucket,
-            Key=probe,
-            UploadId=up["UploadId"],
+            Key=key,
+            UploadId=created["UploadId"],
             **access,
         )
-    return await sweep_probes(client, bucket, base, access, policy)
 
 
 async def sweep_probes(

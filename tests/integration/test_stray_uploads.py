@@ -202,3 +202,30 @@ def test_an_upload_whose_abort_failed_is_aborted_by_a_later_run(
 
     assert _uploads(moto, dst) == []
     assert repo.open_uploads(job.id) == []
+
+
+def test_a_destination_that_cannot_be_reached_leaves_no_start_up_check_open(
+    moto: S3Server, tmp_path: Path
+) -> None:
+    """The destination's HeadBucket and the start-up check's create go at
+    once (one round trip): when the HEAD refuses the job (here: 503 after
+    its retries) while the create went through, the check's upload is
+    aborted before the job is refused."""
+    from engine.domain.errors import JobCannotStart
+
+    src, dst = moto.new_bucket(), moto.new_bucket()
+    moto.client().put_object(Bucket=src, Key="a", Body=b"a")
+    manifest = write_manifest(tmp_path / "m.csv", [(src, "a", None)])
+    repo = Repository(str(tmp_path / "jobs.sqlite"))
+    job = submit_job(repo, manifest, moto, f"s3://{dst}/p/")
+
+    def unreachable(req: Request) -> Fault | None:
+        if req.operation == "HeadBucket" and req.bucket == dst:
+            return Respond(503, b"<Error><Code>ServiceUnavailable</Code></Error>")
+        return None
+
+    with FaultProxy(moto, unreachable) as p, pytest.raises(JobCannotStart) as err:
+        run_job(repo, job, p.server)
+    assert "cannot reach destination bucket" in str(err.value)
+    assert p.requests["CreateMultipartUpload"] >= 1
+    assert _uploads(moto, dst) == []
