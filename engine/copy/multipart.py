@@ -24,11 +24,13 @@ from engine.copy.request import Requests
 from engine.copy.stream import (
     check_parts,
     checksum_args,
+    complete_args,
     etags_are_md5,
     pinned_read,
     resumed_algorithm,
     send_part,
     stream_algorithm,
+    whole_crc,
 )
 from engine.copy.upload import (
     Interrupted,
@@ -36,6 +38,7 @@ from engine.copy.upload import (
     Upload,
     abort_strays,
     abort_upload,
+    list_parts,
 )
 from engine.domain import etag
 from engine.domain.classify import Disposition, upload_gone
@@ -121,6 +124,9 @@ class MultipartCopy:
         # their checksum (engine.copy.confirm: a store that keeps none)
         self.parts_sent = 0
         self.parts_answered = 0
+        # the source's FULL_OBJECT CRC the upload this attempt created carries
+        # (an upload resumed from an earlier run completes as it was created)
+        self.whole: str | None = None
         overrides = task.overrides or {}
         self.etags_are_md5 = etags_are_md5(
             self.requests.create_upload(head, None, overrides, object_lock=False)
@@ -247,7 +253,8 @@ class MultipartCopy:
                     "UploadPartCopy",
                 )
             try:
-                listed = await self._list_parts(upload)
+                extra = self.requests.destination()
+                listed = await list_parts(self.client, self.dst, extra, upload)
             except S3Error as err:
                 if not upload_gone(err.code, "ListParts"):
                     raise
@@ -283,8 +290,9 @@ class MultipartCopy:
             overrides,
             object_lock=self.settings.preserve_object_lock,
         )
-        if self.stream:  # the algorithm the parts are sent with
-            args = checksum_args(args, self.algorithm)
+        if self.stream:  # the parts' algorithm, and the whole the copy carries
+            self.whole = whole_crc(self.head, self.algorithm)
+            args = checksum_args(args, self.algorithm, self.whole)
         await self.log.creating(self.task)
         # uploads of this key left by an earlier attempt or run whose create
         # answer never came (the CREATING marker, or a lost answer in this run)
@@ -312,24 +320,6 @@ class MultipartCopy:
         )
         await self.log.started(self.task, upload)
         return upload
-
-    async def _list_parts(self, upload: Upload) -> dict[int, str]:
-        found: dict[int, str] = {}
-        marker = 0
-        while True:
-            resp = await invoke(
-                "ListParts",
-                self.client.list_parts,
-                **self.dst,
-                **self.requests.destination(),
-                UploadId=upload.upload_id,
-                PartNumberMarker=marker,
-            )
-            for p in resp.get("Parts", []):
-                found[int(p["PartNumber"])] = p["ETag"]
-            if not resp.get("IsTruncated"):
-                return found
-            marker = int(resp["NextPartNumberMarker"])
 
     async def _copy_part(
         self, upload: Upload, part: Part, done: dict[int, PartRecord]
@@ -436,6 +426,7 @@ class MultipartCopy:
                 **self.requests.destination_sse_c(),
                 UploadId=upload.upload_id,
                 MultipartUpload={"Parts": body},
+                **complete_args(self.algorithm, self.whole),
             )
             if not resp.get("ETag"):
                 raise S3Error(

@@ -207,12 +207,12 @@ def check_parts(
     earlier run count too.  Returns the algorithm it checked by, or ``None``
     where it cannot check (not a CRC, no whole-object value at the source, a
     part recorded without its CRC); a mismatch raises ``ChecksumMismatch``."""
-    if algorithm not in CRC_BYTES:
-        return None
-    want = whole_object_checksum(head, algorithm)
+    want = whole_crc(head, algorithm)
     prefix = f"Checksum{algorithm}="
     recorded = [p.checksum or "" for p in parts]
-    if want is None or not all(c.startswith(prefix) for c in recorded):
+    if algorithm is None or want is None:
+        return None
+    if not all(c.startswith(prefix) for c in recorded):
         return None
     got = combined(
         algorithm,
@@ -283,13 +283,36 @@ def etags_are_md5(args: dict[str, Any]) -> bool:
     return not sse.startswith("aws:kms") and "SSECustomerKey" not in args
 
 
-def checksum_args(args: dict[str, Any], algorithm: str | None) -> dict[str, Any]:
+def checksum_args(
+    args: dict[str, Any], algorithm: str | None, whole: str | None = None
+) -> dict[str, Any]:
     """``args`` (CreateMultipartUpload's) with the stream's checksum
-    algorithm: the one the parts are sent with."""
+    algorithm: the one the parts are sent with; ``FULL_OBJECT`` when the
+    copy is to carry the source's ``whole`` CRC (:func:`whole_crc`)."""
     out = without_algorithm(args)
     if algorithm is not None:
         out["ChecksumAlgorithm"] = algorithm
+    if whole is not None:
+        out["ChecksumType"] = "FULL_OBJECT"
     return out
+
+
+def whole_crc(head: dict[str, Any], algorithm: str | None) -> str | None:
+    """The source's whole-object (``FULL_OBJECT``) CRC in ``algorithm``, the
+    one a multipart stream's parts must make (:func:`check_parts`) and its
+    upload carries: created ``FULL_OBJECT`` and completed with that value,
+    so the store checks it too and the copy's checksum is the source's."""
+    if algorithm not in CRC_BYTES:
+        return None
+    return whole_object_checksum(head, algorithm)
+
+
+def complete_args(algorithm: str | None, whole: str | None) -> dict[str, Any]:
+    """CompleteMultipartUpload's arguments for an upload created to carry
+    the source's ``whole`` CRC (none for any other upload)."""
+    if whole is None or algorithm is None:
+        return {}
+    return {"ChecksumType": "FULL_OBJECT", f"Checksum{algorithm}": whole}
 
 
 def without_algorithm(args: dict[str, Any]) -> dict[str, Any]:

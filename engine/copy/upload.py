@@ -126,3 +126,26 @@ async def abort_by_id(
     except S3Error as err:
         return upload_gone(err.code, "AbortMultipartUpload")
     return True
+
+
+async def list_parts(
+    client: Any, dst: dict[str, str], extra: dict[str, Any], upload: Upload
+) -> dict[int, str]:
+    """Part number -> ETag of every part the store holds for ``upload`` of
+    ``dst`` (its ``Bucket`` and ``Key``), every page of ListParts."""
+    found: dict[int, str] = {}
+    marker = 0
+    while True:
+        resp = await invoke(
+            "ListParts",
+            client.list_parts,
+            **dst,
+            **extra,
+            UploadId=upload.upload_id,
+            PartNumberMarker=marker,
+        )
+        for p in resp.get("Parts", []):
+            found[int(p["PartNumber"])] = p["ETag"]
+        if not resp.get("IsTruncated"):
+            return found
+        marker = int(resp["NextPartNumberMarker"])

@@ -747,10 +747,7 @@ def test_list_parts_on_resume_of_an_sse_c_copy_is_accepted() -> None:
     accepts (ListParts takes no key: botocore would not encode one)."""
     import asyncio
 
-    from engine.copy.multipart import MultipartCopy
-    from engine.copy.upload import Upload
-    from engine.domain.models import ObjectRef, Task
-    from engine.domain.spec import CopyOptions
+    from engine.copy.upload import Upload, list_parts
 
     seen: dict[str, Any] = {}
 
@@ -760,19 +757,9 @@ def test_list_parts_on_resume_of_an_sse_c_copy_is_accepted() -> None:
             return {"Parts": [], "IsTruncated": False}
 
     r = req(keys=Keys(dst=DST_KEY), sse_c_key="env:K", expected_bucket_owner="1")
-    task = Task(1, "job", ObjectRef("src", "k"), "k")
-    mp = MultipartCopy(
-        Client(),
-        task,
-        "dst",
-        {"ContentLength": 10, "ETag": '"e"'},
-        CopyOptions(),
-        None,  # type: ignore[arg-type]  # no part log needed to list parts
-        asyncio.Semaphore(1),
-        asyncio.Event(),
-        r,
-    )
-    asyncio.run(mp._list_parts(Upload("u", '"e"', 5 * 1024 * 1024)))
+    dst = {"Bucket": "dst", "Key": "k"}
+    upload = Upload("u", '"e"', 5 * 1024 * 1024)
+    asyncio.run(list_parts(Client(), dst, r.destination(), upload))
     assert seen["ExpectedBucketOwner"] == "1"
     assert_accepted("list_parts", seen)
 

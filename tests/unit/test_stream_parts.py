@@ -25,9 +25,12 @@ from engine.copy.stream import (
     check_answer,
     check_body,
     check_parts,
+    checksum_args,
+    complete_args,
     learn_answer,
     resumed_algorithm,
     stream_algorithm,
+    whole_crc,
     with_md5,
 )
 from engine.domain.digests import CRC_BYTES, checksum, combined, digest
@@ -287,6 +290,29 @@ def test_the_destination_must_answer_with_what_was_sent() -> None:
             "UploadPart",
             etag_is_md5=True,
         )
+
+
+def test_an_upload_carries_the_sources_whole_crc() -> None:
+    """A multipart stream of a source with a FULL_OBJECT CRC is created
+    FULL_OBJECT and completed with that value (the store checks it, and the
+    copy's checksum is the source's); any other is created as before."""
+    full = {"ChecksumCRC32": "AAAAAA==", "ChecksumType": "FULL_OBJECT"}
+    whole = whole_crc(full, "CRC32")
+    assert whole == "AAAAAA=="
+    create = checksum_args({"ChecksumAlgorithm": "SHA1"}, "CRC32", whole)
+    assert create == {"ChecksumAlgorithm": "CRC32", "ChecksumType": "FULL_OBJECT"}
+    assert complete_args("CRC32", whole) == {
+        "ChecksumType": "FULL_OBJECT",
+        "ChecksumCRC32": "AAAAAA==",
+    }
+    composite = {**full, "ChecksumType": "COMPOSITE"}
+    assert whole_crc(composite, "CRC32") is None
+    assert (
+        whole_crc({"ChecksumSHA256": "x", "ChecksumType": "FULL_OBJECT"}, "SHA256")
+        is None
+    )
+    assert checksum_args({}, "CRC32") == {"ChecksumAlgorithm": "CRC32"}
+    assert complete_args("CRC32", None) == {}
 
 
 def test_a_resumed_upload_keeps_the_algorithm_its_parts_went_with() -> None:
