@@ -7,8 +7,8 @@ connection must not fail a job before it starts."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 from engine.copy.request import Requests
@@ -76,12 +76,12 @@ async def check_destination(
             f"cannot write to destination s3://{bucket}/{base}: "
             f"{_why(created)}: {created.message}"
         ) from created
-    # an abort that fails is caught by the sweep, which goes at the same time
-    _, warnings = await asyncio.gather(
-        _abort_probe(client, bucket, probe, created, access, policy),
-        sweep_probes(client, bucket, base, access, policy),
+    # the sweep lists while the probe is aborted; an abort that fails is
+    # caught by the sweep
+    aborted = asyncio.ensure_future(
+        _abort_probe(client, bucket, probe, created, access, policy)
     )
-    return warnings
+    return await sweep_probes(client, bucket, base, access, policy, aborted)
 
 
 def _head_refused(bucket: str, err: S3Error) -> JobCannotStart | None:
@@ -107,12 +107,13 @@ async def _abort_probe(
     created: object,
     access: dict[str, Any],
     policy: RetryPolicy | None,
-) -> None:
+) -> tuple[str, str] | None:
     """Abort the probe's upload, if ``created`` is its CreateMultipartUpload
-    answer; a failure is left to the sweep."""
+    answer; its ``(key, upload id)`` once aborted (a failure is left to the
+    sweep)."""
     if not isinstance(created, dict):
-        return
-    with contextlib.suppress(S3Error):
+        return None
+    try:
         await invoke_retrying(
             "AbortMultipartUpload",
             client.abort_multipart_upload,
@@ -122,6 +123,9 @@ async def _abort_probe(
             UploadId=created["UploadId"],
             **access,
         )
+    except S3Error:
+        return None
+    return key, created["UploadId"]
 
 
 async def sweep_probes(
@@ -130,9 +134,12 @@ async def sweep_probes(
     base: str,
     access: dict[str, Any],
     policy: RetryPolicy | None = None,
+    aborted: Awaitable[tuple[str, str] | None] | None = None,
 ) -> list[str]:
     """Abort every start-up check upload under the destination prefix; say
     what could not be (a warning naming the ``bulkcopy cleanup`` command).
+    ``aborted``: this check's own abort, made meanwhile: the upload it
+    aborted is not aborted twice.
 
     Its own key is the only thing a check writes, so every upload under
     ``<prefix>.bulkcopy-preflight-`` is one: this check's when its abort
@@ -147,13 +154,18 @@ async def sweep_probes(
     try:
         uploads = await _uploads_under(client, bucket, where, access, policy)
     except S3Error as err:
+        if aborted is not None:
+            await aborted
         return [
             f"cannot list the start-up check's uploads under s3://{bucket}/{where}"
             f" ({_why(err)}); one left by an interrupted run stays open until "
             f"{hint} removes it"
         ]
+    own = await aborted if aborted is not None else None
     left = 0
     for key, upload_id in uploads:
+        if (key, upload_id) == own:
+            continue  # aborted by its own check
         try:
             await invoke_retrying(
                 "AbortMultipartUpload",
