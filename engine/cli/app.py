@@ -119,7 +119,9 @@ def client_options(f: F) -> F:
         is_flag=True,
         default=None,
         help="Send Content-MD5 on requests with a body (IBM COS buckets with "
-        "Immutable Object Storage require it).",
+        "Immutable Object Storage require it), streamed bodies included: "
+        "without it, a stream leaves the MD5 out where a CRC is checked at "
+        "both ends.",
     )(f)
     f = click.option(
         "--lean-copy/--no-lean-copy",
