@@ -38,9 +38,9 @@ def expected_etag(etags: list[str]) -> str:
 def part_entry(part: PartRecord) -> dict[str, Any]:
     """One part in CompleteMultipartUpload's list, with its checksum if any."""
     entry: dict[str, Any] = {"PartNumber": part.number, "ETag": part.etag}
-    name, sep, value = (part.checksum or "").partition("=")
-    if sep and name.startswith("Checksum"):
-        entry[name] = value
+    if part.sum is not None:
+        algorithm, value = part.sum
+        entry[f"Checksum{algorithm}"] = value
     return entry
 
 

@@ -191,10 +191,7 @@ def resumed_algorithm(algorithm: str | None, parts: Iterable[PartRecord]) -> str
     the one its parts went with (an upload takes one; one begun by an earlier
     bulkcopy, or under another ``--checksum-algorithm``, may have none or
     another, and a store refuses a part sent otherwise), else ``algorithm``."""
-    names = {
-        p.checksum.partition("=")[0].removeprefix("Checksum") if p.checksum else None
-        for p in parts
-    }
+    names = {p.sum[0] if p.sum else None for p in parts}
     return names.pop() if len(names) == 1 else algorithm
 
 
@@ -208,18 +205,13 @@ def check_parts(
     where it cannot check (not a CRC, no whole-object value at the source, a
     part recorded without its CRC); a mismatch raises ``ChecksumMismatch``."""
     want = whole_crc(head, algorithm)
-    prefix = f"Checksum{algorithm}="
-    recorded = [p.checksum or "" for p in parts]
+    sums = [p.sum for p in parts]
     if algorithm is None or want is None:
         return None
-    if not all(c.startswith(prefix) for c in recorded):
+    if any(s is None or s[0] != algorithm for s in sums):
         return None
     got = combined(
-        algorithm,
-        [
-            (c.removeprefix(prefix), p.size)
-            for c, p in zip(recorded, parts, strict=True)
-        ],
+        algorithm, [(s[1], p.size) for s, p in zip(sums, parts, strict=True) if s]
     )
     if got != want:
         raise mismatch(

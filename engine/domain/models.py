@@ -203,7 +203,16 @@ class PartRecord:
     number: int
     etag: str
     size: int
+    # as CompleteMultipartUpload names it: "ChecksumCRC32=<base64>"
     checksum: str | None = None
+
+    @property
+    def sum(self) -> tuple[str, str] | None:
+        """The part's checksum as ``(algorithm, value)``: ``("CRC32", …)``."""
+        name, sep, value = (self.checksum or "").partition("=")
+        if not sep or not name.startswith("Checksum"):
+            return None
+        return name.removeprefix("Checksum"), value
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """Copies between two different S3 services, each with its own credentials:
-moto holds the sources, LocalStack the destination (issue 20).
+moto holds the sources, LocalStack the destination (issue 20); some tests
+stream to Ceph RGW or `rclone serve s3` instead, or from LocalStack to moto.
 
 Each store is reached through an AWS profile that carries its endpoint and
 keys, as a user with two stores would set them up; every test runs the CLI
@@ -376,6 +377,42 @@ def test_a_large_source_read_wrong_fails_by_its_whole_object_crc(
     got = s.dst.get_object(Bucket=s.dst_bucket, Key="big.bin", ChecksumMode="ENABLED")
     assert got["Body"].read() == b"".join(parts)
     assert f"Checksum{alg}" in got
+
+
+@pytest.fixture
+def to_rclone(
+    moto: S3Server,
+    rclone: S3Server,
+    cli_for: Callable[[S3Server], Cli],
+    tmp_path: Path,
+) -> Stores:
+    """moto's objects streamed to `rclone serve s3` (its own keys), a store
+    with no tagging that keeps no checksums."""
+    return Stores(cli_for(moto), moto, rclone, tmp_path, (ACCESS_KEY, SECRET_KEY))
+
+
+def test_objects_stream_to_rclone_serve_s3(to_rclone: Stores, tmp_path: Path) -> None:
+    """A small object and a large one in parts (its source's whole CRC32
+    carried to a FULL_OBJECT upload) reach `rclone serve s3` byte for byte;
+    the run learns the store keeps no checksums and checks by MD5 and size;
+    no upload is left open."""
+    s = to_rclone
+    large = bytes(range(256)) * (12 * MiB // 256) + b"tail"
+    s.src.put_object(Bucket=s.src_bucket, Key="big.bin", Body=large)
+    s.src.put_object(Bucket=s.src_bucket, Key="small.txt", Body=b"small")
+    manifest = _manifest(tmp_path / "m.csv", s.src_bucket, ["big.bin", "small.txt"])
+
+    res = s.copy(manifest, "--part-size", "5MiB", "--no-preserve-tags")
+
+    assert res.returncode == 0, res.stderr
+    lines = s.report(_job_id(res.stderr), tmp_path)
+    assert {line["status"] for line in lines} == {"succeeded"}
+    assert {line["method"] for line in lines} == {"stream"}
+    for key, body in (("big.bin", large), ("small.txt", b"small")):
+        assert s.dst.get_object(Bucket=s.dst_bucket, Key=key)["Body"].read() == body
+    quirks = [e for e in _events(res.stderr) if e["event"] == "store_quirks"]
+    assert any("checksum" in " ".join(e["ignores"]) for e in quirks), quirks
+    assert s.open_uploads() == []
 
 
 def test_a_byte_changed_on_the_way_fails_the_copy(
