@@ -10,6 +10,7 @@ accepts falls back to StartAfter the last key.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -65,28 +66,40 @@ async def list_batches(
     row = int(pos.get("row", 0))
     if pos.get("done"):
         return
-    while True:
-        try:
-            if all_versions:
-                page = await _versions_page(
-                    client, bucket, prefix, pos, extra, page_size
-                )
-            else:
-                page = await _objects_page(
-                    client, bucket, prefix, pos, extra, page_size
-                )
-        except S3Error as err:
-            raise unreadable(uri, "cannot list", err) from None
-        after = pos.get("after")
-        rows, pos = _page_rows(page, bucket, row, all_versions, delete_markers)
-        row += len(rows)
-        pos["row"] = row
-        if not all_versions and not pos.get("after"):
-            pos["after"] = after
-        rows.position = pos
-        yield rows
-        if pos.get("done"):
-            return
+    page_at = _versions_page if all_versions else _objects_page
+
+    def fetch(at: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
+        return asyncio.ensure_future(
+            page_at(client, bucket, prefix, at, extra, page_size)
+        )
+
+    # one page ahead: the next page is asked for before this one is stored,
+    # so a listing goes at the pace of the slower of the two, not of their
+    # sum (copies that share the event loop slow every step of it)
+    ahead = fetch(pos)
+    try:
+        while True:
+            try:
+                page = await ahead
+            except S3Error as err:
+                raise unreadable(uri, "cannot list", err) from None
+            after = pos.get("after")
+            rows, pos = _page_rows(page, bucket, row, all_versions, delete_markers)
+            row += len(rows)
+            pos["row"] = row
+            if not all_versions and not pos.get("after"):
+                pos["after"] = after
+            rows.position = pos
+            if pos.get("done"):
+                yield rows
+                return
+            ahead = fetch(dict(pos))
+            yield rows
+    finally:
+        if not ahead.done():
+            ahead.cancel()
+        elif not ahead.cancelled():
+            ahead.exception()  # read: a page no one waits for fails quietly
 
 
 def _page_args(
