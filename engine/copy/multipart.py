@@ -24,6 +24,7 @@ from engine.copy.request import Requests
 from engine.copy.stream import (
     check_parts,
     checksum_args,
+    checksums_dropped,
     complete_args,
     etags_are_md5,
     pinned_read,
@@ -124,6 +125,8 @@ class MultipartCopy:
         # their checksum (engine.copy.confirm: a store that keeps none)
         self.parts_sent = 0
         self.parts_answered = 0
+        # the Complete of parts that went with checksums was answered without
+        self.complete_unanswered = False
         # the source's FULL_OBJECT CRC the upload this attempt created carries
         # (an upload resumed from an earlier run completes as it was created)
         self.whole: str | None = None
@@ -135,8 +138,10 @@ class MultipartCopy:
     @property
     def checksums_unanswered(self) -> bool:
         """Parts went with the upload's checksum this run and the store
-        answered none of them with it."""
-        return bool(self.algorithm) and self.parts_sent > 0 and not self.parts_answered
+        answered none of them with it; or, every part sent by an earlier run,
+        the Complete of their checksums was answered without one."""
+        sent = not self.parts_answered if self.parts_sent else self.complete_unanswered
+        return bool(self.algorithm) and sent
 
     async def run(self) -> MultipartDone:
         layout = (
@@ -438,7 +443,7 @@ class MultipartCopy:
                 )
         except S3Error as err:
             # S3 may have completed it and lost the answer: the destination says
-            found = await self._completed_already(want)
+            found = await self._completed_already(want, parts)
             if found is not None:
                 await self.log.ended(self.task)
                 return found
@@ -446,6 +451,7 @@ class MultipartCopy:
                 await self.log.ended(self.task)  # next attempt starts over
             raise
         await self.log.ended(self.task)
+        self.complete_unanswered = checksums_dropped(self.algorithm, parts, resp)
         return MultipartDone(
             etag=resp["ETag"],
             dst_version_id=resp.get("VersionId"),
@@ -457,7 +463,9 @@ class MultipartCopy:
             ),
         )
 
-    async def _completed_already(self, want: str) -> MultipartDone | None:
+    async def _completed_already(
+        self, want: str, parts: list[PartRecord]
+    ) -> MultipartDone | None:
         try:
             head = await invoke(
                 "HeadObject",
@@ -465,11 +473,13 @@ class MultipartCopy:
                 **self.dst,
                 **self.requests.destination(),
                 **self.requests.destination_sse_c(),
+                ChecksumMode="ENABLED",
             )
         except S3Error:
             return None
         if head.get("ETag") != want or int(head.get("ContentLength", -1)) != self.size:
             return None
+        self.complete_unanswered = checksums_dropped(self.algorithm, parts, head)
         return MultipartDone(
             etag=want,
             dst_version_id=head.get("VersionId"),

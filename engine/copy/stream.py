@@ -268,6 +268,17 @@ def learn_answer(quirks: Quirks, answer: dict[str, Any], sums: Digests) -> None:
         quirks.answers_checksums = bool(answer.get(f"Checksum{sums.algorithm}"))
 
 
+def checksums_dropped(
+    algorithm: str | None, parts: Sequence[PartRecord], answer: dict[str, Any]
+) -> bool:
+    """The upload's parts all went with ``algorithm``'s checksums, and the
+    completed object (Complete's answer, or its HEAD) shows none: the store
+    keeps no checksums (Ceph RGW), learned where no part was sent this run."""
+    if not algorithm or any(p.sum is None or p.sum[0] != algorithm for p in parts):
+        return False
+    return not answer.get(f"Checksum{algorithm}")
+
+
 def etags_are_md5(args: dict[str, Any]) -> bool:
     """Whether the destination's ETags will be MD5s of what is sent: not
     with SSE-KMS or SSE-C."""

@@ -506,6 +506,56 @@ def test_a_killed_large_stream_resumes_with_the_parts_missing(
     assert line["method"] == "stream"
 
 
+def test_a_stream_killed_before_its_complete_resumes_on_a_store_without_checksums(
+    to_rgw: Stores, tmp_path: Path
+) -> None:
+    """kill -9 once every part is sent, before the upload is completed, to a
+    store that keeps no checksums (Ceph RGW).  The resumed run sends no part,
+    so only CompleteMultipartUpload's answer shows the store answers no
+    checksum: the copy counts, checked by its ETag and size, at the first
+    attempt (it used to fail VerificationFailed for the CRC32 it carried)."""
+    s = to_rgw
+    body = b"".join(bytes([i]) * MiB for i in range(15))  # 3 parts of 5 MiB
+    s.src.put_object(Bucket=s.src_bucket, Key="parts.bin", Body=body)
+    manifest = _manifest(tmp_path / "m.csv", s.src_bucket, ["parts.bin"])
+
+    def hold_complete(req: Request) -> Any:
+        from tests.faultproxy import Delay
+
+        if req.method == "POST" and "uploadId" in req.query:
+            return Delay(60)
+        return None
+
+    with FaultProxy(s.dst_server, hold_complete) as proxy:
+        _profiles(s.config, s.src_server.endpoint, proxy.endpoint, s.dst_keys)
+        proc = s.cli.popen(
+            *("copy", manifest, "--to", f"s3://{s.dst_bucket}/"),
+            *("--profile", "dst", "--source-profile", "src"),
+            *("--part-size", "5MiB", "--part-concurrency", "2"),
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and s.cli.parts_recorded() < 3:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert s.cli.parts_recorded() == 3
+
+    with FaultProxy(s.dst_server) as counting:
+        _profiles(s.config, s.src_server.endpoint, counting.endpoint, s.dst_keys)
+        job_id = s.cli.only_job()
+        res = s.cli("resume", job_id, "--log-format", "json")
+        resent = counting.requests["UploadPart"]
+
+    assert res.returncode == 0, res.stderr
+    assert resent == 0
+    got = s.dst.get_object(Bucket=s.dst_bucket, Key="parts.bin")["Body"].read()
+    assert got == body
+    assert s.open_uploads() == []
+    (line,) = s.report(job_id, tmp_path)
+    assert line["status"] == "succeeded", line
+    assert line["attempts"] == 1, line
+
+
 def test_a_move_between_stores_deletes_each_source_once_copied(
     stores: Stores, tmp_path: Path
 ) -> None:

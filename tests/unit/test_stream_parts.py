@@ -26,6 +26,7 @@ from engine.copy.stream import (
     check_body,
     check_parts,
     checksum_args,
+    checksums_dropped,
     complete_args,
     learn_answer,
     resumed_algorithm,
@@ -447,3 +448,19 @@ def _exit(main: Callable[[list[str]], Any], argv: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def test_checksums_dropped_only_when_every_part_went_with_them() -> None:
+    """A completed upload shows no checksum of the algorithm its parts all
+    went with: the store keeps none.  Parts recorded without it (an older
+    run's) or with another algorithm tell nothing."""
+    sent = [
+        PartRecord(1, '"a"', 5, "ChecksumCRC32=AAAAAA=="),
+        PartRecord(2, '"b"', 1, "ChecksumCRC32=AAAAAQ=="),
+    ]
+    assert checksums_dropped("CRC32", sent, {"ETag": '"x-2"'})
+    assert not checksums_dropped("CRC32", sent, {"ChecksumCRC32": "q2w=-2"})
+    assert not checksums_dropped(None, sent, {})
+    older = [sent[0], PartRecord(2, '"b"', 1, None)]
+    assert not checksums_dropped("CRC32", older, {})
+    assert not checksums_dropped("CRC32C", sent, {})
