@@ -24,7 +24,7 @@ from engine.copy.request import Requests
 from engine.copy.stream import (
     check_parts,
     checksum_args,
-    checksums_dropped,
+    checksums_unanswered,
     complete_args,
     etags_are_md5,
     pinned_read,
@@ -125,8 +125,7 @@ class MultipartCopy:
         # their checksum (engine.copy.confirm: a store that keeps none)
         self.parts_sent = 0
         self.parts_answered = 0
-        # the Complete of parts that went with checksums was answered without
-        self.complete_unanswered = False
+        self.listed: list[dict[str, Any]] | None = None  # a resumed upload's parts
         # the source's FULL_OBJECT CRC the upload this attempt created carries
         # (an upload resumed from an earlier run completes as it was created)
         self.whole: str | None = None
@@ -137,11 +136,11 @@ class MultipartCopy:
 
     @property
     def checksums_unanswered(self) -> bool:
-        """Parts went with the upload's checksum this run and the store
-        answered none of them with it; or, every part sent by an earlier run,
-        the Complete of their checksums was answered without one."""
-        sent = not self.parts_answered if self.parts_sent else self.complete_unanswered
-        return bool(self.algorithm) and sent
+        """The store answers no checksum of this upload's algorithm
+        (:func:`~engine.copy.stream.checksums_unanswered`)."""
+        return checksums_unanswered(
+            self.algorithm, self.parts_sent, self.parts_answered, self.listed
+        )
 
     async def run(self) -> MultipartDone:
         layout = (
@@ -266,10 +265,11 @@ class MultipartCopy:
                 await self.log.ended(self.task)  # gone (aborted, expired): start over
             else:
                 recorded = await self.log.recorded(self.task, upload)
+                self.listed = list(listed.values())
                 done = {
                     p.number: p
                     for p in recorded
-                    if etag.same(listed.get(p.number), p.etag)
+                    if etag.same(listed.get(p.number, {}).get("ETag"), p.etag)
                 }
                 return upload, done
         return await self._start(layout[0].size if layout else None), {}
@@ -443,7 +443,7 @@ class MultipartCopy:
                 )
         except S3Error as err:
             # S3 may have completed it and lost the answer: the destination says
-            found = await self._completed_already(want, parts)
+            found = await self._completed_already(want)
             if found is not None:
                 await self.log.ended(self.task)
                 return found
@@ -451,7 +451,6 @@ class MultipartCopy:
                 await self.log.ended(self.task)  # next attempt starts over
             raise
         await self.log.ended(self.task)
-        self.complete_unanswered = checksums_dropped(self.algorithm, parts, resp)
         return MultipartDone(
             etag=resp["ETag"],
             dst_version_id=resp.get("VersionId"),
@@ -463,9 +462,7 @@ class MultipartCopy:
             ),
         )
 
-    async def _completed_already(
-        self, want: str, parts: list[PartRecord]
-    ) -> MultipartDone | None:
+    async def _completed_already(self, want: str) -> MultipartDone | None:
         try:
             head = await invoke(
                 "HeadObject",
@@ -473,13 +470,11 @@ class MultipartCopy:
                 **self.dst,
                 **self.requests.destination(),
                 **self.requests.destination_sse_c(),
-                ChecksumMode="ENABLED",
             )
         except S3Error:
             return None
         if head.get("ETag") != want or int(head.get("ContentLength", -1)) != self.size:
             return None
-        self.complete_unanswered = checksums_dropped(self.algorithm, parts, head)
         return MultipartDone(
             etag=want,
             dst_version_id=head.get("VersionId"),

@@ -268,15 +268,27 @@ def learn_answer(quirks: Quirks, answer: dict[str, Any], sums: Digests) -> None:
         quirks.answers_checksums = bool(answer.get(f"Checksum{sums.algorithm}"))
 
 
-def checksums_dropped(
-    algorithm: str | None, parts: Sequence[PartRecord], answer: dict[str, Any]
+def checksums_unanswered(
+    algorithm: str | None,
+    sent: int,
+    answered: int,
+    listed: Iterable[dict[str, Any]] | None,
 ) -> bool:
-    """The upload's parts all went with ``algorithm``'s checksums, and the
-    completed object (Complete's answer, or its HEAD) shows none: the store
-    keeps no checksums (Ceph RGW), learned where no part was sent this run."""
-    if not algorithm or any(p.sum is None or p.sum[0] != algorithm for p in parts):
+    """Whether the store has shown it answers no checksum of ``algorithm``
+    for this upload: ``sent`` parts went with it this run and none of them
+    was ``answered`` with it; or, no part sent this run (all sent by an
+    earlier one), the upload's parts as ListParts gave them (``listed``;
+    ``None``: not resumed) carry none.  Ceph RGW keeps none; LocalStack
+    lists an SSE-C upload's part checksums and then drops them from the
+    object, which must still fail (:func:`engine.copy.confirm.confirm_copy`
+    decides with the copy's HEAD)."""
+    if not algorithm:
         return False
-    return not answer.get(f"Checksum{algorithm}")
+    if sent:
+        return not answered
+    if listed is None:
+        return False
+    return not any(part.get(f"Checksum{algorithm}") for part in listed)
 
 
 def etags_are_md5(args: dict[str, Any]) -> bool:

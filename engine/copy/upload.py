@@ -130,10 +130,11 @@ async def abort_by_id(
 
 async def list_parts(
     client: Any, dst: dict[str, str], extra: dict[str, Any], upload: Upload
-) -> dict[int, str]:
-    """Part number -> ETag of every part the store holds for ``upload`` of
-    ``dst`` (its ``Bucket`` and ``Key``), every page of ListParts."""
-    found: dict[int, str] = {}
+) -> dict[int, dict[str, Any]]:
+    """Part number -> the part as listed (``ETag``, ``Size``, any
+    ``Checksum*``) of every part the store holds for ``upload`` of ``dst``
+    (its ``Bucket`` and ``Key``), every page of ListParts."""
+    found: dict[int, dict[str, Any]] = {}
     marker = 0
     while True:
         resp = await invoke(
@@ -145,7 +146,7 @@ async def list_parts(
             PartNumberMarker=marker,
         )
         for p in resp.get("Parts", []):
-            found[int(p["PartNumber"])] = p["ETag"]
+            found[int(p["PartNumber"])] = p
         if not resp.get("IsTruncated"):
             return found
         marker = int(resp["NextPartNumberMarker"])

@@ -75,20 +75,22 @@ class Climb:
     """Find the number of requests in flight that buys throughput: while
     requests are latency-bound, more in flight means more done a second, so
     the limit doubles each time the last step paid (``gain``: 5 % more
-    requests a second, or better); a step that changed nothing beyond a
-    window's noise (within ``keep``) is kept but ends the climb; where a
-    step cost throughput (a server or network past its bound) the limit goes
-    back to the best level found.  Either way it rests there, trying one
+    requests a second, or better); a step that paid less than that (but
+    lost nothing: ``keep``) is kept but ends the climb; where a step cost
+    throughput (a server or network past its bound) the limit goes back to
+    the best level found.  Either way it rests there, trying one
     step up again every ``rest`` seconds (the job may change: larger
     objects, a slower or faster store).
 
-    Why a small gain climbs on, and an even step is kept: a client near its
-    CPU bound still spends less a request with more in flight (fewer waits
-    for a slot, more answers for each turn of its event loop).  At 30 ms on
-    the bench, fixed limits of 512-2,048 ran ~8 % faster than 256, and runs
-    that went back to 256 on a step that looked even were the slowest.  A
-    step bought by noise costs memory and connections, not speed, and the
-    ceiling bounds it.
+    Why a small gain climbs on: a client near its CPU bound still spends
+    less a request with more in flight (fewer waits for a slot, more answers
+    for each turn of its event loop).  At 30 ms on the bench, fixed limits
+    of 512-2,048 ran ~8 % faster than 256, and runs that went back to 256
+    were the slowest.  A step kept on noise alone costs memory and
+    connections; one kept level's rate is the next step's reference, so a
+    kept step that lost nothing cannot walk the rate down, and a store past
+    its bound (more in flight, the same rate) sends back about one step in
+    two.
 
     Pure: it sees each successful request's end (:meth:`completed`) with the
     current limit and whether the limit was binding (requests waited for a
@@ -104,7 +106,7 @@ class Climb:
     # answers): a level is judged on its own requests, not the last level's
     turnovers: float = 3.0
     gain: float = 1.05  # a step up must raise the rate this much to climb on
-    keep: float = 0.95  # … and keep this much of it to be kept (else: back)
+    keep: float = 1.0  # … and at least this much to be kept (else: back)
     step: float = 2.0
     rest: float = 20.0
     _since: float | None = None

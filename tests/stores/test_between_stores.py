@@ -511,9 +511,9 @@ def test_a_stream_killed_before_its_complete_resumes_on_a_store_without_checksum
 ) -> None:
     """kill -9 once every part is sent, before the upload is completed, to a
     store that keeps no checksums (Ceph RGW).  The resumed run sends no part,
-    so only CompleteMultipartUpload's answer shows the store answers no
-    checksum: the copy counts, checked by its ETag and size, at the first
-    attempt (it used to fail VerificationFailed for the CRC32 it carried)."""
+    so the parts as ListParts gives them show the store keeps no checksum:
+    the copy counts, checked by its ETag and size, at the first attempt (it
+    used to fail VerificationFailed for the CRC32 it carried)."""
     s = to_rgw
     body = b"".join(bytes([i]) * MiB for i in range(15))  # 3 parts of 5 MiB
     s.src.put_object(Bucket=s.src_bucket, Key="parts.bin", Body=body)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from engine.manifest.listing import list_batches
 
 
@@ -15,16 +17,21 @@ class PagedBucket:
     """ListObjectsV2 over ``pages`` pages of two keys; records what happened
     when, beside the consumer's own notes."""
 
-    def __init__(self, pages: int, fail_at: int | None = None) -> None:
+    def __init__(
+        self, pages: int, fail_at: int | None = None, slow_from: int | None = None
+    ) -> None:
         self.pages = pages
         self.fail_at = fail_at
+        self.slow_from = slow_from
         self.log: list[str] = []
         self.finished = 0
 
     async def list_objects_v2(self, **args: Any) -> dict[str, Any]:
         n = int(args.get("ContinuationToken", "0"))
         self.log.append(f"ask {n}")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(
+            10 if self.slow_from is not None and n >= self.slow_from else 0.01
+        )
         if n == self.fail_at:
             raise RuntimeError("the connection dropped")
         self.finished += 1
@@ -73,11 +80,15 @@ def test_positions_are_those_after_each_page_as_before() -> None:
     assert got[2].get("done") is True
 
 
-def test_a_listing_left_early_leaves_no_page_in_flight() -> None:
+@pytest.mark.parametrize("ahead", ["failed", "in flight"])
+def test_a_listing_left_early_leaves_no_page_in_flight(ahead: str) -> None:
     """The consumer stops after the first page (a run stopped, a bad row):
-    the page asked for ahead is cancelled, and its failure, had it failed,
-    is not left unretrieved."""
-    bucket = PagedBucket(pages=5, fail_at=1)
+    the page asked for ahead is cancelled while in flight, and its failure,
+    had it failed already, is not left unretrieved."""
+    if ahead == "failed":
+        bucket = PagedBucket(pages=5, fail_at=1)
+    else:
+        bucket = PagedBucket(pages=5, slow_from=1)
     leftovers: list[asyncio.Task[Any]] = []
     unretrieved: list[dict[str, Any]] = []
 
@@ -87,9 +98,10 @@ def test_a_listing_left_early_leaves_no_page_in_flight() -> None:
         )
         batches = list_batches(bucket, "s3://src/p/")
         async for _rows in batches:
-            await asyncio.sleep(0.05)  # page 1's ask fails meanwhile
+            await asyncio.sleep(0.05)  # page 1's ask fails, or waits, meanwhile
             break
         await batches.aclose()
+        await asyncio.sleep(0)  # a cancelled page ends at the next turn
         me = asyncio.current_task()
         leftovers.extend(t for t in asyncio.all_tasks() if t is not me)
 
