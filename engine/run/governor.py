@@ -139,7 +139,7 @@ class Climb:
                 self._resting_until = now + self.rest
                 return best[0] if best[0] != limit else None
             if best is not None and rate < best[1] * self.gain:
-                # no better, no worse: stay here, and rest before another step
+                # paid less than a climb needs, lost nothing: stay, and rest
                 self._best = (limit, rate)
                 self._resting_until = now + self.rest
                 return None

@@ -16,34 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from bench.fakes3 import FakeS3
+from tests.bench.run import client_for
 
 REPO = Path(__file__).resolve().parents[2]
 MIB = 1024**2
 GIB = 1024**3
-
-
-def client_for(url: str, *, virtual: bool = False) -> Any:
-    config = Config(
-        s3={"addressing_style": "virtual" if virtual else "path"},
-        retries={"total_max_attempts": 1},
-    )
-    if virtual:  # BUCKET.localhost through fakes3 as an HTTP proxy: no DNS needed
-        config = config.merge(Config(proxies={"http": url}))
-        url = "http://localhost:" + url.rsplit(":", 1)[1]
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=config,
-    )
 
 
 @pytest.fixture(scope="module")

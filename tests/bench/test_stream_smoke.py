@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
-
-import boto3
-from botocore.config import Config
 
 from bench.fakes3 import FakeS3
 from engine.domain.digests import checksum, combined
-from tests.bench.run import run_bench
+from tests.bench.run import client_for, run_bench
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL, LARGE = 30, 1
@@ -69,17 +65,6 @@ def test_stream_bench_runs_bulkcopy_and_rclone(tmp_path: Path) -> None:
     assert "| tool " in proc.stdout  # the tables
 
 
-def _client(url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(s3={"addressing_style": "path"}),
-    )
-
-
 def test_content_etags_match_what_get_serves() -> None:
     """With content_etags, a seeded single-part object's ETag is the MD5 of
     its GetObject body, a seeded multipart one's ends in -N; a PutObject and
@@ -88,7 +73,7 @@ def test_content_etags_match_what_get_serves() -> None:
         s3.seed_prefix("src", "p/", 2, 1000)
         s3.seed_object("src", "mp.bin", 12 * MIB, part_size=5 * MIB)
         s3.create_bucket("dst")
-        client = _client(s3.url)
+        client = client_for(s3.url)
         got = client.get_object(Bucket="src", Key="p/000001")
         body = got["Body"].read()
         assert body == bytes(1000)
@@ -118,7 +103,7 @@ def test_checksums_are_kept_as_s3_keeps_them() -> None:
     with FakeS3(content_etags=True, checksums=True) as s3:
         s3.seed_object("src", "big.bin", size)
         s3.create_bucket("dst")
-        client = _client(s3.url)
+        client = client_for(s3.url)
         head = client.head_object(Bucket="src", Key="big.bin", ChecksumMode="ENABLED")
         assert head["ChecksumCRC64NVME"] == checksum(bytes(size), "CRC64NVME")
         assert head["ChecksumType"] == "FULL_OBJECT"
