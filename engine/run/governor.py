@@ -92,6 +92,15 @@ class Climb:
     its bound (more in flight, the same rate) sends back about one step in
     two.
 
+    Where a step was all latency (its requests held their slots no longer
+    than at the lowest level judged: Little's law, the limit over the rate),
+    the next step is ``fast_step`` rather than ``step``: at 100 ms a climb
+    from 64 by doubling cost a 20,000-copy run about a second (4.7-5.0 s at
+    the defaults, 3.7-3.8 s at a fixed 1,024).  The first level has nothing
+    to compare with, and a restart forgets what was seen, so each climb
+    doubles at least once first; once a step has failed to pay (or the
+    store throttled), every later step is a doubling.
+
     Pure: it sees each successful request's end (:meth:`completed`) with the
     current limit and whether the limit was binding (requests waited for a
     slot, or the slots were all taken) and answers with a new limit or
@@ -108,6 +117,10 @@ class Climb:
     gain: float = 1.05  # a step up must raise the rate this much to climb on
     keep: float = 1.0  # … and at least this much to be kept (else: back)
     step: float = 2.0
+    # … and this much after a step that was all latency: its requests held
+    # their slots no more than ``queueing`` times as long as the lowest level's
+    fast_step: float = 4.0
+    queueing: float = 1.25
     rest: float = 20.0
     _since: float | None = None
     _done: int = 0
@@ -115,6 +128,10 @@ class Climb:
     _best: tuple[int, float] | None = None  # (limit, requests a second)
     _trying: bool = False  # the current limit is a step up, being judged
     _resting_until: float = float("-inf")
+    # (limit, seconds a request held its slot: limit / rate) of the lowest
+    # level judged with all its slots taken since the climb (re)started
+    _first: tuple[int, float] | None = None
+    _ascending: bool = True  # no step has yet failed to pay or been throttled
 
     def completed(self, now: float, limit: int, binding: bool) -> int | None:
         """A request succeeded: the new limit, or ``None``."""
@@ -132,34 +149,45 @@ class Climb:
 
     def _judge(self, now: float, limit: int, rate: float, binding: bool) -> int | None:
         best = self._best
+        latency_bound = False
+        if binding:
+            turn, first = limit / rate, self._first
+            if first is None or limit < first[0]:
+                self._first = (limit, turn)
+            elif limit > first[0] and self._ascending:
+                latency_bound = turn <= first[1] * self.queueing
         if self._trying:
             self._trying = False
             if best is not None and rate < best[1] * self.keep:
                 # the step cost throughput: back to the best level, and rest
                 self._resting_until = now + self.rest
+                self._ascending = False
                 return best[0] if best[0] != limit else None
             if best is not None and rate < best[1] * self.gain:
                 # paid less than a climb needs, lost nothing: stay, and rest
                 self._best = (limit, rate)
                 self._resting_until = now + self.rest
+                self._ascending = False
                 return None
         self._best = (limit, rate)  # the latest rate at the level held
         if not binding or limit >= self.ceiling or now < self._resting_until:
             return None  # more slots would stay empty, or no room, or resting
         self._trying = True
-        return min(self.ceiling, max(limit + 1, int(limit * self.step)))
+        step = self.fast_step if latency_bound else self.step
+        return min(self.ceiling, max(limit + 1, int(limit * step)))
 
     def restart(self) -> None:
         """The run changed under the levels judged so far (the listing that
         shared the CPU is over): judge again, climbing from here."""
-        self._best, self._trying = None, False
+        self._best, self._trying, self._first = None, False, None
+        self._ascending = True
         self._resting_until = float("-inf")
         self._since, self._done, self._binding = None, 0, False
 
     def throttled(self, now: float) -> None:
         """The service asks us to slow down: stop climbing for a while."""
         self._trying = False
-        self._best = None
+        self._best, self._first, self._ascending = None, None, False
         self._since, self._done, self._binding = None, 0, False
         self._resting_until = now + self.rest
 

@@ -108,9 +108,11 @@ def _judge(climb: Climb, limit: int, rate: float, binding: bool = True) -> int |
     raise AssertionError("the window was not judged")
 
 
-def test_the_limit_doubles_while_more_in_flight_buys_throughput() -> None:
-    """Latency-bound (rate proportional to the limit): 64 → 128 → 256 → …,
-    up to the ceiling and no further."""
+def test_the_limit_climbs_while_more_in_flight_buys_throughput() -> None:
+    """Latency-bound (rate proportional to the limit): 64 doubles to 128;
+    128 shows the requests held their slots no longer than at 64 (all
+    latency), so the next steps are fourfold: 512, then the ceiling and no
+    further."""
     c = Climb(ceiling=1000)
     limit = 64
     seen = []
@@ -120,7 +122,29 @@ def test_the_limit_doubles_while_more_in_flight_buys_throughput() -> None:
             break
         seen.append(new)
         limit = new
-    assert seen == [128, 256, 512, 1000]
+    assert seen == [128, 512, 1000]
+
+
+def test_a_step_whose_requests_queued_only_doubles() -> None:
+    """128 brings 50 % more than 64, not 100 %: its requests held their
+    slots a third longer (the client or the server queues them), so the
+    next step is a doubling, not fourfold."""
+    c = Climb(ceiling=4096)
+    assert _judge(c, 64, rate=2000.0) == 128
+    assert _judge(c, 128, rate=3000.0) == 256
+    assert _judge(c, 256, rate=3500.0) == 512
+
+
+def test_a_step_tried_again_after_a_rest_only_doubles() -> None:
+    """Back at 256 after 512 cost throughput: 256 is no higher than the
+    lowest level judged, so it shows nothing about latency: the next try
+    is 512 again, not 1,024."""
+    c = Climb(ceiling=4096, rest=20.0)
+    assert _judge(c, 128, rate=1500.0) == 256
+    assert _judge(c, 256, rate=3000.0) == 1024  # all latency: fourfold
+    assert _judge(c, 1024, rate=2900.0) == 256  # cost throughput: back
+    c._since = 100.0  # the rest is over
+    assert _judge(c, 256, rate=3000.0) == 512
 
 
 def test_a_step_that_costs_throughput_goes_back_and_rests() -> None:
@@ -163,7 +187,7 @@ def test_a_restart_climbs_again_from_a_settled_level() -> None:
     assert _judge(c, 64, rate=2000.0) is None
     c.restart()
     assert _judge(c, 64, rate=2000.0) == 128
-    assert _judge(c, 128, rate=4000.0) == 256
+    assert _judge(c, 128, rate=4000.0) == 512  # all latency: fourfold
 
 
 def test_no_climb_where_the_slots_are_not_all_used() -> None:
@@ -177,6 +201,9 @@ def test_throttling_ends_the_climb_for_a_rest() -> None:
     assert _judge(c, 64, rate=2000.0) == 128
     c.throttled(0.5)
     assert _judge(c, 64, rate=2000.0) is None
+    c._since = 100.0  # the rest is over: the climb goes on, a doubling at a time
+    assert _judge(c, 64, rate=2000.0) == 128
+    assert _judge(c, 128, rate=4000.0) == 256
 
 
 def test_a_climbing_governor_raises_its_limit_and_says_why() -> None:
