@@ -171,8 +171,9 @@ def run_options(f: F) -> F:
         metavar="N",
         help="Requests in flight, fixed at N. Default: adaptive — start at 64 "
         "and double while more in flight brings more copies a second (S3 far "
-        "away), settle where it no longer does (CPU, server or network bound), "
-        "up to --max-concurrency; halve when S3 throttles.",
+        "away; fourfold while the requests take no longer for it), settle "
+        "where it no longer does (CPU, server or network bound), up to "
+        "--max-concurrency; halve when S3 throttles.",
     )(f)
     f = click.option(
         "--max-concurrency",
