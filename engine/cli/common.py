@@ -97,11 +97,12 @@ def client_opener(opts: dict[str, Any]) -> Callable[[JobSpec], Any]:
     """Opens a job's S3 client with the command line's client options, for
     the S3 calls of a submit (listing, manifest download)."""
 
-    def open_(spec: JobSpec) -> Any:
+    def open_(spec: JobSpec, *, list_buckets: tuple[str, ...] = ()) -> Any:
         return reading_client(
             spec,
             client_overrides(spec.client, **opts),
             source_overrides(spec.source_client, **opts),
+            list_buckets=list_buckets,
         )
 
     return open_

@@ -83,6 +83,7 @@ async def open_job_client(
     *,
     copy_bucket: str | None = None,
     head_buckets: tuple[str, ...] = (),
+    list_buckets: tuple[str, ...] = (),
     on_credentials: Callable[[Refresh], None] | None = None,
 ) -> AsyncIterator[tuple[Any, Requests]]:
     """An S3 client for ``spec`` (``settings`` override its client settings).
@@ -91,7 +92,8 @@ async def open_job_client(
     ``copy_bucket`` the client's ``copy_object`` to that bucket takes the
     lean path when botocore's own request can be reproduced (see
     :func:`engine.s3.lean.probe`); so do HEADs of objects in
-    ``head_buckets`` (the sources) that go to the same endpoint."""
+    ``head_buckets`` (the sources) that go to the same endpoint, and the
+    ListObjectsV2 of ``list_buckets`` (a submit's listing)."""
     requests = job_requests(spec)
     settings = settings or spec.client
     async with open_client_and_credentials(settings) as (client, creds):
@@ -100,7 +102,9 @@ async def open_job_client(
         install_headers(client, spec.headers, requests.retention_headers())
         if settings.content_md5:
             install_content_md5(client)
-        async with _lean(client, creds, settings, copy_bucket, head_buckets) as lean:
+        async with _lean(
+            client, creds, settings, copy_bucket, head_buckets, list_buckets
+        ) as lean:
             yield lean, requests
 
 
@@ -111,16 +115,18 @@ async def _lean(
     settings: ClientSettings,
     copy_bucket: str | None,
     head_buckets: tuple[str, ...],
+    list_buckets: tuple[str, ...] = (),
 ) -> AsyncIterator[Any]:
     """``client`` with the lean path in front where it can take the calls
     (:func:`engine.s3.lean.probe`), else ``client`` itself."""
     copier = None
-    if lean_wanted(settings) and (copy_bucket or head_buckets):
+    if lean_wanted(settings) and (copy_bucket or head_buckets or list_buckets):
         copier = await probe(
             client,
             copy_bucket,
             credentials_getter(creds),
             head_buckets=head_buckets,
+            list_buckets=list_buckets,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             max_idle=settings.max_pool_connections,
@@ -226,14 +232,17 @@ def reading_client(
     spec: JobSpec,
     settings: ClientSettings | None = None,
     source: ClientSettings | None = None,
+    *,
+    list_buckets: tuple[str, ...] = (),
 ) -> AbstractAsyncContextManager[tuple[Any, Requests]]:
     """The client a submit reads listings and S3 manifests with: the source
     client (``source`` overrides the job's) when the job has one, else the
-    job's (``settings`` override its settings)."""
+    job's (``settings`` override its settings); the listings of
+    ``list_buckets`` on the lean path where it can take them."""
     source = source or spec.source_client
     if source is None:
-        return open_job_client(spec, settings)
-    return open_job_client(replace(spec, headers={}), source)
+        return open_job_client(spec, settings, list_buckets=list_buckets)
+    return open_job_client(replace(spec, headers={}), source, list_buckets=list_buckets)
 
 
 class SharedRefresh:

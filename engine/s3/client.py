@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aioboto3
@@ -19,12 +17,11 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ProfileNotFound
 from botocore.loaders import Loader, create_loader
-from botocore.utils import parse_timestamp
 
 from engine.domain.errors import JobCannotStart, UsageError
 from engine.domain.spec import ClientSettings
 from engine.s3 import pages
-from engine.s3.lean.answer import http_date
+from engine.s3.lean.answer import timestamp
 from engine.s3.pages import FastParserFactory
 
 SIGNATURE_VERSIONS = ("s3v4", "s3")
@@ -56,21 +53,6 @@ def _config(settings: ClientSettings) -> AioConfig:
         s3=s3 or None,
         tcp_keepalive=True,
     )
-
-
-def timestamp(value: str) -> datetime:
-    """botocore's timestamp parser, faster for the forms S3 sends: ISO 8601
-    in XML (a listing's LastModified, ~1,000 a page) and the HTTP date of a
-    header.  botocore's own (dateutil) takes ~33 µs for each, a third of a
-    listing's CPU; the answer is the same timezone-aware datetime."""
-    try:
-        if value[-1:] == "Z" or value[-6:-5] in ("+", "-"):
-            return datetime.fromisoformat(value)
-        if value.endswith(" GMT"):
-            return http_date(value) or parsedate_to_datetime(value)
-    except (ValueError, TypeError, IndexError):
-        pass
-    return parse_timestamp(value)  # type: ignore[no-any-return]
 
 
 # botocore's JSON models, loaded once per process and search path: each

@@ -42,10 +42,20 @@ _ROOT = "bulkcopy_page_root"
 BOTOCORE_200_CHECK = getattr(handlers, "_handle_200_error", None)
 
 
-def _parse(body: bytes) -> ElementTree.Element:
+ParseError = ElementTree.ParseError
+
+
+def parse_xml(body: bytes) -> ElementTree.Element:
+    """A body's root element (:data:`ParseError` if it is not XML)."""
     parser = ElementTree.XMLParser(encoding="utf-8")
     parser.feed(body)
     return parser.close()
+
+
+def table(shape: Any, timestamp: Callable[[str], Any]) -> Table:
+    """The compiled reader of ``shape``'s body members (for
+    :func:`read_structure`); ``timestamp``: the client's parser."""
+    return _Compiler(timestamp).table(shape)
 
 
 def errors_in_200(
@@ -63,7 +73,7 @@ def errors_in_200(
     if response_dict.get("status_code") != 200 or not body:
         return
     try:
-        root = _parse(body)
+        root = parse_xml(body)
     except ElementTree.ParseError:  # cut short: botocore retries it
         response_dict["status_code"] = 500
         return
@@ -99,7 +109,7 @@ class _Compiler:
         table = self.table(shape)
 
         def read(node: ElementTree.Element) -> dict[str, Any]:
-            return _read_structure(node, table)
+            return read_structure(node, table)
 
         return read
 
@@ -141,7 +151,7 @@ class _Compiler:
         raise NotImplementedError(kind)  # the listings have no other types
 
 
-def _read_structure(node: ElementTree.Element, table: Table) -> dict[str, Any]:
+def read_structure(node: ElementTree.Element, table: Table) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for child in node:
         found = table.get(child.tag)
@@ -179,12 +189,12 @@ class FastPageParser(AioRestXMLParser):  # type: ignore[misc]  # untyped library
             return
         kept = (response.get("context") or {}).get(_ROOT)
         try:
-            root = kept[1] if kept and kept[0] is body else _parse(body)
+            root = kept[1] if kept and kept[0] is body else parse_xml(body)
         except ElementTree.ParseError:
             # as botocore answers a body it cannot read
             super()._parse_payload(response, shape, member_shapes, final_parsed)
             return
-        final_parsed.update(_read_structure(root, self._compiler.table(shape)))
+        final_parsed.update(read_structure(root, self._compiler.table(shape)))
 
 
 class FastParserFactory(AioResponseParserFactory):  # type: ignore[misc]

@@ -42,7 +42,8 @@ from engine.usecases import earlier_job
 from engine.usecases.ingest_process import in_child, worth_a_process
 from engine.usecases.ingest_rows import IngestState, Prepared, Preparer
 
-OpenClient = Callable[[JobSpec], Any]  # -> async context manager of a client
+# (spec, list_buckets=...) -> async context manager of a client
+OpenClient = Callable[..., Any]
 
 
 def _comparable(data: dict[str, Any]) -> Any:
@@ -273,7 +274,9 @@ async def open_reader(
         return
     if open_client is None:
         raise UsageError(f"{source.describe()} needs S3 access")
-    async with open_client(spec) as (client, requests):
+    # a listing's pages on the lean path, where it can take them
+    lists = (parse_location(source.location)[0],) if source.kind == "listing" else ()
+    async with open_client(spec, list_buckets=lists) as (client, requests):
         reader = Reader(source, client, list_args=requests.read_source())
         try:
             yield reader

@@ -241,6 +241,28 @@ def delete_if_match(store: S3Server) -> str:
     return "no (deleted anyway)" if gone else "no"
 
 
+def listing_pages_keep_non_ascii_keys(store: S3Server) -> str:
+    """A listing in pages (as every listing of over 1,000 keys is) lists a
+    key that is not ASCII after the first page (botocore asks for the keys
+    URL-encoded)."""
+    c = store.client()
+    b = store.new_bucket()
+    keys = ["a", "b", "c", "é"]
+    for key in keys:
+        c.put_object(Bucket=b, Key=key, Body=b"x")
+    listed: list[str] = []
+    args: dict[str, Any] = {"Bucket": b, "MaxKeys": 2}
+    for _ in range(len(keys)):
+        page = c.list_objects_v2(**args)
+        listed += [o["Key"] for o in page.get("Contents", [])]
+        if not page.get("IsTruncated"):
+            break
+        args["ContinuationToken"] = page["NextContinuationToken"]
+    if sorted(listed) == keys:
+        return "yes"
+    return "no (left out)" if "é" not in listed else f"no ({listed})"
+
+
 def versioning(store: S3Server) -> str:
     c = store.client()
     b = store.new_bucket()
@@ -389,6 +411,13 @@ BEHAVIOURS: Sequence[Behaviour] = (
         "yes",
         "on 501 the source is HEADed again, then deleted without the condition "
         "(a window of one round trip)",
+    ),
+    Behaviour(
+        "ListObjectsV2 pages after the first list keys that are not ASCII",
+        listing_pages_keep_non_ascii_keys,
+        "yes",
+        "cannot tell: the listing is what the store says is there; give such "
+        "a store a manifest (CSV, Inventory) instead of `--from`",
     ),
     Behaviour(
         "versioning",

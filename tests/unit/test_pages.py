@@ -12,7 +12,7 @@ from aiobotocore.parsers import AioRestXMLParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.s3.client import timestamp
+from engine.s3.lean.answer import timestamp
 from engine.s3.pages import FastPageParser, errors_in_200
 
 MODEL = botocore.session.get_session().get_service_model("s3")

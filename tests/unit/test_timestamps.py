@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from engine.domain.errors import UsageError
 from engine.domain.spec import ClientSettings
-from engine.s3.client import make_session, timestamp
-from engine.s3.lean.answer import http_date
+from engine.s3.client import make_session
+from engine.s3.lean.answer import http_date, timestamp
 
 MOMENTS = st.datetimes(
     min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1)

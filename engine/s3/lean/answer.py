@@ -19,10 +19,12 @@ import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
+from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 from botocore.utils import parse_timestamp
 
+from engine.s3 import pages
 from engine.s3.wire import Response
 
 # answers botocore handles itself (it follows redirects, corrects the region
@@ -140,6 +142,21 @@ def parse_header_time(value: str) -> datetime:
         return parsed
 
 
+def timestamp(value: str) -> datetime:
+    """botocore's timestamp parser, faster for the forms S3 sends: ISO 8601
+    in XML (a listing's LastModified, ~1,000 a page) and the HTTP date of a
+    header.  botocore's own (dateutil) takes ~33 µs for each, a third of a
+    listing's CPU; the answer is the same timezone-aware datetime."""
+    try:
+        if value[-1:] == "Z" or value[-6:-5] in ("+", "-"):
+            return datetime.fromisoformat(value)
+        if value.endswith(" GMT"):
+            return http_date(value) or parsedate_to_datetime(value)
+    except (ValueError, TypeError, IndexError):
+        pass
+    return parse_timestamp(value)  # type: ignore[no-any-return]
+
+
 # -- output members read off the headers ----------------------------------------
 
 
@@ -226,15 +243,45 @@ class HeadParser:
         return out
 
 
+class ListParser:
+    """ListObjectsV2's answer as botocore parses it: the body read by the
+    table the listings are read with on botocore's path
+    (:mod:`engine.s3.pages`, from the same model), the header members as
+    :class:`HeadParser` reads them, and the keys the store sent URL-encoded
+    decoded as botocore decodes them (the request asked for them so)."""
+
+    def __init__(self, output_shape: Any) -> None:
+        self.headers = HeadParser(output_shape)
+        self.table = pages.table(output_shape, timestamp)
+
+    def parse(self, response: Response) -> dict[str, Any]:
+        out = self.headers.parse(response)
+        if response.body.strip():
+            try:
+                root = pages.parse_xml(response.body)
+            except pages.ParseError:
+                raise Fallback("ListObjectsV2") from None  # botocore's to read
+            out.update(pages.read_structure(root, self.table))
+        if out.get("EncodingType") == "url":
+            for name in ("Delimiter", "Prefix", "StartAfter"):
+                if name in out:
+                    out[name] = unquote_plus(out[name])
+            for name, member in (("Contents", "Key"), ("CommonPrefixes", "Prefix")):
+                for item in out.get(name, ()):
+                    item[member] = unquote_plus(item[member])
+        return out
+
+
 # -- one answer for every operation -----------------------------------------------
 
 
 class Operation:
     """What sets one operation's answers apart.
 
-    ``members`` reads the output members off the headers; ``result`` names
-    the element a ``200``'s body holds (CopyObject's ``CopyObjectResult``:
-    its ETag and LastModified), and a ``200`` whose body is anything else
+    ``members`` reads the output members off the headers (or the body);
+    ``result`` names the element a ``200``'s body holds (CopyObject's
+    ``CopyObjectResult``: its ETag and LastModified; ``ends``: one the
+    members read themselves), and a ``200`` whose body is anything else
     (an error, or an answer cut short) is a ``500``, as botocore makes it;
     ``region_hint``: a ``400`` naming the bucket's region is a request to the
     wrong region (HeadObject, whose errors have no body to say so)."""
@@ -247,12 +294,14 @@ class Operation:
         members: Members,
         *,
         result: str | None = None,
+        ends: str | None = None,
         region_hint: bool = False,
     ) -> None:
         self.name = name
         self.members = members
         self.result = result
-        self.result_end = f"</{result}>".encode() if result else b""
+        whole = result or ends
+        self.result_end = f"</{whole}>".encode() if whole else b""
         self.region_hint = region_hint
 
 
@@ -282,6 +331,11 @@ DELETE_OBJECT = Operation(
 def head_object(parser: HeadParser) -> Operation:
     """HeadObject, its members read as ``parser`` (botocore's model) says."""
     return Operation("HeadObject", parser, region_hint=True)
+
+
+def list_objects_v2(parser: ListParser) -> Operation:
+    """ListObjectsV2, its answer read as ``parser`` says."""
+    return Operation("ListObjectsV2", parser, ends="ListBucketResult")
 
 
 def get_object(parser: HeadParser) -> Operation:
@@ -332,14 +386,17 @@ def answer(op: Operation, response: Response) -> dict[str, Any]:
     follows itself)."""
     headers = response.headers
     body = response.body
-    fields = parse_fields(body) if body else {}
     status = response.status
-    if status == 200 and op.result is not None:
-        body = body.strip()
-        if body and not body.endswith(op.result_end):
+    if status == 200 and op.result_end:
+        whole = body.strip()
+        if whole and not whole.endswith(op.result_end):
             # an error inside a 200, or an answer cut short: botocore makes
             # both a 500 (and so do we: retried, never taken for a success)
             status = 500
+    # a listing's 200 is read whole by its members (a page's thousand ETags
+    # are not for this scan)
+    read = body and (status != 200 or op.result is not None or not op.result_end)
+    fields = parse_fields(body) if read else {}
     meta: dict[str, Any] = {}
     request_id = headers.get("x-amz-request-id")
     if request_id is not None or "RequestId" in fields:

@@ -109,6 +109,11 @@ class LeanClient:
         call = self._copier.delete_object
         return await self._either("DeleteObject", can, call, kwargs)
 
+    async def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
+        can = self._requests.handles_list(kwargs)
+        call = self._copier.list_objects_v2
+        return await self._either("ListObjectsV2", can, call, kwargs)
+
     async def get_object_tagging(self, **kwargs: Any) -> dict[str, Any]:
         can = self._copier.streams and self._requests.handles_tagging(kwargs)
         call = self._copier.get_object_tagging

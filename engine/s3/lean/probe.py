@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from engine.s3.lean.answer import HeadParser
+from engine.s3.lean.answer import HeadParser, ListParser
 from engine.s3.lean.copier import GetCredentials, LeanCopier
 from engine.s3.sigv4 import EMPTY_SHA256
 
@@ -71,9 +71,16 @@ async def _capture(client: Any, operation: str, call: Any) -> Any:
     return None
 
 
-def _learn(request: Any, bucket: str) -> tuple[str, str, bool] | None:
+# the query of a ListObjectsV2 of a whole bucket, as botocore sends it
+_LIST_QUERY = "list-type=2&encoding-type=url"
+
+
+def _learn(
+    request: Any, bucket: str, *, listing: bool = False
+) -> tuple[str, str, bool] | None:
     """``(endpoint URL, signing region, virtual)`` of a probe request that
-    the lean path can reproduce, else ``None``."""
+    the lean path can reproduce, else ``None`` (``listing``: a
+    ListObjectsV2 of ``bucket``, else a call on its object ``PROBE_KEY``)."""
     if request is None:
         return None
     headers = {
@@ -90,11 +97,17 @@ def _learn(request: Any, bucket: str) -> tuple[str, str, bool] | None:
     if match is None or extra or headers.get("x-amz-content-sha256") != EMPTY_SHA256:
         return None
     parts = urlsplit(request.url)
-    if parts.query or parts.path not in (f"/{bucket}/{PROBE_KEY}", f"/{PROBE_KEY}"):
+    path, virtual_path = f"/{bucket}/{PROBE_KEY}", f"/{PROBE_KEY}"
+    if listing:
+        path, virtual_path = f"/{bucket}", "/"
+    if parts.query != (_LIST_QUERY if listing else "") or parts.path not in (
+        path,
+        virtual_path,
+    ):
         return None
     if _needs_botocore_transport(parts.scheme, parts.hostname or ""):
         return None
-    virtual = parts.path == f"/{PROBE_KEY}"
+    virtual = parts.path == virtual_path
     netloc = parts.netloc
     if virtual:
         if not netloc.startswith(f"{bucket}."):
@@ -109,6 +122,7 @@ async def probe(
     credentials: GetCredentials,
     *,
     head_buckets: Iterable[str] = (),
+    list_buckets: Iterable[str] = (),
     connect_timeout: float = 10.0,
     read_timeout: float = 300.0,
     max_idle: int = 256,
@@ -126,8 +140,11 @@ async def probe(
     tags read, deleted) the lean way too, answered as botocore's service
     model says (:class:`HeadParser`).  With no ``bucket`` (a client that only
     reads the sources, on another service) the first source's HeadObject is
-    what is learnt from."""
+    what is learnt from.  So for the ListObjectsV2 of each of
+    ``list_buckets`` (a submit's listing: with no ``bucket`` nor sources, the
+    first is learnt from)."""
     sources = list(dict.fromkeys(head_buckets))[:MAX_HEAD_PROBES]
+    lists = list(dict.fromkeys(list_buckets))[:MAX_HEAD_PROBES]
     if bucket is not None:
         anchor = await _capture(
             client,
@@ -141,12 +158,15 @@ async def probe(
         learnt = _learn(anchor, bucket)
     elif sources:
         learnt = await _learn_head(client, sources[0])
+    elif lists:
+        learnt = await _learn_list(client, lists[0])
     else:
         return None
     if learnt is None:
         return None
     endpoint, region, virtual = learnt
     heads = {b for b in sources if await _learn_head(client, b) == learnt}
+    listed = {b for b in lists if await _learn_list(client, b) == learnt}
     model = client.meta.service_model
     return LeanCopier(
         endpoint,
@@ -161,6 +181,8 @@ async def probe(
         get_parser=_parser(model, "GetObject"),
         put_parser=_parser(model, "PutObject"),
         part_parser=_parser(model, "UploadPart"),
+        list_parser=ListParser(model.operation_model("ListObjectsV2").output_shape),
+        list_buckets=listed,
         max_idle=max_idle,
     )
 
@@ -172,6 +194,13 @@ async def _learn_head(client: Any, bucket: str) -> tuple[str, str, bool] | None:
         lambda: client.head_object(Bucket=bucket, Key=PROBE_KEY),
     )
     return _learn(head, bucket)
+
+
+async def _learn_list(client: Any, bucket: str) -> tuple[str, str, bool] | None:
+    listing = await _capture(
+        client, "ListObjectsV2", lambda: client.list_objects_v2(Bucket=bucket)
+    )
+    return _learn(listing, bucket, listing=True)
 
 
 def _parser(model: Any, operation: str) -> HeadParser:

@@ -99,6 +99,17 @@ UPLOAD_PART_HEADERS = {
         "RequestPayer",
     )
 }
+# ListObjectsV2 parameters this path serializes: parameter -> query name (in
+# the URL in the call's order, after ``list-type=2``; ``encoding-type=url``
+# last, added and undone as botocore does: a key may hold what XML cannot)
+LIST_QUERY = {
+    "ContinuationToken": "continuation-token",
+    "Delimiter": "delimiter",
+    "MaxKeys": "max-keys",
+    "Prefix": "prefix",
+    "StartAfter": "start-after",
+}
+LIST_HANDLED = frozenset({*LIST_QUERY, *OWNER_PAYER, "Bucket"})
 UPLOAD_PART_HANDLED = frozenset(
     {*UPLOAD_PART_HEADERS, "Bucket", "Key", "Body", "ContentLength"}
     | {"UploadId", "PartNumber"}
@@ -126,7 +137,10 @@ class LeanRequests:
         addressing_style: str = "path",
         bucket: str | None = None,
         head_buckets: Iterable[str] = (),
+        list_buckets: Iterable[str] = (),
     ) -> None:
+        # the buckets whose ListObjectsV2 botocore would send as this path does
+        self.list_buckets = frozenset(list_buckets)
         # only copies to this bucket, when given (the one the probe learnt)
         self.bucket = bucket
         # HEADs and deletes of objects in these buckets
@@ -230,6 +244,17 @@ class LeanRequests:
         values += [*map(str, meta), *map(str, meta.values())]
         return _sendable(values)
 
+    def handles_list(self, kwargs: dict[str, Any]) -> bool:
+        """Whether this path can make this ListObjectsV2 as botocore would
+        (of a bucket the probe learnt it for, keys asked URL-encoded)."""
+        if kwargs.get("Bucket") not in self.list_buckets:
+            return False
+        if not self.usable_endpoint or not LIST_HANDLED.issuperset(kwargs):
+            return False
+        return _sendable(
+            str(kwargs[p]) for p in OWNER_PAYER if kwargs.get(p) is not None
+        )
+
     def handles_delete(self, kwargs: dict[str, Any]) -> bool:
         """Whether this path can make this DeleteObject as botocore would
         (objects of the buckets whose HEADs it makes: a move's sources)."""
@@ -298,6 +323,27 @@ class LeanRequests:
         goes after it); ``payload``: what stands for the body in the
         signature (its SHA-256, or ``UNSIGNED-PAYLOAD``)."""
         return self._body_request(PUT_HEADERS, "", kwargs, creds, now, payload)
+
+    def list_objects_v2(
+        self, kwargs: dict[str, Any], creds: Credentials, now: float
+    ) -> tuple[str, bytes]:
+        """The host and the serialized, signed ListObjectsV2 (its query as
+        botocore orders it; signed sorted)."""
+        pairs = [("list-type", "2")]
+        pairs += [(LIST_QUERY[p], str(v)) for p, v in kwargs.items() if p in LIST_QUERY]
+        pairs.append(("encoding-type", "url"))
+        headers = {h: str(kwargs[p]) for p, h in OWNER_PAYER.items() if p in kwargs}
+        sent = "&".join(f"{k}={quote(v, safe='-_.~')}" for k, v in pairs)
+        return self._signed(
+            "GET",
+            kwargs["Bucket"],
+            None,
+            encode_query(pairs),
+            headers,
+            creds,
+            now,
+            target_query=sent,
+        )
 
     def upload_part(
         self, kwargs: dict[str, Any], creds: Credentials, now: float, payload: str
@@ -387,7 +433,7 @@ class LeanRequests:
         self,
         method: str,
         bucket: str,
-        key: str,
+        key: str | None,  # None: the bucket itself
         query: str,
         extra: dict[str, str],
         creds: Credentials,
@@ -400,7 +446,9 @@ class LeanRequests:
         """``query``: as signed; ``target_query``: as sent, when it differs
         (a bare sub-resource such as ``?tagging``)."""
         if self.virtual:
-            host, path = f"{bucket}.{self.host}", "/" + encode_path(key)
+            host, path = f"{bucket}.{self.host}", "/" + encode_path(key or "")
+        elif key is None:
+            host, path = self.host, f"/{bucket}"
         else:
             host, path = self.host, f"/{bucket}/{encode_path(key)}"
         amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
