@@ -1,6 +1,6 @@
-"""The lean path: CopyObject (and a source's HeadObject and DeleteObject) as
-botocore would send it, built, signed and parsed without botocore's
-per-request machinery.
+"""The lean path: CopyObject (and a source's HeadObject and DeleteObject, a
+stream's reads and writes, a listing's ListObjectsV2 pages) as botocore would
+send it, built, signed and parsed without botocore's per-request machinery.
 
 botocore spends about 1 ms of CPU on each small CopyObject (endpoint rules
 evaluated per call, the event system, the User-Agent rebuilt, the SigV4 key

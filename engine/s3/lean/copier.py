@@ -155,10 +155,9 @@ class LeanCopier:
         return got, len(body)
 
     async def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
-        """botocore's ``list_objects_v2``: the same page or the same error
-        (the whole answer read before the page is: one turn of the event
-        loop, where aiobotocore's takes four, each long when thousands of
-        copies share the loop)."""
+        """botocore's ``list_objects_v2``: the same page or the same error,
+        for about a tenth less CPU a page (most of a page's CPU is reading
+        its XML, the same way on both paths)."""
         assert self._list is not None
         creds = await self.credentials()
         host, raw = self.requests.list_objects_v2(kwargs, creds, time.time())
