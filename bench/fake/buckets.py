@@ -85,6 +85,7 @@ def list_objects_v2(env: Env, req: Request, where: Address) -> Response:
         token=token,
         next_token=next_token,
         url=_url_encoded(req),
+        fetch_owner=q.get("fetch-owner") == "true",
     )
     return xml_response(body)
 

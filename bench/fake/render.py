@@ -73,14 +73,14 @@ def _key(value: str, url: bool) -> str:
     return escape(quote(value, safe="/") if url else value)
 
 
-def _contents(page: Page, url: bool) -> str:
+def _contents(page: Page, url: bool, owner: bool = True) -> str:
     out = []
+    owned = f"<Owner>{OWNER}</Owner>" if owner else ""
     for key, obj in page.contents:
         out.append(
             f"<Contents><Key>{_key(key, url)}</Key>"
             f"<LastModified>{iso8601(obj.last_modified)}</LastModified>"
-            f"<ETag>{escape(obj.etag)}</ETag><Size>{obj.size}</Size>"
-            f"<Owner>{OWNER}</Owner>"
+            f"<ETag>{escape(obj.etag)}</ETag><Size>{obj.size}</Size>{owned}"
             f"<StorageClass>{_storage_class(obj)}</StorageClass></Contents>"
         )
     for prefix in page.prefixes:
@@ -105,7 +105,9 @@ def list_objects_v2(
     token: str | None,
     next_token: str | None,
     url: bool,
+    fetch_owner: bool = False,
 ) -> bytes:
+    # as S3: a V2 listing names each object's owner only when asked to
     inner = (
         f"<Name>{escape(bucket)}</Name><Prefix>{_key(prefix, url)}</Prefix>"
         f"<KeyCount>{len(page.contents) + len(page.prefixes)}</KeyCount>"
@@ -116,7 +118,7 @@ def list_objects_v2(
         + _text("NextContinuationToken", next_token)
         + (f"<StartAfter>{_key(start_after, url)}</StartAfter>" if start_after else "")
         + ("<EncodingType>url</EncodingType>" if url else "")
-        + _contents(page, url)
+        + _contents(page, url, owner=fetch_owner)
     )
     return document("ListBucketResult", inner)
 

@@ -91,6 +91,16 @@ def test_lists_pages_and_common_prefixes(s3: Any) -> None:
     assert [o["Key"] for o in v1["Contents"]] == ["small/000003", "small/000004"]
 
 
+def test_a_v2_listing_names_owners_only_when_asked(s3: Any) -> None:
+    """As S3: ListObjectsV2 leaves each object's Owner out unless
+    FetchOwner is true (a V1 listing always names it)."""
+    plain = s3.list_objects_v2(Bucket="src", Prefix="small/")["Contents"]
+    assert all("Owner" not in o for o in plain)
+    owned = s3.list_objects_v2(Bucket="src", Prefix="small/", FetchOwner=True)
+    assert all(o["Owner"]["ID"] for o in owned["Contents"])
+    assert all("Owner" in o for o in s3.list_objects(Bucket="src")["Contents"])
+
+
 def test_multipart_copy_of_three_parts(s3: Any) -> None:
     """Three 5 MiB UploadPartCopy parts complete into one object with an -3 ETag."""
     up = s3.create_multipart_upload(
