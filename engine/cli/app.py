@@ -126,7 +126,8 @@ def client_options(f: F) -> F:
     f = click.option(
         "--lean-copy/--no-lean-copy",
         default=None,
-        help="CopyObject through bulkcopy's lean request path (default: "
+        help="CopyObject (and HEADs, deletes, streamed reads and writes, "
+        "listing pages) through bulkcopy's lean request path (default: "
         "botocore's request, signed and parsed at a tenth of the CPU; anything "
         "it does not handle goes to botocore) or through botocore itself "
         "(--no-lean-copy, the reference path). Also BULKCOPY_LEAN_COPY=0/1.",

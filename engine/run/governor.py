@@ -98,8 +98,11 @@ class Climb:
     from 64 by doubling cost a 20,000-copy run about a second (4.7-5.0 s at
     the defaults, 3.7-3.8 s at a fixed 1,024).  The first level has nothing
     to compare with, and a restart forgets what was seen, so each climb
-    doubles at least once first; once a step has failed to pay (or the
-    store throttled), every later step is a doubling.
+    doubles at least once first; once a step has failed to pay, every later
+    step is a doubling until a restart, and once the store has throttled,
+    for the rest of the run.  A fourfold step may land past the knee (where
+    more in flight stops paying) by up to four times rather than two: kept
+    if it paid, it costs connections and memory, bounded by the ceiling.
 
     Pure: it sees each successful request's end (:meth:`completed`) with the
     current limit and whether the limit was binding (requests waited for a
@@ -132,6 +135,7 @@ class Climb:
     # level judged with all its slots taken since the climb (re)started
     _first: tuple[int, float] | None = None
     _ascending: bool = True  # no step has yet failed to pay or been throttled
+    _throttled: bool = False  # the store has throttled this run
 
     def completed(self, now: float, limit: int, binding: bool) -> int | None:
         """A request succeeded: the new limit, or ``None``."""
@@ -180,7 +184,7 @@ class Climb:
         """The run changed under the levels judged so far (the listing that
         shared the CPU is over): judge again, climbing from here."""
         self._best, self._trying, self._first = None, False, None
-        self._ascending = True
+        self._ascending = not self._throttled
         self._resting_until = float("-inf")
         self._since, self._done, self._binding = None, 0, False
 
@@ -188,6 +192,7 @@ class Climb:
         """The service asks us to slow down: stop climbing for a while."""
         self._trying = False
         self._best, self._first, self._ascending = None, None, False
+        self._throttled = True
         self._since, self._done, self._binding = None, 0, False
         self._resting_until = now + self.rest
 

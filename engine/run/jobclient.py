@@ -63,8 +63,9 @@ def credentials_getter(creds: Any) -> Any:
 
 
 def lean_wanted(settings: ClientSettings) -> bool:
-    """Whether copies take the lean path: ``BULKCOPY_LEAN_COPY=0/1`` when
-    set, else the settings (on unless ``--no-lean-copy``)."""
+    """Whether copies (and a stream's reads and writes, a listing's pages)
+    take the lean path: ``BULKCOPY_LEAN_COPY=0/1`` when set, else the
+    settings (on unless ``--no-lean-copy``)."""
     env = os.environ.get("BULKCOPY_LEAN_COPY", "").strip()
     if env in ("0", "1"):
         return env == "1"
@@ -72,7 +73,7 @@ def lean_wanted(settings: ClientSettings) -> bool:
 
 
 # open_job_client's shape: (spec, settings, copy_bucket=, head_buckets=,
-# on_credentials=) -> async context of (client, requests)
+# list_buckets=, on_credentials=) -> async context of (client, requests)
 OpenJobClient = Callable[..., AbstractAsyncContextManager[tuple[Any, Requests]]]
 
 

@@ -8,8 +8,10 @@ model is compiled once into a table per structure (XML element name → member,
 converter), and a page is read with ElementTree's C parser in one pass.
 
 Only the body of the listing answers is read this way (:data:`FAST_SHAPES`);
-botocore still sends, signs and retries the request, reads the headers,
-handles errors and URL-decodes the keys, as for every other call.  An error
+on botocore's path botocore still sends, signs and retries the request,
+reads the headers, handles errors and URL-decodes the keys, as for every
+other call (the lean path's ListObjectsV2 reads its pages with the same
+table: :class:`engine.s3.lean.answer.ListParser`).  An error
 inside a ``200 OK`` is found as botocore finds it (the body's root is
 ``Error``, or the body is cut short), by :func:`errors_in_200` standing in
 for botocore's own check on these answers: the body is parsed once, not

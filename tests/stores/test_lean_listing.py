@@ -1,7 +1,6 @@
 """A submit's listing on the lean path, on every real store: page by page, the
 same objects botocore lists (awkward keys, sizes, ETags, dates), and the
-listing position (continuation token, or the last key) where a resume needs
-it."""
+same position (the last key) where a resume needs it."""
 
 from __future__ import annotations
 
@@ -52,7 +51,12 @@ def _listed(store: S3Server, uri: str, lean: bool) -> tuple[list[Any], Any]:
                         page.keys, page.sizes, page.etags, page.modified, strict=True
                     )
                 ]
-                rows.append(("position", page.position))
+                # where a resume starts: the last key (a store's tokens are
+                # its own, and need not be the same from one listing to
+                # the next)
+                position = dict(page.position or {})
+                position.pop("token", None)
+                rows.append(("position", position))
             return rows, client
 
     return asyncio.run(go())

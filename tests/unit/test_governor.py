@@ -204,6 +204,9 @@ def test_throttling_ends_the_climb_for_a_rest() -> None:
     c._since = 100.0  # the rest is over: the climb goes on, a doubling at a time
     assert _judge(c, 64, rate=2000.0) == 128
     assert _judge(c, 128, rate=4000.0) == 256
+    c.restart()  # the listing is over: still a doubling at a time
+    assert _judge(c, 256, rate=8000.0) == 512
+    assert _judge(c, 512, rate=16000.0) == 1024
 
 
 def test_a_climbing_governor_raises_its_limit_and_says_why() -> None:

@@ -12,7 +12,7 @@ from unittest import mock
 
 import pytest
 
-from engine.s3.lean import LeanCopier
+from engine.s3.lean import LeanClient, LeanCopier
 from engine.s3.lean.answer import ListParser
 from engine.s3.lean.probe import probe
 from engine.s3.sigv4 import Credentials
@@ -178,6 +178,10 @@ LIST_ANSWERS = {
         b"</Code><Message>We encountered an internal error.</Message></Error>",
     ),
     "cut-short-200": _reply(200, "OK", _page(_OBJECT.format(key="k", size=1))[:150]),
+    # a 200 with no page: botocore takes it for an empty last page (the
+    # listing would end there); the lean path retries it as a 500
+    "empty-200": _reply(200, "OK", b""),
+    "whitespace-200": _reply(200, "OK", b"\n  \n"),
     "slow-down": _reply(
         503,
         "Slow Down",
@@ -209,15 +213,56 @@ def test_list_answers_are_botocores(http_server: Any, answer: str) -> None:
         assert expected[0] == got[0] == "error"
         assert expected[3] == got[3] == 500
         return
+    if answer in ("empty-200", "whitespace-200"):
+        # no page is not an empty last page: retried, never the listing's end
+        assert got[0] == "error"
+        assert got[3] == 500
+        return
     assert got == expected
     if answer == "encoded-page":
         keys = [o["Key"] for o in got[1]["Contents"]]
         assert keys == ["a b/ü +% &", "a b/\x01ctrl"]
 
 
-def test_the_probe_learns_a_listing_where_botocore_sends_the_same() -> None:
+def test_a_page_it_cannot_read_goes_to_botocore_and_so_do_the_next(
+    http_server: Any,
+) -> None:
+    """A page the lean path cannot read (not XML) is botocore's to answer,
+    and so is every later page of that bucket: one request each, not two."""
+    good = LIST_ANSWERS["plain-page"]
+    bad = _reply(200, "OK", b"<not xml</ListBucketResult>")
+    http_server["replies"] = [bad, good]
+    http_server["reply"] = good
+    url = f"http://127.0.0.1:{http_server['port']}"
+    boto = boto_client("path", endpoint=url)
+
+    class Botocore:  # the sync client, answering as botocore does
+        async def list_objects_v2(self, **kw: Any) -> dict[str, Any]:
+            return dict(boto.list_objects_v2(**kw))
+
+    async def call() -> tuple[list[str], int]:
+        copier = list_copier("path", url=url)
+        client = LeanClient(Botocore(), copier)
+        try:
+            keys = []
+            for _ in range(2):
+                page = await client.list_objects_v2(Bucket="src")
+                keys += [o["Key"] for o in page["Contents"]]
+            return keys, client.lean["ListObjectsV2"]
+        finally:
+            copier.close()
+
+    keys, lean = asyncio.run(call())
+    assert keys == ["a+b %41", "a+b %41"]
+    assert lean == 0
+    assert http_server["requests"] == 3  # lean (unread), botocore, botocore
+
+
+@pytest.mark.parametrize("style", ["path", "virtual"])
+def test_the_probe_learns_a_listing_where_botocore_sends_the_same(style: str) -> None:
     """A client that only lists (a submit's): the lean path lists the
     buckets botocore would list the same way, and no other."""
+    from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
 
     async def creds() -> Credentials:
@@ -231,6 +276,7 @@ def test_the_probe_learns_a_listing_where_botocore_sends_the_same() -> None:
             region_name="eu-west-3",
             aws_access_key_id="AKID",
             aws_secret_access_key="SECRET",
+            config=AioConfig(s3={"addressing_style": style}),
         ) as client:
             if extra_header:
 
@@ -239,7 +285,10 @@ def test_the_probe_learns_a_listing_where_botocore_sends_the_same() -> None:
 
                 client.meta.events.register("before-sign.s3.*", add)
             copier = await probe(client, None, creds, list_buckets=["src", "b.dots"])
-            return None if copier is None else copier.requests.list_buckets
+            if copier is None:
+                return None
+            assert copier.requests.virtual is (style == "virtual")
+            return copier.requests.list_buckets
 
     assert asyncio.run(learnt(False)) == {"src", "b.dots"}
     assert asyncio.run(learnt(True)) is None  # botocore sends more: its own

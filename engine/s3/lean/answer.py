@@ -256,12 +256,13 @@ class ListParser:
 
     def parse(self, response: Response) -> dict[str, Any]:
         out = self.headers.parse(response)
-        if response.body.strip():
-            try:
-                root = pages.parse_xml(response.body)
-            except pages.ParseError:
-                raise Fallback("ListObjectsV2") from None  # botocore's to read
-            out.update(pages.read_structure(root, self.table))
+        try:
+            root = pages.parse_xml(response.body)
+        except pages.ParseError:
+            raise Fallback("ListObjectsV2") from None  # botocore's to read
+        if root.tag.rpartition("}")[2] != "ListBucketResult":
+            raise Fallback("ListObjectsV2")  # not a page: botocore's to read
+        out.update(pages.read_structure(root, self.table))
         if out.get("EncodingType") == "url":
             for name in ("Delimiter", "Prefix", "StartAfter"):
                 if name in out:
@@ -389,7 +390,9 @@ def answer(op: Operation, response: Response) -> dict[str, Any]:
     status = response.status
     if status == 200 and op.result_end:
         whole = body.strip()
-        if whole and not whole.endswith(op.result_end):
+        # a listing's 200 with no page at all is no empty last page: a
+        # page whose end says nothing more is to come must say it
+        if (whole or op.result is None) and not whole.endswith(op.result_end):
             # an error inside a 200, or an answer cut short: botocore makes
             # both a 500 (and so do we: retried, never taken for a success)
             status = 500

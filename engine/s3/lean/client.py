@@ -33,7 +33,8 @@ def _method(operation: str) -> str:
 
 class LeanClient:
     """The botocore client, with ``copy_object`` to the probed bucket (and
-    the sources' ``head_object`` and ``delete_object``) taken by the lean path
+    the sources' ``head_object`` and ``delete_object``, a stream's reads and
+    writes, the listed buckets' ``list_objects_v2``) taken by the lean path
     whenever it can; everything else is the client's.
 
     Like botocore's standard retry mode, a lean call is tried up to
@@ -82,14 +83,17 @@ class LeanClient:
         lean: bool,
         call: Callable[..., Awaitable[dict[str, Any]]],
         kwargs: dict[str, Any],
+        on_fallback: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         """``call`` (the lean path's) when ``lean`` says it can make this one
-        and it does not hand it over (:class:`Fallback`); else botocore's."""
+        and it does not hand it over (:class:`Fallback`, then ``on_fallback``);
+        else botocore's."""
         if lean:
             try:
                 answer = await self._lean(operation, call, kwargs)
             except Fallback:
-                pass
+                if on_fallback is not None:
+                    on_fallback()
             else:
                 self.lean[operation] += 1
                 return answer
@@ -112,7 +116,14 @@ class LeanClient:
     async def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
         can = self._requests.handles_list(kwargs)
         call = self._copier.list_objects_v2
-        return await self._either("ListObjectsV2", can, call, kwargs)
+        bucket = kwargs.get("Bucket")
+
+        def forget() -> None:
+            # botocore's to answer (a redirect, another region, a page it
+            # reads itself): the next pages go there at once, not twice
+            self._requests.list_buckets -= {bucket}
+
+        return await self._either("ListObjectsV2", can, call, kwargs, forget)
 
     async def get_object_tagging(self, **kwargs: Any) -> dict[str, Any]:
         can = self._copier.streams and self._requests.handles_tagging(kwargs)

@@ -30,9 +30,10 @@ GetCredentials = Callable[[], Awaitable[Credentials]]
 
 
 class LeanCopier:
-    """CopyObject (and a source's HeadObject and DeleteObject) for one
-    endpoint, region and addressing style; ``requests`` says which calls it
-    can make as botocore would."""
+    """CopyObject (and a source's HeadObject and DeleteObject, a stream's
+    GetObject, GetObjectTagging, PutObject and UploadPart, a listing's
+    ListObjectsV2) for one endpoint, region and addressing style;
+    ``requests`` says which calls it can make as botocore would."""
 
     def __init__(
         self,

@@ -181,7 +181,12 @@ async def probe(
         get_parser=_parser(model, "GetObject"),
         put_parser=_parser(model, "PutObject"),
         part_parser=_parser(model, "UploadPart"),
-        list_parser=ListParser(model.operation_model("ListObjectsV2").output_shape),
+        # only where a listing was learnt (the model is read for nothing else)
+        list_parser=(
+            ListParser(model.operation_model("ListObjectsV2").output_shape)
+            if listed
+            else None
+        ),
         list_buckets=listed,
         max_idle=max_idle,
     )

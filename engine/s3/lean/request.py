@@ -125,9 +125,10 @@ def _sendable(values: Iterable[str]) -> bool:
 
 
 class LeanRequests:
-    """CopyObject, HeadObject and DeleteObject for one endpoint, region and
-    addressing style: whether this path can make a call, and the call itself
-    (the host to send it to and the raw request)."""
+    """The lean calls (CopyObject, HeadObject, DeleteObject, a stream's,
+    ListObjectsV2) for one endpoint, region and addressing style: whether
+    this path can make a call, and the call itself (the host to send it to
+    and the raw request)."""
 
     def __init__(
         self,
@@ -139,7 +140,8 @@ class LeanRequests:
         head_buckets: Iterable[str] = (),
         list_buckets: Iterable[str] = (),
     ) -> None:
-        # the buckets whose ListObjectsV2 botocore would send as this path does
+        # the buckets whose ListObjectsV2 botocore would send as this path
+        # does (one botocore answered in its place is left to it)
         self.list_buckets = frozenset(list_buckets)
         # only copies to this bucket, when given (the one the probe learnt)
         self.bucket = bucket
@@ -251,6 +253,8 @@ class LeanRequests:
             return False
         if not self.usable_endpoint or not LIST_HANDLED.issuperset(kwargs):
             return False
+        if None in kwargs.values():
+            return False  # botocore refuses it (ParamValidationError)
         return _sendable(
             str(kwargs[p]) for p in OWNER_PAYER if kwargs.get(p) is not None
         )
