@@ -6,9 +6,7 @@ botocore would send the same."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
-from unittest import mock
 
 import pytest
 
@@ -19,7 +17,6 @@ from engine.s3.sigv4 import Credentials
 from tests.unit.test_lean_copy import (
     NOW,
     TOKEN,
-    Canned,
     _outcome,
     _reply,
     _utc_offset,
@@ -27,6 +24,7 @@ from tests.unit.test_lean_copy import (
     boto_client,
     http_server,
 )
+from tests.unit.test_lean_stream import _botocores
 
 __all__ = ["http_server"]  # the fixture, shared with test_lean_copy
 
@@ -61,19 +59,6 @@ LIST_CASES: list[dict[str, Any]] = [
 ]
 
 
-def _sent_by_botocore(style: str, token: str | None, kwargs: dict[str, Any]) -> Any:
-    client = boto_client(style, token)
-    canned = Canned(headers={"Content-Length": "0"})
-    client.meta.events.register("before-send.s3.ListObjectsV2", canned)
-    with (
-        mock.patch("botocore.auth.get_current_datetime", return_value=NOW),
-        contextlib.suppress(Exception),  # the canned answer need not parse
-    ):
-        client.list_objects_v2(**kwargs)
-    (request,) = canned.requests
-    return request
-
-
 @pytest.mark.parametrize("style", ["path", "virtual"])
 @pytest.mark.parametrize("token", [None, TOKEN])
 @pytest.mark.parametrize("case", range(len(LIST_CASES)))
@@ -83,7 +68,9 @@ def test_list_requests_are_botocores_byte_for_byte(
     """Same URL (the query in botocore's order, ``encoding-type=url`` added
     last), same headers and signature as botocore's."""
     kwargs = LIST_CASES[case]
-    request = _sent_by_botocore(style, token, kwargs)
+    request = _botocores(
+        style, token, "ListObjectsV2", lambda c: c.list_objects_v2(**kwargs)
+    )
     copier = list_copier(style, token)
     assert copier.requests.handles_list(kwargs)
     host, raw = copier.requests.list_objects_v2(
