@@ -320,17 +320,19 @@ def test_an_answer_slower_than_the_read_timeout_is_retried_then_recorded(
     tmp_path: Path,
     copy_path: str,
 ) -> None:
-    """With a 0.3 s read timeout, a CopyObject answered after 1 s times out:
-    retried, and recorded as ReadTimeout when every attempt is that slow."""
+    """With a 1 s read timeout, a CopyObject answered after 2.5 s times out:
+    retried, and recorded as ReadTimeout when every attempt is that slow.
+    (A 0.3 s timeout was too tight: moto, sharing two cores with the rest of
+    the suite, once took longer than that to answer the undelayed retry.)"""
     job = Job(moto, tmp_path, ["flaky", "dead"])
-    dead, flaky = on_copy(Delay(1.0), {"dead"}), on_copy(Delay(1.0), {"flaky"}, 1)
+    dead, flaky = on_copy(Delay(2.5), {"dead"}), on_copy(Delay(2.5), {"flaky"}, 1)
     proxy.decide = lambda req: dead(req) or flaky(req)
 
     job.run(
         proxy,
         copy_path,
         retry=THREE_TRIES,
-        worker_hook=client_setting(read_timeout=0.3),
+        worker_hook=client_setting(read_timeout=1.0),
     )
 
     rows = job.rows()

@@ -80,3 +80,18 @@ def test_a_listing_takes_the_lean_path_and_lists_what_botocore_lists(
     assert listed == expected
     # every page went the lean way (pages of 3, the last one short)
     assert client.lean["ListObjectsV2"] == (len(expected) + 2) // 3
+
+
+def test_an_empty_listing_ends_as_botocores_does(store: S3Server) -> None:
+    """A prefix with nothing under it: one page, no rows, the listing done,
+    on the lean path as on botocore's (no store answers it with a body the
+    lean path would take for a page cut short)."""
+    src = store.new_bucket()
+    store.client().put_object(Bucket=src, Key="elsewhere/k", Body=b"x")
+
+    lean_rows, client = _listed(store, f"s3://{src}/none/", lean=True)
+    boto_rows, _ = _listed(store, f"s3://{src}/none/", lean=False)
+
+    assert lean_rows == boto_rows
+    assert lean_rows == [("position", {"done": True, "row": 0, "after": None})]
+    assert client.lean["ListObjectsV2"] == 1
