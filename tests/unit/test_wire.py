@@ -354,7 +354,7 @@ def test_a_slow_answer_that_keeps_coming_is_not_cut_off() -> None:
             await r.readuntil(b"\r\n\r\n")
             w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
             for _ in range(10):
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.1)
                 w.write(b"x")
                 await w.drain()
             w.close()
@@ -362,7 +362,9 @@ def test_a_slow_answer_that_keeps_coming_is_not_cut_off() -> None:
         srv = await asyncio.start_server(serve, "127.0.0.1", 0)
         async with srv:
             port = srv.sockets[0].getsockname()[1]
-            pool = Pool("127.0.0.1", port, tls=False, read_timeout=0.2)
+            # a byte every 0.1 s, 1 s in all: room for a loaded machine's
+            # stalls between bytes, none for a timeout of the whole answer
+            pool = Pool("127.0.0.1", port, tls=False, read_timeout=0.5)
             got = await pool.request(REQUEST)
             pool.close()
         return got.body
