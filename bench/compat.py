@@ -29,11 +29,10 @@ from urllib.parse import quote
 if not __package__:  # run as a file (python bench/compat.py): make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import boto3
 from aiobotocore.session import get_session
 from botocore.config import Config
 
-from bench import tools
+from bench import endpoint, tools
 from bench.endpoint import FakeS3Process
 
 SRC, DST, PREFIX = "src", "dst", "compat/"
@@ -59,22 +58,6 @@ CLIENTS = (
 )
 
 
-def boto3_client(url: str, virtual: bool = False) -> Any:
-    config = Config(s3={"addressing_style": "virtual" if virtual else "path"})
-    if virtual:  # BUCKET.localhost:PORT, sent to fakes3 as a proxy: no DNS needed
-        port = url.rsplit(":", 1)[1]
-        config = config.merge(Config(proxies={"http": url}))
-        url = f"http://localhost:{port}"
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=config,
-    )
-
-
 def listing(client: Any, bucket: str, prefix: str) -> dict[str, int]:
     found = {}
     for page in client.get_paginator("list_objects_v2").paginate(
@@ -87,7 +70,7 @@ def listing(client: Any, bucket: str, prefix: str) -> dict[str, int]:
 
 def copy_with_boto3(url: str, dst_prefix: str, virtual: bool) -> None:
     """List, then the managed ``client.copy()`` per object."""
-    client = boto3_client(url, virtual)
+    client = endpoint.client(url, virtual=virtual)
     for key in listing(client, SRC, PREFIX):
         client.copy({"Bucket": SRC, "Key": PREFIX + key}, DST, dst_prefix + key)
 
@@ -244,7 +227,7 @@ def main() -> int:
             ),
             {"bucket": SRC, "key": PREFIX + LARGE_KEY, "size": LARGE_SIZE},
         )
-        checker = boto3_client(server.url)
+        checker = endpoint.client(server.url)
         want = listing(checker, SRC, PREFIX)
         for client in wanted:
             server.reset_stats()

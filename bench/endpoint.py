@@ -16,7 +16,28 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
+from botocore.config import Config
+
 FAKES3 = Path(__file__).resolve().parent / "fakes3.py"
+
+
+def client(url: str, *, virtual: bool = False, config: Config | None = None) -> Any:
+    """A boto3 client of the fakes3 endpoint at ``url``: its test keys,
+    path-style, or virtual-host (``BUCKET.localhost:PORT``, sent to fakes3
+    as an HTTP proxy: no DNS needed); ``config`` merged in (retries, pool)."""
+    merged = Config(s3={"addressing_style": "virtual" if virtual else "path"})
+    if virtual:
+        merged = merged.merge(Config(proxies={"http": url}))
+        url = "http://localhost:" + url.rsplit(":", 1)[1]
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=merged if config is None else merged.merge(config),
+    )
 
 
 class FakeS3Process:

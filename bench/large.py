@@ -29,10 +29,8 @@ from typing import Any
 if not __package__:  # run as a file (python bench/large.py): make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import boto3
-from botocore.config import Config
 
-from bench import summary, tools
+from bench import endpoint, summary, tools
 from bench.endpoint import FakeS3Process
 from bench.summary import Run
 from bench.tools import BulkcopyOptions, Copy, ToolError
@@ -95,17 +93,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
     return args
-
-
-def s3_client(endpoint_url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(s3={"addressing_style": "path"}),
-    )
 
 
 def check_copy(client: Any, key: str, size: int) -> tuple[bool, bool, bool]:
@@ -196,7 +183,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             args,
             Copy(server.url, SRC, KEY, DST),
             server,
-            s3_client(server.url),
+            endpoint.client(server.url),
             workdir,
             env,
         )

@@ -52,10 +52,9 @@ from urllib.parse import parse_qs, urlsplit
 if not __package__:  # run as a file (python bench/small.py): make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import boto3
 from botocore.config import Config
 
-from bench import tools
+from bench import endpoint, tools
 from bench.endpoint import FakeS3Process
 from bench.summary import medians, spread, workdir_for
 from bench.summary import requests_text as summary_requests_text
@@ -422,14 +421,10 @@ class MotoEndpoint:
 
 
 def s3_client(endpoint_url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
+    """The bench's own client (seeding, checks): retried, 16 connections."""
+    return endpoint.client(
+        endpoint_url,
         config=Config(
-            s3={"addressing_style": "path"},
             retries={"max_attempts": 10, "mode": "standard"},
             max_pool_connections=16,
         ),

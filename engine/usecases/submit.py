@@ -274,8 +274,10 @@ async def open_reader(
         return
     if open_client is None:
         raise UsageError(f"{source.describe()} needs S3 access")
-    # a listing's pages on the lean path, where it can take them
-    lists = (parse_location(source.location)[0],) if source.kind == "listing" else ()
+    # a listing's pages on the lean path, where it can take them (versions
+    # are listed by botocore)
+    listing = source.kind == "listing" and not source.all_versions
+    lists = (parse_location(source.location)[0],) if listing else ()
     async with open_client(spec, list_buckets=lists) as (client, requests):
         reader = Reader(source, client, list_args=requests.read_source())
         try:

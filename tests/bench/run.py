@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
+
+from bench import endpoint
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,20 +34,8 @@ def run_bench(
 
 
 def client_for(url: str, *, virtual: bool = False) -> Any:
-    """A boto3 client of a fakes3 endpoint (test keys; path-style, or
-    virtual-host through fakes3 as an HTTP proxy), one attempt a call."""
-    config = Config(
-        s3={"addressing_style": "virtual" if virtual else "path"},
-        retries={"total_max_attempts": 1},
-    )
-    if virtual:  # BUCKET.localhost through fakes3 as an HTTP proxy: no DNS needed
-        config = config.merge(Config(proxies={"http": url}))
-        url = "http://localhost:" + url.rsplit(":", 1)[1]
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=config,
+    """A client of a fakes3 endpoint (:func:`bench.endpoint.client`) that
+    tries each call once: the tests see what fakes3 answered."""
+    return endpoint.client(
+        url, virtual=virtual, config=Config(retries={"total_max_attempts": 1})
     )

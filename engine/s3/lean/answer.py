@@ -287,7 +287,7 @@ class Operation:
     ``region_hint``: a ``400`` naming the bucket's region is a request to the
     wrong region (HeadObject, whose errors have no body to say so)."""
 
-    __slots__ = ("members", "name", "region_hint", "result", "result_end")
+    __slots__ = ("members", "name", "page", "region_hint", "result", "result_end")
 
     def __init__(
         self,
@@ -303,6 +303,7 @@ class Operation:
         self.result = result
         whole = result or ends
         self.result_end = f"</{whole}>".encode() if whole else b""
+        self.page = ends is not None  # a 200's body is read by the members
         self.region_hint = region_hint
 
 
@@ -392,14 +393,13 @@ def answer(op: Operation, response: Response) -> dict[str, Any]:
         whole = body.strip()
         # a listing's 200 with no page at all is no empty last page: a
         # page whose end says nothing more is to come must say it
-        if (whole or op.result is None) and not whole.endswith(op.result_end):
+        if (whole or op.page) and not whole.endswith(op.result_end):
             # an error inside a 200, or an answer cut short: botocore makes
             # both a 500 (and so do we: retried, never taken for a success)
             status = 500
     # a listing's 200 is read whole by its members (a page's thousand ETags
     # are not for this scan)
-    read = body and (status != 200 or op.result is not None or not op.result_end)
-    fields = parse_fields(body) if read else {}
+    fields = parse_fields(body) if body and not (status == 200 and op.page) else {}
     meta: dict[str, Any] = {}
     request_id = headers.get("x-amz-request-id")
     if request_id is not None or "RequestId" in fields:

@@ -255,9 +255,7 @@ class LeanRequests:
             return False
         if None in kwargs.values():
             return False  # botocore refuses it (ParamValidationError)
-        return _sendable(
-            str(kwargs[p]) for p in OWNER_PAYER if kwargs.get(p) is not None
-        )
+        return _sendable(str(kwargs[p]) for p in OWNER_PAYER if p in kwargs)
 
     def handles_delete(self, kwargs: dict[str, Any]) -> bool:
         """Whether this path can make this DeleteObject as botocore would
