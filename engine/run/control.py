@@ -41,7 +41,7 @@ class WorkerControl:
     _abort: bool
     _state: str
     _in_flight: dict[int, asyncio.Task[Any]]
-    _call: Callable[..., Awaitable[Any]]
+    call: Callable[..., Awaitable[Any]]
 
     async def _end_status(self, remaining: int) -> bool:
         """The job's status as this run leaves it (``remaining``: tasks
@@ -57,7 +57,7 @@ class WorkerControl:
         if end is not None:
             status, only_from = end
             message = self.failed if status is JobStatus.FAILED else None
-            await self._call(
+            await self.call(
                 partial(
                     self.repo.set_job_status,
                     self.job.id,
@@ -70,7 +70,7 @@ class WorkerControl:
 
     async def _others_live(self) -> bool:
         now = time.time()
-        others = await self._call(self.repo.workers_of, self.job.id)
+        others = await self.call(self.repo.workers_of, self.job.id)
         return any(is_live(w, now) and w.id != self.worker_id for w in others)
 
     def stop_claiming(self) -> None:
@@ -95,14 +95,14 @@ class WorkerControl:
     async def _set_state(self, state: str) -> None:
         if state != self._state:
             self._state = state
-            await self._call(self.repo.set_worker_state, self.worker_id, state)
+            await self.call(self.repo.set_worker_state, self.worker_id, state)
 
     async def _control(self) -> None:
         """Follow the job's status: pause, resume and cancel by an operator
         (``bulkcopy pause|resume|cancel``) reach every worker this way."""
         while True:
             await asyncio.sleep(self.run_settings.control_interval)
-            status = await self._call(self.repo.job_status, self.job.id)
+            status = await self.call(self.repo.job_status, self.job.id)
             if status is JobStatus.CANCELLED and not self.cancelled:
                 self.cancelled = True
                 self.observer(events.JobCancelled(self.job.id, len(self._in_flight)))
@@ -110,7 +110,7 @@ class WorkerControl:
                 self._hold.set()
                 return
             if status is JobStatus.FAILED and self.failed is None:
-                record = await self._call(self.repo.get_job, self.job.id)
+                record = await self.call(self.repo.get_job, self.job.id)
                 self._give_up(record.message or "the job was marked failed")
                 return
             if status is JobStatus.PAUSED and not self.paused:

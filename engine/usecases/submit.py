@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from functools import partial
@@ -95,6 +95,9 @@ class Runner(Protocol):
 
     def stop_claiming(self) -> None: ...
 
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` on the run's database thread."""
+
 
 def copies_while_listing(
     source: Source, destination: Destination, spec: JobSpec
@@ -148,7 +151,7 @@ async def submit_and_run(
         run = asyncio.create_task(runner.run())
 
         ingest = asyncio.create_task(
-            _ingest(repo, job, reader, on_batch, streaming=loading)
+            _ingest(repo, job, reader, on_batch, streaming=loading, call=runner.call)
         )
         await asyncio.wait((run, ingest), return_when=asyncio.FIRST_COMPLETED)
         if not ingest.done():  # the run ended first: stopped, cancelled, failed
@@ -293,15 +296,17 @@ async def _ingest(
     on_batch: Callable[[int], None] | None,
     *,
     streaming: Loading | None = None,
+    call: Callable[..., Awaitable[Any]] | None = None,
 ) -> JobRecord:
     """Every batch of ``reader`` into ``job``; the job, ``submitted``.
 
     ``streaming``: a run copies the tasks meanwhile (told of each batch), so
-    the database is written from a thread (the event loop carries the run's
-    copies) and a failure does not remove the job (:func:`submit_and_run`
-    decides)."""
+    the database is written through ``call``, the run's own database thread
+    (the event loop carries the run's copies, and one thread of writes keeps
+    SQLite's lock uncontended), and a failure does not remove the job
+    (:func:`submit_and_run` decides)."""
     source = reader.source
-    call: Callable[..., Any] = _now if streaming is None else asyncio.to_thread
+    call = call or _now
     spec = job.spec
     state = IngestState.from_dict(job.ingest_state or {})
     try:

@@ -5,6 +5,7 @@ and an in-memory S3 whose ListObjectsV2 is slow."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -106,6 +107,38 @@ def test_copies_start_before_the_listing_ends(repo: Repository) -> None:
     assert job.total_tasks == N
     assert job.run_started_at is not None  # status's rate and ETA need it
     _each_copied_once(repo, s3, job.id)
+
+
+def test_the_listing_and_the_copies_write_from_one_thread(repo: Repository) -> None:
+    """The listing's pages are stored on the run's own database thread, the
+    one its claims and results go through: on SQLite two writing threads
+    wait for each other's lock in SQLite's busy handler, which sleeps up to
+    100 ms a try (runs stalled 0.2-0.4 s, copies out of work, while a
+    page's rows waited for a batch of results to commit)."""
+    s3 = _store()
+    threads: dict[str, set[int]] = {}
+    for name in ("add_tasks", "finish_ingest", "claim", "record"):
+        method = getattr(repo, name)
+
+        def on_thread(*args: Any, _m: Any = method, _n: str = name, **kw: Any) -> Any:
+            threads.setdefault(_n, set()).add(threading.get_ident())
+            return _m(*args, **kw)
+
+        setattr(repo, name, on_thread)
+    job, counts = _copy(repo, s3)
+    assert counts.get(TaskStatus.SUCCEEDED) == N
+    assert set(threads) == {"add_tasks", "finish_ingest", "claim", "record"}
+    assert len(set.union(*threads.values())) == 1
+    assert threading.get_ident() not in threads["add_tasks"]  # not the loop's
+    _each_copied_once(repo, s3, job.id)
+
+
+def test_the_database_thread_still_answers_after_the_run(repo: Repository) -> None:
+    """A listing still storing its page when the run ends (stopped, or
+    refused at the start) is answered, not refused by a thread shut down."""
+    started: list[Worker] = []
+    job, _ = _copy(repo, _store(), started=started)
+    assert asyncio.run(started[0].call(repo.get_job, job.id)).id == job.id
 
 
 def test_a_start_refused_while_listing_keeps_the_job_to_list_the_rest(
