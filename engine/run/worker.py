@@ -120,6 +120,8 @@ class Worker(WorkerControl):
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._db = ThreadPoolExecutor(1, thread_name_prefix="bulkcopy-db")
         self._db_closed = False
+        # the run has come to the job's last status (engine.run.control)
+        self.settled = False
         self._queue: asyncio.Queue[Task | None] = asyncio.Queue()
         self._results: list[TaskResult] = []
         self._unstarted: list[int] = []
@@ -195,7 +197,11 @@ class Worker(WorkerControl):
             return await self._run()
         finally:
             self._db_closed = True
-            self._db.shutdown(wait=True)
+            # a listing's write queued behind the run's last one is not made
+            # (resume lists that page again), and one under way is not
+            # waited for: the loop stays free for signals, and a listing
+            # cannot finish after the run has settled the job's status
+            self._db.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self) -> JobCounts:
         job = self.job

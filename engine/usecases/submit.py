@@ -91,6 +91,10 @@ async def submit_source(
 class Runner(Protocol):
     """What runs a job while its listing is read (a worker)."""
 
+    # the run has come to the job's last status: a listing that ends after
+    # this does not mark the job running
+    settled: bool
+
     async def run(self) -> JobCounts: ...
 
     def stop_claiming(self) -> None: ...
@@ -154,13 +158,19 @@ async def submit_and_run(
             _ingest(repo, job, reader, on_batch, streaming=loading, call=runner.call)
         )
         await asyncio.wait((run, ingest), return_when=asyncio.FIRST_COMPLETED)
-        if not ingest.done():  # the run ended first: stopped, cancelled, failed
-            ingest.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ingest
+        failure = None
+        if ingest.done() and not ingest.cancelled():
+            failure = ingest.exception()
+        if failure is None and (run.done() or not ingest.done() or ingest.cancelled()):
+            # the run ended first (stopped, cancelled, failed), or as the
+            # listing did: the job stays as the run left it (ingesting:
+            # resume lists the rest), never marked running with no run
+            if not ingest.done():
+                ingest.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ingest
             counts = await run  # a run that broke (a bucket missing) raises here
             return repo.get_job(job.id), counts
-        failure = ingest.exception()
         if failure is not None:
             runner.stop_claiming()
             with contextlib.suppress(Exception):  # the listing's error is the story
@@ -170,10 +180,17 @@ async def submit_and_run(
                 repo.drop_job(job.id)  # as a failed submit: nothing stays behind
             raise failure
         job = ingest.result()
-        # the worker could not mark a job still ingesting as running
-        repo.set_job_status(
-            job.id, JobStatus.RUNNING, None, started, only_from=(JobStatus.SUBMITTED,)
-        )
+        if not runner.settled:
+            # the worker could not mark a job still ingesting as running; on
+            # its database thread this comes before the run's last status
+            await runner.call(
+                repo.set_job_status,
+                job.id,
+                JobStatus.RUNNING,
+                None,
+                started,
+                only_from=(JobStatus.SUBMITTED,),
+            )
         loading.finish()
         counts = await run
         return repo.get_job(job.id), counts

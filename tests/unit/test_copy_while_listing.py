@@ -228,6 +228,54 @@ def test_a_run_stopped_while_listing_resumes_to_every_object_once(
     _each_copied_once(repo, s3, job.id)
 
 
+class _SettledWhileListing:
+    """A run that comes to its last status (stopped, say) while the job is
+    still being listed, and ends just after the listing does."""
+
+    def __init__(self, repo: Repository, job: JobRecord) -> None:
+        self.repo, self.job = repo, job
+        self.settled = False
+        self.listed = asyncio.Event()
+
+    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        answer = fn(*args, **kwargs)
+        if fn == self.repo.finish_ingest:
+            self.listed.set()
+        return answer
+
+    def stop_claiming(self) -> None:
+        pass
+
+    async def run(self) -> JobCounts:
+        self.settled = True  # its last word on the job, which is ingesting
+        await self.listed.wait()
+        await asyncio.sleep(0.05)  # the listing's end is seen before the run's
+        return self.repo.counts(self.job.id)
+
+
+def test_a_listing_that_ends_after_the_run_settled_does_not_mark_it_running(
+    repo: Repository,
+) -> None:
+    """Ctrl-C as the listing stores its last pages: the run writes the job's
+    last status while the job is still listed (so it stays ingesting), then
+    the listing ends; the job is not marked running with no run left (it is
+    submitted: resume copies the rest)."""
+    s3 = _store(slow_list=0.05)
+    job, _ = asyncio.run(
+        submit_and_run(
+            repo,
+            LISTING,
+            DESTINATION,
+            JobSpec(),
+            lambda job, _loading: _SettledWhileListing(repo, job),
+            open_client=s3.opener(),
+        )
+    )
+    assert job.status is JobStatus.SUBMITTED
+    assert _resume(repo, s3, job.id).remaining == 0
+    _each_copied_once(repo, s3, job.id)
+
+
 @pytest.mark.parametrize(
     ("source", "destination", "keys", "streams"),
     [
