@@ -42,14 +42,10 @@ class WorkerControl:
     _state: str
     _in_flight: dict[int, asyncio.Task[Any]]
     call: Callable[..., Awaitable[Any]]
-    settled: bool
 
     async def _end_status(self, remaining: int) -> bool:
         """The job's status as this run leaves it (``remaining``: tasks
         without a result); whether the run was stopped short."""
-        # from here a listing that ends must not mark the job running: this
-        # run's last word on the job's status may already be written
-        self.settled = True
         stopped = self._stop.is_set() and remaining > 0 and not self.cancelled
         last_stopped = (
             stopped

@@ -120,8 +120,7 @@ class Worker(WorkerControl):
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._db = ThreadPoolExecutor(1, thread_name_prefix="bulkcopy-db")
         self._db_closed = False
-        # the run has come to the job's last status (engine.run.control)
-        self.settled = False
+        self._started_at = time.time()  # the job's run_started_at, if it was listed
         self._queue: asyncio.Queue[Task | None] = asyncio.Queue()
         self._results: list[TaskResult] = []
         self._unstarted: list[int] = []
@@ -199,8 +198,8 @@ class Worker(WorkerControl):
             self._db_closed = True
             # a listing's write queued behind the run's last one is not made
             # (resume lists that page again), and one under way is not
-            # waited for: the loop stays free for signals, and a listing
-            # cannot finish after the run has settled the job's status
+            # waited for: the loop stays free for signals (a database that
+            # is down could hold it for minutes)
             self._db.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self) -> JobCounts:
@@ -372,8 +371,8 @@ class Worker(WorkerControl):
                 if loading is not None:
                     if (news := loading.news()) is not None:  # listing's progress
                         self.observer(events.TasksListed(self.job.id, *news))
-                    if loading.just_over() and self.governor is not None:
-                        self.governor.relearn()  # its CPU is free for copies
+                    if loading.just_over():
+                        await self._listed()
                 if claimed:
                     await self._set_state(WorkerState.COPYING)
                     continue
@@ -404,6 +403,24 @@ class Worker(WorkerControl):
         finally:
             self._fed = True
             self._queue.put_nowait(None)  # each copier passes it on, and leaves
+
+    async def _listed(self) -> None:
+        """The listing this run copied from is all in: the job, which the
+        start could not mark running while it was listed, is marked so now,
+        by the run itself (in order with its own last status: a run stopped
+        before it saw this leaves the job as its end says)."""
+        await self.call(
+            partial(
+                self.repo.set_job_status,
+                self.job.id,
+                JobStatus.RUNNING,
+                None,
+                self._started_at,
+                only_from=(JobStatus.SUBMITTED,),
+            )
+        )
+        if self.governor is not None:
+            self.governor.relearn()  # the listing's CPU is free for copies
 
     # -- copiers ----------------------------------------------------------------
 

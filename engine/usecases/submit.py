@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -91,10 +90,6 @@ async def submit_source(
 class Runner(Protocol):
     """What runs a job while its listing is read (a worker)."""
 
-    # the run has come to the job's last status: a listing that ends after
-    # this does not mark the job running
-    settled: bool
-
     async def run(self) -> JobCounts: ...
 
     def stop_claiming(self) -> None: ...
@@ -151,7 +146,6 @@ async def submit_and_run(
         runner = make_runner(
             replace(job, spec=replace(job.spec, source_buckets=(bucket,))), loading
         )
-        started = time.time()
         run = asyncio.create_task(runner.run())
 
         ingest = asyncio.create_task(
@@ -179,18 +173,8 @@ async def submit_and_run(
             if bad_manifest and repo.counts(job.id).finished == 0:
                 repo.drop_job(job.id)  # as a failed submit: nothing stays behind
             raise failure
-        job = ingest.result()
-        if not runner.settled:
-            # the worker could not mark a job still ingesting as running; on
-            # its database thread this comes before the run's last status
-            await runner.call(
-                repo.set_job_status,
-                job.id,
-                JobStatus.RUNNING,
-                None,
-                started,
-                only_from=(JobStatus.SUBMITTED,),
-            )
+        # the run marks the job running once it sees this (in order with its
+        # own last status), unless it is stopped first
         loading.finish()
         counts = await run
         return repo.get_job(job.id), counts

@@ -228,13 +228,12 @@ def test_a_run_stopped_while_listing_resumes_to_every_object_once(
     _each_copied_once(repo, s3, job.id)
 
 
-class _SettledWhileListing:
+class _EndsAsTheListingEnds:
     """A run that comes to its last status (stopped, say) while the job is
     still being listed, and ends just after the listing does."""
 
     def __init__(self, repo: Repository, job: JobRecord) -> None:
         self.repo, self.job = repo, job
-        self.settled = False
         self.listed = asyncio.Event()
 
     async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -247,13 +246,12 @@ class _SettledWhileListing:
         pass
 
     async def run(self) -> JobCounts:
-        self.settled = True  # its last word on the job, which is ingesting
         await self.listed.wait()
         await asyncio.sleep(0.05)  # the listing's end is seen before the run's
         return self.repo.counts(self.job.id)
 
 
-def test_a_listing_that_ends_after_the_run_settled_does_not_mark_it_running(
+def test_a_listing_that_ends_as_the_run_ends_does_not_mark_the_job_running(
     repo: Repository,
 ) -> None:
     """Ctrl-C as the listing stores its last pages: the run writes the job's
@@ -267,7 +265,7 @@ def test_a_listing_that_ends_after_the_run_settled_does_not_mark_it_running(
             LISTING,
             DESTINATION,
             JobSpec(),
-            lambda job, _loading: _SettledWhileListing(repo, job),
+            lambda job, _loading: _EndsAsTheListingEnds(repo, job),
             open_client=s3.opener(),
         )
     )
