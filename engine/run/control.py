@@ -42,6 +42,7 @@ class WorkerControl:
     _state: str
     _in_flight: dict[int, asyncio.Task[Any]]
     call: Callable[..., Awaitable[Any]]
+    _started_at: float
 
     async def _end_status(self, remaining: int) -> bool:
         """The job's status as this run leaves it (``remaining``: tasks
@@ -67,6 +68,22 @@ class WorkerControl:
                 )
             )
         return stopped
+
+    async def _listed(self) -> None:
+        """The listing this run copies from is all in: the job, which the
+        start could not mark running while it was listed, is marked so by
+        the run itself, in order with its own last status (a run stopped
+        before it sees this leaves the job as its end says)."""
+        await self.call(
+            partial(
+                self.repo.set_job_status,
+                self.job.id,
+                JobStatus.RUNNING,
+                None,
+                self._started_at,
+                only_from=(JobStatus.SUBMITTED,),
+            )
+        )
 
     async def _others_live(self) -> bool:
         now = time.time()

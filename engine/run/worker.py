@@ -120,7 +120,7 @@ class Worker(WorkerControl):
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._db = ThreadPoolExecutor(1, thread_name_prefix="bulkcopy-db")
         self._db_closed = False
-        self._started_at = time.time()  # the job's run_started_at, if it was listed
+        self._started_at = time.time()  # run_started_at of a job listed as it ran
         self._queue: asyncio.Queue[Task | None] = asyncio.Queue()
         self._results: list[TaskResult] = []
         self._unstarted: list[int] = []
@@ -174,13 +174,10 @@ class Worker(WorkerControl):
     # -- plumbing --------------------------------------------------------------
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` on the run's database thread.
-
-        Every database call of the run goes through this one thread, the
-        listing's too when a job is copied while it is listed: on SQLite, two
-        threads of one process writing at once would wait for each other's
-        lock in SQLite's busy handler, which sleeps up to 100 ms a try and
-        leaves the copies without work (idle gaps of 0.2-0.4 s seen)."""
+        """``fn(*args, **kwargs)`` on the run's database thread, which a
+        listing copied as it is read writes through too: on SQLite two
+        writing threads of one process wait for each other's lock in its busy
+        handler (up to 100 ms a try, the copies out of work meanwhile)."""
         if self._db_closed:  # the run has ended; a listing may finish its page
             return await asyncio.to_thread(fn, *args, **kwargs)
         loop = asyncio.get_running_loop()
@@ -373,6 +370,8 @@ class Worker(WorkerControl):
                         self.observer(events.TasksListed(self.job.id, *news))
                     if loading.just_over():
                         await self._listed()
+                        if self.governor is not None:
+                            self.governor.relearn()  # the listing's CPU is free
                 if claimed:
                     await self._set_state(WorkerState.COPYING)
                     continue
@@ -403,24 +402,6 @@ class Worker(WorkerControl):
         finally:
             self._fed = True
             self._queue.put_nowait(None)  # each copier passes it on, and leaves
-
-    async def _listed(self) -> None:
-        """The listing this run copied from is all in: the job, which the
-        start could not mark running while it was listed, is marked so now,
-        by the run itself (in order with its own last status: a run stopped
-        before it saw this leaves the job as its end says)."""
-        await self.call(
-            partial(
-                self.repo.set_job_status,
-                self.job.id,
-                JobStatus.RUNNING,
-                None,
-                self._started_at,
-                only_from=(JobStatus.SUBMITTED,),
-            )
-        )
-        if self.governor is not None:
-            self.governor.relearn()  # the listing's CPU is free for copies
 
     # -- copiers ----------------------------------------------------------------
 
